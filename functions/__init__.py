@@ -1,0 +1,1 @@
+"""Deployed code: the two Lambda functions and the contract they share."""

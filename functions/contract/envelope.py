@@ -1,0 +1,69 @@
+"""The versioned SQS message body that carries one accepted lead from ingest to worker."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from functions.contract.lead import Lead
+
+ENVELOPE_VERSION = 1
+KNOWN_ENVELOPE_VERSIONS = frozenset({ENVELOPE_VERSION})
+
+HeaderText = Annotated[str | None, StringConstraints(max_length=1024)]
+
+
+class UnreadableEnvelope(ValueError):
+    """The message body is not a lead envelope this worker can read; it must not be dropped."""
+
+
+class UnknownEnvelopeVersion(UnreadableEnvelope):
+    """The envelope comes from a newer (or broken) producer; it must fail, not vanish."""
+
+
+class Source(BaseModel):
+    """Where the submission came from: enough to debug a form, no IP address (it is PII)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_agent: HeaderText = None
+    origin: HeaderText = None
+    referer: HeaderText = None
+
+
+class LeadEnvelope(BaseModel):
+    """Version 1 of the queue message: `{"v", "lead_id", "received_at", "source", "lead"}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = ENVELOPE_VERSION
+    lead_id: UUID
+    received_at: datetime
+    source: Source
+    lead: Lead
+
+    def to_message_body(self) -> str:
+        return self.model_dump_json()
+
+
+def parse_envelope(body: str) -> LeadEnvelope:
+    """Read a queue message body, or raise `UnreadableEnvelope` saying why (never PII)."""
+    try:
+        raw: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        raise UnreadableEnvelope("message body is not JSON") from None
+    if not isinstance(raw, dict):
+        raise UnreadableEnvelope("message body is not a JSON object")
+    version = raw.get("v")
+    if version not in KNOWN_ENVELOPE_VERSIONS:
+        raise UnknownEnvelopeVersion(f"unknown envelope version {version!r}")
+    try:
+        return LeadEnvelope.model_validate(raw)
+    except ValidationError as error:
+        # Field paths only: the error's input values would carry the lead's personal data.
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in error.errors()})
+        raise UnreadableEnvelope(f"invalid envelope fields: {', '.join(fields)}") from None

@@ -1,0 +1,140 @@
+"""The `Lead`: what a landing-page form may submit, validated and normalised.
+
+Both functions import this model, so the ingest can never accept a lead the worker would
+refuse. Every string is bounded, so one lead can never grow past a known size.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    field_validator,
+)
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
+MAX_CUSTOM_KEYS = 20
+MAX_CUSTOM_VALUE_LENGTH = 500
+CUSTOM_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+
+_PHONE_ALLOWED = re.compile(r"^\+?[0-9][0-9 ()./-]{4,30}$")
+_CAMPAIGN_ALLOWED = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+
+
+def _blank_to_none(value: Any) -> Any:
+    # An HTML form sends "" for every input the visitor left empty; that means "not given".
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _normalise_email(value: str) -> str:
+    try:
+        # No DNS look-up: the ingest must answer fast and never depend on the network.
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(str(error)) from None
+    # Lower-cased whole, so `Jane@Example.com` and `jane@example.com` dedupe to one lead.
+    return checked.normalized.lower()
+
+
+def _normalise_phone(value: str) -> str:
+    if not _PHONE_ALLOWED.fullmatch(value):
+        raise ValueError("must be digits with an optional leading +, spaces, dots, dashes or parentheses")
+    return " ".join(value.split())
+
+
+def _normalise_campaign(value: str) -> str:
+    code = value.strip().upper()
+    if not _CAMPAIGN_ALLOWED.fullmatch(code):
+        raise ValueError("must be letters, digits, '-' or '_' (at most 64), e.g. SUMMERSALE20")
+    return code
+
+
+def _optional(*constraints: Any) -> Any:
+    """An optional field: blank means absent, and the constraints apply to the string given."""
+    return Annotated[Annotated[str, *constraints] | None, BeforeValidator(_blank_to_none)]
+
+
+ShortText = _optional(StringConstraints(strip_whitespace=True, max_length=100))
+Text = _optional(StringConstraints(strip_whitespace=True, max_length=200))
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_EMAIL_LENGTH),
+    AfterValidator(_normalise_email),
+]
+Phone = _optional(StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_normalise_phone))
+Campaign = _optional(StringConstraints(max_length=80), AfterValidator(_normalise_campaign))
+CountryCode = _optional(StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$"))
+LandingPage = Annotated[
+    Annotated[HttpUrl, Field(description="http or https, at most 2048 characters")] | None,
+    BeforeValidator(_blank_to_none),
+]
+CustomKey = Annotated[str, StringConstraints(pattern=CUSTOM_KEY_PATTERN)]
+CustomValue = Annotated[str, StringConstraints(max_length=MAX_CUSTOM_VALUE_LENGTH)]
+
+
+class Lead(BaseModel):
+    """A validated, normalised lead. Unknown fields are refused so typos surface at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=2048)
+
+    email: Email
+    first_name: ShortText = None
+    last_name: ShortText = None
+    phone: Phone = None
+    company: Text = None
+    job_title: Text = None
+    country: CountryCode = Field(default=None, description="ISO 3166-1 alpha-2 code, e.g. DE")
+    campaign: Campaign = Field(default=None, description="Campaign or referral code, upper-cased")
+    landing_page: LandingPage = None
+    utm_source: Text = None
+    utm_medium: Text = None
+    utm_campaign: Text = None
+    utm_term: Text = None
+    utm_content: Text = None
+    consent: bool = Field(default=False, description="The visitor ticked the consent box")
+    custom: dict[CustomKey, CustomValue] = Field(
+        default_factory=dict,
+        description=f"Extra answers: at most {MAX_CUSTOM_KEYS} keys, values up to "
+        f"{MAX_CUSTOM_VALUE_LENGTH} characters",
+    )
+
+    @field_validator("landing_page")
+    @classmethod
+    def _landing_page_length(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and len(str(value)) > 2048:
+            raise ValueError("must be at most 2048 characters")
+        return value
+
+    @field_validator("custom", mode="before")
+    @classmethod
+    def _custom_is_bounded(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return {}
+        if isinstance(value, dict) and len(value) > MAX_CUSTOM_KEYS:
+            raise ValueError(f"at most {MAX_CUSTOM_KEYS} keys")
+        return value
+
+    @field_validator("consent", mode="before")
+    @classmethod
+    def _unticked_checkbox(cls, value: Any) -> Any:
+        return False if value is None or value == "" else value
+
+    def to_record(self) -> dict[str, Any]:
+        """The lead as JSON-ready data, the form in which it travels and is stored."""
+        return self.model_dump(mode="json")
+
+
+def lead_json_schema() -> dict[str, Any]:
+    """JSON Schema of what a form may POST (used for docs and the OpenAPI document)."""
+    return Lead.model_json_schema(mode="validation")

@@ -1,0 +1,1 @@
+"""The ingest function: POST /leads -> validate -> envelope -> SQS, answering fast."""

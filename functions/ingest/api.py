@@ -1,0 +1,133 @@
+"""The HTTP surface of the ingest: routes, CORS, and the one place errors become responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from functions.contract import LeadEnvelope, Source
+from functions.ingest.errors import FieldError, QueueUnavailable, SubmissionRefused
+from functions.ingest.logic import (
+    Submission,
+    SubmissionPolicy,
+    accept_submission,
+    check_idempotency_key,
+)
+from functions.ingest.settings import IngestSettings
+
+JSON = "application/json"
+
+
+def build_app(
+    settings: IngestSettings,
+    publish: Callable[[LeadEnvelope], Any],
+    logger: Logger,
+    metrics: Metrics,
+) -> APIGatewayRestResolver:
+    """The ingest's resolver: `POST /leads`, CORS for the allowed origins, JSON errors."""
+    app = APIGatewayRestResolver(cors=_cors(settings.allowed_origins))
+    policy = SubmissionPolicy(
+        allowed_origins=settings.allowed_origins,
+        max_body_bytes=settings.max_body_bytes,
+        honeypot_field=settings.honeypot_field,
+    )
+    tracked_campaigns = frozenset(settings.metric_campaigns)
+
+    @app.post("/leads", cors=True)
+    def handle_submit_lead() -> Response:
+        event = app.current_event
+        submission = Submission(
+            body=event.body,
+            is_base64_encoded=event.is_base64_encoded,
+            content_type=event.headers.get("content-type"),
+            idempotency_key=check_idempotency_key(event.headers.get("idempotency-key")),
+            source=Source(
+                user_agent=_header(event, "user-agent"),
+                origin=_header(event, "origin"),
+                referer=_header(event, "referer"),
+            ),
+        )
+        accepted = accept_submission(submission, policy, publish)
+
+        logger.append_keys(lead_id=str(accepted.lead_id))
+        if accepted.enqueued:
+            metrics.add_metric(name="LeadsAccepted", unit=MetricUnit.Count, value=1)
+            if accepted.campaign in tracked_campaigns:
+                # A bounded allow-list: free-form codes as dimensions would explode metric costs.
+                # A separate metric, so the total above keeps one dimension set for alarms.
+                with single_metric(
+                    name="LeadsAcceptedByCampaign",
+                    unit=MetricUnit.Count,
+                    value=1,
+                    namespace=metrics.namespace,
+                    default_dimensions=metrics.default_dimensions,
+                ) as campaign_metric:
+                    campaign_metric.add_dimension(name="campaign", value=accepted.campaign)
+            logger.info("lead queued", extra={"campaign": accepted.campaign})
+        else:
+            metrics.add_metric(name="SpamDropped", unit=MetricUnit.Count, value=1)
+            logger.info("honeypot filled; lead dropped")
+
+        if accepted.redirect_to:
+            return Response(HTTPStatus.SEE_OTHER, headers={"Location": accepted.redirect_to})
+        body = {"lead_id": str(accepted.lead_id), "status": "queued"}
+        return Response(HTTPStatus.ACCEPTED, JSON, json.dumps(body))
+
+    @app.exception_handler(SubmissionRefused)
+    def handle_refusal(error: SubmissionRefused) -> Response:
+        metrics.add_metric(name=f"Rejected_{error.code}", unit=MetricUnit.Count, value=1)
+        logger.info("submission refused", extra={"reason": error.code, "fields": [f.field for f in error.fields]})
+        headers = {}
+        if isinstance(error, QueueUnavailable):
+            metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
+            logger.warning("SQS refused the lead", exc_info=error.__cause__)
+            headers["Retry-After"] = str(settings.retry_after_seconds)
+        return _error(error.status, error.code, error.message, error.fields, headers)
+
+    @app.not_found
+    def handle_not_found(_: Exception) -> Response:
+        return _error(HTTPStatus.NOT_FOUND, "not_found", "no such route; POST leads to /leads")
+
+    @app.exception_handler(Exception)
+    def handle_unexpected(error: Exception) -> Response:
+        # Logged with its traceback for us; the client gets no internal detail.
+        logger.exception("unexpected error")
+        metrics.add_metric(name="Rejected_internal_error", unit=MetricUnit.Count, value=1)
+        return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "something went wrong; please retry")
+
+    return app
+
+
+def _cors(allowed_origins: tuple[str, ...]) -> CORSConfig | None:
+    if not allowed_origins:
+        return None
+    first, *others = allowed_origins
+    return CORSConfig(
+        allow_origin=first,
+        extra_origins=others,
+        allow_headers=["Content-Type", "Idempotency-Key"],
+        max_age=600,
+    )
+
+
+def _header(event: Any, name: str) -> str | None:
+    value = event.headers.get(name)
+    return value[:1024] if value else None
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    fields: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {"error": {"code": code, "message": message, "fields": [asdict(f) for f in fields or []]}}
+    return Response(status, JSON, json.dumps(body), headers=headers or {})

@@ -1,0 +1,60 @@
+"""Every way a submission can be refused, each with its HTTP status.
+
+The API turns these into responses in one place (`functions.ingest.api`), by type: no status
+is ever chosen by matching an error's text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field; `field` is a dotted path such as `custom.size`."""
+
+    field: str
+    code: str
+    message: str
+
+
+@dataclass
+class SubmissionRefused(Exception):
+    """Base of every refusal. `message` is safe to show to the visitor: no internals, no input."""
+
+    message: str
+    fields: list[FieldError] = field(default_factory=list)
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MalformedBody(SubmissionRefused):
+    status = 400
+    code = "malformed_body"
+
+
+class PayloadTooLarge(SubmissionRefused):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(SubmissionRefused):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class InvalidLead(SubmissionRefused):
+    status = 422
+    code = "invalid_lead"
+
+
+class QueueUnavailable(SubmissionRefused):
+    """SQS did not take the message; the client must retry (and was never told 2xx)."""
+
+    status = 503
+    code = "queue_unavailable"

@@ -1,0 +1,56 @@
+"""Lambda entry point of the ingest: wiring only; the work is in api.py and logic.py."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from functions.contract import RedactingFormatter
+from functions.ingest.api import build_app
+from functions.ingest.publisher import SqsLeadPublisher
+from functions.ingest.settings import IngestSettings
+
+logger = Logger(service="leadpipe-ingest", logger_formatter=RedactingFormatter())
+metrics = Metrics(namespace="Leadpipe", service="leadpipe-ingest")
+tracer = Tracer(service="leadpipe-ingest")
+
+
+@cache
+def get_settings() -> IngestSettings:
+    return IngestSettings.from_env(os.environ)
+
+
+@cache
+def get_sqs_client() -> Any:
+    """One client per execution environment, built on first use (after tests set up moto)."""
+    timeout = get_settings().sqs_timeout_seconds
+    # Short timeouts and few retries: the form must get a fast answer, a 503 beats a hang.
+    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"mode": "standard", "total_max_attempts": 2})
+    return boto3.client("sqs", config=config)
+
+
+@cache
+def get_app() -> APIGatewayRestResolver:
+    publisher = SqsLeadPublisher(get_sqs_client(), get_settings().queue_url)
+    return build_app(get_settings(), publisher.publish, logger, metrics)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return get_app().resolve(event, context)
+
+
+def reset_for_tests() -> None:
+    """Forget cached settings and clients, as a new execution environment would."""
+    for factory in (get_settings, get_sqs_client, get_app):
+        factory.cache_clear()

@@ -1,0 +1,72 @@
+"""Lambda entry point of the worker: wiring only; the work is in logic.py and repository.py."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.contract import RedactingFormatter
+from functions.worker.credentials import database_conninfo
+from functions.worker.logic import BatchSummary, StoringBatchProcessor, parse_record
+from functions.worker.repository import ConnectionProvider, LeadRepository, connect
+from functions.worker.settings import WorkerSettings
+
+logger = Logger(service="leadpipe-worker", logger_formatter=RedactingFormatter())
+metrics = Metrics(namespace="Leadpipe", service="leadpipe-worker")
+tracer = Tracer(service="leadpipe-worker")
+
+
+@cache
+def get_settings() -> WorkerSettings:
+    return WorkerSettings.from_env(os.environ)
+
+
+@cache
+def get_processor() -> StoringBatchProcessor:
+    """One processor, repository and (lazily opened) connection per execution environment."""
+    settings = get_settings()
+    connections = ConnectionProvider(lambda: connect(database_conninfo(settings)))
+    return StoringBatchProcessor(LeadRepository(connections, settings.leads_table).store_batch)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    processor = get_processor()
+    response = process_partial_response(event=event, record_handler=parse_record, processor=processor, context=context)
+    report_batch(processor.summary)
+    return response
+
+
+def report_batch(summary: BatchSummary) -> None:
+    """One log line and a few metrics per batch; never the leads themselves."""
+    metrics.add_metric(name="LeadsStored", unit=MetricUnit.Count, value=summary.inserted)
+    metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=summary.duplicates)
+    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(summary.failed))
+    lag = summary.seconds_since_oldest_received(datetime.now(UTC))
+    if lag is not None:
+        metrics.add_metric(name="IngestToStoreSeconds", unit=MetricUnit.Seconds, value=lag)
+    logger.info(
+        "batch done",
+        extra={
+            "received": summary.received,
+            "inserted": summary.inserted,
+            "duplicates": summary.duplicates,
+            "failed": [{"message_id": f.message_id, "reason": f.reason} for f in summary.failed],
+            "store_error": summary.store_error,
+        },
+    )
+
+
+def reset_for_tests() -> None:
+    """Forget cached settings and connections, as a new execution environment would."""
+    get_settings.cache_clear()
+    get_processor.cache_clear()

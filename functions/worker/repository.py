@@ -1,0 +1,138 @@
+"""The only code in the worker that touches PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from functions.contract import LeadEnvelope
+
+# Column order of the set-based INSERT, with the array type each one travels as.
+LEAD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("lead_id", "uuid"),
+    ("email", "text"),
+    ("first_name", "text"),
+    ("last_name", "text"),
+    ("phone", "text"),
+    ("company", "text"),
+    ("job_title", "text"),
+    ("country", "text"),
+    ("campaign", "text"),
+    ("landing_page", "text"),
+    ("utm_source", "text"),
+    ("utm_medium", "text"),
+    ("utm_campaign", "text"),
+    ("utm_term", "text"),
+    ("utm_content", "text"),
+    ("consent", "boolean"),
+    ("custom", "jsonb"),
+    ("source", "jsonb"),
+    ("envelope_version", "smallint"),
+    ("received_at", "timestamptz"),
+)
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What one batch did to the table: rows inserted, and deliveries that were already there."""
+
+    inserted: int
+    duplicates: int
+
+
+def connect(conninfo: str) -> psycopg.Connection:
+    """One connection as the worker uses it.
+
+    `prepare_threshold=None`: no server-side prepared statements, which RDS Proxy and
+    PgBouncer in transaction mode cannot follow. Autocommit, so each batch is exactly the
+    transaction `store_batch` opens.
+    """
+    return psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
+
+
+class ConnectionProvider:
+    """Holds the execution environment's one connection; reopens it after it went bad."""
+
+    def __init__(self, open_connection: Callable[[], psycopg.Connection]) -> None:
+        self._open = open_connection
+        self._connection: psycopg.Connection | None = None
+
+    def get(self) -> psycopg.Connection:
+        if self._connection is None or self._connection.closed or self._connection.broken:
+            self._connection = self._open()
+        return self._connection
+
+    def discard(self) -> None:
+        """Close the connection; the next `get` opens a fresh one."""
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = None
+
+
+class LeadRepository:
+    """Stores envelopes in the leads table, idempotently by `lead_id`."""
+
+    def __init__(self, connections: ConnectionProvider, leads_table: str) -> None:
+        self._connections = connections
+        schema, table = leads_table.split(".", 1)
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in LEAD_COLUMNS)
+        arrays = sql.SQL(", ").join(sql.SQL(f"%s::{kind}[]") for _, kind in LEAD_COLUMNS)
+        # One statement for the whole batch: every column travels as one array parameter.
+        self._insert = sql.SQL(
+            "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT (lead_id) DO NOTHING"
+        ).format(table=sql.Identifier(schema, table), columns=columns, arrays=arrays)
+
+    def store_batch(self, envelopes: Sequence[LeadEnvelope]) -> StoreOutcome:
+        """Insert all envelopes in one transaction; on any error nothing is stored and it raises.
+
+        A redelivered envelope is a no-op (`ON CONFLICT (lead_id) DO NOTHING`). After a failure
+        the connection is discarded so the next batch starts on a fresh one.
+        """
+        if not envelopes:
+            return StoreOutcome(inserted=0, duplicates=0)
+        parameters = _column_arrays(envelopes)
+        try:
+            connection = self._connections.get()
+            with connection.transaction(), connection.cursor() as cursor:
+                cursor.execute(self._insert, parameters)
+                inserted = cursor.rowcount
+        except psycopg.Error:
+            self._connections.discard()
+            raise
+        return StoreOutcome(inserted=inserted, duplicates=len(envelopes) - inserted)
+
+
+def _column_arrays(envelopes: Sequence[LeadEnvelope]) -> list[list[object]]:
+    rows = []
+    for envelope in envelopes:
+        lead = envelope.lead.to_record()
+        source = json.dumps(envelope.source.model_dump(mode="json"))
+        rows.append(
+            (
+                envelope.lead_id,
+                lead["email"],
+                lead["first_name"],
+                lead["last_name"],
+                lead["phone"],
+                lead["company"],
+                lead["job_title"],
+                lead["country"],
+                lead["campaign"],
+                lead["landing_page"],
+                lead["utm_source"],
+                lead["utm_medium"],
+                lead["utm_campaign"],
+                lead["utm_term"],
+                lead["utm_content"],
+                lead["consent"],
+                json.dumps(lead["custom"]),
+                source,
+                envelope.v,
+                envelope.received_at,
+            )
+        )
+    return [list(column) for column in zip(*rows, strict=True)]

@@ -1,0 +1,37 @@
+"""The worker function's environment, checked once per execution environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+TABLE_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$"
+
+
+class WorkerSettings(BaseModel):
+    """Where the database is and which table to fill.
+
+    In the cloud the credentials come from a Secrets Manager secret (`DB_SECRET_ARN`); a plain
+    `DATABASE_URL` is for local runs and tests only.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    database_url: SecretStr | None = Field(default=None, alias="DATABASE_URL")
+    db_secret_arn: str | None = Field(default=None, alias="DB_SECRET_ARN")
+    db_proxy_endpoint: str | None = Field(default=None, alias="DB_PROXY_ENDPOINT")
+    db_sslmode: str | None = Field(default=None, alias="DB_SSLMODE")
+    leads_table: str = Field(default="leadpipe.leads", alias="LEADS_TABLE", pattern=TABLE_NAME_PATTERN)
+    connect_timeout_seconds: int = Field(default=5, alias="DB_CONNECT_TIMEOUT_SECONDS", ge=1, le=60)
+    secret_max_age_seconds: int = Field(default=300, alias="DB_SECRET_MAX_AGE_SECONDS", ge=0)
+
+    @model_validator(mode="after")
+    def _one_credential_source(self) -> WorkerSettings:
+        if (self.database_url is None) == (self.db_secret_arn is None):
+            raise ValueError("set exactly one of DATABASE_URL (local) or DB_SECRET_ARN (cloud)")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
+        return cls.model_validate({k: v for k, v in environ.items() if v != ""})

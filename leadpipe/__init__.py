@@ -1,0 +1,1 @@
+"""Leadpipe's CLI and local runtime. Never deployed: the Lambda code lives in `functions/`."""

@@ -1,0 +1,289 @@
+"""The ingest Lambda, end to end in process, with SQS served by moto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from functions.contract import parse_envelope
+from functions.ingest import handler as ingest
+from tests.events import api_event, emitted_metrics
+
+ALLOWED_ORIGIN = "https://www.example.com"
+THANKS = f"{ALLOWED_ORIGIN}/thanks"
+LEAD = {"email": "Jane.Doe@Example.com", "first_name": "Jane", "campaign": "summersale20", "consent": True}
+
+
+class Queue:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqs = boto3.client("sqs")
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Every message body on the queue, parsed (and removed)."""
+        bodies = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return bodies
+            for message in batch:
+                bodies.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+    with mock_aws():
+        url = boto3.client("sqs").create_queue(QueueName="leads")["QueueUrl"]
+        monkeypatch.setenv("LEADS_QUEUE_URL", url)
+        monkeypatch.setenv("ALLOWED_ORIGINS", f"{ALLOWED_ORIGIN},https://landing.example.org")
+        monkeypatch.setenv("HONEYPOT_FIELD", "website")
+        monkeypatch.setenv("METRIC_CAMPAIGNS", "SUMMERSALE20")
+        yield Queue(url)
+
+
+def call(event: dict[str, Any], lambda_context: Any) -> tuple[int, dict[str, str], Any]:
+    response = ingest.lambda_handler(event, lambda_context)
+    # The REST API proxy integration answers with multiValueHeaders; one value each here.
+    headers = {name: ",".join(values) for name, values in response["multiValueHeaders"].items()}
+    body = response.get("body")
+    parsed = json.loads(body) if body and headers.get("Content-Type") == "application/json" else body
+    return response["statusCode"], headers, parsed
+
+
+def test_json_lead_is_queued_and_answered_202(queue: Queue, lambda_context: Any) -> None:
+    # Given a valid lead posted as JSON by fetch()
+    event = api_event(json.dumps(LEAD), headers={"Origin": ALLOWED_ORIGIN, "Referer": f"{ALLOWED_ORIGIN}/summer"})
+    # When the ingest handles it
+    status, headers, body = call(event, lambda_context)
+    # Then it answers 202 with the lead id, and exactly that envelope is on the queue
+    assert status == 202
+    assert body == {"lead_id": body["lead_id"], "status": "queued"}
+    [message] = queue.drain()
+    envelope = parse_envelope(json.dumps(message))
+    assert str(envelope.lead_id) == body["lead_id"]
+    assert envelope.lead.email == "jane.doe@example.com"
+    assert envelope.lead.campaign == "SUMMERSALE20"
+    assert envelope.source.origin == ALLOWED_ORIGIN
+    assert envelope.source.referer == f"{ALLOWED_ORIGIN}/summer"
+    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+def test_form_and_json_give_the_same_envelope(queue: Queue, lambda_context: Any) -> None:
+    # Given the same lead once as JSON and once as a plain HTML form (custom fields both ways)
+    as_json = {**LEAD, "consent": True, "custom": {"size": "XL", "colour": "red"}}
+    as_form = {**LEAD, "consent": "on", "custom[size]": "XL", "custom.colour": "red", "phone": ""}
+    # When both are submitted
+    call(api_event(json.dumps(as_json)), lambda_context)
+    call(api_event(urlencode(as_form), "application/x-www-form-urlencoded"), lambda_context)
+    # Then the two envelopes are identical except for their arrival time
+    first, second = queue.drain()
+    first.pop("received_at"), second.pop("received_at")
+    assert first == second
+    assert first["lead"]["custom"] == {"size": "XL", "colour": "red"}
+
+
+def test_base64_form_body_is_decoded(queue: Queue, lambda_context: Any) -> None:
+    event = api_event(urlencode({"email": "b@example.com"}).encode(), "application/x-www-form-urlencoded; charset=UTF-8")
+    status, _, _ = call(event, lambda_context)
+    assert status == 202
+    assert [m["lead"]["email"] for m in queue.drain()] == ["b@example.com"]
+
+
+def test_form_redirect_to_allowed_origin_answers_303(queue: Queue, lambda_context: Any) -> None:
+    # Given a no-JavaScript form that asks to land on a thank-you page of an allowed origin
+    form = urlencode({"email": "c@example.com", "_redirect": THANKS})
+    # When it is posted
+    status, headers, _ = call(api_event(form, "application/x-www-form-urlencoded"), lambda_context)
+    # Then the browser is sent there with 303 (GET), and the lead is queued
+    assert status == 303
+    assert headers["Location"] == THANKS
+    assert len(queue.drain()) == 1
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example.net/thanks",
+        "//evil.example.net/thanks",
+        "https://www.example.com.evil.net/",
+        "https://user@evil.example.net/",
+        "https://www.example.com@evil.example.net/",
+        "javascript:alert(1)",
+        "http://www.example.com/thanks",  # scheme differs from the allowed https origin
+        "https:\\\\evil.example.net",
+        "/thanks",
+    ],
+)
+def test_open_redirects_are_refused_and_nothing_is_queued(queue: Queue, lambda_context: Any, target: str) -> None:
+    form = urlencode({"email": "d@example.com", "_redirect": target})
+    status, headers, body = call(api_event(form, "application/x-www-form-urlencoded"), lambda_context)
+    assert status == 422
+    assert "Location" not in headers
+    assert body["error"]["fields"] == [
+        {"field": "_redirect", "code": "redirect_not_allowed", "message": "the redirect must be on an allowed origin"}
+    ]
+    assert queue.drain() == []
+
+
+def test_invalid_lead_gets_422_with_field_errors_and_is_not_queued(queue: Queue, lambda_context: Any) -> None:
+    # Given a lead with a bad email, an overlong name and an unknown field
+    event = api_event(json.dumps({"email": "jane@", "first_name": "x" * 101, "favourite": "blue"}))
+    # When it is posted
+    status, _, body = call(event, lambda_context)
+    # Then each problem is named by field, no input is echoed, and nothing reached SQS
+    assert status == 422
+    assert body["error"]["code"] == "invalid_lead"
+    assert sorted((f["field"], f["code"]) for f in body["error"]["fields"]) == [
+        ("email", "value_error"),
+        ("favourite", "extra_forbidden"),
+        ("first_name", "string_too_long"),
+    ]
+    assert "jane@" not in json.dumps(body)
+    assert queue.drain() == []
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "code"),
+    [
+        (api_event("{not json"), 400, "malformed_body"),
+        (api_event(""), 400, "malformed_body"),
+        (api_event("[" * 50_000 + "]" * 50_000, headers={}), 413, "payload_too_large"),
+        (api_event(b'{"email": "\xff@example.com"}'), 400, "malformed_body"),
+        (api_event("[1, 2]"), 422, "invalid_lead"),
+        (api_event(json.dumps({**LEAD, "x": "y" * 20_000})), 413, "payload_too_large"),
+        (api_event(json.dumps(LEAD), "text/plain"), 415, "unsupported_media_type"),
+        (api_event(json.dumps(LEAD), None), 415, "unsupported_media_type"),
+        (api_event(json.dumps(LEAD), "multipart/form-data; boundary=x"), 415, "unsupported_media_type"),
+        (api_event(json.dumps(LEAD), path="/admin"), 404, "not_found"),
+        (api_event(json.dumps(LEAD), method="GET"), 404, "not_found"),
+        (api_event(json.dumps(LEAD), headers={"Idempotency-Key": "x" * 300}), 400, "malformed_body"),
+    ],
+    ids=[
+        "bad-json",
+        "empty",
+        "deep-nesting-over-limit",
+        "invalid-utf8",
+        "not-an-object",
+        "over-byte-limit",
+        "text-plain",
+        "no-content-type",
+        "multipart",
+        "unknown-route",
+        "wrong-method",
+        "bad-idempotency-key",
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_and_nothing_is_queued(
+    queue: Queue, lambda_context: Any, event: dict, status: int, code: str
+) -> None:
+    got_status, headers, body = call(event, lambda_context)
+    assert (got_status, body["error"]["code"]) == (status, code)
+    assert set(body["error"]) == {"code", "message", "fields"}
+    assert "Traceback" not in json.dumps(body)
+    assert queue.drain() == []
+
+
+def test_same_idempotency_key_gives_the_same_lead_id(queue: Queue, lambda_context: Any) -> None:
+    # Given a client that retries with the same Idempotency-Key (even after editing a field)
+    key = {"Idempotency-Key": "8d3c1c52-retry"}
+    _, _, first = call(api_event(json.dumps(LEAD), headers=key), lambda_context)
+    _, _, second = call(api_event(json.dumps({**LEAD, "first_name": "J."}), headers=key), lambda_context)
+    _, _, other = call(api_event(json.dumps(LEAD), headers={"Idempotency-Key": "another"}), lambda_context)
+    # Then both attempts share one lead id (one row in the DB), and another key gets another id
+    assert first["lead_id"] == second["lead_id"] != other["lead_id"]
+
+
+def test_double_submitted_form_gives_the_same_lead_id(queue: Queue, lambda_context: Any) -> None:
+    form = urlencode({"email": "Double@Example.com", "first_name": "Dee"})
+    _, _, first = call(api_event(form, "application/x-www-form-urlencoded"), lambda_context)
+    _, _, second = call(api_event(form.replace("Double", "double"), "application/x-www-form-urlencoded"), lambda_context)
+    _, _, different = call(api_event(urlencode({"email": "double@example.com"}), "application/x-www-form-urlencoded"), lambda_context)
+    assert first["lead_id"] == second["lead_id"] != different["lead_id"]
+    assert {m["lead_id"] for m in queue.drain()} == {first["lead_id"], different["lead_id"]}
+
+
+def test_filled_honeypot_gets_202_but_is_not_queued(queue: Queue, lambda_context: Any, capsys) -> None:
+    # Given a bot that fills every field, the hidden honeypot included
+    form = urlencode({"email": "bot@example.com", "website": "http://spam.example"})
+    # When it posts
+    status, _, body = call(api_event(form, "application/x-www-form-urlencoded"), lambda_context)
+    # Then it sees the usual answer, nothing is queued, and the spam is counted
+    assert status == 202 and body["status"] == "queued"
+    assert queue.drain() == []
+    assert emitted_metrics(capsys.readouterr().out) == {"SpamDropped": 1.0}
+
+
+def test_sqs_failure_answers_503_with_retry_after_never_202(queue: Queue, lambda_context: Any, capsys) -> None:
+    # Given SQS refusing the message
+    client = ingest.get_sqs_client()
+    with Stubber(client) as stub:
+        stub.add_client_error("send_message", service_error_code="ServiceUnavailable", http_status_code=503)
+        # When a valid lead is posted
+        status, headers, body = call(api_event(json.dumps(LEAD)), lambda_context)
+    # Then the client is told to retry, with no internal detail
+    assert status == 503
+    assert headers["Retry-After"] == "5"
+    assert body["error"]["code"] == "queue_unavailable"
+    assert "ServiceUnavailable" not in json.dumps(body)
+    assert queue.drain() == []
+    assert emitted_metrics(capsys.readouterr().out) == {"Rejected_queue_unavailable": 1.0, "EnqueueFailures": 1.0}
+
+
+def test_missing_queue_is_a_503_too(queue: Queue, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADS_QUEUE_URL", queue.url + "-gone")
+    status, headers, _ = call(api_event(json.dumps(LEAD)), lambda_context)
+    assert status == 503 and "Retry-After" in headers
+
+
+def test_cors_preflight_for_an_allowed_origin(queue: Queue, lambda_context: Any) -> None:
+    event = api_event(
+        None,
+        None,
+        method="OPTIONS",
+        headers={
+            "Origin": "https://landing.example.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,idempotency-key",
+        },
+    )
+    status, headers, _ = call(event, lambda_context)
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == "https://landing.example.org"
+    assert "Idempotency-Key" in headers["Access-Control-Allow-Headers"]
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+
+
+def test_cors_never_reflects_another_origin(queue: Queue, lambda_context: Any) -> None:
+    event = api_event(json.dumps(LEAD), headers={"Origin": "https://evil.example.net"})
+    status, headers, _ = call(event, lambda_context)
+    assert status == 202
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_error_answers_carry_cors_headers_for_allowed_origins(queue: Queue, lambda_context: Any) -> None:
+    # fetch() can only read a 422's field errors if the error answer allows the origin too
+    event = api_event(json.dumps({"email": "nope"}), headers={"Origin": ALLOWED_ORIGIN})
+    status, headers, _ = call(event, lambda_context)
+    assert status == 422
+    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+def test_campaign_dimension_only_for_allow_listed_campaigns(queue: Queue, lambda_context: Any, capsys) -> None:
+    # Given one lead of a tracked campaign and one with a free-form code
+    call(api_event(json.dumps(LEAD)), lambda_context)
+    call(api_event(json.dumps({**LEAD, "campaign": "random-code-123"})), lambda_context)
+    # Then the total counts both, and only the tracked campaign gets a per-campaign metric
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    per_campaign = [doc for doc in emf if "LeadsAcceptedByCampaign" in doc]
+    totals = [doc for doc in emf if "LeadsAccepted" in doc]
+    assert [(doc["campaign"], doc["LeadsAcceptedByCampaign"]) for doc in per_campaign] == [("SUMMERSALE20", [1.0])]
+    assert [doc["LeadsAccepted"] for doc in totals] == [[1.0], [1.0]]
+    assert all("campaign" not in doc for doc in totals)
