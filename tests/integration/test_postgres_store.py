@@ -1,0 +1,195 @@
+"""The worker against a real PostgreSQL: one transaction per batch, exactly one row per lead."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from functions.contract import Lead, LeadEnvelope, Source
+from functions.worker import handler as worker
+from functions.worker.migrate import apply_migrations, migration_files
+from functions.worker.repository import ConnectionProvider, LeadRepository, connect
+from tests.conftest import LeadsDatabase
+from tests.events import sqs_event
+
+
+def make_envelope(email: str, **lead_fields: Any) -> LeadEnvelope:
+    return LeadEnvelope(
+        lead_id=uuid4(),
+        received_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+        source=Source(user_agent="pytest", origin="https://www.example.com"),
+        lead=Lead(email=email, **lead_fields),
+    )
+
+
+@pytest.fixture
+def worker_env(leads_db: LeadsDatabase, monkeypatch: pytest.MonkeyPatch) -> LeadsDatabase:
+    monkeypatch.setenv("DATABASE_URL", leads_db.uri)
+    monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
+    return leads_db
+
+
+def test_batch_is_stored_with_every_field(worker_env: LeadsDatabase, lambda_context: Any) -> None:
+    # Given a batch with a fully filled lead and a minimal one
+    full = make_envelope(
+        "full@example.com",
+        first_name="Ada",
+        last_name="Lovelace",
+        phone="+44 20 7946 0000",
+        company="Analytical Engines",
+        job_title="Engineer",
+        country="GB",
+        campaign="SUMMERSALE20",
+        landing_page="https://www.example.com/summer",
+        utm_source="newsletter",
+        utm_medium="email",
+        utm_campaign="summer",
+        utm_term="engines",
+        utm_content="hero",
+        consent=True,
+        custom={"size": "XL"},
+    )
+    minimal = make_envelope("min@example.com")
+    # When the worker handles it
+    response = worker.lambda_handler(sqs_event([full.to_message_body(), minimal.to_message_body()]), lambda_context)
+    # Then both rows exist, with every field as sent
+    assert response == {"batchItemFailures": []}
+    rows = {row["email"]: row for row in worker_env.rows()}
+    stored = rows["full@example.com"]
+    assert stored["lead_id"] == full.lead_id
+    assert {k: stored[k] for k in ("first_name", "phone", "country", "campaign", "consent", "custom")} == {
+        "first_name": "Ada",
+        "phone": "+44 20 7946 0000",
+        "country": "GB",
+        "campaign": "SUMMERSALE20",
+        "consent": True,
+        "custom": {"size": "XL"},
+    }
+    assert stored["source"] == {"user_agent": "pytest", "origin": "https://www.example.com", "referer": None}
+    assert stored["received_at"] == full.received_at
+    assert stored["stored_at"] >= stored["received_at"]
+    assert rows["min@example.com"]["consent"] is False
+
+
+def test_redelivered_batch_creates_no_duplicates(worker_env: LeadsDatabase, lambda_context: Any, capsys) -> None:
+    # Given a batch that was stored once
+    bodies = [make_envelope(f"user{i}@example.com").to_message_body() for i in range(5)]
+    worker.lambda_handler(sqs_event(bodies), lambda_context)
+    # When SQS delivers it again (and one message twice within the same batch)
+    response = worker.lambda_handler(sqs_event(bodies + bodies[:1], receive_count=2), lambda_context)
+    # Then it succeeds as a no-op: still one row per lead
+    assert response == {"batchItemFailures": []}
+    assert worker_env.count_rows() == 5
+    summaries = [json.loads(l) for l in capsys.readouterr().out.splitlines() if '"batch done"' in l]
+    assert [(s["inserted"], s["duplicates"]) for s in summaries] == [(5, 0), (0, 6)]
+
+
+def test_poison_record_fails_alone(worker_env: LeadsDatabase, lambda_context: Any) -> None:
+    good = [make_envelope(f"good{i}@example.com").to_message_body() for i in range(3)]
+    response = worker.lambda_handler(sqs_event([good[0], '{"v": 7}', good[1], "garbage", good[2]]), lambda_context)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-1"}, {"itemIdentifier": "msg-3"}]}
+    assert [row["email"] for row in worker_env.rows()] == ["good0@example.com", "good1@example.com", "good2@example.com"]
+
+
+def test_database_down_fails_all_then_recovers(worker_env: LeadsDatabase, lambda_context: Any, monkeypatch) -> None:
+    # Given a worker whose connection was already open
+    first = make_envelope("first@example.com").to_message_body()
+    assert worker.lambda_handler(sqs_event([first]), lambda_context) == {"batchItemFailures": []}
+    processor = worker.get_processor()
+    # When the database goes away (its connections are killed, new ones are refused)
+    with worker_env.connect() as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'"
+        )
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    worker.get_settings.cache_clear()
+    monkeypatch.setattr(worker, "get_processor", lambda: processor)
+    batch = [make_envelope(f"retry{i}@example.com").to_message_body() for i in range(3)]
+    down = worker.lambda_handler(sqs_event(batch), lambda_context)
+    # Then every record of the batch is reported failed, and nothing was half-stored
+    assert down == {"batchItemFailures": [{"itemIdentifier": f"msg-{i}"} for i in range(3)]}
+    assert worker_env.count_rows() == 1
+    # When the database is back, the same execution environment reconnects and stores them
+    monkeypatch.undo()
+    monkeypatch.setenv("DATABASE_URL", worker_env.uri)
+    monkeypatch.setenv("LEADS_TABLE", worker_env.leads_table)
+    worker.get_settings.cache_clear()
+    assert worker.lambda_handler(sqs_event(batch), lambda_context) == {"batchItemFailures": []}
+    assert worker_env.count_rows() == 4
+
+
+def test_a_failed_transaction_stores_nothing(leads_db: LeadsDatabase) -> None:
+    # Given a batch whose second row violates a table constraint (country is char(2))
+    repository = LeadRepository(ConnectionProvider(lambda: connect(leads_db.uri)), leads_db.leads_table)
+    good = make_envelope("ok@example.com")
+    with leads_db.connect() as admin:
+        admin.execute(f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_acme CHECK (company <> 'ACME')")
+    bad = make_envelope("bad@example.com", company="ACME")
+    # When it is stored, Then it raises and neither row is there: one transaction per batch
+    with pytest.raises(psycopg.errors.CheckViolation):
+        repository.store_batch([good, bad])
+    assert leads_db.count_rows() == 0
+    # And the repository carries on with a fresh connection
+    assert repository.store_batch([good]).inserted == 1
+
+
+class CountingCursor(psycopg.Cursor):
+    """Counts every statement the repository sends, however it sends it."""
+
+    sent: list[str] = []
+
+    def execute(self, query, params=None, **kwargs):  # type: ignore[override]
+        CountingCursor.sent.append(query.as_string(self) if hasattr(query, "as_string") else str(query))
+        return super().execute(query, params, **kwargs)
+
+    def executemany(self, query, params_seq, **kwargs):  # type: ignore[override]
+        CountingCursor.sent.extend(str(query) for _ in params_seq)
+        return super().executemany(query, params_seq, **kwargs)
+
+
+def test_store_is_one_statement_per_batch(leads_db: LeadsDatabase) -> None:
+    # Given a repository whose connection counts the statements it is given
+    CountingCursor.sent = []
+
+    def counting_connection() -> psycopg.Connection:
+        return psycopg.connect(leads_db.uri, autocommit=True, prepare_threshold=None, cursor_factory=CountingCursor)
+
+    repository = LeadRepository(ConnectionProvider(counting_connection), leads_db.leads_table)
+    # When a batch of 100 is stored
+    outcome = repository.store_batch([make_envelope(f"bulk{i}@example.com") for i in range(100)])
+    # Then all 100 rows landed through exactly one set-based INSERT
+    assert outcome.inserted == 100 and leads_db.count_rows() == 100
+    assert len(CountingCursor.sent) == 1
+    assert "unnest" in CountingCursor.sent[0] and "ON CONFLICT" in CountingCursor.sent[0]
+
+
+def test_migrations_are_idempotent_and_recorded(leads_db: LeadsDatabase) -> None:
+    # Given a table already migrated by the fixture
+    with leads_db.connect() as connection:
+        # When the migrations run again
+        applied_again = apply_migrations(connection, leads_db.leads_table)
+        schema = leads_db.leads_table.split(".")[0]
+        recorded = [r[0] for r in connection.execute(f"SELECT version FROM {schema}.schema_migrations ORDER BY 1")]
+        indexes = {
+            r[0]
+            for r in connection.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'leads'", (schema,)
+            )
+        }
+    # Then nothing is applied twice, every file is recorded once, and the indexes exist
+    assert applied_again == []
+    assert recorded == [version for version, _ in migration_files()]
+    assert indexes == {"leads_pkey", "leads_campaign_received_at_idx", "leads_email_idx", "leads_received_at_idx"}
+
+
+def test_migrations_honour_a_custom_table_name(postgres_uri: str) -> None:
+    table = f"m_{uuid4().hex[:8]}.campaign_leads"
+    with psycopg.connect(postgres_uri, autocommit=True) as connection:
+        assert apply_migrations(connection, table) == [v for v, _ in migration_files()]
+        assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+        connection.execute(f"DROP SCHEMA {table.split('.')[0]} CASCADE")
