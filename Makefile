@@ -6,7 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help install test run lint clean
+# jsii (under aws-cdk-lib) warns on every start under node 20; the CLI must not phone home.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+STAGE ?= dev
+CDK := npx --no-install cdk
+CDK_FLAGS := -c stage=$(STAGE) --no-notices --no-version-reporting
+NODE_STAMP := node_modules/.installed
+
+.PHONY: help install test run synth deploy diff clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,10 +26,23 @@ $(VENV_STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(VENV_STAMP)  ## create .venv with the project and its dev tools
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-test: $(VENV_STAMP)  ## run the whole test suite (unit, integration, infra, e2e)
+install: $(VENV_STAMP) $(NODE_STAMP)  ## create .venv and node_modules (the pinned CDK CLI)
+
+test: $(VENV_STAMP) $(NODE_STAMP)  ## run the whole test suite (unit, integration, infra, e2e)
 	$(PY) -m pytest
+
+synth: $(VENV_STAMP) $(NODE_STAMP)  ## synthesize the stack offline (STAGE=dev|prod), bundling both functions
+	$(CDK) synth $(CDK_FLAGS) --quiet
+
+diff: $(VENV_STAMP) $(NODE_STAMP)  ## show what a deploy would change (needs AWS credentials)
+	$(CDK) diff $(CDK_FLAGS)
+
+deploy: $(VENV_STAMP) $(NODE_STAMP)  ## deploy the stack (needs AWS credentials and a bootstrapped account)
+	$(CDK) deploy $(CDK_FLAGS) --require-approval broadening
 
 clean:  ## remove build output and local data (keeps .venv)
 	rm -rf cdk.out build .pytest_cache .leadpipe

@@ -14,13 +14,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from functions.contract import RedactingFormatter
+from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE
 from functions.ingest.api import build_app
 from functions.ingest.publisher import SqsLeadPublisher
 from functions.ingest.settings import IngestSettings
 
-logger = Logger(service="leadpipe-ingest", logger_formatter=RedactingFormatter())
-metrics = Metrics(namespace="Leadpipe", service="leadpipe-ingest")
-tracer = Tracer(service="leadpipe-ingest")
+logger = Logger(service=INGEST_SERVICE, logger_formatter=RedactingFormatter())
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=INGEST_SERVICE)
+tracer = Tracer(service=INGEST_SERVICE)
 
 
 @cache

@@ -13,14 +13,15 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.contract import RedactingFormatter
+from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
 from functions.worker.credentials import database_conninfo
 from functions.worker.logic import BatchSummary, StoringBatchProcessor, parse_record
 from functions.worker.repository import ConnectionProvider, LeadRepository, connect
 from functions.worker.settings import WorkerSettings
 
-logger = Logger(service="leadpipe-worker", logger_formatter=RedactingFormatter())
-metrics = Metrics(namespace="Leadpipe", service="leadpipe-worker")
-tracer = Tracer(service="leadpipe-worker")
+logger = Logger(service=WORKER_SERVICE, logger_formatter=RedactingFormatter())
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=WORKER_SERVICE)
+tracer = Tracer(service=WORKER_SERVICE)
 
 
 @cache

@@ -1,0 +1,185 @@
+"""The pipeline's settings: one typed model, read from `cdk.json` per stage.
+
+The CDK stack and the local runtime both read this model, so a local run mirrors the cloud.
+It imports nothing from CDK. A bad value stops synth with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from functions.worker.settings import TABLE_NAME_PATTERN
+
+CONTEXT_KEY = "leadpipe"
+DEFAULT_STAGE = "dev"
+VISIBILITY_TIMEOUT_FACTOR = 6  # AWS's advice for SQS event sources: 6x the function timeout
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or contradicts another one. The message names the key."""
+
+
+def _origin(value: str) -> str:
+    if value == "*" or not value.startswith(("https://", "http://")) or value.count("/") != 2:
+        raise ValueError(f"{value!r} is not an origin like https://www.example.com (no path, no wildcard)")
+    return value.rstrip("/")
+
+
+Origin = Annotated[str, AfterValidator(_origin)]
+
+
+class PipelineSettings(BaseModel):
+    """Every knob of one stage. Defaults are sane for a first deploy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
+
+    # --- API: what the forms may do
+    allowed_origins: list[Origin] = Field(min_length=1, description="Origins whose pages may POST leads")
+    throttle_rate_per_second: float = Field(default=100, gt=0, le=10_000, description="API stage steady rate")
+    throttle_burst: int = Field(default=200, ge=1, le=5_000, description="API stage burst")
+    waf_requests_per_5_minutes_per_ip: int | None = Field(
+        default=None, ge=10, le=2_000_000_000, description="Per-IP rate rule; unset means no WAF"
+    )
+    max_body_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
+    honeypot_field: str = Field(default="website", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    metric_campaigns: list[str] = Field(default_factory=list, max_length=20, description="Campaigns with their own metric")
+
+    # --- Functions
+    ingest_memory_mb: int = Field(default=256, ge=128, le=10_240)
+    ingest_timeout_seconds: int = Field(default=5, ge=1, le=29)  # API Gateway gives up at 29 s
+    worker_memory_mb: int = Field(default=512, ge=128, le=10_240)
+    worker_timeout_seconds: int = Field(default=30, ge=3, le=900)
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365] = 30
+
+    # --- Queue and the database's write cap
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    max_batching_window_seconds: int = Field(default=1, ge=0, le=300)
+    max_concurrency: int = Field(default=2, ge=2, le=1_000, description="Most batches (DB connections) at once")
+    reserved_concurrency: int = Field(default=2, ge=2, le=1_000)
+    visibility_timeout_seconds: int | None = Field(default=None, ge=0, le=43_200)
+    max_receive_count: int = Field(default=5, ge=1, le=1_000)
+    retention_days: int = Field(default=14, ge=1, le=14)
+
+    # --- Alarms
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    alarm_queue_age_seconds: int = Field(default=900, ge=60)
+    alarm_queue_depth: int = Field(default=10_000, ge=1)
+    alarm_worker_errors: int = Field(default=1, ge=1)
+    alarm_worker_throttles: int = Field(default=1, ge=1)
+    alarm_api_5xx_percent: float = Field(default=1.0, gt=0, le=100)
+    alarm_ingest_p99_ms: int = Field(default=1_000, ge=10)
+
+    # --- Database
+    db_secret_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
+    db_proxy_endpoint: str | None = Field(default=None, min_length=1)
+    db_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "require"
+    leads_table: str = Field(default="leadpipe.leads", pattern=TABLE_NAME_PATTERN)
+    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]+$")
+    vpc_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")]] = Field(default_factory=list)
+    vpc_availability_zones: list[str] = Field(default_factory=list)
+    vpc_security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$")]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineSettings:
+        if self.max_concurrency > self.reserved_concurrency:
+            raise _Conflict(
+                "max_concurrency",
+                f"{self.max_concurrency} is above reserved_concurrency ({self.reserved_concurrency}); "
+                "the event source would be throttled by the function's own cap",
+            )
+        if self.visibility_timeout_seconds is not None and self.visibility_timeout_seconds < self.minimum_visibility_timeout:
+            raise _Conflict(
+                "visibility_timeout_seconds",
+                f"{self.visibility_timeout_seconds} is below {VISIBILITY_TIMEOUT_FACTOR}x worker_timeout_seconds "
+                f"({self.minimum_visibility_timeout}); batches in flight would be delivered twice",
+            )
+        if self.batch_size > 10 and self.max_batching_window_seconds < 1:
+            raise _Conflict("max_batching_window_seconds", "a batch_size above 10 needs a batching window of at least 1 second (an SQS rule)")
+        vpc_keys = (self.vpc_id, self.vpc_subnet_ids, self.vpc_security_group_ids)
+        if any(vpc_keys) and not all(vpc_keys):
+            raise _Conflict("vpc_id", "set vpc_id, vpc_subnet_ids and vpc_security_group_ids together")
+        if self.vpc_subnet_ids and len(self.vpc_availability_zones) != len(self.vpc_subnet_ids):
+            raise _Conflict("vpc_availability_zones", "give one availability zone per subnet in vpc_subnet_ids")
+        if self.db_proxy_endpoint and not self.db_secret_arn:
+            raise _Conflict("db_proxy_endpoint", "an RDS Proxy needs db_secret_arn for its credentials")
+        if self.stage == "prod" and not self.db_secret_arn:
+            raise _Conflict("db_secret_arn", "prod must name its database secret")
+        return self
+
+    @property
+    def minimum_visibility_timeout(self) -> int:
+        return VISIBILITY_TIMEOUT_FACTOR * self.worker_timeout_seconds
+
+    @property
+    def queue_visibility_timeout_seconds(self) -> int:
+        return self.visibility_timeout_seconds or self.minimum_visibility_timeout
+
+    @property
+    def has_database(self) -> bool:
+        return self.db_secret_arn is not None
+
+    @property
+    def in_vpc(self) -> bool:
+        return self.vpc_id is not None
+
+
+class _Conflict(ValueError):
+    """Two settings that cannot both hold; `key` is the one to change."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def settings_from_context(context: Mapping[str, Any] | None, stage: str | None) -> PipelineSettings:
+    """The settings of `stage` from the `leadpipe` block of cdk.json context.
+
+    `defaults` apply to every stage; `stages.<name>` overrides them. Raises `SettingsError`
+    naming the offending key, e.g. `leadpipe.stages.prod.max_concurrency`.
+    """
+    if not context:
+        raise SettingsError(f"cdk.json has no '{CONTEXT_KEY}' context block")
+    stage = stage or DEFAULT_STAGE
+    stages = context.get("stages") or {}
+    if stage not in stages:
+        known = ", ".join(sorted(stages)) or "none"
+        raise SettingsError(f"unknown stage {stage!r} (-c stage=...); cdk.json defines: {known}")
+    merged = {**(context.get("defaults") or {}), **(stages[stage] or {}), "stage": stage}
+    try:
+        return PipelineSettings.model_validate(merged)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, stage)) from None
+
+
+def settings_from_file(stage: str | None = None, cdk_json: Path = REPO_ROOT / "cdk.json") -> PipelineSettings:
+    """The same settings the stack uses, for the local runtime and the CLI."""
+    context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
+    return settings_from_context(context.get(CONTEXT_KEY), stage)
+
+
+def _describe(error: ValidationError, stage: str) -> str:
+    lines = []
+    for detail in error.errors(include_url=False):
+        key = ".".join(str(part) for part in detail["loc"])
+        cause = detail.get("ctx", {}).get("error")
+        if isinstance(cause, _Conflict):
+            key, message = cause.key, str(cause)
+        else:
+            message = detail["msg"].removeprefix("Value error, ")
+        lines.append(f"{CONTEXT_KEY}.stages.{stage}.{key}: {message}" if key else f"{CONTEXT_KEY}.stages.{stage}: {message}")
+    return "invalid settings:\n  " + "\n  ".join(lines)

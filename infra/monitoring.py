@@ -1,0 +1,159 @@
+"""What on-call ops watch: alarms on backlog, age, DLQ, worker health and the API, and one dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE, WORKER_SERVICE
+from infra.config import PipelineSettings
+
+ONE_MINUTE = cdk.Duration.minutes(1)
+FIVE_MINUTES = cdk.Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class MonitoredResources:
+    rest_api: apigw.RestApi
+    ingest: lambda_.IFunction
+    worker: lambda_.IFunction
+    queue: sqs.IQueue
+    dead_letter_queue: sqs.IQueue
+
+
+class PipelineMonitoring(Construct):
+    """Alarms (alarm and OK actions to one SNS topic) and a dashboard. Thresholds come from settings.
+
+    Public attributes: `alarm_topic`, `alarms` (by name), `dashboard`.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: PipelineSettings, resources: MonitoredResources
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.alarm_topic = sns.Topic(self, "AlarmTopic", display_name=f"Leadpipe {settings.stage} alarms", enforce_ssl=True)
+        if settings.alarm_email:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+
+        r = resources
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self._alarm(
+            "QueueAge",
+            r.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
+            settings.alarm_queue_age_seconds,
+            "The oldest lead has waited this long (seconds): the worker is stalled or too slow.",
+            evaluation_periods=3,
+        )
+        self._alarm(
+            "QueueDepth",
+            r.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
+            settings.alarm_queue_depth,
+            "The backlog of leads waiting to be stored is this deep.",
+            evaluation_periods=3,
+        )
+        self._alarm(
+            "DeadLetters",
+            r.dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
+            1,
+            "Leads are in the DLQ: inspect with `leadpipe dlq list`, fix, then `leadpipe dlq redrive`.",
+        )
+        self._alarm(
+            "WorkerErrors",
+            r.worker.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+            settings.alarm_worker_errors,
+            "The worker function failed whole invocations.",
+        )
+        self._alarm(
+            "WorkerThrottles",
+            r.worker.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
+            settings.alarm_worker_throttles,
+            "The worker was throttled: reserved_concurrency is below what the event source asks for.",
+        )
+        self._alarm(
+            "Api5xxRate",
+            cloudwatch.MathExpression(
+                expression="IF(requests > 0, 100 * errors / requests, 0)",
+                using_metrics={
+                    "errors": r.rest_api.metric_server_error(period=FIVE_MINUTES, statistic="Sum"),
+                    "requests": r.rest_api.metric_count(period=FIVE_MINUTES, statistic="SampleCount"),
+                },
+                label="API 5XX %",
+                period=FIVE_MINUTES,
+            ),
+            settings.alarm_api_5xx_percent,
+            "This percentage of form posts got a 5XX (a 503 means SQS refused leads; clients were told to retry).",
+        )
+        self._alarm(
+            "IngestLatencyP99",
+            r.ingest.metric_duration(period=FIVE_MINUTES, statistic="p99"),
+            settings.alarm_ingest_p99_ms,
+            "The ingest's p99 duration (ms) is this slow: forms wait.",
+            evaluation_periods=3,
+        )
+        self.dashboard = self._dashboard(settings, r)
+
+    def _alarm(
+        self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, evaluation_periods: int = 1
+    ) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            name,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=evaluation_periods,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=description,
+        )
+        action = cloudwatch_actions.SnsAction(self.alarm_topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        self.alarms[name] = alarm
+
+    def _dashboard(self, settings: PipelineSettings, r: MonitoredResources) -> cloudwatch.Dashboard:
+        def custom(name: str, service: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": service},
+                statistic="Sum", period=ONE_MINUTE,
+            )  # fmt: skip
+
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"leadpipe-{settings.stage}")
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Ingest rate (per minute)",
+                left=[r.rest_api.metric_count(period=ONE_MINUTE, statistic="SampleCount"), custom("LeadsAccepted", INGEST_SERVICE)],
+                right=[r.rest_api.metric_server_error(period=ONE_MINUTE), r.rest_api.metric_client_error(period=ONE_MINUTE)],
+            ),
+            cloudwatch.GraphWidget(
+                title="Queue depth and age",
+                left=[r.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum")],
+                right=[r.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum")],
+            ),
+            cloudwatch.GraphWidget(
+                title="Stored rate (per minute)",
+                left=[custom("LeadsStored", WORKER_SERVICE), custom("DuplicatesSkipped", WORKER_SERVICE)],
+                right=[custom("RecordsFailed", WORKER_SERVICE)],
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="DLQ depth",
+                left=[r.dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum")],
+            ),
+            cloudwatch.GraphWidget(
+                title=f"Worker concurrency (DB writers, cap {settings.max_concurrency})",
+                left=[r.worker.metric("ConcurrentExecutions", period=ONE_MINUTE, statistic="Maximum")],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=settings.max_concurrency, label="max_concurrency")],
+            ),
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values())),
+        )
+        return dashboard

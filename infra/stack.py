@@ -1,0 +1,60 @@
+"""The Leadpipe stack: composes one construct per concern, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.api import LeadApi
+from infra.config import PipelineSettings
+from infra.migrations import SchemaMigrations
+from infra.monitoring import MonitoredResources, PipelineMonitoring
+from infra.queue import LeadQueue
+from infra.worker import LeadWorker
+
+
+class LeadpipeStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        queue = LeadQueue(
+            self,
+            "LeadQueue",
+            visibility_timeout=cdk.Duration.seconds(settings.queue_visibility_timeout_seconds),
+            max_receive_count=settings.max_receive_count,
+            retention=cdk.Duration.days(settings.retention_days),
+        )
+        api = LeadApi(self, "LeadApi", settings=settings, queue=queue.queue)
+        worker = LeadWorker(self, "LeadWorker", settings=settings, queue=queue.queue)
+        if settings.has_database:
+            SchemaMigrations(self, "SchemaMigrations", settings=settings, worker=worker)
+        else:
+            cdk.Annotations.of(self).add_warning_v2(
+                "leadpipe:no-database",
+                f"No database configured (leadpipe.stages.{settings.stage}.db_secret_arn): the worker's event source is "
+                "disabled and leads wait in the queue (up to its retention) until one is set.",
+            )
+        monitoring = PipelineMonitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            resources=MonitoredResources(
+                rest_api=api.rest_api,
+                ingest=api.ingest.function,
+                worker=worker.function.function,
+                queue=queue.queue,
+                dead_letter_queue=queue.dead_letter_queue,
+            ),
+        )
+
+        cdk.CfnOutput(self, "LeadsEndpoint", value=api.leads_url, description="Point landing-page forms here (POST)")
+        cdk.CfnOutput(self, "QueueUrl", value=queue.queue.queue_url)
+        cdk.CfnOutput(self, "DeadLetterQueueUrl", value=queue.dead_letter_queue.queue_url)
+        cdk.CfnOutput(
+            self,
+            "DashboardUrl",
+            value=f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+            f"#dashboards:name={monitoring.dashboard.dashboard_name}",
+        )
+        cdk.CfnOutput(self, "AlarmTopicArn", value=monitoring.alarm_topic.topic_arn)

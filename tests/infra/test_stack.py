@@ -1,0 +1,366 @@
+"""Properties of the synthesized stack: what a reviewer of the CloudFormation would check."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.config import PipelineSettings
+from tests.infra.conftest import SECRET_ARN
+
+INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
+WORKER_HANDLER = "functions.worker.handler.lambda_handler"
+MIGRATE_HANDLER = "functions.worker.migrate_handler.lambda_handler"
+
+
+def resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
+    return template.find_resources(kind)
+
+
+def only(template: Template, kind: str, **props: Any) -> tuple[str, dict[str, Any]]:
+    found = template.find_resources(kind, {"Properties": props} if props else None)
+    assert len(found) == 1, f"expected one {kind} with {props}, found {list(found)}"
+    return next(iter(found.items()))
+
+
+def function_by_handler(template: Template, handler: str) -> tuple[str, dict[str, Any]]:
+    return only(template, "AWS::Lambda::Function", Handler=handler)
+
+
+def ref_id(value: Any) -> str:
+    """The logical id behind a Ref or Fn::GetAtt."""
+    if "Ref" in value:
+        return value["Ref"]
+    return value["Fn::GetAtt"][0]
+
+
+def policy_statements_of_role(template: Template, role_id: str) -> list[dict[str, Any]]:
+    statements = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    value = statement["Action"]
+    return [value] if isinstance(value, str) else value
+
+
+def queues(template: Template) -> tuple[tuple[str, dict], tuple[str, dict]]:
+    """(leads queue, dead-letter queue), each as (logical id, resource)."""
+    all_queues = resources(template, "AWS::SQS::Queue")
+    [leads] = [(k, v) for k, v in all_queues.items() if "RedrivePolicy" in v["Properties"]]
+    [dlq] = [(k, v) for k, v in all_queues.items() if "RedrivePolicy" not in v["Properties"]]
+    return leads, dlq
+
+
+# --- Queue -----------------------------------------------------------------------------------
+
+
+def test_queues_are_encrypted_tls_only_and_keep_messages_14_days(prod: Template) -> None:
+    (leads_id, leads), (dlq_id, dlq) = queues(prod)
+    for queue in (leads, dlq):
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    for queue_id in (leads_id, dlq_id):
+        prod.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": queue_id}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Action": "sqs:*",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+
+def test_redrive_after_max_receive_count_and_visibility_covers_6x_worker_timeout(
+    prod: Template, prod_settings: PipelineSettings
+) -> None:
+    (_, leads), (dlq_id, _) = queues(prod)
+    redrive = leads["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == prod_settings.max_receive_count
+    assert ref_id(redrive["deadLetterTargetArn"]) == dlq_id
+    _, worker = function_by_handler(prod, WORKER_HANDLER)
+    assert leads["Properties"]["VisibilityTimeout"] >= 6 * worker["Properties"]["Timeout"]
+
+
+# --- Worker and its event source ---------------------------------------------------------------
+
+
+def test_event_source_caps_db_writers_and_reports_partial_failures(prod: Template, prod_settings: PipelineSettings) -> None:
+    worker_id, _ = function_by_handler(prod, WORKER_HANDLER)
+    (leads_id, _), _ = queues(prod)
+    _, mapping = only(prod, "AWS::Lambda::EventSourceMapping")
+    props = mapping["Properties"]
+    assert ref_id(props["FunctionName"]) == worker_id
+    assert ref_id(props["EventSourceArn"]) == leads_id
+    assert props["BatchSize"] == prod_settings.batch_size
+    assert props["MaximumBatchingWindowInSeconds"] == prod_settings.max_batching_window_seconds
+    assert props["ScalingConfig"] == {"MaximumConcurrency": prod_settings.max_concurrency}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props.get("Enabled", True) is True
+
+
+def test_worker_reserved_concurrency_is_at_least_the_cap(prod: Template, prod_settings: PipelineSettings) -> None:
+    _, worker = function_by_handler(prod, WORKER_HANDLER)
+    reserved = worker["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == prod_settings.reserved_concurrency >= prod_settings.max_concurrency
+
+
+def test_without_a_database_the_event_source_is_disabled_and_no_migration_runs(dev: Template) -> None:
+    _, mapping = only(dev, "AWS::Lambda::EventSourceMapping")
+    assert mapping["Properties"]["Enabled"] is False
+    assert dev.find_resources("Custom::Trigger") == {}
+    _, worker = function_by_handler(dev, WORKER_HANDLER)
+    assert "DB_SECRET_ARN" not in worker["Properties"]["Environment"]["Variables"]
+
+
+def test_worker_reads_its_secret_and_table_from_env_never_a_password(prod: Template) -> None:
+    _, worker = function_by_handler(prod, WORKER_HANDLER)
+    env = worker["Properties"]["Environment"]["Variables"]
+    assert env["DB_SECRET_ARN"] == SECRET_ARN
+    assert env["LEADS_TABLE"] == "leadpipe.leads"
+    assert env["DB_SSLMODE"] == "require"
+    for function in resources(prod, "AWS::Lambda::Function").values():
+        variables = json.dumps(function["Properties"].get("Environment", {})).lower()
+        assert "database_url" not in variables and "password" not in variables
+
+
+def test_migrations_run_on_deploy_with_the_worker_code(prod: Template) -> None:
+    migrate_id, migrate = function_by_handler(prod, MIGRATE_HANDLER)
+    _, worker = function_by_handler(prod, WORKER_HANDLER)
+    assert migrate["Properties"]["Code"] == worker["Properties"]["Code"]
+    assert migrate["Properties"]["Environment"]["Variables"]["DB_SECRET_ARN"] == SECRET_ARN
+    [trigger] = prod.find_resources("Custom::Trigger").values()
+    # The trigger invokes a published version, so a change of code (or migrations) re-runs it
+    version_id = ref_id(trigger["Properties"]["HandlerArn"])
+    version = prod.find_resources("AWS::Lambda::Version")[version_id]
+    assert ref_id(version["Properties"]["FunctionName"]) == migrate_id
+
+
+def test_vpc_placement_and_rds_proxy_come_from_settings(in_vpc: Template) -> None:
+    _, worker = function_by_handler(in_vpc, WORKER_HANDLER)
+    vpc = worker["Properties"]["VpcConfig"]
+    assert vpc == {"SubnetIds": ["subnet-0aaa", "subnet-0bbb"], "SecurityGroupIds": ["sg-0ccc"]}
+    env = worker["Properties"]["Environment"]["Variables"]
+    assert env["DB_PROXY_ENDPOINT"] == "leadpipe.proxy-abc.eu-west-1.rds.amazonaws.com"
+    _, migrate = function_by_handler(in_vpc, MIGRATE_HANDLER)
+    assert migrate["Properties"]["VpcConfig"] == vpc
+
+
+# --- Functions --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("handler", [INGEST_HANDLER, WORKER_HANDLER, MIGRATE_HANDLER])
+def test_functions_are_arm64_current_python_traced_with_retained_logs(
+    prod: Template, prod_settings: PipelineSettings, handler: str
+) -> None:
+    _, function = function_by_handler(prod, handler)
+    props = function["Properties"]
+    assert props["Architectures"] == ["arm64"]
+    assert props["Runtime"] == "python3.14"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+    retention = prod.find_resources("AWS::Logs::LogGroup")[log_group_id]["Properties"]["RetentionInDays"]
+    assert retention == prod_settings.log_retention_days
+
+
+def test_ingest_environment(prod: Template, prod_settings: PipelineSettings) -> None:
+    _, ingest = function_by_handler(prod, INGEST_HANDLER)
+    env = ingest["Properties"]["Environment"]["Variables"]
+    (leads_id, _), _ = queues(prod)
+    assert env["LEADS_QUEUE_URL"] == {"Ref": leads_id}
+    assert env["ALLOWED_ORIGINS"] == ",".join(prod_settings.allowed_origins)
+    assert env["MAX_BODY_BYTES"] == str(prod_settings.max_body_bytes)
+    assert env["HONEYPOT_FIELD"] == prod_settings.honeypot_field
+
+
+# --- IAM: least privilege --------------------------------------------------------------------
+
+
+def test_ingest_role_can_only_send_to_the_leads_queue(prod: Template) -> None:
+    _, ingest = function_by_handler(prod, INGEST_HANDLER)
+    (leads_id, _), _ = queues(prod)
+    statements = policy_statements_of_role(prod, ref_id(ingest["Properties"]["Role"]))
+    sqs_statements = [s for s in statements if any(a.startswith("sqs:") for a in actions(s))]
+    assert [(sorted(actions(s)), ref_id(s["Resource"])) for s in sqs_statements] == [
+        (["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"], leads_id)
+    ]
+    data_actions = {a for s in statements for a in actions(s) if not a.startswith(("xray:", "logs:"))}
+    assert data_actions == {"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"}
+
+
+def test_worker_role_consumes_its_queue_and_reads_only_its_secret(prod: Template) -> None:
+    _, worker = function_by_handler(prod, WORKER_HANDLER)
+    (leads_id, _), _ = queues(prod)
+    statements = policy_statements_of_role(prod, ref_id(worker["Properties"]["Role"]))
+    by_service: dict[str, list[dict]] = {}
+    for statement in statements:
+        for service in {a.split(":")[0] for a in actions(statement)}:
+            by_service.setdefault(service, []).append(statement)
+    assert set(by_service) == {"sqs", "secretsmanager", "logs", "xray"}
+    [sqs_statement] = by_service["sqs"]
+    assert ref_id(sqs_statement["Resource"]) == leads_id
+    assert "sqs:SendMessage" not in actions(sqs_statement)
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(actions(sqs_statement))
+    [secret_statement] = by_service["secretsmanager"]
+    assert secret_statement["Resource"] == SECRET_ARN
+    assert set(actions(secret_statement)) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+
+
+@pytest.mark.parametrize("variant", ["prod", "dev", "in_vpc"])
+def test_no_wildcard_resource_on_any_data_action(variant: str, request: pytest.FixtureRequest) -> None:
+    template: Template = request.getfixturevalue(variant)
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Resource"] == "*":
+                # X-Ray's write actions are the only ones AWS offers no resource-level permission for.
+                assert all(a.startswith("xray:") for a in actions(statement)), statement
+    for role in resources(template, "AWS::IAM::Role").values():
+        assert "FullAccess" not in json.dumps(role["Properties"].get("ManagedPolicyArns", []))
+
+
+# --- API ---------------------------------------------------------------------------------------
+
+
+def test_stage_throttling_tracing_and_access_logs_without_bodies_or_ips(
+    prod: Template, prod_settings: PipelineSettings
+) -> None:
+    _, stage = only(prod, "AWS::ApiGateway::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == "prod"
+    assert props["TracingEnabled"] is True
+    [method_settings] = props["MethodSettings"]
+    assert method_settings["ThrottlingRateLimit"] == prod_settings.throttle_rate_per_second
+    assert method_settings["ThrottlingBurstLimit"] == prod_settings.throttle_burst
+    assert method_settings["DataTraceEnabled"] is False
+    access_log_format = props["AccessLogSetting"]["Format"]
+    assert "$context.status" in access_log_format
+    assert "sourceIp" not in access_log_format and "requestBody" not in access_log_format
+    _, api = only(prod, "AWS::ApiGateway::RestApi")
+    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+
+
+def test_post_leads_is_proxied_to_the_ingest(prod: Template) -> None:
+    ingest_id, _ = function_by_handler(prod, INGEST_HANDLER)
+    _, method = only(prod, "AWS::ApiGateway::Method", HttpMethod="POST")
+    integration = method["Properties"]["Integration"]
+    assert integration["Type"] == "AWS_PROXY"
+    assert ingest_id in json.dumps(integration["Uri"])
+    [resource] = resources(prod, "AWS::ApiGateway::Resource").values()
+    assert resource["Properties"]["PathPart"] == "leads"
+
+
+def test_cors_preflight_answers_only_allowed_origins(prod: Template, prod_settings: PipelineSettings) -> None:
+    options = prod.find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "OPTIONS"}})
+    assert options, "no preflight method"
+    text = json.dumps(list(options.values()))
+    for origin in prod_settings.allowed_origins:
+        assert origin in text
+    assert "'*'" not in text
+    assert "Idempotency-Key" in text
+
+
+def test_waf_per_ip_rate_rule_when_configured(prod: Template, dev: Template, prod_settings: PipelineSettings) -> None:
+    acl_id, acl = only(prod, "AWS::WAFv2::WebACL")
+    [rule] = acl["Properties"]["Rules"]
+    assert rule["Action"] == {"Block": {}}
+    assert rule["Statement"]["RateBasedStatement"] == {
+        "Limit": prod_settings.waf_requests_per_5_minutes_per_ip,
+        "AggregateKeyType": "IP",
+    }
+    _, association = only(prod, "AWS::WAFv2::WebACLAssociation")
+    assert ref_id(association["Properties"]["WebACLArn"]) == acl_id
+    assert dev.find_resources("AWS::WAFv2::WebACL") == {}
+
+
+# --- Monitoring --------------------------------------------------------------------------------
+
+
+def alarms_by_metric(template: Template) -> dict[str, dict[str, Any]]:
+    found = {}
+    for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        name = props.get("MetricName") or "+".join(
+            m["MetricStat"]["Metric"]["MetricName"] for m in props["Metrics"] if "MetricStat" in m
+        )
+        found[f"{props.get('Namespace', 'math')}:{name}"] = props
+    return found
+
+
+def test_each_alarm_watches_its_metric_at_its_threshold_and_notifies_the_topic(
+    prod: Template, prod_settings: PipelineSettings
+) -> None:
+    topic_id, _ = only(prod, "AWS::SNS::Topic")
+    alarms = alarms_by_metric(prod)
+    (leads_id, _), (dlq_id, _) = queues(prod)
+    expected = {
+        "AWS/SQS:ApproximateAgeOfOldestMessage": prod_settings.alarm_queue_age_seconds,
+        "AWS/SQS:ApproximateNumberOfMessagesVisible": None,  # two alarms share this metric name
+        "AWS/Lambda:Errors": prod_settings.alarm_worker_errors,
+        "AWS/Lambda:Throttles": prod_settings.alarm_worker_throttles,
+        "AWS/Lambda:Duration": prod_settings.alarm_ingest_p99_ms,
+        "math:5XXError+Count": prod_settings.alarm_api_5xx_percent,
+    }
+    assert set(alarms) == set(expected)
+    for key, threshold in expected.items():
+        if threshold is not None:
+            assert alarms[key]["Threshold"] == threshold, key
+    depth_alarms = {
+        ref_id(a["Properties"]["Dimensions"][0]["Value"]): a["Properties"]["Threshold"]
+        for a in resources(prod, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
+    assert depth_alarms == {leads_id: prod_settings.alarm_queue_depth, dlq_id: 1}
+    assert alarms["AWS/Lambda:Duration"]["ExtendedStatistic"] == "p99"
+    for alarm in resources(prod, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": topic_id}] and props["OKActions"] == [{"Ref": topic_id}]
+        assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_alarm_email_subscription_and_tls_only_topic(prod: Template, dev: Template) -> None:
+    _, subscription = only(prod, "AWS::SNS::Subscription")
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["Endpoint"] == "oncall@example.com"
+    assert dev.find_resources("AWS::SNS::Subscription") == {}
+    prod.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}},
+    )
+
+
+def test_one_dashboard_with_the_pipeline_at_a_glance(prod: Template) -> None:
+    _, dashboard = only(prod, "AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for title in ("Ingest rate", "Queue depth and age", "Stored rate", "DLQ depth", "Worker concurrency"):
+        assert title in body
+    for metric in ("LeadsAccepted", "LeadsStored", "ConcurrentExecutions", "ApproximateAgeOfOldestMessage"):
+        assert metric in body
+
+
+def test_outputs(prod: Template) -> None:
+    outputs = prod.find_outputs("*")
+    ours = {"LeadsEndpoint", "QueueUrl", "DeadLetterQueueUrl", "DashboardUrl", "AlarmTopicArn"}
+    assert ours <= set(outputs)
+    # The only other output is the API root URL that RestApi always adds
+    assert [k for k in outputs if k not in ours and not k.startswith("LeadApiEndpoint")] == []
+    assert "leads" in json.dumps(outputs["LeadsEndpoint"]["Value"])
+    dashboard_id, _ = only(prod, "AWS::CloudWatch::Dashboard")
+    [_, parts] = outputs["DashboardUrl"]["Value"]["Fn::Join"]
+    assert parts[0].endswith("#dashboards:name=") and parts[1] == {"Ref": dashboard_id}
