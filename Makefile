@@ -14,8 +14,11 @@ STAGE ?= dev
 CDK := npx --no-install cdk
 CDK_FLAGS := -c stage=$(STAGE) --no-notices --no-version-reporting
 NODE_STAMP := node_modules/.installed
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+CHROMIUM := /usr/bin/chromium
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 
-.PHONY: help install test run synth deploy diff clean
+.PHONY: help install test run synth deploy diff clean reset-local
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,10 +33,18 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV_STAMP) $(NODE_STAMP)  ## create .venv and node_modules (the pinned CDK CLI)
+$(CHROMIUM):
+	$(APT_GET) update -qq
+	DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends chromium
 
-test: $(VENV_STAMP) $(NODE_STAMP)  ## run the whole test suite (unit, integration, infra, e2e)
+install: $(VENV_STAMP) $(NODE_STAMP) $(CHROMIUM)  ## create .venv and node_modules, install Chromium for the browser tests
+
+test: $(VENV_STAMP) $(NODE_STAMP) $(CHROMIUM)  ## run the whole test suite (unit, integration, infra, e2e with a real browser)
 	$(PY) -m pytest
+
+PORT ?= 8080
+run: $(VENV_STAMP)  ## start the whole pipeline on this machine: http://127.0.0.1:$(PORT)/ (Ctrl-C stops)
+	$(VENV)/bin/leadpipe run --stage $(STAGE) --port $(PORT)
 
 synth: $(VENV_STAMP) $(NODE_STAMP)  ## synthesize the stack offline (STAGE=dev|prod), bundling both functions
 	$(CDK) synth $(CDK_FLAGS) --quiet
@@ -44,5 +55,8 @@ diff: $(VENV_STAMP) $(NODE_STAMP)  ## show what a deploy would change (needs AWS
 deploy: $(VENV_STAMP) $(NODE_STAMP)  ## deploy the stack (needs AWS credentials and a bootstrapped account)
 	$(CDK) deploy $(CDK_FLAGS) --require-approval broadening
 
-clean:  ## remove build output and local data (keeps .venv)
-	rm -rf cdk.out build .pytest_cache .leadpipe
+clean:  ## remove build and test output (keeps .venv and the local runtime's stored leads)
+	rm -rf cdk.out build .pytest_cache .leadpipe/pytest
+
+reset-local:  ## delete the local runtime's data: its PostgreSQL (stored leads), logs, queue snapshot
+	rm -rf .leadpipe/local

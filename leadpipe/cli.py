@@ -1,0 +1,132 @@
+"""`leadpipe`: run the pipeline locally and look after it, locally or in AWS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from infra.config import SettingsError, settings_from_file
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except (CliError, SettingsError) as error:
+        print(f"leadpipe: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadpipe", description=__doc__)
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="start the whole pipeline on this machine (Ctrl-C stops it)")
+    run.add_argument("--stage", default="dev", help="whose settings from cdk.json to mirror (default: dev)")
+    run.add_argument("--port", type=_port, default=int(os.environ.get("PORT", "8080")), help="HTTP port (default 8080)")
+    run.add_argument("--data-dir", type=Path, default=None, help="where PostgreSQL data and logs live")
+    run.set_defaults(command=command_run)
+
+    status = commands.add_parser("status", help="queue depth, in flight, DLQ, leads stored")
+    _target_arguments(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(command=command_status)
+    return parser
+
+
+def _target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", help="a deployed stack's name (default: the local runtime)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="read the leads table here")
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port")
+    return port
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from leadpipe.local.runtime import DEFAULT_DATA_DIR, LocalPipeline, LocalPipelineOptions
+
+    options = LocalPipelineOptions(
+        settings=settings_from_file(args.stage),
+        data_dir=args.data_dir or DEFAULT_DATA_DIR,
+        port=args.port,
+        database_url=os.environ.get("DATABASE_URL") or None,
+    )
+    pipeline = LocalPipeline(options)
+    print("Starting Leadpipe locally: PostgreSQL, SQS (moto), ingest and worker ...", flush=True)
+    try:
+        info = pipeline.start()
+    except OSError as error:
+        pipeline.stop(drain_seconds=0)
+        raise CliError(f"could not start: {error} (is port {args.port} free? try `make run PORT=8081`)") from None
+
+    settings = options.settings
+    print(
+        f"""
+Leadpipe is running (stage {info.stage}).
+  landing page  {info.landing_page_url}
+  API           POST {info.api_url}
+  SQS (moto)    {info.sqs_endpoint_url}  queue + DLQ, redrive after {settings.max_receive_count} receives
+  PostgreSQL    {'embedded, data in ' + info.postgres_data_dir if info.postgres_data_dir else 'DATABASE_URL'}  table {info.leads_table}
+  worker        at most {settings.max_concurrency} concurrent batches of {settings.batch_size}, window {settings.max_batching_window_seconds} s
+  logs          {info.data_dir}/logs/
+
+Submit a lead:
+  curl -si -X POST {info.api_url} -H 'Content-Type: application/json' -d '{{"email": "jane@example.com", "campaign": "summersale20"}}'
+See it stored:
+  .venv/bin/leadpipe status
+
+Ctrl-C stops everything.""",
+        flush=True,
+    )
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop.set())
+    stop.wait()
+    print("\nStopping: no new leads; letting the worker drain the queue ...", flush=True)
+    saved = pipeline.stop()
+    where = info.postgres_data_dir or "the DATABASE_URL database"
+    print(f"Stopped. Stored leads are kept in {where}.", flush=True)
+    if saved:
+        print(f"{saved} queued message(s) saved to {info.data_dir}; they are re-queued on the next `make run`.")
+    return 0
+
+
+def command_status(args: argparse.Namespace) -> int:
+    from leadpipe.local.runtime import DEFAULT_DATA_DIR
+    from leadpipe.status import PipelineStatus, database_status, oldest_message_age_from_cloudwatch, queue_status
+    from leadpipe.targets import TargetNotFound, resolve_target
+
+    try:
+        target = resolve_target(args.stack, args.data_dir or DEFAULT_DATA_DIR, args.database_url)
+    except TargetNotFound as error:
+        raise CliError(str(error)) from None
+    counts = queue_status(target.sqs, target.leads_queue_url, target.dead_letter_queue_url)
+    age = None
+    if target.cloudwatch is not None:
+        age = oldest_message_age_from_cloudwatch(target.cloudwatch, target.leads_queue_url.rsplit("/", 1)[-1])
+    status = PipelineStatus(source=target.description, oldest_message_age_seconds=age, **counts)
+    if target.database_url:
+        for key, value in database_status(target.database_url, target.leads_table).items():
+            setattr(status, key, value)
+    print(json.dumps(status.as_dict(), indent=2) if args.json else status.as_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Isolated Lambda "execution environments": one process each, as many as the concurrency allows.
+
+Each process imports the function's handler module once and keeps its module state (cached
+clients, the worker's one DB connection) across invocations, exactly like a warm Lambda. A
+process runs one invocation at a time, so `size` is a hard cap on concurrent invocations.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import sys
+import uuid
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LocalLambdaContext:
+    """The parts of Lambda's context object that Powertools reads."""
+
+    function_name: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = ""
+    timeout_ms: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms
+
+
+_handler: Any = None
+_function_name = ""
+
+
+def _start_environment(handler_path: str, function_name: str, environment: dict[str, str], log_file: str) -> None:
+    global _handler, _function_name
+    os.environ.update(environment)
+    # Like CloudWatch Logs: whatever the function prints goes to its own log.
+    stream = open(log_file, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    sys.stdout = sys.stderr = stream
+    module_name, attribute = handler_path.rsplit(".", 1)
+    _handler = getattr(importlib.import_module(module_name), attribute)
+    _function_name = function_name
+
+
+def _invoke(event: dict[str, Any]) -> dict[str, Any]:
+    context = LocalLambdaContext(function_name=_function_name, aws_request_id=str(uuid.uuid4()))
+    return _handler(event, context)
+
+
+class LambdaPool:
+    """`size` warm environments of one function; `invoke` blocks, `submit` returns a Future."""
+
+    def __init__(self, handler_path: str, function_name: str, size: int, environment: dict[str, str], log_file: Path):
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.size = size
+        self._executor = ProcessPoolExecutor(
+            max_workers=size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_environment,
+            initargs=(handler_path, function_name, environment, str(log_file)),
+        )
+
+    def warm_up(self) -> None:
+        """Start every environment now (cold starts at launch, not on the first lead)."""
+        futures = [self._executor.submit(os.getpid) for _ in range(self.size * 2)]
+        for future in futures:
+            future.result(timeout=120)
+
+    def submit(self, event: dict[str, Any]) -> Future:
+        return self._executor.submit(_invoke, event)
+
+    def invoke(self, event: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        return self.submit(event).result(timeout=timeout)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

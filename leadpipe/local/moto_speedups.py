@@ -1,0 +1,211 @@
+"""Make moto's SQS backend hold a spike: patches for the local runtime's SQS server only.
+
+Stock moto 5.2.5 does work proportional to the queue depth on every call: each send builds
+every queue attribute (three of them count all messages), each receive builds the list of all
+visible messages and re-reads the retention period through the same full attribute build, and
+each delete scans every message's receipt-handle history. At 20,000 queued leads a queue that
+exists to absorb spikes slows to a crawl. These patches keep moto's behaviour and fix the cost:
+
+* attributes are built without the three message counts when the caller only needs settings;
+* a message's visibility is checked against `time.time()` rather than a datetime round trip;
+* the visible-message list is a lazy view, so a receive stops after the messages it returns;
+* receipt handles are indexed, so a delete does not scan the queue;
+* every backend call runs under one lock: moto's server is threaded and its delete rebuilds the
+  message list, which can drop a message sent at the same moment.
+
+They apply to one pinned moto version and check the internals they touch first, so a moto
+upgrade fails loudly (`MotoInternalsChanged`) instead of silently misbehaving. Tests of the
+cloud code never import this module: they run on stock moto.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import moto
+from moto.sqs import models as sqs_models
+
+PINNED_MOTO_VERSION = "5.2.5"
+COUNT_ATTRIBUTES = frozenset(
+    {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"}
+)
+# Backend calls that read or change messages; all run under one lock.
+SERIALISED_CALLS = (
+    "create_queue", "delete_queue", "get_queue_attributes", "set_queue_attributes", "purge_queue",
+    "send_message", "send_message_batch", "delete_message", "delete_message_batch",
+    "change_message_visibility", "change_message_visibility_batch",
+)  # fmt: skip
+# Calls that need the queue's settings but never its message counts.
+SETTINGS_ONLY_CALLS = ("send_message", "send_message_batch", "_validate_message", "is_message_valid_based_on_retention_period")
+RECEIVE_POLL_INTERVAL_SECONDS = 0.02
+
+# What this module relies on, checked before anything is patched.
+EXPECTED_SIGNATURES = {
+    "SQSBackend.receive_message": ["self", "queue_name", "count", "wait_seconds_timeout", "visibility_timeout", "message_attribute_names"],
+    "SQSBackend.send_message": ["self", "queue_name", "message_body", "message_attributes", "delay_seconds", "deduplication_id", "group_id", "system_attributes", "validate_group_id"],
+    "SQSBackend.delete_message": ["self", "queue_name", "receipt_handle"],
+    "SQSBackend.is_message_valid_based_on_retention_period": ["self", "queue_name", "message"],
+    "Queue.delete_message": ["self", "receipt_handle"],
+    "Message.mark_received": ["self", "visibility_timeout"],
+}  # fmt: skip
+EXPECTED_INSTANCE_FIELDS = {
+    "Queue": ("_messages", "_pending_messages", "deleted_messages", "BASE_ATTRIBUTES", "FIFO_ATTRIBUTES", "KMS_ATTRIBUTES"),
+    "Message": ("visible_at", "delayed_until", "receipt_handle", "_old_receipt_handles"),
+}
+
+_backend_lock = threading.RLock()
+_settings_only = threading.local()
+_message_by_handle: dict[str, Any] = {}
+_applied = False
+
+
+class MotoInternalsChanged(RuntimeError):
+    """moto is not the version these patches were written and tested against."""
+
+
+def apply_sqs_speedups() -> None:
+    """Patch moto's SQS backend in this process. Idempotent; raises `MotoInternalsChanged`."""
+    global _applied
+    if _applied:
+        return
+    check_moto_internals()
+    Queue, Message, Backend = sqs_models.Queue, sqs_models.Message, sqs_models.SQSBackend
+
+    Queue.attributes = property(_queue_attributes)
+    Queue.messages = property(lambda queue: VisibleMessages(queue._messages))
+    Queue.delete_message = _delete_by_indexed_handle
+    Message.visible = property(lambda message: time.time() * 1000 > message.visible_at)
+    Message.delayed = property(lambda message: time.time() * 1000 < message.delayed_until)
+    Message.mark_received = _indexing_mark_received(Message.mark_received)
+
+    for name in SETTINGS_ONLY_CALLS:
+        setattr(Backend, name, _without_message_counts(getattr(Backend, name)))
+    for name in SERIALISED_CALLS:
+        setattr(Backend, name, _serialised(getattr(Backend, name)))
+    Backend.receive_message = _polling_receive(Backend.receive_message)
+    _applied = True
+
+
+def check_moto_internals() -> None:
+    """Fail loudly unless moto's SQS internals are exactly what the patches expect."""
+    if moto.__version__ != PINNED_MOTO_VERSION:
+        raise MotoInternalsChanged(
+            f"leadpipe's SQS speedups are written for moto {PINNED_MOTO_VERSION}, found {moto.__version__}; "
+            "re-check leadpipe/local/moto_speedups.py against the new moto before changing the pin"
+        )
+    for dotted, expected in EXPECTED_SIGNATURES.items():
+        owner, attribute = dotted.split(".")
+        actual = list(inspect.signature(getattr(getattr(sqs_models, owner), attribute)).parameters)
+        if actual != expected:
+            raise MotoInternalsChanged(f"moto {dotted} now takes {actual}, expected {expected}")
+    queue = sqs_models.Queue("leadpipe-internals-check", "us-east-1", "123456789012")
+    message = sqs_models.Message("id", "body")
+    for owner, fields in (("Queue", queue), ("Message", message)):
+        missing = [f for f in EXPECTED_INSTANCE_FIELDS[owner] if not hasattr(fields, f)]
+        if missing:
+            raise MotoInternalsChanged(f"moto {owner} lost {missing}")
+
+
+class VisibleMessages:
+    """Lazy stand-in for moto's `Queue.messages` list: iterate, count or test it as before."""
+
+    def __init__(self, messages: list[Any]) -> None:
+        self._messages = messages
+
+    def __iter__(self) -> Iterator[Any]:
+        now = time.time() * 1000
+        return (m for m in self._messages if now > m.visible_at and not now < m.delayed_until)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return next(iter(self), None) is not None
+
+
+def _queue_attributes(queue: Any) -> dict[str, Any]:
+    """moto's attribute map; the O(n) message counts are left out for settings-only callers."""
+    names = list(queue.BASE_ATTRIBUTES)
+    if getattr(_settings_only, "active", 0):
+        names = [n for n in names if n not in COUNT_ATTRIBUTES]
+    if queue.fifo_queue:
+        names += queue.FIFO_ATTRIBUTES
+    if queue.kms_master_key_id:
+        names += queue.KMS_ATTRIBUTES
+    result = {name: getattr(queue, sqs_models.camelcase_to_underscores(name)) for name in names}
+    if queue.policy:
+        result["Policy"] = queue.policy
+    if queue.redrive_policy:
+        result["RedrivePolicy"] = json.dumps(queue.redrive_policy)
+    return {k: str(v).lower() if isinstance(v, bool) else v for k, v in result.items()}
+
+
+def _delete_by_indexed_handle(queue: Any, receipt_handle: str) -> None:
+    if receipt_handle in queue.deleted_messages:
+        return  # deleting twice is fine, as in SQS
+    message = _message_by_handle.get(receipt_handle)
+    if message is None or message not in queue._messages:  # identity comparison, at C speed
+        raise sqs_models.ReceiptHandleIsInvalid()
+    queue._messages.remove(message)
+    queue.pending_messages.discard(message)
+    handles = message.all_receipt_handles
+    queue.deleted_messages.update(handles)
+    for handle in handles:
+        _message_by_handle.pop(handle, None)
+
+
+def _indexing_mark_received(original: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(original)
+    def mark_received(message: Any, visibility_timeout: int | None = None) -> None:
+        original(message, visibility_timeout)
+        _message_by_handle[message.receipt_handle] = message
+
+    return mark_received
+
+
+def _without_message_counts(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def settings_only(*args: Any, **kwargs: Any) -> Any:
+        _settings_only.active = getattr(_settings_only, "active", 0) + 1
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _settings_only.active -= 1
+
+    return settings_only
+
+
+def _serialised(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _backend_lock:
+            return original(*args, **kwargs)
+
+    return locked
+
+
+def _polling_receive(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Long polling without holding the lock: short receives until a message or the deadline."""
+
+    @functools.wraps(original)
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, visibility_timeout: int,
+                        message_attribute_names: list[str] | None = None) -> list[Any]:  # fmt: skip
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with _backend_lock:
+                _settings_only.active = getattr(_settings_only, "active", 0) + 1
+                try:
+                    received = original(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+                finally:
+                    _settings_only.active -= 1
+            if received or time.monotonic() >= deadline:
+                return received
+            time.sleep(RECEIVE_POLL_INTERVAL_SECONDS)
+
+    return receive_message

@@ -1,0 +1,157 @@
+"""Lambda's SQS event source mapping, on one machine.
+
+`max_concurrency` pollers each gather up to `batch_size` messages (or what arrived within the
+batching window), invoke the worker with a real SQS event, and delete what succeeded. Records
+named in `batchItemFailures` are left alone: they reappear after the visibility timeout, and
+SQS's redrive policy moves them to the DLQ after `max_receive_count` receives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SQS_MAX_RECEIVE = 10
+EMPTY_QUEUE_PAUSE_SECONDS = 0.05
+IDLE_LONG_POLL_SECONDS = 1  # an idle poller waits on SQS instead of spinning
+
+
+@dataclass(frozen=True)
+class EventSourceSettings:
+    queue_url: str
+    queue_arn: str
+    region: str
+    batch_size: int
+    max_batching_window_seconds: float
+    max_concurrency: int
+
+
+@dataclass
+class PollerStats:
+    """Counters the CLI reads for status and spike reports (thread-safe)."""
+
+    invocations: int = 0
+    records_deleted: int = 0
+    records_failed: int = 0
+    function_errors: int = 0
+    busy_pollers: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+
+def to_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One received message in the shape Lambda hands the function."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class SqsEventSourcePoller:
+    """Runs `max_concurrency` polling threads until `stop()`."""
+
+    def __init__(self, sqs: Any, settings: EventSourceSettings, invoke: Callable[[dict[str, Any]], dict[str, Any]]):
+        self._sqs = sqs
+        self._settings = settings
+        self._invoke = invoke
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.stats = PollerStats()
+
+    def start(self) -> None:
+        for index in range(self._settings.max_concurrency):
+            thread = threading.Thread(target=self._poll, name=f"leadpipe-poller-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Let every poller finish the batch it holds, then return."""
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                messages = self._gather_batch()
+            except Exception:  # SQS briefly unreachable: back off, as the real poller does
+                time.sleep(1)
+                continue
+            if not messages:
+                continue
+            self._process(messages)
+
+    def _gather_batch(self) -> list[dict[str, Any]]:
+        """Up to batch_size messages: the window starts with the first message, as in Lambda."""
+        settings = self._settings
+        batch: list[dict[str, Any]] = []
+        deadline = 0.0
+        while len(batch) < settings.batch_size:
+            received = self._sqs.receive_message(
+                QueueUrl=settings.queue_url,
+                MaxNumberOfMessages=min(SQS_MAX_RECEIVE, settings.batch_size - len(batch)),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0 if batch else IDLE_LONG_POLL_SECONDS,
+            ).get("Messages", [])
+            if not batch:
+                if not received:
+                    return batch  # idle
+                deadline = time.monotonic() + settings.max_batching_window_seconds
+            batch.extend(received)
+            if time.monotonic() >= deadline or self._stopping.is_set():
+                break
+            if not received:
+                time.sleep(EMPTY_QUEUE_PAUSE_SECONDS)
+        return batch
+
+    def _process(self, messages: list[dict[str, Any]]) -> None:
+        settings = self._settings
+        event = {"Records": [to_sqs_record(m, settings.queue_arn, settings.region) for m in messages]}
+        self.stats.add(busy_pollers=1)
+        try:
+            response = self._invoke(event)
+        except Exception:
+            # A function error: nothing is deleted, the whole batch comes back after the timeout.
+            self.stats.add(invocations=1, function_errors=1, records_failed=len(messages))
+            return
+        finally:
+            self.stats.add(busy_pollers=-1)
+        failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), SQS_MAX_RECEIVE):
+            chunk = done[start : start + SQS_MAX_RECEIVE]
+            self._sqs.delete_message_batch(
+                QueueUrl=settings.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
+        self.stats.add(invocations=1, records_deleted=len(done), records_failed=len(failed))

@@ -1,0 +1,236 @@
+"""Bring the whole pipeline up on this machine, with the same handlers and settings as the cloud."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+from botocore.config import Config
+
+from functions.worker.migrate import apply_migrations
+from infra.config import REPO_ROOT, PipelineSettings
+from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
+from leadpipe.local.gateway import LEADS_PATH, LocalApiGateway
+from leadpipe.local.lambda_pool import LambdaPool
+from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
+from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalSqsServer, create_pipeline_queues
+
+DEFAULT_DATA_DIR = REPO_ROOT / ".leadpipe" / "local"
+STATE_FILE_NAME = "runtime.json"
+SNAPSHOT_FILE_NAME = "queue-snapshot.json"
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """Where everything is; written to `<data_dir>/runtime.json` for `leadpipe status` and friends."""
+
+    stage: str
+    api_url: str
+    landing_page_url: str
+    sqs_endpoint_url: str
+    leads_queue_url: str
+    dead_letter_queue_url: str
+    database_url: str
+    leads_table: str
+    data_dir: str
+    postgres_data_dir: str | None
+    pid: int
+
+    @classmethod
+    def load(cls, data_dir: Path = DEFAULT_DATA_DIR) -> RuntimeInfo:
+        path = data_dir / STATE_FILE_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"no local pipeline is running (no {path}); start one with `make run`")
+        return cls(**json.loads(path.read_text()))
+
+
+@dataclass
+class LocalPipelineOptions:
+    settings: PipelineSettings
+    data_dir: Path = DEFAULT_DATA_DIR
+    port: int = 8080
+    database_url: str | None = None  # None: the embedded server under data_dir/postgres
+    ingest_environments: int = 2
+    extra_allowed_origins: list[str] = field(default_factory=list)
+
+
+def local_sqs_client(endpoint_url: str) -> Any:
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint_url,
+        region_name=LOCAL_REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(retries={"mode": "standard", "total_max_attempts": 3}, max_pool_connections=32),
+    )
+
+
+class LocalPipeline:
+    """PostgreSQL, SQS, the API and the worker's event source, started and stopped as one."""
+
+    def __init__(self, options: LocalPipelineOptions) -> None:
+        self.options = options
+        self.settings = options.settings
+        self.info: RuntimeInfo | None = None
+        self.poller: SqsEventSourcePoller | None = None
+        self._postgres: EmbeddedPostgres | None = None
+        self._sqs_server = LocalSqsServer()
+        self._ingest: LambdaPool | None = None
+        self._worker: LambdaPool | None = None
+        self._gateway: LocalApiGateway | None = None
+        self._gateway_thread: threading.Thread | None = None
+
+    # --- start ------------------------------------------------------------------------------
+
+    def start(self) -> RuntimeInfo:
+        options, settings = self.options, self.settings
+        data_dir = options.data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        logs = data_dir / "logs"
+
+        database_url = options.database_url or self._start_postgres(data_dir / "postgres")
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            apply_migrations(connection, settings.leads_table)
+
+        endpoint = self._sqs_server.start()
+        sqs = local_sqs_client(endpoint)
+        queues = create_pipeline_queues(sqs, settings)
+        self._restore_snapshot(sqs, data_dir / SNAPSHOT_FILE_NAME, queues.leads_url, queues.dead_letter_url)
+
+        # The gateway binds its port first: the page it serves is an origin the ingest must allow.
+        self._gateway = LocalApiGateway(lambda event: self._ingest.invoke(event), stage=settings.stage, port=options.port)
+        aws_env = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL_SQS": endpoint, "POWERTOOLS_TRACE_DISABLED": "true"}
+        origins = [*settings.allowed_origins, self._gateway.url, *options.extra_allowed_origins]
+        self._ingest = LambdaPool(
+            "functions.ingest.handler.lambda_handler",
+            "leadpipe-ingest",
+            options.ingest_environments,
+            {
+                **aws_env,
+                "LEADS_QUEUE_URL": queues.leads_url,
+                "ALLOWED_ORIGINS": ",".join(origins),
+                "MAX_BODY_BYTES": str(settings.max_body_bytes),
+                "HONEYPOT_FIELD": settings.honeypot_field,
+                "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
+            },
+            logs / "ingest.log",
+        )
+        # One process per allowed concurrent batch: the DB never sees more writers than this.
+        self._worker = LambdaPool(
+            "functions.worker.handler.lambda_handler",
+            "leadpipe-worker",
+            settings.max_concurrency,
+            {**aws_env, "DATABASE_URL": database_url, "LEADS_TABLE": settings.leads_table},
+            logs / "worker.log",
+        )
+        self._ingest.warm_up()
+        self._worker.warm_up()
+
+        self.poller = SqsEventSourcePoller(
+            sqs,
+            EventSourceSettings(
+                queue_url=queues.leads_url,
+                queue_arn=queues.leads_arn,
+                region=LOCAL_REGION,
+                batch_size=settings.batch_size,
+                max_batching_window_seconds=settings.max_batching_window_seconds,
+                max_concurrency=settings.max_concurrency,
+            ),
+            lambda event: self._worker.invoke(event, timeout=settings.worker_timeout_seconds),
+        )
+        self.poller.start()
+        self._gateway_thread = threading.Thread(target=self._gateway.serve_forever, name="leadpipe-gateway", daemon=True)
+        self._gateway_thread.start()
+
+        self.info = RuntimeInfo(
+            stage=settings.stage,
+            api_url=f"{self._gateway.url}{LEADS_PATH}",
+            landing_page_url=f"{self._gateway.url}/",
+            sqs_endpoint_url=endpoint,
+            leads_queue_url=queues.leads_url,
+            dead_letter_queue_url=queues.dead_letter_url,
+            database_url=database_url,
+            leads_table=settings.leads_table,
+            data_dir=str(data_dir),
+            postgres_data_dir=str(self._postgres.data_dir) if self._postgres else None,
+            pid=os.getpid(),
+        )
+        (data_dir / STATE_FILE_NAME).write_text(json.dumps(asdict(self.info), indent=2))
+        return self.info
+
+    def _start_postgres(self, folder: Path) -> str:
+        self._postgres = start_embedded_postgres(folder)
+        return self._postgres.uri
+
+    # --- stop -------------------------------------------------------------------------------
+
+    def stop(self, drain_seconds: float = 10.0) -> int:
+        """Stop taking leads, let the worker drain for up to `drain_seconds`, keep what is left.
+
+        Returns how many messages were saved to the snapshot (restored on the next start).
+        """
+        saved = 0
+        if self._gateway:
+            self._gateway.stop()
+        if self.info and self.poller:
+            sqs = local_sqs_client(self.info.sqs_endpoint_url)
+            self._wait_until_drained(sqs, drain_seconds)
+            self.poller.stop()
+            saved = self._save_snapshot(sqs, Path(self.info.data_dir) / SNAPSHOT_FILE_NAME)
+        for pool in (self._ingest, self._worker):
+            if pool:
+                pool.close()
+        self._sqs_server.stop()
+        if self._postgres:
+            self._postgres.stop()
+        if self.info:
+            (Path(self.info.data_dir) / STATE_FILE_NAME).unlink(missing_ok=True)
+        return saved
+
+    def _wait_until_drained(self, sqs: Any, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            counts = queue_counts(sqs, self.info.leads_queue_url)
+            if counts["visible"] + counts["in_flight"] == 0:
+                return
+            time.sleep(0.2)
+
+    def _save_snapshot(self, sqs: Any, path: Path) -> int:
+        """moto keeps queues in memory: write what is still queued so a restart loses nothing."""
+        saved = []
+        for name, url in (("leads", self.info.leads_queue_url), ("dead_letters", self.info.dead_letter_queue_url)):
+            while True:
+                batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages", [])
+                if not batch:
+                    break
+                saved.extend({"queue": name, "body": m["Body"]} for m in batch)
+        if saved:
+            path.write_text(json.dumps(saved))
+        return len(saved)
+
+    @staticmethod
+    def _restore_snapshot(sqs: Any, path: Path, leads_url: str, dead_letter_url: str) -> None:
+        if not path.is_file():
+            return
+        urls = {"leads": leads_url, "dead_letters": dead_letter_url}
+        for item in json.loads(path.read_text()):
+            sqs.send_message(QueueUrl=urls[item["queue"]], MessageBody=item["body"])
+        path.unlink()
+
+
+def queue_counts(sqs: Any, queue_url: str) -> dict[str, int]:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return {
+        "visible": int(attributes["ApproximateNumberOfMessages"]),
+        "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    }

@@ -1,0 +1,84 @@
+"""What the pipeline holds right now: queue, in flight, DLQ, and what reached the database."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+
+@dataclass
+class PipelineStatus:
+    source: str
+    queued: int
+    in_flight: int
+    dead_letters: int
+    oldest_message_age_seconds: float | None
+    leads_stored: int | None = None
+    stored_last_hour_by_campaign: dict[str, int] = field(default_factory=dict)
+    last_stored_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def as_text(self) -> str:
+        age = "unknown here" if self.oldest_message_age_seconds is None else f"{self.oldest_message_age_seconds:.0f} s"
+        lines = [
+            f"Leadpipe status ({self.source})",
+            f"  queued (visible)      {self.queued}",
+            f"  in flight             {self.in_flight}",
+            f"  dead letters (DLQ)    {self.dead_letters}",
+            f"  oldest message age    {age}",
+        ]
+        if self.leads_stored is not None:
+            lines.append(f"  leads stored          {self.leads_stored}  (last at {self.last_stored_at or '-'})")
+            lines.append("  stored in the last hour, by campaign:")
+            for campaign, count in sorted(self.stored_last_hour_by_campaign.items()) or [("-", 0)]:
+                lines.append(f"    {campaign:<20}{count}")
+        return "\n".join(lines)
+
+
+def queue_status(sqs: Any, leads_queue_url: str, dead_letter_url: str) -> dict[str, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    leads = sqs.get_queue_attributes(QueueUrl=leads_queue_url, AttributeNames=names)["Attributes"]
+    dead = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=names)["Attributes"]
+    return {
+        "queued": int(leads["ApproximateNumberOfMessages"]),
+        "in_flight": int(leads["ApproximateNumberOfMessagesNotVisible"]),
+        "dead_letters": int(dead["ApproximateNumberOfMessages"]) + int(dead["ApproximateNumberOfMessagesNotVisible"]),
+    }
+
+
+def database_status(database_url: str, leads_table: str) -> dict[str, Any]:
+    schema, table = leads_table.split(".", 1)
+    target = sql.Identifier(schema, table)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        total, last = connection.execute(sql.SQL("SELECT count(*), max(stored_at) FROM {}").format(target)).fetchone()
+        rows = connection.execute(
+            sql.SQL("SELECT coalesce(campaign, '(none)'), count(*) FROM {} WHERE stored_at >= %s GROUP BY 1").format(target),
+            (since,),
+        ).fetchall()
+    return {
+        "leads_stored": total,
+        "last_stored_at": last.isoformat(timespec="seconds") if last else None,
+        "stored_last_hour_by_campaign": dict(rows),
+    }
+
+
+def oldest_message_age_from_cloudwatch(cloudwatch: Any, queue_name: str) -> float | None:
+    """SQS reports the age of the oldest message only as a CloudWatch metric (1-minute lag)."""
+    now = datetime.now(UTC)
+    points = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SQS",
+        MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": queue_name}],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now,
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    return max(points, key=lambda p: p["Timestamp"])["Maximum"] if points else None

@@ -1,0 +1,64 @@
+"""Find the pipeline to talk to: the local runtime, or a deployed stack by its name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo, local_sqs_client
+
+
+class TargetNotFound(RuntimeError):
+    """No running local pipeline, or no such stack; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PipelineTarget:
+    description: str
+    sqs: Any
+    leads_queue_url: str
+    dead_letter_queue_url: str
+    database_url: str | None
+    leads_table: str
+    cloudwatch: Any | None = None
+    api_url: str | None = None
+
+
+def resolve_target(stack_name: str | None, data_dir: Path = DEFAULT_DATA_DIR, database_url: str | None = None,
+                   leads_table: str = "leadpipe.leads") -> PipelineTarget:  # fmt: skip
+    if stack_name is None:
+        try:
+            info = RuntimeInfo.load(data_dir)
+        except FileNotFoundError as error:
+            raise TargetNotFound(str(error)) from None
+        return PipelineTarget(
+            description=f"local runtime, stage {info.stage}",
+            sqs=local_sqs_client(info.sqs_endpoint_url),
+            leads_queue_url=info.leads_queue_url,
+            dead_letter_queue_url=info.dead_letter_queue_url,
+            database_url=database_url or info.database_url,
+            leads_table=info.leads_table,
+            api_url=info.api_url,
+        )
+    outputs = stack_outputs(boto3.client("cloudformation"), stack_name)
+    return PipelineTarget(
+        description=f"stack {stack_name}",
+        sqs=boto3.client("sqs"),
+        leads_queue_url=outputs["QueueUrl"],
+        dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
+        database_url=database_url,
+        leads_table=leads_table,
+        cloudwatch=boto3.client("cloudwatch"),
+        api_url=outputs.get("LeadsEndpoint"),
+    )
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    try:
+        [stack] = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except cloudformation.exceptions.ClientError as error:
+        raise TargetNotFound(f"stack {stack_name!r} not found: {error.response['Error']['Message']}") from None
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

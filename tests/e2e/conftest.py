@@ -1,0 +1,96 @@
+"""The local runtime, started by the test session on ephemeral ports with data of its own."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from infra.config import PipelineSettings, settings_from_file
+from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions, RuntimeInfo, local_sqs_client
+from tests.conftest import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http_request(url: str, method: str = "GET", body: bytes | str | None = None, headers: dict[str, str] | None = None) -> HttpAnswer:
+    """One request, no redirect following (a 303 must be seen as a 303)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request(method, parts.path or "/", body=body, headers=headers or {})
+        response = connection.getresponse()
+        return HttpAnswer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def e2e_settings() -> PipelineSettings:
+    """dev's settings, with a short visibility timeout so poison reaches the DLQ in seconds."""
+    return settings_from_file("dev").model_copy(update={"visibility_timeout_seconds": 1, "max_receive_count": 2})
+
+
+class RunningPipeline:
+    def __init__(self, info: RuntimeInfo, pipeline: LocalPipeline) -> None:
+        self.info = info
+        self.pipeline = pipeline
+        self.sqs = local_sqs_client(info.sqs_endpoint_url)
+
+    def rows(self, where: str = "true", params: tuple = ()) -> list[dict]:
+        with psycopg.connect(self.info.database_url, autocommit=True) as connection, connection.cursor(
+            row_factory=psycopg.rows.dict_row
+        ) as cursor:
+            return cursor.execute(f"SELECT * FROM {self.info.leads_table} WHERE {where}", params).fetchall()
+
+    def count(self, where: str = "true", params: tuple = ()) -> int:
+        return len(self.rows(where, params))
+
+    def queue_attribute(self, url: str, name: str) -> int:
+        return int(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[name])["Attributes"][name])
+
+
+def start_pipeline(data_dir: Path, settings: PipelineSettings | None = None) -> RunningPipeline:
+    pipeline = LocalPipeline(LocalPipelineOptions(settings=settings or e2e_settings(), data_dir=data_dir, port=0))
+    return RunningPipeline(pipeline.start(), pipeline)
+
+
+@pytest.fixture(scope="session")
+def e2e_data_dir() -> Iterator[Path]:
+    path = REPO_ROOT / ".leadpipe" / "pytest" / f"e2e-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def local_pipeline(e2e_data_dir: Path) -> Iterator[RunningPipeline]:
+    running = start_pipeline(e2e_data_dir)
+    yield running
+    running.pipeline.stop(drain_seconds=5)
