@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,10 +94,7 @@ See it stored:
 Ctrl-C stops everything.""",
         flush=True,
     )
-    stop = threading.Event()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signal_number, lambda *_: stop.set())
-    stop.wait()
+    wait_for_ctrl_c()
     print("\nStopping: no new leads; letting the worker drain the queue ...", flush=True)
     saved = pipeline.stop()
     where = info.postgres_data_dir or "the DATABASE_URL database"
@@ -105,6 +102,21 @@ Ctrl-C stops everything.""",
     if saved:
         print(f"{saved} queued message(s) saved to {info.data_dir}; they are re-queued on the next `make run`.")
     return 0
+
+
+def wait_for_ctrl_c() -> None:
+    """Block until SIGINT or SIGTERM. (Setting an Event from a signal handler can deadlock.)"""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the drain
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def command_status(args: argparse.Namespace) -> int:

@@ -233,6 +233,6 @@ def _origin(scheme: str, hostname: str | None, port: int | None) -> str | None:
 def _field_errors(error: ValidationError) -> list[FieldError]:
     # Never echo the input back: it is personal data, and could be huge.
     return [
-        FieldError(".".join(str(part) for part in detail["loc"]), detail["type"], detail["msg"])
+        FieldError(".".join(str(part) for part in detail["loc"]), detail["type"], detail["msg"].removeprefix("Value error, "))
         for detail in error.errors(include_url=False, include_input=False)
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import signal
 import sys
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -38,6 +39,7 @@ _function_name = ""
 
 def _start_environment(handler_path: str, function_name: str, environment: dict[str, str], log_file: str) -> None:
     global _handler, _function_name
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     os.environ.update(environment)
     # Like CloudWatch Logs: whatever the function prints goes to its own log.
     stream = open(log_file, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process

@@ -11,7 +11,10 @@ exists to absorb spikes slows to a crawl. These patches keep moto's behaviour an
 * the visible-message list is a lazy view, so a receive stops after the messages it returns;
 * receipt handles are indexed, so a delete does not scan the queue;
 * every backend call runs under one lock: moto's server is threaded and its delete rebuilds the
-  message list, which can drop a message sent at the same moment.
+  message list, which can drop a message sent at the same moment;
+* the server's list of moto's own service folders is read from disk once, not on every request
+  (it stat()ed ~175 folders per request: a third of a SendMessage's time), and the list of a
+  response class's methods is computed once per class, not with `inspect` on every request.
 
 They apply to one pinned moto version and check the internals they touch first, so a moto
 upgrade fails loudly (`MotoInternalsChanged`) instead of silently misbehaving. Tests of the
@@ -29,6 +32,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import moto
+from moto import backends as moto_backends
+from moto.core import responses as moto_responses
 from moto.sqs import models as sqs_models
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -53,6 +58,8 @@ EXPECTED_SIGNATURES = {
     "SQSBackend.is_message_valid_based_on_retention_period": ["self", "queue_name", "message"],
     "Queue.delete_message": ["self", "receipt_handle"],
     "Message.mark_received": ["self", "visibility_timeout"],
+    "backends.list_of_moto_modules": [],
+    "responses.method_names_from_class": ["clazz"],
 }  # fmt: skip
 EXPECTED_INSTANCE_FIELDS = {
     "Queue": ("_messages", "_pending_messages", "deleted_messages", "BASE_ATTRIBUTES", "FIFO_ATTRIBUTES", "KMS_ATTRIBUTES"),
@@ -89,6 +96,9 @@ def apply_sqs_speedups() -> None:
     for name in SERIALISED_CALLS:
         setattr(Backend, name, _serialised(getattr(Backend, name)))
     Backend.receive_message = _polling_receive(Backend.receive_message)
+    service_folders = tuple(moto_backends.list_of_moto_modules())
+    moto_backends.list_of_moto_modules = lambda: service_folders
+    moto_responses.method_names_from_class = functools.cache(moto_responses.method_names_from_class)
     _applied = True
 
 
@@ -101,7 +111,8 @@ def check_moto_internals() -> None:
         )
     for dotted, expected in EXPECTED_SIGNATURES.items():
         owner, attribute = dotted.split(".")
-        actual = list(inspect.signature(getattr(getattr(sqs_models, owner), attribute)).parameters)
+        namespace = {"backends": moto_backends, "responses": moto_responses}.get(owner) or getattr(sqs_models, owner)
+        actual = list(inspect.signature(getattr(namespace, attribute)).parameters)
         if actual != expected:
             raise MotoInternalsChanged(f"moto {dotted} now takes {actual}, expected {expected}")
     queue = sqs_models.Queue("leadpipe-internals-check", "us-east-1", "123456789012")
@@ -138,12 +149,17 @@ def _queue_attributes(queue: Any) -> dict[str, Any]:
         names += queue.FIFO_ATTRIBUTES
     if queue.kms_master_key_id:
         names += queue.KMS_ATTRIBUTES
-    result = {name: getattr(queue, sqs_models.camelcase_to_underscores(name)) for name in names}
+    result = {name: getattr(queue, _attribute_field(name)) for name in names}
     if queue.policy:
         result["Policy"] = queue.policy
     if queue.redrive_policy:
         result["RedrivePolicy"] = json.dumps(queue.redrive_policy)
     return {k: str(v).lower() if isinstance(v, bool) else v for k, v in result.items()}
+
+
+@functools.cache
+def _attribute_field(name: str) -> str:
+    return sqs_models.camelcase_to_underscores(name)
 
 
 def _delete_by_indexed_handle(queue: Any, receipt_handle: str) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SQS_MAX_RECEIVE = 10
-EMPTY_QUEUE_PAUSE_SECONDS = 0.05
+PARTIAL_BATCH_PAUSE_SECONDS = 0.2  # between receives while a batch fills: fewer, fuller receives
 IDLE_LONG_POLL_SECONDS = 1  # an idle poller waits on SQS instead of spinning
 
 
@@ -130,8 +130,8 @@ class SqsEventSourcePoller:
             batch.extend(received)
             if time.monotonic() >= deadline or self._stopping.is_set():
                 break
-            if not received:
-                time.sleep(EMPTY_QUEUE_PAUSE_SECONDS)
+            if len(received) < SQS_MAX_RECEIVE:
+                time.sleep(min(PARTIAL_BATCH_PAUSE_SECONDS, max(0.0, deadline - time.monotonic())))
         return batch
 
     def _process(self, messages: list[dict[str, Any]]) -> None:

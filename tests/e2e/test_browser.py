@@ -60,7 +60,7 @@ def test_fetch_form_shows_the_field_error_inline_without_navigating(browser: Bro
     error = page.locator('[data-error-for="email"]')
     error.wait_for(state="visible")
     page.wait_for_function("document.querySelector('[data-error-for=email]').textContent.length > 0")
-    assert error.text_content() == "value is not a valid email address: An email address must have an @-sign."
+    assert error.text_content() == "An email address must have an @-sign."
     assert page.url == local_pipeline.info.landing_page_url
     assert page.locator("#fetch-result").text_content() == "Please check the highlighted fields."
     # And a valid one goes through
