@@ -21,10 +21,15 @@ class CliError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return args.command(args)
     except (CliError, SettingsError) as error:
         print(f"leadpipe: {error}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as error:
+        print(f"leadpipe: AWS said: {error}", file=sys.stderr)
         return 2
 
 
@@ -42,6 +47,32 @@ def build_parser() -> argparse.ArgumentParser:
     _target_arguments(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=command_status)
+
+    dlq = commands.add_parser("dlq", help="inspect, redrive or purge the dead-letter queue")
+    dlq_commands = dlq.add_subparsers(title="dlq commands", required=True, metavar="ACTION")
+    dlq_list = dlq_commands.add_parser("list", help="what is in the DLQ: age, receives, reason, masked lead")
+    _target_arguments(dlq_list)
+    dlq_list.add_argument("--limit", type=_positive, default=100, help="show at most this many (default 100)")
+    dlq_list.add_argument("--json", action="store_true", help="machine-readable output")
+    dlq_list.set_defaults(command=command_dlq_list)
+    redrive = dlq_commands.add_parser("redrive", help="move DLQ messages back to the leads queue")
+    _target_arguments(redrive)
+    redrive.add_argument("--max-per-second", type=_positive, help="rate limit of the AWS message-move task")
+    redrive.add_argument("--limit", type=_positive, help="locally: move at most this many")
+    redrive.set_defaults(command=command_dlq_redrive)
+    purge = dlq_commands.add_parser("purge", help="delete every message in the DLQ (asks first)")
+    _target_arguments(purge)
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.set_defaults(command=command_dlq_purge)
+
+    db = commands.add_parser("db", help="the leads database")
+    db_commands = db.add_subparsers(title="db commands", required=True, metavar="ACTION")
+    migrate = db_commands.add_parser("migrate", help="apply the SQL migrations (what the deploy trigger runs)")
+    migrate.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL, else the local runtime's")
+    migrate.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
+    migrate.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
+    migrate.add_argument("--stage", default="dev", help="whose settings to read the table name from")
+    migrate.set_defaults(command=command_db_migrate)
     return parser
 
 
@@ -49,6 +80,13 @@ def _target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", help="a deployed stack's name (default: the local runtime)")
     parser.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="read the leads table here")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return number
 
 
 def _port(value: str) -> int:
@@ -104,6 +142,87 @@ Ctrl-C stops everything.""",
     return 0
 
 
+def _resolve(args: argparse.Namespace):  # noqa: ANN202 - a PipelineTarget
+    from leadpipe.local.runtime import DEFAULT_DATA_DIR
+    from leadpipe.targets import TargetNotFound, resolve_target
+
+    try:
+        return resolve_target(args.stack, args.data_dir or DEFAULT_DATA_DIR, args.database_url)
+    except TargetNotFound as error:
+        raise CliError(str(error)) from None
+
+
+def command_dlq_list(args: argparse.Namespace) -> int:
+    from leadpipe import dlq
+
+    target = _resolve(args)
+    total = dlq.count(target.sqs, target.dead_letter_queue_url)
+    letters = dlq.peek(target.sqs, target.dead_letter_queue_url, args.limit)
+    if args.json:
+        print(json.dumps({"count": total, "messages": [letter.as_dict() for letter in letters]}, indent=2))
+        return 0
+    print(f"{total} message(s) in the DLQ of {target.description}")
+    for letter in letters:
+        print(
+            f"- {letter.message_id}  age {letter.age_seconds:.0f} s  received {letter.receive_count}x  "
+            f"lead {letter.lead_id or '?'}  campaign {letter.campaign or '-'}  email {letter.email or '?'}\n"
+            f"  reason: {letter.reason}"
+        )
+    return 0
+
+
+def command_dlq_redrive(args: argparse.Namespace) -> int:
+    from leadpipe import dlq
+
+    target = _resolve(args)
+    if target.in_aws:
+        task = dlq.start_move_task(target.sqs, target.dead_letter_queue_url, target.leads_queue_url, args.max_per_second)
+        print(f"started an SQS message-move task to the leads queue: {task}")
+    else:
+        moved = dlq.move_messages(target.sqs, target.dead_letter_queue_url, target.leads_queue_url, args.limit)
+        print(f"moved {moved} message(s) back to the leads queue")
+    return 0
+
+
+def command_dlq_purge(args: argparse.Namespace) -> int:
+    from leadpipe import dlq
+
+    target = _resolve(args)
+    total = dlq.count(target.sqs, target.dead_letter_queue_url)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("purge deletes leads for good: confirm with --yes when not at a terminal")
+        answer = input(f"Delete all {total} message(s) in the DLQ of {target.description}? Type 'purge' to confirm: ")
+        if answer.strip() != "purge":
+            print("nothing deleted")
+            return 1
+    dlq.purge(target.sqs, target.dead_letter_queue_url)
+    print(f"purged {total} message(s)")
+    return 0
+
+
+def command_db_migrate(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from functions.worker.migrate import apply_migrations
+    from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo
+
+    database_url = args.database_url
+    table = args.table or settings_from_file(args.stage).leads_table
+    if not database_url:
+        try:
+            database_url = RuntimeInfo.load(args.data_dir or DEFAULT_DATA_DIR).database_url
+        except FileNotFoundError:
+            raise CliError("no database: set DATABASE_URL (or --database-url), or start the local runtime") from None
+    try:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as connection:
+            applied = apply_migrations(connection, table)
+    except psycopg.OperationalError as error:
+        raise CliError(f"cannot reach the database: {str(error).strip().splitlines()[0]}") from None
+    print(f"applied to {table}: {', '.join(applied)}" if applied else f"{table} is up to date; nothing applied")
+    return 0
+
+
 def wait_for_ctrl_c() -> None:
     """Block until SIGINT or SIGTERM. (Setting an Event from a signal handler can deadlock.)"""
 
@@ -120,14 +239,9 @@ def wait_for_ctrl_c() -> None:
 
 
 def command_status(args: argparse.Namespace) -> int:
-    from leadpipe.local.runtime import DEFAULT_DATA_DIR
     from leadpipe.status import PipelineStatus, database_status, oldest_message_age_from_cloudwatch, queue_status
-    from leadpipe.targets import TargetNotFound, resolve_target
 
-    try:
-        target = resolve_target(args.stack, args.data_dir or DEFAULT_DATA_DIR, args.database_url)
-    except TargetNotFound as error:
-        raise CliError(str(error)) from None
+    target = _resolve(args)
     counts = queue_status(target.sqs, target.leads_queue_url, target.dead_letter_queue_url)
     age = None
     if target.cloudwatch is not None:

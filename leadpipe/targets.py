@@ -26,6 +26,10 @@ class PipelineTarget:
     cloudwatch: Any | None = None
     api_url: str | None = None
 
+    @property
+    def in_aws(self) -> bool:
+        return self.cloudwatch is not None
+
 
 def resolve_target(stack_name: str | None, data_dir: Path = DEFAULT_DATA_DIR, database_url: str | None = None,
                    leads_table: str = "leadpipe.leads") -> PipelineTarget:  # fmt: skip

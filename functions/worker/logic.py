@@ -14,6 +14,10 @@ from functions.contract import LeadEnvelope, parse_envelope
 from functions.worker.repository import StoreOutcome
 
 
+class RejectedByDatabase(Exception):
+    """The database refused this lead's row (e.g. a constraint); it goes back, then to the DLQ."""
+
+
 def parse_record(record: SQSRecord) -> LeadEnvelope:
     """One record's envelope; raises `UnreadableEnvelope` (unknown version, bad JSON, bad lead)."""
     return parse_envelope(record.body)
@@ -73,10 +77,21 @@ class StoringBatchProcessor(BatchProcessor):
             else:
                 self.summary.inserted = outcome.inserted
                 self.summary.duplicates = outcome.duplicates
+                if outcome.rejected:
+                    self._fail_rejected(results, outcome.rejected)
         self.summary.failed = [
             FailedRecord(message.message_id, _reason(error)) for message, error in zip(self.fail_messages, self.exceptions, strict=True)
         ]
         return results
+
+    def _fail_rejected(self, results: list[tuple], rejected: dict[str, str]) -> None:
+        for status, envelope, raw_record in results:
+            reason = rejected.get(str(envelope.lead_id)) if status == "success" else None
+            if reason is None:
+                continue
+            self.success_messages.remove(raw_record)
+            error = RejectedByDatabase(f"the database refused the row: {reason}")
+            self.failure_handler(record=SQSRecord(raw_record), exception=(type(error), error, None))
 
     def _fail_all_successes(self) -> None:
         exception = sys.exc_info()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -36,12 +36,18 @@ LEAD_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+# The database refused a row's data (a constraint, a value out of range): only that row is bad.
+ROW_REJECTIONS = (psycopg.errors.IntegrityError, psycopg.errors.DataError)
+
+
 @dataclass(frozen=True)
 class StoreOutcome:
-    """What one batch did to the table: rows inserted, and deliveries that were already there."""
+    """What one batch did to the table: rows inserted, deliveries that were already there, and
+    the lead ids the database refused (each with the error's class name)."""
 
     inserted: int
     duplicates: int
+    rejected: dict[str, str] = field(default_factory=dict)
 
 
 def connect(conninfo: str) -> psycopg.Connection:
@@ -87,23 +93,41 @@ class LeadRepository:
         ).format(table=sql.Identifier(schema, table), columns=columns, arrays=arrays)
 
     def store_batch(self, envelopes: Sequence[LeadEnvelope]) -> StoreOutcome:
-        """Insert all envelopes in one transaction; on any error nothing is stored and it raises.
+        """Insert all envelopes in one transaction with one statement.
 
-        A redelivered envelope is a no-op (`ON CONFLICT (lead_id) DO NOTHING`). After a failure
+        A redelivered envelope is a no-op (`ON CONFLICT (lead_id) DO NOTHING`). If the database
+        refuses one row's data, the batch is retried row by row so the others are still stored
+        and only the refused ones are reported. Any other error raises, with nothing stored, and
         the connection is discarded so the next batch starts on a fresh one.
         """
         if not envelopes:
             return StoreOutcome(inserted=0, duplicates=0)
-        parameters = _column_arrays(envelopes)
+        try:
+            inserted = self._insert_in_one_transaction(envelopes)
+        except ROW_REJECTIONS:
+            return self._store_row_by_row(envelopes)
+        return StoreOutcome(inserted=inserted, duplicates=len(envelopes) - inserted)
+
+    def _store_row_by_row(self, envelopes: Sequence[LeadEnvelope]) -> StoreOutcome:
+        inserted, rejected = 0, {}
+        for envelope in envelopes:
+            try:
+                inserted += self._insert_in_one_transaction([envelope])
+            except ROW_REJECTIONS as error:
+                rejected[str(envelope.lead_id)] = type(error).__name__
+        return StoreOutcome(inserted=inserted, duplicates=len(envelopes) - inserted - len(rejected), rejected=rejected)
+
+    def _insert_in_one_transaction(self, envelopes: Sequence[LeadEnvelope]) -> int:
         try:
             connection = self._connections.get()
             with connection.transaction(), connection.cursor() as cursor:
-                cursor.execute(self._insert, parameters)
-                inserted = cursor.rowcount
+                cursor.execute(self._insert, _column_arrays(envelopes))
+                return cursor.rowcount
+        except ROW_REJECTIONS:
+            raise  # the transaction rolled back; the connection is fine
         except psycopg.Error:
             self._connections.discard()
             raise
-        return StoreOutcome(inserted=inserted, duplicates=len(envelopes) - inserted)
 
 
 def _column_arrays(envelopes: Sequence[LeadEnvelope]) -> list[list[object]]:

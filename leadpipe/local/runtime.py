@@ -48,7 +48,13 @@ class RuntimeInfo:
         path = data_dir / STATE_FILE_NAME
         if not path.is_file():
             raise FileNotFoundError(f"no local pipeline is running (no {path}); start one with `make run`")
-        return cls(**json.loads(path.read_text()))
+        info = cls(**json.loads(path.read_text()))
+        try:
+            os.kill(info.pid, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            raise FileNotFoundError(f"no local pipeline is running (process {info.pid} is gone); start one with `make run`") from None
+        return info
 
 
 @dataclass

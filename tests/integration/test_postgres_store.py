@@ -123,19 +123,45 @@ def test_database_down_fails_all_then_recovers(worker_env: LeadsDatabase, lambda
     assert worker_env.count_rows() == 4
 
 
-def test_a_failed_transaction_stores_nothing(leads_db: LeadsDatabase) -> None:
-    # Given a batch whose second row violates a table constraint (country is char(2))
-    repository = LeadRepository(ConnectionProvider(lambda: connect(leads_db.uri)), leads_db.leads_table)
-    good = make_envelope("ok@example.com")
+def test_a_refused_row_is_isolated_and_the_connection_kept(leads_db: LeadsDatabase) -> None:
+    # Given a batch whose second row violates a table constraint
+    opened: list[psycopg.Connection] = []
+
+    def tracked() -> psycopg.Connection:
+        opened.append(connect(leads_db.uri))
+        return opened[-1]
+
+    repository = LeadRepository(ConnectionProvider(tracked), leads_db.leads_table)
     with leads_db.connect() as admin:
         admin.execute(f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_acme CHECK (company <> 'ACME')")
-    bad = make_envelope("bad@example.com", company="ACME")
-    # When it is stored, Then it raises and neither row is there: one transaction per batch
-    with pytest.raises(psycopg.errors.CheckViolation):
-        repository.store_batch([good, bad])
-    assert leads_db.count_rows() == 0
-    # And the repository carries on with a fresh connection
-    assert repository.store_batch([good]).inserted == 1
+    good, bad = make_envelope("ok@example.com"), make_envelope("bad@example.com", company="ACME")
+    # When it is stored
+    outcome = repository.store_batch([good, bad])
+    # Then the good row is stored, the bad one reported by lead id, on the same connection
+    assert (outcome.inserted, outcome.duplicates) == (1, 0)
+    assert outcome.rejected == {str(bad.lead_id): "CheckViolation"}
+    assert [r["email"] for r in leads_db.rows()] == ["ok@example.com"]
+    assert len(opened) == 1
+
+
+def test_a_lost_connection_raises_stores_nothing_and_reconnects(leads_db: LeadsDatabase) -> None:
+    opened: list[psycopg.Connection] = []
+
+    def tracked() -> psycopg.Connection:
+        opened.append(connect(leads_db.uri))
+        return opened[-1]
+
+    repository = LeadRepository(ConnectionProvider(tracked), leads_db.leads_table)
+    repository.store_batch([make_envelope("first@example.com")])
+    # When the server ends our session between batches
+    with leads_db.connect() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (opened[0].info.backend_pid,))
+    with pytest.raises(psycopg.OperationalError):
+        repository.store_batch([make_envelope("lost@example.com")])
+    # Then nothing of that batch is stored, and the next batch opens a fresh connection
+    assert leads_db.count_rows() == 1
+    assert repository.store_batch([make_envelope("again@example.com")]).inserted == 1
+    assert len(opened) == 2
 
 
 class CountingCursor(psycopg.Cursor):
@@ -193,3 +219,22 @@ def test_migrations_honour_a_custom_table_name(postgres_uri: str) -> None:
         assert apply_migrations(connection, table) == [v for v, _ in migration_files()]
         assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
         connection.execute(f"DROP SCHEMA {table.split('.')[0]} CASCADE")
+
+
+def test_a_row_the_database_refuses_fails_alone_and_the_rest_commit(worker_env: LeadsDatabase, lambda_context: Any) -> None:
+    # Given a table rule the contract does not know about (a DB owner's CHECK constraint)
+    with worker_env.connect() as admin:
+        admin.execute(f"ALTER TABLE {worker_env.leads_table} ADD CONSTRAINT no_test_campaign CHECK (campaign <> 'BLOCKED')")
+    bodies = [
+        make_envelope("ok1@example.com").to_message_body(),
+        make_envelope("refused@example.com", campaign="BLOCKED").to_message_body(),
+        make_envelope("ok2@example.com").to_message_body(),
+    ]
+    # When a batch holds one row the database refuses
+    response = worker.lambda_handler(sqs_event(bodies), lambda_context)
+    # Then only that record is reported (it will reach the DLQ), and its batch-mates are stored
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
+    assert [r["email"] for r in worker_env.rows()] == ["ok1@example.com", "ok2@example.com"]
+    # And redelivering the whole batch stays exact: duplicates skipped, the refused one refused again
+    assert worker.lambda_handler(sqs_event(bodies, receive_count=2), lambda_context) == response
+    assert worker_env.count_rows() == 2

@@ -1,0 +1,84 @@
+"""The ops commands against the running local pipeline: status, dlq list / redrive / purge, db migrate."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+import pytest
+
+from leadpipe.cli import main as leadpipe
+from tests.e2e.conftest import RunningPipeline, http_request, wait_for
+
+
+def run_cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
+    code = leadpipe(list(args))
+    return code, capsys.readouterr().out
+
+
+def test_poison_is_listed_fixed_redriven_and_stored_once(local_pipeline: RunningPipeline, capsys) -> None:
+    info = local_pipeline.info
+    data_dir = ["--data-dir", info.data_dir]
+    email = f"stuck-{uuid.uuid4().hex[:8]}@example.com"
+    # Given a database rule that refuses this campaign (the "bug" is in the database)
+    with psycopg.connect(info.database_url, autocommit=True) as admin:
+        admin.execute(f"ALTER TABLE {info.leads_table} ADD CONSTRAINT e2e_no_blocked CHECK (campaign <> 'BLOCKED')")
+    try:
+        answer = http_request(info.api_url, "POST", json.dumps({"email": email, "campaign": "blocked"}), {"Content-Type": "application/json"})
+        assert answer.status == 202
+        # When it has failed max_receive_count times it sits in the DLQ
+        wait_for(lambda: local_pipeline.queue_attribute(info.dead_letter_queue_url, "ApproximateNumberOfMessages") >= 1, message="DLQ")
+        code, out = run_cli(capsys, "dlq", "list", "--json", *data_dir)
+        listing = json.loads(out)
+        [letter] = [m for m in listing["messages"] if m["lead_id"] == answer.json()["lead_id"]]
+        # Then ops see it, masked, with its receive count
+        assert code == 0 and letter["campaign"] == "BLOCKED"
+        assert letter["email"] == email[0] + "***@example.com"
+        assert letter["receive_count"] >= 2
+        assert email not in out
+    finally:
+        # When the database is fixed
+        with psycopg.connect(info.database_url, autocommit=True) as admin:
+            admin.execute(f"ALTER TABLE {info.leads_table} DROP CONSTRAINT e2e_no_blocked")
+    # And the DLQ is redriven (listing did not consume it)
+    code, out = run_cli(capsys, "dlq", "redrive", *data_dir)
+    assert code == 0 and out.startswith("moved ")
+    # Then the lead is stored exactly once, and the DLQ is empty of it
+    wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="redriven lead stored")
+    code, out = run_cli(capsys, "dlq", "list", "--json", *data_dir)
+    assert answer.json()["lead_id"] not in out
+    code, out = run_cli(capsys, "status", "--json", *data_dir)
+    status = json.loads(out)
+    assert code == 0 and status["leads_stored"] >= 1 and "BLOCKED" in status["stored_last_hour_by_campaign"]
+
+
+def test_purge_needs_confirmation(local_pipeline: RunningPipeline, capsys) -> None:
+    info = local_pipeline.info
+    local_pipeline.sqs.send_message(QueueUrl=info.dead_letter_queue_url, MessageBody="junk")
+    code = leadpipe(["dlq", "purge", "--data-dir", info.data_dir])  # no --yes, no terminal
+    assert code == 2
+    assert "confirm with --yes" in capsys.readouterr().err
+    assert run_cli(capsys, "dlq", "purge", "--yes", "--data-dir", info.data_dir)[0] == 0
+    assert local_pipeline.queue_attribute(info.dead_letter_queue_url, "ApproximateNumberOfMessages") == 0
+
+
+def test_db_migrate_is_idempotent_and_says_so(local_pipeline: RunningPipeline, capsys) -> None:
+    info = local_pipeline.info
+    code, out = run_cli(capsys, "db", "migrate", "--database-url", info.database_url)
+    assert code == 0 and out.strip() == "leadpipe.leads is up to date; nothing applied"
+    table = f"m{uuid.uuid4().hex[:6]}.leads"
+    code, out = run_cli(capsys, "db", "migrate", "--database-url", info.database_url, "--table", table)
+    assert out.strip() == f"applied to {table}: 0001_create_leads"
+    with psycopg.connect(info.database_url, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {table.split('.')[0]} CASCADE")
+
+
+def test_cli_errors_are_one_readable_line(capsys) -> None:
+    assert leadpipe(["status", "--data-dir", "/nonexistent"]) == 2
+    assert capsys.readouterr().err.startswith("leadpipe: no local pipeline is running")
+    assert leadpipe(["db", "migrate", "--database-url", "postgresql://nobody@127.0.0.1:1/x"]) == 2
+    assert "cannot reach the database" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        leadpipe(["dlq", "list", "--limit", "0"])
+    assert "must be 1 or more" in capsys.readouterr().err
