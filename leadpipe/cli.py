@@ -65,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(command=command_dlq_purge)
 
+    plan = commands.add_parser("plan", help="campaign launch review: capacity, lag, alarms and cost")
+    plan.add_argument("--campaign", required=True, help="the campaign's name or code")
+    plan.add_argument("--launch", type=_datetime, help="launch date and time, ISO 8601 (e.g. 2026-12-01T09:00)")
+    plan.add_argument("--leads", type=_non_negative, help="expected leads in total")
+    plan.add_argument("--audience", type=_non_negative, help="audience size (with --conversion)")
+    plan.add_argument("--conversion", type=float, help="expected conversion, in percent of the audience")
+    plan.add_argument("--within-minutes", type=float, help="all leads arrive within this many minutes")
+    plan.add_argument("--peak-hour-share", type=float, help="the share (0-1] of leads arriving in the busiest hour")
+    plan.add_argument("--endpoint", help="the URL the campaign's forms post to")
+    plan.add_argument("--new-field", action="append", default=[], help="a field the campaign collects (repeatable)")
+    plan.add_argument("--store-ms-per-batch", type=float, default=50.0, help="measured store time per batch (make bench)")
+    plan.add_argument("--stage", default="dev", help="whose settings from cdk.json to check")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(command=command_plan)
+
     db = commands.add_parser("db", help="the leads database")
     db_commands = db.add_subparsers(title="db commands", required=True, metavar="ACTION")
     migrate = db_commands.add_parser("migrate", help="apply the SQL migrations (what the deploy trigger runs)")
@@ -80,6 +95,22 @@ def _target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", help="a deployed stack's name (default: the local runtime)")
     parser.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="read the leads table here")
+
+
+def _datetime(value: str):  # noqa: ANN202 - a datetime
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 date and time, e.g. 2026-12-01T09:00") from None
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return number
 
 
 def _positive(value: str) -> int:
@@ -198,6 +229,22 @@ def command_dlq_purge(args: argparse.Namespace) -> int:
             return 1
     dlq.purge(target.sqs, target.dead_letter_queue_url)
     print(f"purged {total} message(s)")
+    return 0
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    from leadpipe.plan import LaunchTicket, PlanError, load_price_table, plan_launch, to_markdown
+
+    try:
+        ticket = LaunchTicket.from_inputs(
+            campaign=args.campaign, leads=args.leads, audience=args.audience, conversion_percent=args.conversion,
+            within_minutes=args.within_minutes, peak_hour_share=args.peak_hour_share, launch=args.launch,
+            endpoint=args.endpoint, new_fields=tuple(args.new_field), store_seconds_per_batch=args.store_ms_per_batch / 1000,
+        )  # fmt: skip
+        plan = plan_launch(ticket, settings_from_file(args.stage), load_price_table())
+    except PlanError as error:
+        raise CliError(str(error)) from None
+    print(json.dumps(plan.as_dict(), indent=2) if args.json else to_markdown(plan))
     return 0
 
 
