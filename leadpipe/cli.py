@@ -80,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(command=command_plan)
 
+    spike = commands.add_parser("spike", help="send a burst of realistic leads and check every one was stored once")
+    spike.add_argument("--url", help="the API to load; default: the local runtime. Required for anything else")
+    spike.add_argument("--total", type=_positive, default=2_000, help="how many leads (at most 100,000; default 2,000)")
+    spike.add_argument("--rate", type=float, help="leads per second (default: as fast as the connections go)")
+    spike.add_argument("--concurrency", type=_positive, default=16, help="parallel connections (default 16)")
+    spike.add_argument("--campaign", help="campaign code for the generated leads (default SPIKE<time>)")
+    spike.add_argument("--timeout", type=float, default=600, help="stop sending after this many seconds (default 600)")
+    spike.add_argument("--no-wait", action="store_true", help="do not wait for the queue to drain and verify")
+    spike.add_argument("--report", type=Path, help="write a PNG time series here (and a CSV beside it)")
+    spike.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
+    spike.add_argument("--stack", help="refused without --url: a deployed API is loaded only when named explicitly")
+    spike.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="verify against this database")
+    spike.add_argument("--json", action="store_true", help="machine-readable summary")
+    spike.set_defaults(command=command_spike)
+
     db = commands.add_parser("db", help="the leads database")
     db_commands = db.add_subparsers(title="db commands", required=True, metavar="ACTION")
     migrate = db_commands.add_parser("migrate", help="apply the SQL migrations (what the deploy trigger runs)")
@@ -246,6 +261,77 @@ def command_plan(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from None
     print(json.dumps(plan.as_dict(), indent=2) if args.json else to_markdown(plan))
     return 0
+
+
+def command_spike(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from leadpipe import spike
+    from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo, local_sqs_client
+
+    info = None
+    if args.url is None:
+        if args.stack:
+            raise CliError("a deployed stack is loaded only with its URL given explicitly: add --url <LeadsEndpoint>")
+        try:
+            info = RuntimeInfo.load(args.data_dir or DEFAULT_DATA_DIR)
+        except FileNotFoundError as error:
+            raise CliError(str(error)) from None
+    url = args.url or info.api_url
+    campaign = (args.campaign or f"SPIKE{int(time.time())}").strip().upper()
+    options = spike.SpikeOptions(url=url, total=args.total, concurrency=args.concurrency, campaign=campaign,
+                                 rate_per_second=args.rate, timeout_seconds=args.timeout)  # fmt: skip
+    try:
+        options.check()
+    except spike.SpikeRefused as error:
+        raise CliError(str(error)) from None
+
+    database_url = args.database_url or (info.database_url if info else None)
+    leads_table = info.leads_table if info else settings_from_file("dev").leads_table
+    sqs = local_sqs_client(info.sqs_endpoint_url) if info else None
+    sampler = spike.PipelineSampler(sqs, info.leads_queue_url if info else None, database_url, leads_table, campaign)
+    sampler.start()
+    quiet = args.json or not sys.stderr.isatty()
+    with Progress(disable=quiet, transient=True) as progress:
+        task = progress.add_task(f"POST {url}", total=options.total)
+        requests, seconds = spike.send_spike(options, on_answer=lambda: progress.advance(task))
+    summary = spike.summarise(requests, seconds)
+    if not args.no_wait and database_url:
+        summary.drained = _wait_for_drain(sampler, expected=summary.accepted, timeout=args.timeout)
+        accepted_ids = {r.lead_id for r in requests if r.lead_id}
+        summary.lost, summary.duplicates = spike.verify_stored(database_url, leads_table, campaign, accepted_ids)
+    sampler.stop()
+    writers = [s for s in sampler.samples if s.worker_connections is not None]
+    if writers:
+        summary.max_worker_connections = max(s.worker_connections for s in writers)
+        summary.max_active_writers = max(s.active_writers for s in writers)
+    if args.report:
+        cap = settings_from_file(info.stage).max_concurrency if info else None
+        csv_path = spike.write_report(requests, sampler.samples, args.report, writer_cap=cap)
+        print(f"report: {args.report} and {csv_path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        latency = summary.latency_ms
+        print(
+            f"sent {summary.sent} in {summary.seconds} s ({summary.rate_per_s}/s): accepted {summary.accepted}, "
+            f"rejected {summary.rejected}, throttled {summary.throttled}, errors {summary.errors}\n"
+            f"latency p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms\n"
+            + (f"lost = {summary.lost}, duplicates = {summary.duplicates}\n" if summary.lost is not None else "")
+            + (f"most worker DB connections seen: {summary.max_worker_connections}" if writers else "")
+        )
+    return 0 if not summary.lost and not summary.duplicates else 1
+
+
+def _wait_for_drain(sampler, expected: int, timeout: float) -> bool:  # noqa: ANN001
+    """Until every accepted lead of this campaign is stored (or the queue is empty and stays so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        latest = sampler.latest()
+        if latest and latest.stored is not None and latest.stored >= expected:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def command_db_migrate(args: argparse.Namespace) -> int:

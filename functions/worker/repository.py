@@ -11,6 +11,8 @@ from psycopg import sql
 
 from functions.contract import LeadEnvelope
 
+WORKER_APPLICATION_NAME = "leadpipe-worker"
+
 # Column order of the set-based INSERT, with the array type each one travels as.
 LEAD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("lead_id", "uuid"),
@@ -57,7 +59,8 @@ def connect(conninfo: str) -> psycopg.Connection:
     PgBouncer in transaction mode cannot follow. Autocommit, so each batch is exactly the
     transaction `store_batch` opens.
     """
-    return psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
+    # application_name: DB owners (and `leadpipe spike`) can see the worker's connections.
+    return psycopg.connect(conninfo, autocommit=True, prepare_threshold=None, application_name=WORKER_APPLICATION_NAME)
 
 
 class ConnectionProvider:

@@ -82,3 +82,30 @@ def test_cli_errors_are_one_readable_line(capsys) -> None:
     with pytest.raises(SystemExit):
         leadpipe(["dlq", "list", "--limit", "0"])
     assert "must be 1 or more" in capsys.readouterr().err
+
+
+def test_spike_sends_verifies_and_draws(local_pipeline: RunningPipeline, capsys, tmp_path) -> None:
+    # Given the running local pipeline
+    report = tmp_path / "spike.png"
+    # When a small spike is sent through it with a report
+    code, out = run_cli(capsys, "spike", "--data-dir", local_pipeline.info.data_dir, "--total", "300", "--concurrency", "8",
+                        "--campaign", "e2espike", "--report", str(report), "--json")  # fmt: skip
+    summary = json.loads(out)
+    # Then every lead was accepted and stored exactly once, never past the writer cap
+    assert code == 0
+    assert (summary["sent"], summary["accepted"], summary["errors"]) == (300, 300, 0)
+    assert (summary["lost"], summary["duplicates"], summary["drained"]) == (0, 0, True)
+    assert summary["max_worker_connections"] <= local_pipeline.pipeline.settings.max_concurrency
+    assert local_pipeline.count("campaign = 'E2ESPIKE'") == 300
+    # And the picture and its data were written
+    assert report.stat().st_size > 10_000 and report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = report.with_suffix(".csv").read_text().splitlines()
+    assert lines[0] == "seconds,queued,stored,db_write_rate_per_s,worker_connections,active_writers"
+    assert lines[-1].split(",")[2] == "300"
+
+
+def test_spike_refuses_a_deployed_stack_without_an_explicit_url(capsys) -> None:
+    assert leadpipe(["spike", "--stack", "Leadpipe-prod"]) == 2
+    assert "--url" in capsys.readouterr().err
+    assert leadpipe(["spike", "--url", "ftp://example.com/leads"]) == 2
+    assert "not an http(s) URL" in capsys.readouterr().err
