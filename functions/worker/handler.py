@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,7 +21,7 @@ from functions.worker.settings import WorkerSettings
 
 logger = Logger(service=WORKER_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=WORKER_SERVICE)
-tracer = Tracer(service=WORKER_SERVICE)
+# Active tracing without the X-Ray SDK, as in the ingest: it would trace no database call anyway.
 
 
 @cache
@@ -38,7 +38,6 @@ def get_processor() -> StoringBatchProcessor:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     processor = get_processor()
