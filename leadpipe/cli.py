@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
     migrate.add_argument("--stage", default="dev", help="whose settings to read the table name from")
     migrate.set_defaults(command=command_db_migrate)
+    erase = db_commands.add_parser("erase", help="delete every lead of one person (right to erasure)")
+    erase.add_argument("--email", required=True, help="the person's e-mail address (any case)")
+    erase.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL, else the local runtime's")
+    erase.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
+    erase.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
+    erase.add_argument("--stage", default="dev", help="whose settings to read the table name from")
+    erase.set_defaults(command=command_db_erase)
     return parser
 
 
@@ -334,19 +341,41 @@ def _wait_for_drain(sampler, expected: int, timeout: float) -> bool:  # noqa: AN
     return False
 
 
+def _database(args: argparse.Namespace) -> tuple[str, str]:
+    """(database URL, leads table) from the options, $DATABASE_URL, or the running local runtime."""
+    from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo
+
+    table = args.table or settings_from_file(args.stage).leads_table
+    if args.database_url:
+        return args.database_url, table
+    try:
+        return RuntimeInfo.load(args.data_dir or DEFAULT_DATA_DIR).database_url, table
+    except FileNotFoundError:
+        raise CliError("no database: set DATABASE_URL (or --database-url), or start the local runtime") from None
+
+
+def command_db_erase(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from leadpipe.erasure import erase_person
+
+    database_url, table = _database(args)
+    try:
+        erased = erase_person(database_url, table, args.email)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    except psycopg.OperationalError as error:
+        raise CliError(f"cannot reach the database: {str(error).strip().splitlines()[0]}") from None
+    print(f"erased {erased} row(s) from {table}; leads still queued are stored later: run again once `leadpipe status` shows an empty queue and DLQ")
+    return 0
+
+
 def command_db_migrate(args: argparse.Namespace) -> int:
     import psycopg
 
     from functions.worker.migrate import apply_migrations
-    from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo
 
-    database_url = args.database_url
-    table = args.table or settings_from_file(args.stage).leads_table
-    if not database_url:
-        try:
-            database_url = RuntimeInfo.load(args.data_dir or DEFAULT_DATA_DIR).database_url
-        except FileNotFoundError:
-            raise CliError("no database: set DATABASE_URL (or --database-url), or start the local runtime") from None
+    database_url, table = _database(args)
     try:
         with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as connection:
             applied = apply_migrations(connection, table)

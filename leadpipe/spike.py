@@ -205,7 +205,10 @@ class PipelineSampler:
         return self.samples[-1] if self.samples else None
 
     def _run(self) -> None:
-        connection = psycopg.connect(self._database_url, autocommit=True) if self._database_url else None
+        connection = None
+        if self._database_url:
+            # A stalled database must not stall the sampler: give up on a sample instead.
+            connection = psycopg.connect(self._database_url, autocommit=True, options="-c lock_timeout=200 -c statement_timeout=2000")
         try:
             while not self._stop.is_set():
                 self.samples.append(self._sample(connection))
@@ -223,11 +226,14 @@ class PipelineSampler:
             )["Attributes"]
             queued = int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
         if connection is not None:
-            stored = connection.execute(self._count, (self._campaign,)).fetchone()[0]
             connections, active = connection.execute(
                 "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity WHERE application_name = %s",
                 (WORKER_APPLICATION_NAME,),
             ).fetchone()
+            try:
+                stored = connection.execute(self._count, (self._campaign,)).fetchone()[0]
+            except psycopg.errors.QueryCanceled:  # lock or statement timeout
+                stored = None
         return Sample(round(time.perf_counter() - self._begin, 2), queued, stored, connections, active)
 
 

@@ -53,6 +53,11 @@ class LeadEnvelope(BaseModel):
 def parse_envelope(body: str) -> LeadEnvelope:
     """Read a queue message body, or raise `UnreadableEnvelope` saying why (never PII)."""
     try:
+        # Fast path for the common case: pydantic parses and validates the JSON in one pass.
+        return LeadEnvelope.model_validate_json(body)
+    except ValidationError:
+        pass  # find out why, below, to fail with the right reason
+    try:
         raw: Any = json.loads(body)
     except (ValueError, RecursionError):
         raise UnreadableEnvelope("message body is not JSON") from None

@@ -37,7 +37,7 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
-def _normalise_email(value: str) -> str:
+def normalise_email(value: str) -> str:
     try:
         # No DNS look-up: the ingest must answer fast and never depend on the network.
         checked = validate_email(value, check_deliverability=False)
@@ -70,7 +70,7 @@ Text = _optional(StringConstraints(strip_whitespace=True, max_length=200))
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_EMAIL_LENGTH),
-    AfterValidator(_normalise_email),
+    AfterValidator(normalise_email),
 ]
 Phone = _optional(StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_normalise_phone))
 Campaign = _optional(StringConstraints(max_length=80), AfterValidator(_normalise_campaign))

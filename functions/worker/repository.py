@@ -91,9 +91,10 @@ class LeadRepository:
         columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in LEAD_COLUMNS)
         arrays = sql.SQL(", ").join(sql.SQL(f"%s::{kind}[]") for _, kind in LEAD_COLUMNS)
         # One statement for the whole batch: every column travels as one array parameter.
+        # Rendered to text once: composing it again for every batch cost more than sending it.
         self._insert = sql.SQL(
             "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT (lead_id) DO NOTHING"
-        ).format(table=sql.Identifier(schema, table), columns=columns, arrays=arrays)
+        ).format(table=sql.Identifier(schema, table), columns=columns, arrays=arrays).as_string(None)
 
     def store_batch(self, envelopes: Sequence[LeadEnvelope]) -> StoreOutcome:
         """Insert all envelopes in one transaction with one statement.
@@ -134,30 +135,30 @@ class LeadRepository:
 
 
 def _column_arrays(envelopes: Sequence[LeadEnvelope]) -> list[list[object]]:
+    """One list per column, in LEAD_COLUMNS order (attribute reads: model_dump per row was slower)."""
     rows = []
     for envelope in envelopes:
-        lead = envelope.lead.to_record()
-        source = json.dumps(envelope.source.model_dump(mode="json"))
+        lead, source = envelope.lead, envelope.source
         rows.append(
             (
                 envelope.lead_id,
-                lead["email"],
-                lead["first_name"],
-                lead["last_name"],
-                lead["phone"],
-                lead["company"],
-                lead["job_title"],
-                lead["country"],
-                lead["campaign"],
-                lead["landing_page"],
-                lead["utm_source"],
-                lead["utm_medium"],
-                lead["utm_campaign"],
-                lead["utm_term"],
-                lead["utm_content"],
-                lead["consent"],
-                json.dumps(lead["custom"]),
-                source,
+                lead.email,
+                lead.first_name,
+                lead.last_name,
+                lead.phone,
+                lead.company,
+                lead.job_title,
+                lead.country,
+                lead.campaign,
+                None if lead.landing_page is None else str(lead.landing_page),
+                lead.utm_source,
+                lead.utm_medium,
+                lead.utm_campaign,
+                lead.utm_term,
+                lead.utm_content,
+                lead.consent,
+                json.dumps(lead.custom),
+                json.dumps({"user_agent": source.user_agent, "origin": source.origin, "referer": source.referer}),
                 envelope.v,
                 envelope.received_at,
             )

@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class LocalLambdaContext:
         return self.timeout_ms
 
 
+FUNCTION_SETTING_PREFIXES = ("AWS_", "POWERTOOLS_", "DATABASE_URL", "DB_", "LEADS_", "ALLOWED_ORIGINS", "MAX_BODY", "HONEYPOT", "METRIC_")
 _handler: Any = None
 _function_name = ""
 
@@ -40,6 +42,9 @@ _function_name = ""
 def _start_environment(handler_path: str, function_name: str, environment: dict[str, str], log_file: str) -> None:
     global _handler, _function_name
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
+    # Like Lambda: the function sees only its own configuration, not whatever the parent had set.
+    for name in [n for n in os.environ if n.startswith(FUNCTION_SETTING_PREFIXES)]:
+        del os.environ[name]
     os.environ.update(environment)
     # Like CloudWatch Logs: whatever the function prints goes to its own log.
     stream = open(log_file, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
@@ -79,5 +84,13 @@ class LambdaPool:
     def invoke(self, event: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         return self.submit(event).result(timeout=timeout)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, grace_seconds: float = 10.0) -> None:
+        """Let running invocations finish for `grace_seconds`, then end the environments."""
+        processes = list(getattr(self._executor, "_processes", {}).values())  # no public API for this
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace_seconds
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():  # stuck, e.g. on a database that does not answer
+                process.terminate()
+                process.join(5)

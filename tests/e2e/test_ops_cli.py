@@ -109,3 +109,20 @@ def test_spike_refuses_a_deployed_stack_without_an_explicit_url(capsys) -> None:
     assert "--url" in capsys.readouterr().err
     assert leadpipe(["spike", "--url", "ftp://example.com/leads"]) == 2
     assert "not an http(s) URL" in capsys.readouterr().err
+
+
+def test_db_erase_removes_one_persons_leads(local_pipeline: RunningPipeline, capsys) -> None:
+    info = local_pipeline.info
+    email = f"Erase.Me-{uuid.uuid4().hex[:6]}@Example.com"
+    for campaign in ("one", "two"):
+        http_request(info.api_url, "POST", json.dumps({"email": email, "campaign": campaign}), {"Content-Type": "application/json"})
+    http_request(info.api_url, "POST", json.dumps({"email": "keep-" + email}), {"Content-Type": "application/json"})
+    wait_for(lambda: local_pipeline.count("email LIKE %s", ("%" + email.lower(),)) == 3, message="rows to erase")
+    # When ops erase the person, typed in another case
+    code, out = run_cli(capsys, "db", "erase", "--email", email.upper(), "--database-url", info.database_url)
+    # Then both of their leads are gone and nobody else's
+    assert code == 0 and out.startswith("erased 2 row(s)")
+    assert local_pipeline.count("email = %s", (email.lower(),)) == 0
+    assert local_pipeline.count("email = %s", ("keep-" + email.lower(),)) == 1
+    assert leadpipe(["db", "erase", "--email", "not-an-address", "--database-url", info.database_url]) == 2
+    assert "is not an e-mail address" in capsys.readouterr().err

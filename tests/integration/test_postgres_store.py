@@ -123,15 +123,20 @@ def test_database_down_fails_all_then_recovers(worker_env: LeadsDatabase, lambda
     assert worker_env.count_rows() == 4
 
 
-def test_a_refused_row_is_isolated_and_the_connection_kept(leads_db: LeadsDatabase) -> None:
-    # Given a batch whose second row violates a table constraint
+def repository_counting_connections(leads_db: LeadsDatabase) -> tuple[LeadRepository, list[psycopg.Connection]]:
+    """A repository, and the list of every connection it has opened."""
     opened: list[psycopg.Connection] = []
 
     def tracked() -> psycopg.Connection:
         opened.append(connect(leads_db.uri))
         return opened[-1]
 
-    repository = LeadRepository(ConnectionProvider(tracked), leads_db.leads_table)
+    return LeadRepository(ConnectionProvider(tracked), leads_db.leads_table), opened
+
+
+def test_a_refused_row_is_isolated_and_the_connection_kept(leads_db: LeadsDatabase) -> None:
+    # Given a batch whose second row violates a table constraint
+    repository, opened = repository_counting_connections(leads_db)
     with leads_db.connect() as admin:
         admin.execute(f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_acme CHECK (company <> 'ACME')")
     good, bad = make_envelope("ok@example.com"), make_envelope("bad@example.com", company="ACME")
@@ -145,13 +150,7 @@ def test_a_refused_row_is_isolated_and_the_connection_kept(leads_db: LeadsDataba
 
 
 def test_a_lost_connection_raises_stores_nothing_and_reconnects(leads_db: LeadsDatabase) -> None:
-    opened: list[psycopg.Connection] = []
-
-    def tracked() -> psycopg.Connection:
-        opened.append(connect(leads_db.uri))
-        return opened[-1]
-
-    repository = LeadRepository(ConnectionProvider(tracked), leads_db.leads_table)
+    repository, opened = repository_counting_connections(leads_db)
     repository.store_batch([make_envelope("first@example.com")])
     # When the server ends our session between batches
     with leads_db.connect() as admin:

@@ -1,0 +1,341 @@
+"""`make bench`: every figure is a ratio against a baseline measured side by side in this run.
+
+Medians over repeated, interleaved rounds (the machines are noisy). Results go to
+bench/results/latest.json with the machine's details. Never part of `make test`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from functions.contract import Lead, LeadEnvelope, Source
+from functions.worker.migrate import apply_migrations
+from functions.worker.repository import LEAD_COLUMNS, ConnectionProvider, LeadRepository, _column_arrays, connect
+from infra.config import REPO_ROOT, settings_from_file
+from leadpipe.embedded_postgres import start_embedded_postgres
+
+RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
+ROUNDS = 3
+
+
+def envelopes(count: int, tag: str) -> list[LeadEnvelope]:
+    now = datetime.now(UTC)
+    return [
+        LeadEnvelope(
+            lead_id=uuid.uuid4(),
+            received_at=now,
+            source=Source(user_agent="bench", origin="https://www.example.com"),
+            lead=Lead(email=f"{tag}{i}@example.com", first_name="Ada", company="Analytical Engines", campaign="BENCH", consent=True, custom={"size": "XL"}),
+        )
+        for i in range(count)
+    ]
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# --- 1 and 2: the worker's store path -----------------------------------------------------------
+
+
+def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, float]:
+    """rows/s of: the real store path, one INSERT+COMMIT per row, and COPY per batch."""
+    repository = LeadRepository(ConnectionProvider(lambda: connect(uri)), table)
+    columns = ", ".join(name for name, _ in LEAD_COLUMNS)
+    single_insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(LEAD_COLUMNS))}) ON CONFLICT (lead_id) DO NOTHING"
+
+    def run_store() -> float:
+        batches = chunks(envelopes(rows, "s"), batch_size)
+        started = time.perf_counter()
+        for batch in batches:
+            repository.store_batch(batch)
+        return rows / (time.perf_counter() - started)
+
+    def run_naive() -> float:
+        naive_rows = min(rows, 2_000)
+        values = [list(row) for row in zip(*_column_arrays(envelopes(naive_rows, "n")), strict=True)]
+        with psycopg.connect(uri, autocommit=True) as connection:
+            started = time.perf_counter()
+            for row in values:
+                connection.execute(single_insert, row)  # autocommit: one transaction per row
+            return naive_rows / (time.perf_counter() - started)
+
+    def run_copy() -> float:
+        batches = [list(zip(*_column_arrays(b), strict=True)) for b in chunks(envelopes(rows, "c"), batch_size)]
+        with psycopg.connect(uri, autocommit=True) as connection:
+            started = time.perf_counter()
+            for batch in batches:
+                with connection.transaction(), connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in batch:
+                        copy.write_row(row)
+            return rows / (time.perf_counter() - started)
+
+    measured: dict[str, list[float]] = {"store": [], "naive": [], "copy": []}
+    for _ in range(ROUNDS):
+        for name, run in (("store", run_store), ("naive", run_naive), ("copy", run_copy)):
+            measured[name].append(run())
+            with psycopg.connect(uri, autocommit=True) as connection:
+                connection.execute(f"TRUNCATE {table}")
+    return {name: statistics.median(values) for name, values in measured.items()}
+
+
+def handler_vs_store(uri: str, table: str, rows: int = 5_000, batch_size: int = 100) -> dict[str, float]:
+    """The worker Lambda end to end (SQS event in, batchItemFailures out) vs the bare store path."""
+    from functions.worker import handler as worker
+    from tests.events import sqs_event
+
+    os.environ.update(DATABASE_URL=uri, LEADS_TABLE=table, POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
+    worker.reset_for_tests()
+    repository = LeadRepository(ConnectionProvider(lambda: connect(uri)), table)
+
+    class Context:
+        function_name, memory_limit_in_mb, aws_request_id = "bench", 512, "bench"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+
+    measured: dict[str, list[float]] = {"handler": [], "store": []}
+    for _ in range(ROUNDS):
+        events = [sqs_event([e.to_message_body() for e in batch]) for batch in chunks(envelopes(rows, "h"), batch_size)]
+        started = time.perf_counter()
+        for event in events:
+            assert worker.lambda_handler(event, Context()) == {"batchItemFailures": []}
+        measured["handler"].append(rows / (time.perf_counter() - started))
+        batches = chunks(envelopes(rows, "b"), batch_size)
+        started = time.perf_counter()
+        for batch in batches:
+            repository.store_batch(batch)
+        measured["store"].append(rows / (time.perf_counter() - started))
+        with psycopg.connect(uri, autocommit=True) as connection:
+            connection.execute(f"TRUNCATE {table}")
+    return {name: statistics.median(values) for name, values in measured.items()}
+
+
+# --- 3: ingest cost per request ------------------------------------------------------------------
+
+
+def ingest_cost(requests: int = 3_000) -> dict[str, float]:
+    """Our ingest handler vs json.loads + send, both on an in-memory SQS stub: only our code is timed."""
+    os.environ.update(LEADS_QUEUE_URL="https://sqs.invalid/q", POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
+                      ALLOWED_ORIGINS="https://www.example.com")  # fmt: skip
+    from functions.ingest import handler as ingest
+    from tests.events import api_event
+
+    class StubSqs:
+        def send_message(self, **_: Any) -> dict[str, str]:
+            return {"MessageId": "m"}
+
+    stub = StubSqs()
+    ingest.reset_for_tests()
+    ingest.get_sqs_client = lambda: stub  # type: ignore[assignment]
+    event = api_event(json.dumps({"email": "Jane.Doe@Example.com", "first_name": "Jane", "campaign": "summersale20", "consent": True}))
+
+    class Context:
+        function_name, memory_limit_in_mb, aws_request_id = "bench", 256, "bench"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+
+    def baseline(raw_event: dict[str, Any]) -> dict[str, Any]:
+        body = json.loads(raw_event["body"])
+        stub.send_message(QueueUrl="q", MessageBody=json.dumps(body))
+        return {"statusCode": 202, "body": "{}"}
+
+    saved_stdout, sys.stdout = sys.stdout, io.StringIO()  # the handlers' log lines are not the benchmark
+    try:
+        timings: dict[str, list[float]] = {"ingest": [], "baseline": []}
+        for _ in range(200):
+            ingest.lambda_handler(event, Context())
+        for _ in range(requests):
+            for name, call in (("ingest", lambda: ingest.lambda_handler(event, Context())), ("baseline", lambda: baseline(event))):
+                started = time.perf_counter()
+                call()
+                timings[name].append(time.perf_counter() - started)
+            sys.stdout.seek(0)
+            sys.stdout.truncate()
+    finally:
+        sys.stdout = saved_stdout
+    return {
+        "ingest_mean_ms": statistics.mean(timings["ingest"]) * 1000,
+        "ingest_p99_ms": sorted(timings["ingest"])[int(requests * 0.99)] * 1000,
+        "baseline_mean_ms": statistics.mean(timings["baseline"]) * 1000,
+    }
+
+
+# --- 4: cold start proxy -------------------------------------------------------------------------
+
+COLD_START = {
+    "baseline": "import boto3; boto3.client('sqs')",
+    "ingest": "from functions.ingest import handler; handler.get_app()",
+    "worker": "from functions.worker import handler; handler.get_processor()",
+}
+
+
+def cold_starts(rounds: int = 5) -> dict[str, float]:
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "LEADS_QUEUE_URL": "https://sqs.invalid/q", "DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}  # fmt: skip
+    timings: dict[str, list[float]] = {name: [] for name in COLD_START}
+    for _ in range(rounds):
+        for name, code in COLD_START.items():
+            timer = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+            out = subprocess.run([sys.executable, "-c", timer], env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+            timings[name].append(float(out.stdout.strip().splitlines()[-1]) * 1000)
+    return {f"{name}_ms": statistics.median(values) for name, values in timings.items()}
+
+
+# --- 5 and 6: decoupling and the cap, on the local runtime -----------------------------------------
+
+
+def decoupling_and_cap(store_seconds_per_batch: float, leads: int = 2_000) -> dict[str, Any]:
+    from leadpipe import spike
+    from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions, local_sqs_client
+    from leadpipe.plan import LAMBDA_INVOKE_OVERHEAD_SECONDS
+
+    settings = settings_from_file("dev")
+    data_dir = REPO_ROOT / ".leadpipe" / "bench" / "runtime"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    pipeline = LocalPipeline(LocalPipelineOptions(settings=settings, data_dir=data_dir, port=0))
+    info = pipeline.start()
+    sqs = local_sqs_client(info.sqs_endpoint_url)
+    try:
+
+        def burst(campaign: str) -> tuple[spike.SpikeSummary, spike.PipelineSampler, set[str]]:
+            sampler = spike.PipelineSampler(sqs, info.leads_queue_url, info.database_url, info.leads_table, campaign, interval=0.25)
+            sampler.start()
+            requests, seconds = spike.send_spike(spike.SpikeOptions(url=info.api_url, total=leads, concurrency=16, campaign=campaign))
+            return spike.summarise(requests, seconds), sampler, {r.lead_id for r in requests if r.lead_id}
+
+        def wait_stored(sampler: spike.PipelineSampler, expected: int, timeout: float = 600) -> float:
+            started = time.perf_counter()
+            while time.perf_counter() - started < timeout:
+                latest = sampler.latest()
+                if latest and latest.stored is not None and latest.stored >= expected:
+                    return time.perf_counter() - started
+                time.sleep(0.1)
+            raise RuntimeError("the queue did not drain")
+
+        healthy, sampler, _ = burst("BENCHHEALTHY")
+        wait_stored(sampler, healthy.accepted)
+        sampler.stop()
+        healthy_writers = max(s.worker_connections or 0 for s in sampler.samples)
+
+        # The database stalls: a SHARE lock blocks every INSERT (reads still work) until released.
+        lock = psycopg.connect(info.database_url)
+        try:
+            lock.execute(f"LOCK TABLE {info.leads_table} IN SHARE MODE")
+            stalled, sampler, accepted_ids = burst("BENCHSTALLED")
+            backlog = sampler.latest().queued if sampler.latest() else None
+        finally:
+            lock.rollback()  # the database is back
+            lock.close()
+        drain_seconds = wait_stored(sampler, stalled.accepted)
+        sampler.stop()
+        lost, duplicates = spike.verify_stored(info.database_url, info.leads_table, "BENCHSTALLED", accepted_ids)
+        stalled_writers = max(s.worker_connections or 0 for s in sampler.samples)
+    finally:
+        pipeline.stop(drain_seconds=5)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    predicted = settings.max_concurrency * settings.batch_size / (store_seconds_per_batch + LAMBDA_INVOKE_OVERHEAD_SECONDS)
+    observed = stalled.accepted / drain_seconds
+    return {
+        "healthy": healthy.as_dict(),
+        "stalled": stalled.as_dict(),
+        "p99_stalled_over_healthy": stalled.latency_ms["p99"] / healthy.latency_ms["p99"],
+        "lost_after_recovery": lost,
+        "duplicates_after_recovery": duplicates,
+        "max_worker_connections": max(healthy_writers, stalled_writers),
+        "max_concurrency": settings.max_concurrency,
+        "backlog_when_released": backlog,
+        "drain_rate_observed_per_s": observed,
+        "drain_rate_predicted_per_s": predicted,
+        "drain_observed_over_predicted": observed / predicted,
+    }
+
+
+def main() -> None:
+    data_dir = REPO_ROOT / ".leadpipe" / "bench" / "postgres"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    server = start_embedded_postgres(data_dir)
+    table = "bench.leads"
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "processor": platform.processor() or platform.machine()},  # fmt: skip
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rounds": ROUNDS,
+    }
+    try:
+        with psycopg.connect(server.uri, autocommit=True) as connection:
+            apply_migrations(connection, table)
+        store = {size: store_rates(server.uri, table, size, rows=10_000 if size == 1000 else 5_000) for size in (10, 100, 1000)}
+        results["store"] = {
+            str(size): {**rates, "store_over_copy": rates["store"] / rates["copy"], "store_over_naive": rates["store"] / rates["naive"]}
+            for size, rates in store.items()
+        }
+        rates = handler_vs_store(server.uri, table)
+        results["worker_handler"] = {**rates, "handler_over_store": rates["handler"] / rates["store"]}
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    ingest = ingest_cost()
+    results["ingest"] = {**ingest, "ingest_over_baseline": ingest["ingest_mean_ms"] / ingest["baseline_mean_ms"]}
+    cold = cold_starts()
+    results["cold_start"] = {**cold, "ingest_over_baseline": cold["ingest_ms"] / cold["baseline_ms"],
+                             "worker_over_baseline": cold["worker_ms"] / cold["baseline_ms"]}  # fmt: skip
+    store_seconds_per_batch = 100 / results["store"]["100"]["store"]
+    results["local_runtime"] = decoupling_and_cap(store_seconds_per_batch)
+    from bench.moto_sqs import main as moto_bench
+
+    results["moto_sqs"] = moto_bench()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def print_table(r: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Leadpipe bench ({r['machine']['cpus']} CPUs, medians of {r['rounds']} rounds)")
+    for column in ("measure", "figure", "target", "met"):
+        table.add_column(column)
+
+    def row(measure: str, value: float, fmt: str, target: str, met: bool | None) -> None:
+        table.add_row(measure, format(value, fmt), target, "" if met is None else ("yes" if met else "NO"))
+
+    for size in ("10", "100", "1000"):
+        s = r["store"][size]
+        row(f"store path rows/s, batch {size}", s["store"], ",.0f", "", None)
+        row(f"  store / COPY, batch {size}", s["store_over_copy"], ".2f", ">= 0.45 at 100" if size == "100" else "", s["store_over_copy"] >= 0.45 if size == "100" else None)
+        row(f"  store / naive row-by-row, batch {size}", s["store_over_naive"], ".1f", ">= 5 at 10" if size == "10" else "", s["store_over_naive"] >= 5 if size == "10" else None)
+    w = r["worker_handler"]
+    row("worker handler / bare store, batch 100", w["handler_over_store"], ".2f", ">= 0.70", w["handler_over_store"] >= 0.70)
+    i = r["ingest"]
+    row("ingest handler / json.loads+send", i["ingest_over_baseline"], ".2f", "<= 3", i["ingest_over_baseline"] <= 3)
+    row("ingest handler p99 (ms)", i["ingest_p99_ms"], ".2f", "< 2", i["ingest_p99_ms"] < 2)
+    c = r["cold_start"]
+    row("cold start: ingest / boto3+client", c["ingest_over_baseline"], ".2f", "<= 1.5", c["ingest_over_baseline"] <= 1.5)
+    row("cold start: worker / boto3+client", c["worker_over_baseline"], ".2f", "", None)
+    d = r["local_runtime"]
+    row("ingest p99, DB stalled / healthy", d["p99_stalled_over_healthy"], ".2f", "<= 1.2", d["p99_stalled_over_healthy"] <= 1.2)
+    row("leads lost after the stall", d["lost_after_recovery"], "d", "0", d["lost_after_recovery"] == 0)
+    row("max worker DB connections", d["max_worker_connections"], "d", f"<= {d['max_concurrency']}", d["max_worker_connections"] <= d["max_concurrency"])
+    row("drain observed / planner", d["drain_observed_over_predicted"], ".2f", "0.8 - 1.2", 0.8 <= d["drain_observed_over_predicted"] <= 1.2)
+    m = r["moto_sqs"]
+    row("local SQS patched / stock, fill", m["ratio_fill_msgs_per_s"], ".0f", "", None)
+    row("local SQS patched / stock, receive+delete", m["ratio_receive_delete_msgs_per_s"], ".0f", "", None)
+    Console().print(table)
+    print(f"written to {RESULTS.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
