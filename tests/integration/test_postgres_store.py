@@ -237,3 +237,27 @@ def test_a_row_the_database_refuses_fails_alone_and_the_rest_commit(worker_env: 
     # And redelivering the whole batch stays exact: duplicates skipped, the refused one refused again
     assert worker.lambda_handler(sqs_event(bodies, receive_count=2), lambda_context) == response
     assert worker_env.count_rows() == 2
+
+
+HOSTILE_TEXT = [
+    "Robert'); DROP TABLE leads; --",
+    "1' OR '1'='1",
+    "$$; SELECT pg_sleep(10); $$",
+    "Ünïcødé ✓ 名前 👩‍💻",
+    "\u202eevil\u202c right-to-left",
+    "back\\slash \"quotes\" and %s %(name)s {placeholders}",
+]
+
+
+def test_hostile_strings_are_stored_byte_for_byte(worker_env: LeadsDatabase, lambda_context: Any) -> None:
+    envelopes = [
+        make_envelope(f"hostile{i}@example.com", first_name=text[:100], company=text, custom={"note": text})
+        for i, text in enumerate(HOSTILE_TEXT)
+    ]
+    response = worker.lambda_handler(sqs_event([e.to_message_body() for e in envelopes]), lambda_context)
+    assert response == {"batchItemFailures": []}
+    stored = {r["email"]: r for r in worker_env.rows()}
+    for i, text in enumerate(HOSTILE_TEXT):
+        row = stored[f"hostile{i}@example.com"]
+        assert (row["first_name"], row["company"], row["custom"]) == (text[:100], text, {"note": text})
+    assert worker_env.count_rows() == len(HOSTILE_TEXT)  # and the table is still there
