@@ -175,6 +175,28 @@ class LocalPipeline:
         self._postgres = start_embedded_postgres(folder)
         return self._postgres.uri
 
+    # --- fault drills: take a dependency away and bring it back --------------------------------
+
+    def stop_queue_service(self) -> None:
+        """SQS goes away (the ingest must answer 503, never 202)."""
+        self._sqs_server.stop()
+
+    def start_queue_service(self) -> None:
+        """SQS comes back on the same endpoint, with the same queues (empty: moto keeps no state)."""
+        sqs = local_sqs_client(self._sqs_server.start())
+        create_pipeline_queues(sqs, self.settings)
+
+    def stop_database(self) -> None:
+        """The embedded PostgreSQL goes away; the worker's connections break."""
+        if self._postgres is None:
+            raise RuntimeError("only the embedded database can be stopped by the runtime")
+        self._postgres.stop()
+
+    def start_database(self) -> None:
+        if self._postgres is None:
+            raise RuntimeError("only the embedded database can be started by the runtime")
+        self._postgres = start_embedded_postgres(self._postgres.data_dir)
+
     # --- stop -------------------------------------------------------------------------------
 
     def stop(self, drain_seconds: float = 10.0) -> int:

@@ -65,7 +65,8 @@ class LocalSqsServer:
         if not receive.poll(60):
             self.stop()
             raise RuntimeError("the local SQS server did not start within 60 s")
-        self.endpoint_url = f"http://127.0.0.1:{receive.recv()}"
+        self._port = receive.recv()  # a restart comes back on the same port, as a real endpoint would
+        self.endpoint_url = f"http://127.0.0.1:{self._port}"
         return self.endpoint_url
 
     def stop(self) -> None:

@@ -28,15 +28,16 @@ def test_poison_is_listed_fixed_redriven_and_stored_once(local_pipeline: Running
         answer = http_request(info.api_url, "POST", json.dumps({"email": email, "campaign": "blocked"}), {"Content-Type": "application/json"})
         assert answer.status == 202
         # When it has failed max_receive_count times it sits in the DLQ
-        wait_for(lambda: local_pipeline.queue_attribute(info.dead_letter_queue_url, "ApproximateNumberOfMessages") >= 1, message="DLQ")
-        code, out = run_cli(capsys, "dlq", "list", "--json", *data_dir)
-        listing = json.loads(out)
-        [letter] = [m for m in listing["messages"] if m["lead_id"] == answer.json()["lead_id"]]
+        def listed() -> list[dict]:
+            code, out = run_cli(capsys, "dlq", "list", "--json", *data_dir)
+            assert code == 0 and email not in out
+            return [m for m in json.loads(out)["messages"] if m["lead_id"] == answer.json()["lead_id"]]
+
+        [letter] = wait_for(listed, message="the refused lead in the DLQ")
         # Then ops see it, masked, with its receive count
-        assert code == 0 and letter["campaign"] == "BLOCKED"
+        assert letter["campaign"] == "BLOCKED"
         assert letter["email"] == email[0] + "***@example.com"
         assert letter["receive_count"] >= 2
-        assert email not in out
     finally:
         # When the database is fixed
         with psycopg.connect(info.database_url, autocommit=True) as admin:

@@ -261,3 +261,38 @@ def test_hostile_strings_are_stored_byte_for_byte(worker_env: LeadsDatabase, lam
         row = stored[f"hostile{i}@example.com"]
         assert (row["first_name"], row["company"], row["custom"]) == (text[:100], text, {"note": text})
     assert worker_env.count_rows() == len(HOSTILE_TEXT)  # and the table is still there
+
+
+def test_worker_killed_before_commit_then_redelivered_stores_each_lead_once(worker_env: LeadsDatabase, lambda_context: Any) -> None:
+    import threading
+
+    batch = [make_envelope(f"killed{i}@example.com").to_message_body() for i in range(5)]
+    with worker_env.connect() as admin:
+        # Given the worker mid-transaction: its INSERT waits behind a lock we hold
+        blocker = psycopg.connect(worker_env.uri)
+        blocker.execute(f"LOCK TABLE {worker_env.leads_table} IN SHARE MODE")
+        responses: list[dict] = []
+        invocation = threading.Thread(target=lambda: responses.append(worker.lambda_handler(sqs_event(batch), lambda_context)))
+        invocation.start()
+        pid = None
+        for _ in range(100):
+            row = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'leadpipe-worker' AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row:
+                pid = row[0]
+                break
+            threading.Event().wait(0.05)
+        assert pid is not None, "the worker never reached its INSERT"
+        # When its session is killed before the commit (as when Lambda ends a timed-out invocation)
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        invocation.join(30)
+        blocker.rollback()
+        blocker.close()
+    # Then the whole batch is reported failed and nothing of it was committed
+    assert responses == [{"batchItemFailures": [{"itemIdentifier": f"msg-{i}"} for i in range(5)]}]
+    assert worker_env.count_rows() == 0
+    # And when SQS delivers it again (twice, as at-least-once allows), each lead is stored once
+    for receive_count in (2, 3):
+        assert worker.lambda_handler(sqs_event(batch, receive_count=receive_count), lambda_context) == {"batchItemFailures": []}
+    assert worker_env.count_rows() == 5
