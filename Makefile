@@ -18,7 +18,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 
-.PHONY: help install test run bench synth deploy diff clean reset-local
+.PHONY: help install test run bench soak synth deploy diff clean reset-local
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,9 @@ run: $(VENV_STAMP)  ## start the whole pipeline on this machine: http://127.0.0.
 
 bench: $(VENV_STAMP)  ## measure performance as ratios against side-by-side baselines (~5 min; not part of make test)
 	$(PY) -m bench.run
+
+soak: $(VENV_STAMP)  ## 20,000 leads through the local runtime; fails unless accepted = stored + DLQ, 0 lost, 0 duplicated (<10 min)
+	$(PY) -m bench.soak
 
 synth: $(VENV_STAMP) $(NODE_STAMP)  ## synthesize the stack offline (STAGE=dev|prod), bundling both functions
 	$(CDK) synth $(CDK_FLAGS) --quiet

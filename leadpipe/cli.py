@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     spike.add_argument("--json", action="store_true", help="machine-readable summary")
     spike.set_defaults(command=command_spike)
 
+    openapi = commands.add_parser("openapi", help="print the ingest API's OpenAPI 3.1 document (docs/openapi.json)")
+    openapi.set_defaults(command=lambda _: print(__import__("leadpipe.openapi").openapi.openapi_json(), end="") or 0)
+
     db = commands.add_parser("db", help="the leads database")
     db_commands = db.add_subparsers(title="db commands", required=True, metavar="ACTION")
     migrate = db_commands.add_parser("migrate", help="apply the SQL migrations (what the deploy trigger runs)")

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 LEADS_PATH = "/leads"
+ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads
 PAGES = {"/": "index.html", "/thanks": "thanks.html"}
 
 
@@ -88,7 +89,11 @@ class LocalApiGateway:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 gateway._handle(self)
 
-            do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET  # noqa: N815
+            def __getattr__(self, name: str) -> Any:
+                # Every method, even unusual ones (TRACE, QUERY...), gets API Gateway's answer.
+                if name.startswith("do_"):
+                    return self.do_GET
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass  # request lines would carry nothing useful and clutter the terminal
@@ -119,7 +124,8 @@ class LocalApiGateway:
         if request.command == "GET" and path in PAGES:
             settings = {"API_URL": f"{self.url}{LEADS_PATH}", "THANKS_URL": f"{self.url}/thanks", **self._page_settings}
             return _send(request, 200, {"Content-Type": "text/html; charset=utf-8"}, page(PAGES[path], settings))
-        if path != LEADS_PATH:
+        if path != LEADS_PATH or request.command not in ROUTED_METHODS:
+            # What API Gateway answers itself for a resource or method the API does not define.
             return _send_json(request, 403, {"message": "Missing Authentication Token"})
         length = int(request.headers.get("Content-Length") or 0)
         if length > API_GATEWAY_MAX_BODY_BYTES:

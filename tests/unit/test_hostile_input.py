@@ -109,3 +109,17 @@ def test_any_idempotency_key_header(header: str) -> None:
 def test_deep_nesting_and_nul_bytes() -> None:
     for raw in ('{"email": "a@example.com", "custom": ' + "[" * 5000 + "]" * 5000 + "}", '{"email": "a\\u0000@example.com"}', "\x00" * 100):
         check(*answer(api_event(raw)))
+
+
+def test_confusable_emails_are_never_merged_with_their_lookalike() -> None:
+    # Cyrillic "а" (U+0430) and fullwidth letters look like ASCII ones but are other addresses
+    lookalikes = ["jаne@example.com", "ｊane@example.com", "jane@exаmple.com", "jane\u200b@example.com"]
+    _, _, ascii_queue = answer(api_event(json.dumps({"email": "jane@example.com"})))
+    [ascii_envelope] = ascii_queue.sent
+    for email in lookalikes:
+        status, body, queue = answer(api_event(json.dumps({"email": email})))
+        check(status, body, queue)
+        if status == 202:
+            [envelope] = queue.sent
+            assert envelope.lead.email != "jane@example.com"
+            assert envelope.lead_id != ascii_envelope.lead_id

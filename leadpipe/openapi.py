@@ -1,0 +1,106 @@
+"""The ingest API's OpenAPI 3.1 document, generated from the code: the `Lead` model's own schema,
+the control fields and every answer the ingest gives. `docs/openapi.json` is its checked-in copy
+(a test fails when they drift apart)."""
+
+from __future__ import annotations
+
+import json
+from copy import deepcopy
+from typing import Any
+
+from functions.contract import lead_json_schema
+from functions.ingest.logic import MAX_FORM_FIELDS, REDIRECT_FIELD
+from functions.ingest.settings import IngestSettings
+
+ERROR_CODES = {
+    "400": ("malformed_body", "The body is not valid JSON, UTF-8 or form data, or the Idempotency-Key header is invalid."),
+    "413": ("payload_too_large", "The body is over the byte limit."),
+    "415": ("unsupported_media_type", "Only application/json and application/x-www-form-urlencoded are accepted."),
+    "422": ("invalid_lead", "One or more fields are invalid; each is named in error.fields."),
+    "503": ("queue_unavailable", "The lead could not be queued; retry after Retry-After seconds. Never a 2xx in that case."),
+}
+
+
+def openapi_document(server_url: str = "/") -> dict[str, Any]:
+    defaults = IngestSettings(LEADS_QUEUE_URL="-")
+    lead = lead_json_schema()
+    definitions = lead.pop("$defs", {})
+    control = {
+        REDIRECT_FIELD: {"type": "string", "maxLength": 2048, "description": "Form posts only: a thank-you page on an allowed origin (answer 303)."},
+        defaults.honeypot_field: {"type": "string", "description": "Honeypot: leave empty. When filled the answer is the usual one and the lead is dropped."},
+    }  # fmt: skip
+    json_body = deepcopy(lead)
+    json_body["properties"] = {**json_body["properties"], **control}
+    json_body["properties"].pop(REDIRECT_FIELD)  # a redirect makes no sense for fetch()
+    form_body = deepcopy(lead)
+    form_body["properties"] = {**form_body["properties"], **control}
+    form_body["properties"].pop("custom")
+    form_body["patternProperties"] = {r"^custom(\[[A-Za-z][A-Za-z0-9_]{0,63}\]|\.[A-Za-z][A-Za-z0-9_]{0,63})$": {"type": "string", "maxLength": 500}}
+    form_body["maxProperties"] = MAX_FORM_FIELDS
+    error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "fields"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "fields": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["field", "code", "message"],
+                            "properties": {"field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}},
+                        },
+                    },
+                },
+            }
+        },
+    }
+    responses: dict[str, Any] = {
+        "202": {
+            "description": "SQS has the lead.",
+            "content": {"application/json": {"schema": {
+                "type": "object", "required": ["lead_id", "status"],
+                "properties": {"lead_id": {"type": "string", "format": "uuid"}, "status": {"const": "queued"}},
+            }}},
+        },
+        "303": {"description": "Form post with an allowed _redirect: SQS has the lead; the browser goes to the thank-you page.",
+                "headers": {"Location": {"schema": {"type": "string"}}}},
+    }  # fmt: skip
+    for status, (code, description) in ERROR_CODES.items():
+        responses[status] = {"description": f"`{code}`: {description}", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Leadpipe ingest", "version": "1", "description": "POST a lead from a landing-page form."},
+        "servers": [{"url": server_url}],
+        "paths": {
+            "/leads": {
+                "post": {
+                    "operationId": "submitLead",
+                    "summary": "Submit one lead",
+                    "parameters": [{
+                        "name": "Idempotency-Key", "in": "header", "required": False,
+                        "description": "Retries with the same key get the same lead_id (one row).",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    }],  # fmt: skip
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": json_body},
+                            "application/x-www-form-urlencoded": {"schema": form_body},
+                        },
+                    },
+                    "responses": responses,
+                }
+            }
+        },
+        "components": {"schemas": {"Error": error, **definitions}},
+    }
+
+
+def openapi_json() -> str:
+    return json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
