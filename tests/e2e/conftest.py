@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shutil
 import time
 import uuid
@@ -89,8 +90,20 @@ def e2e_data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+RAW_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.-]+")
+RAW_PHONE = re.compile(r"\+\d[\d ().-]{6,}\d")
+
+
 @pytest.fixture(scope="session")
 def local_pipeline(e2e_data_dir: Path) -> Iterator[RunningPipeline]:
     running = start_pipeline(e2e_data_dir)
     yield running
     running.pipeline.stop(drain_seconds=5)
+    # Every e2e test has run through this pipeline: not one raw e-mail or phone in any log it wrote.
+    assert_logs_hold_no_personal_data(e2e_data_dir)
+
+
+def assert_logs_hold_no_personal_data(data_dir: Path) -> None:
+    logged = "".join(path.read_text() for path in (data_dir / "logs").glob("*.log"))
+    assert "lead queued" in logged
+    assert RAW_EMAIL.findall(logged) == [] and RAW_PHONE.findall(logged) == []

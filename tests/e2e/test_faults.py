@@ -12,7 +12,14 @@ import pytest
 
 from leadpipe.cli import main as leadpipe
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import RunningPipeline, e2e_settings, http_request, start_pipeline, wait_for
+from tests.e2e.conftest import (
+    RunningPipeline,
+    assert_logs_hold_no_personal_data,
+    e2e_settings,
+    http_request,
+    start_pipeline,
+    wait_for,
+)
 
 
 def post(pipeline: RunningPipeline, email: str) -> tuple[int, dict, dict]:
@@ -27,6 +34,7 @@ def patient_pipeline() -> Iterator[RunningPipeline]:
     running = start_pipeline(data_dir, e2e_settings().model_copy(update={"visibility_timeout_seconds": 3, "max_receive_count": 5}))
     yield running
     running.pipeline.stop(drain_seconds=5)
+    assert_logs_hold_no_personal_data(data_dir)
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
