@@ -101,19 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the leads database")
     db_commands = db.add_subparsers(title="db commands", required=True, metavar="ACTION")
     migrate = db_commands.add_parser("migrate", help="apply the SQL migrations (what the deploy trigger runs)")
-    migrate.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL, else the local runtime's")
-    migrate.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
-    migrate.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
-    migrate.add_argument("--stage", default="dev", help="whose settings to read the table name from")
+    _database_arguments(migrate)
     migrate.set_defaults(command=command_db_migrate)
     erase = db_commands.add_parser("erase", help="delete every lead of one person (right to erasure)")
     erase.add_argument("--email", required=True, help="the person's e-mail address (any case)")
-    erase.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL, else the local runtime's")
-    erase.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
-    erase.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
-    erase.add_argument("--stage", default="dev", help="whose settings to read the table name from")
+    _database_arguments(erase)
     erase.set_defaults(command=command_db_erase)
     return parser
+
+
+def _database_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL, else the local runtime's")
+    parser.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
+    parser.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
+    parser.add_argument("--stage", default="dev", help="whose settings to read the table name from")
 
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
