@@ -47,6 +47,13 @@ def normalise_email(value: str) -> str:
     return checked.normalized.lower()
 
 
+def _single_line(value: str) -> str:
+    # CR/LF or other control characters in a name end up in CRM exports and e-mail headers.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be a single line of text without control characters")
+    return value
+
+
 def _normalise_phone(value: str) -> str:
     if not _PHONE_ALLOWED.fullmatch(value):
         raise ValueError("must be digits with an optional leading +, spaces, dots, dashes or parentheses")
@@ -65,8 +72,8 @@ def _optional(*constraints: Any) -> Any:
     return Annotated[Annotated[str, *constraints] | None, BeforeValidator(_blank_to_none)]
 
 
-ShortText = _optional(StringConstraints(strip_whitespace=True, max_length=100))
-Text = _optional(StringConstraints(strip_whitespace=True, max_length=200))
+ShortText = _optional(StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_single_line))
+Text = _optional(StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_single_line))
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_EMAIL_LENGTH),

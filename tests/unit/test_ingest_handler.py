@@ -287,3 +287,19 @@ def test_campaign_dimension_only_for_allow_listed_campaigns(queue: Queue, lambda
     assert [(doc["campaign"], doc["LeadsAcceptedByCampaign"]) for doc in per_campaign] == [("SUMMERSALE20", [1.0])]
     assert [doc["LeadsAccepted"] for doc in totals] == [[1.0], [1.0]]
     assert all("campaign" not in doc for doc in totals)
+
+
+def test_header_injection_attempts_never_reach_a_response_header(queue: Queue, lambda_context: Any) -> None:
+    # A redirect target or idempotency key carrying CR/LF must not become a header of ours
+    attacks = [
+        api_event(urlencode({"email": "e@example.com", "_redirect": f"{THANKS}\r\nSet-Cookie: session=evil"}), "application/x-www-form-urlencoded"),
+        api_event(json.dumps(LEAD), headers={"Idempotency-Key": "k\r\nSet-Cookie: session=evil"}),
+        api_event(json.dumps({**LEAD, "first_name": "Eve\r\nSet-Cookie: session=evil"})),
+    ]
+    statuses = []
+    for event in attacks:
+        status, headers, _ = call(event, lambda_context)
+        statuses.append(status)
+        assert "Set-Cookie" not in headers and "Location" not in headers
+        assert all("\r" not in value and "\n" not in value for value in headers.values())
+    assert statuses == [422, 400, 422]

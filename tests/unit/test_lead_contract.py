@@ -75,6 +75,8 @@ def test_blank_form_inputs_mean_absent() -> None:
         ("email", "a@b"),
         ("email", "x" * 250 + "@example.com"),
         ("first_name", "x" * 101),
+        ("first_name", "Eve\r\nBcc: everyone@example.com"),
+        ("company", "tab\there"),
         ("company", "x" * 201),
         ("phone", "call me maybe"),
         ("country", "Germany"),
