@@ -105,5 +105,5 @@ def local_pipeline(e2e_data_dir: Path) -> Iterator[RunningPipeline]:
 
 def assert_logs_hold_no_personal_data(data_dir: Path) -> None:
     logged = "".join(path.read_text() for path in (data_dir / "logs").glob("*.log"))
-    assert "lead queued" in logged
+    assert logged, "the pipeline wrote no logs at all"
     assert RAW_EMAIL.findall(logged) == [] and RAW_PHONE.findall(logged) == []
