@@ -10,8 +10,9 @@ import sys
 import time
 
 from infra.config import REPO_ROOT, settings_from_file
-from leadpipe import dlq, spike
+from leadpipe import spike
 from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions, local_sqs_client
+from leadpipe.status import queue_depth
 
 TOTAL = 20_000
 DEADLINE_SECONDS = 600
@@ -39,7 +40,7 @@ def main() -> int:
         sampler.stop()
         accepted_ids = {r.lead_id for r in requests if r.lead_id}
         lost, duplicates = spike.verify_stored(info.database_url, info.leads_table, campaign, accepted_ids)
-        in_dlq = dlq.count(sqs, info.dead_letter_queue_url)
+        in_dlq = queue_depth(sqs, info.dead_letter_queue_url)
         stored = sampler.latest().stored
     finally:
         pipeline.stop(drain_seconds=5)

@@ -211,9 +211,10 @@ def _resolve(args: argparse.Namespace):  # noqa: ANN202 - a PipelineTarget
 
 def command_dlq_list(args: argparse.Namespace) -> int:
     from leadpipe import dlq
+    from leadpipe.status import queue_depth
 
     target = _resolve(args)
-    total = dlq.count(target.sqs, target.dead_letter_queue_url)
+    total = queue_depth(target.sqs, target.dead_letter_queue_url)
     letters = dlq.peek(target.sqs, target.dead_letter_queue_url, args.limit)
     if args.json:
         print(json.dumps({"count": total, "messages": [letter.as_dict() for letter in letters]}, indent=2))
@@ -243,9 +244,10 @@ def command_dlq_redrive(args: argparse.Namespace) -> int:
 
 def command_dlq_purge(args: argparse.Namespace) -> int:
     from leadpipe import dlq
+    from leadpipe.status import queue_depth
 
     target = _resolve(args)
-    total = dlq.count(target.sqs, target.dead_letter_queue_url)
+    total = queue_depth(target.sqs, target.dead_letter_queue_url)
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError("purge deletes leads for good: confirm with --yes when not at a terminal")

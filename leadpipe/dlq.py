@@ -51,13 +51,6 @@ def describe(message: dict[str, Any], now: datetime) -> DeadLetter:
     )
 
 
-def count(sqs: Any, queue_url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-
 def peek(sqs: Any, dead_letter_url: str, limit: int = 100) -> list[DeadLetter]:
     """Read up to `limit` messages and make them visible again at once: nothing is consumed."""
     seen: dict[str, dict[str, Any]] = {}

@@ -6,6 +6,7 @@ import psycopg
 from psycopg import sql
 
 from functions.contract.lead import normalise_email
+from functions.worker.repository import leads_table_identifier
 
 
 def erase_person(database_url: str, leads_table: str, email: str) -> int:
@@ -14,7 +15,6 @@ def erase_person(database_url: str, leads_table: str, email: str) -> int:
         normalised = normalise_email(email.strip())
     except ValueError as error:
         raise ValueError(f"{email!r} is not an e-mail address: {error}") from None
-    schema, table = leads_table.split(".", 1)
     with psycopg.connect(database_url, autocommit=True) as connection:
-        cursor = connection.execute(sql.SQL("DELETE FROM {} WHERE email = %s").format(sql.Identifier(schema, table)), (normalised,))
+        cursor = connection.execute(sql.SQL("DELETE FROM {} WHERE email = %s").format(leads_table_identifier(leads_table)), (normalised,))
         return cursor.rowcount

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from functions.worker.repository import WORKER_APPLICATION_NAME
+from functions.worker.repository import WORKER_APPLICATION_NAME, leads_table_identifier
+from leadpipe.status import queue_depth
 
 MAX_TOTAL = 100_000
 FIRST_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "Margaret", "Linus"]
@@ -186,8 +187,7 @@ class PipelineSampler:
                  interval: float = 0.5) -> None:  # fmt: skip
         self._sqs, self._queue_url = sqs, queue_url
         self._database_url, self._campaign, self._interval = database_url, campaign, interval
-        schema, table = leads_table.split(".", 1)
-        self._count = sql.SQL("SELECT count(*) FROM {} WHERE campaign = %s").format(sql.Identifier(schema, table))
+        self._count = sql.SQL("SELECT count(*) FROM {} WHERE campaign = %s").format(leads_table_identifier(leads_table))
         self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leadpipe-sampler", daemon=True)
@@ -221,10 +221,7 @@ class PipelineSampler:
     def _sample(self, connection: psycopg.Connection | None) -> Sample:
         queued = stored = connections = active = None
         if self._sqs is not None:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-            )["Attributes"]
-            queued = int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            queued = queue_depth(self._sqs, self._queue_url)
         if connection is not None:
             connections, active = connection.execute(
                 "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity WHERE application_name = %s",
@@ -239,8 +236,7 @@ class PipelineSampler:
 
 def verify_stored(database_url: str, leads_table: str, campaign: str, accepted_ids: set[str]) -> tuple[int, int]:
     """(lost, duplicates): accepted leads missing from the table, and extra rows for one person."""
-    schema, table = leads_table.split(".", 1)
-    target = sql.Identifier(schema, table)
+    target = leads_table_identifier(leads_table)
     with psycopg.connect(database_url, autocommit=True) as connection:
         stored = {str(r[0]) for r in connection.execute(sql.SQL("SELECT lead_id FROM {} WHERE campaign = %s").format(target), (campaign,))}
         duplicates = connection.execute(

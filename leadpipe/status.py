@@ -9,6 +9,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from functions.worker.repository import leads_table_identifier
+
 
 @dataclass
 class PipelineStatus:
@@ -41,20 +43,30 @@ class PipelineStatus:
         return "\n".join(lines)
 
 
-def queue_status(sqs: Any, leads_queue_url: str, dead_letter_url: str) -> dict[str, int]:
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    leads = sqs.get_queue_attributes(QueueUrl=leads_queue_url, AttributeNames=names)["Attributes"]
-    dead = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=names)["Attributes"]
+def queue_counts(sqs: Any, queue_url: str) -> dict[str, int]:
+    """Messages waiting (`visible`) and received but not yet deleted (`in_flight`)."""
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
     return {
-        "queued": int(leads["ApproximateNumberOfMessages"]),
-        "in_flight": int(leads["ApproximateNumberOfMessagesNotVisible"]),
-        "dead_letters": int(dead["ApproximateNumberOfMessages"]) + int(dead["ApproximateNumberOfMessagesNotVisible"]),
+        "visible": int(attributes["ApproximateNumberOfMessages"]),
+        "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
     }
 
 
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    """Every message the queue still holds, visible or in flight."""
+    counts = queue_counts(sqs, queue_url)
+    return counts["visible"] + counts["in_flight"]
+
+
+def queue_status(sqs: Any, leads_queue_url: str, dead_letter_url: str) -> dict[str, int]:
+    leads = queue_counts(sqs, leads_queue_url)
+    return {"queued": leads["visible"], "in_flight": leads["in_flight"], "dead_letters": queue_depth(sqs, dead_letter_url)}
+
+
 def database_status(database_url: str, leads_table: str) -> dict[str, Any]:
-    schema, table = leads_table.split(".", 1)
-    target = sql.Identifier(schema, table)
+    target = leads_table_identifier(leads_table)
     since = datetime.now(UTC) - timedelta(hours=1)
     with psycopg.connect(database_url, autocommit=True) as connection:
         total, last = connection.execute(sql.SQL("SELECT count(*), max(stored_at) FROM {}").format(target)).fetchone()

@@ -89,15 +89,18 @@ class StoringBatchProcessor(BatchProcessor):
             reason = rejected.get(str(envelope.lead_id)) if status == "success" else None
             if reason is None:
                 continue
-            self.success_messages.remove(raw_record)
             error = RejectedByDatabase(f"the database refused the row: {reason}")
-            self.failure_handler(record=SQSRecord(raw_record), exception=(type(error), error, None))
+            self._fail_success(raw_record, (type(error), error, None))
 
     def _fail_all_successes(self) -> None:
         exception = sys.exc_info()
-        for raw_record in self.success_messages:
-            self.failure_handler(record=SQSRecord(raw_record), exception=exception)
-        self.success_messages.clear()
+        for raw_record in list(self.success_messages):
+            self._fail_success(raw_record, exception)
+
+    def _fail_success(self, raw_record: dict, exception: tuple) -> None:
+        """A record that parsed but could not be stored: reported in batchItemFailures after all."""
+        self.success_messages.remove(raw_record)
+        self.failure_handler(record=SQSRecord(raw_record), exception=exception)
 
 
 def _reason(exception_info: tuple) -> str:

@@ -52,6 +52,12 @@ class StoreOutcome:
     rejected: dict[str, str] = field(default_factory=dict)
 
 
+def leads_table_identifier(leads_table: str) -> sql.Identifier:
+    """`schema.table` (as the settings give it) as a quoted SQL identifier."""
+    schema, table = leads_table.split(".", 1)
+    return sql.Identifier(schema, table)
+
+
 def connect(conninfo: str) -> psycopg.Connection:
     """One connection as the worker uses it.
 
@@ -87,14 +93,13 @@ class LeadRepository:
 
     def __init__(self, connections: ConnectionProvider, leads_table: str) -> None:
         self._connections = connections
-        schema, table = leads_table.split(".", 1)
         columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in LEAD_COLUMNS)
         arrays = sql.SQL(", ").join(sql.SQL(f"%s::{kind}[]") for _, kind in LEAD_COLUMNS)
         # One statement for the whole batch: every column travels as one array parameter.
         # Rendered to text once: composing it again for every batch cost more than sending it.
         self._insert = sql.SQL(
             "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT (lead_id) DO NOTHING"
-        ).format(table=sql.Identifier(schema, table), columns=columns, arrays=arrays).as_string(None)
+        ).format(table=leads_table_identifier(leads_table), columns=columns, arrays=arrays).as_string(None)
 
     def store_batch(self, envelopes: Sequence[LeadEnvelope]) -> StoreOutcome:
         """Insert all envelopes in one transaction with one statement.

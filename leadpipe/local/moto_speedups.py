@@ -95,7 +95,7 @@ def apply_sqs_speedups() -> None:
         setattr(Backend, name, _without_message_counts(getattr(Backend, name)))
     for name in SERIALISED_CALLS:
         setattr(Backend, name, _serialised(getattr(Backend, name)))
-    Backend.receive_message = _polling_receive(Backend.receive_message)
+    Backend.receive_message = _polling_receive(_without_message_counts(Backend.receive_message))
     service_folders = tuple(moto_backends.list_of_moto_modules())
     moto_backends.list_of_moto_modules = lambda: service_folders
     moto_responses.method_names_from_class = functools.cache(moto_responses.method_names_from_class)
@@ -215,11 +215,7 @@ def _polling_receive(original: Callable[..., Any]) -> Callable[..., Any]:
         deadline = time.monotonic() + (wait_seconds_timeout or 0)
         while True:
             with _backend_lock:
-                _settings_only.active = getattr(_settings_only, "active", 0) + 1
-                try:
-                    received = original(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
-                finally:
-                    _settings_only.active -= 1
+                received = original(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
             if received or time.monotonic() >= deadline:
                 return received
             time.sleep(RECEIVE_POLL_INTERVAL_SECONDS)

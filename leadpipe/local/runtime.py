@@ -21,6 +21,7 @@ from leadpipe.local.gateway import LEADS_PATH, LocalApiGateway
 from leadpipe.local.lambda_pool import LambdaPool
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
 from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalSqsServer, create_pipeline_queues
+from leadpipe.status import queue_depth
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".leadpipe" / "local"
 STATE_FILE_NAME = "runtime.json"
@@ -225,8 +226,7 @@ class LocalPipeline:
     def _wait_until_drained(self, sqs: Any, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            counts = queue_counts(sqs, self.info.leads_queue_url)
-            if counts["visible"] + counts["in_flight"] == 0:
+            if queue_depth(sqs, self.info.leads_queue_url) == 0:
                 return
             time.sleep(0.2)
 
@@ -252,13 +252,3 @@ class LocalPipeline:
             sqs.send_message(QueueUrl=urls[item["queue"]], MessageBody=item["body"])
         path.unlink()
 
-
-def queue_counts(sqs: Any, queue_url: str) -> dict[str, int]:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return {
-        "visible": int(attributes["ApproximateNumberOfMessages"]),
-        "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    }
