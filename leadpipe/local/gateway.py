@@ -2,17 +2,18 @@
 
 Only `/leads` reaches the function, as in the deployed API; other paths get API Gateway's own
 403. The sample landing page is served at `/` (a local extra, not part of the cloud stack).
+
+`ApiGatewayApp` is an ASGI app. The runtime serves it inside each ingest environment (see
+`ingest_environments.py`), so a request costs no hop to a separate gateway process.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +22,8 @@ API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 LEADS_PATH = "/leads"
 ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads
 PAGES = {"/": "index.html", "/thanks": "thanks.html"}
+
+Answer = tuple[int, dict[str, str], bytes]
 
 
 def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, stage: str) -> dict[str, Any]:
@@ -63,6 +66,16 @@ def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], b
     }
 
 
+def from_proxy_response(response: dict[str, Any]) -> Answer:
+    """The HTTP answer API Gateway makes of the function's proxy response."""
+    headers = dict(response.get("headers") or {})
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(values)
+    payload = response.get("body") or ""
+    data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
+    return int(response["statusCode"]), headers, data
+
+
 def page(name: str, replacements: dict[str, str]) -> bytes:
     text = resources.files("leadpipe.local").joinpath("landing_page", name).read_text(encoding="utf-8")
     for key, value in replacements.items():
@@ -70,92 +83,61 @@ def page(name: str, replacements: dict[str, str]) -> bytes:
     return text.encode("utf-8")
 
 
-class LocalApiGateway:
-    """ThreadingHTTPServer on 127.0.0.1 that proxies `/leads` to `invoke(event) -> response`."""
+def _json_answer(status: int, body: dict[str, Any], **headers: str) -> Answer:
+    return status, {"Content-Type": "application/json", **headers}, json.dumps(body).encode()
 
-    def __init__(
-        self,
-        invoke: Callable[[dict[str, Any]], dict[str, Any]],
-        stage: str,
-        port: int = 0,
-        on_request: Callable[[int, float], None] | None = None,
-        page_settings: dict[str, str] | None = None,
-    ) -> None:
-        gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+class ApiGatewayApp:
+    """ASGI app: the landing pages, API Gateway's own refusals, and `/leads` proxied to `invoke`.
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                gateway._handle(self)
+    `invoke(event) -> response` runs on the event loop, so one server process makes one
+    invocation at a time, as one Lambda execution environment does.
+    """
 
-            def __getattr__(self, name: str) -> Any:
-                # Every method, even unusual ones (TRACE, QUERY...), gets API Gateway's answer.
-                if name.startswith("do_"):
-                    return self.do_GET
-                raise AttributeError(name)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass  # request lines would carry nothing useful and clutter the terminal
-
+    def __init__(self, invoke: Callable[[dict[str, Any]], dict[str, Any]], stage: str, public_url: str,
+                 page_settings: dict[str, str] | None = None) -> None:  # fmt: skip
         self._invoke = invoke
         self._stage = stage
-        self._on_request = on_request
-        self._page_settings = page_settings or {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._pages = {"API_URL": f"{public_url}{LEADS_PATH}", "THANKS_URL": f"{public_url}/thanks", **(page_settings or {})}
 
-    def serve_forever(self) -> None:
-        self.server.serve_forever(poll_interval=0.2)
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            return
+        status, headers, data = await self._answer(scope, receive)
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items() if k.lower() != "content-length"]
+        raw_headers.append((b"content-length", str(len(data)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        started = time.perf_counter()
-        status = self._respond(request)
-        if self._on_request and urlsplit(request.path).path == LEADS_PATH:
-            self._on_request(status, time.perf_counter() - started)
-
-    def _respond(self, request: BaseHTTPRequestHandler) -> int:
-        path = urlsplit(request.path).path
-        if request.command == "GET" and path in PAGES:
-            settings = {"API_URL": f"{self.url}{LEADS_PATH}", "THANKS_URL": f"{self.url}/thanks", **self._page_settings}
-            return _send(request, 200, {"Content-Type": "text/html; charset=utf-8"}, page(PAGES[path], settings))
-        if path != LEADS_PATH or request.command not in ROUTED_METHODS:
+    async def _answer(self, scope: dict[str, Any], receive: Callable[..., Any]) -> Answer:
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and path in PAGES:
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, page(PAGES[path], self._pages)
+        if path != LEADS_PATH or method not in ROUTED_METHODS:
             # What API Gateway answers itself for a resource or method the API does not define.
-            return _send_json(request, 403, {"message": "Missing Authentication Token"})
-        length = int(request.headers.get("Content-Length") or 0)
-        if length > API_GATEWAY_MAX_BODY_BYTES:
-            request.close_connection = True
-            return _send_json(request, 413, {"message": "Request Too Long"})
-        body = request.rfile.read(length) if length else b""
-        event = to_proxy_event(request.command, request.path, list(request.headers.items()), body, self._stage)
+            return _json_answer(403, {"message": "Missing Authentication Token"})
+        headers = [(k.decode("latin-1").title(), v.decode("latin-1")) for k, v in scope["headers"]]
+        if int(dict(headers).get("Content-Length") or 0) > API_GATEWAY_MAX_BODY_BYTES:
+            return _json_answer(413, {"message": "Request Too Long"}, Connection="close")
+        body = await _read_body(receive, API_GATEWAY_MAX_BODY_BYTES)
+        if body is None:  # chunked, with no length announced, and too long
+            return _json_answer(413, {"message": "Request Too Long"}, Connection="close")
+        target = path + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
+        event = to_proxy_event(method, target, headers, body, self._stage)
         try:
-            response = self._invoke(event)
+            return from_proxy_response(self._invoke(event))
         except Exception:  # what API Gateway answers when the integration itself fails
-            return _send_json(request, 502, {"message": "Internal server error"})
-        headers = dict(response.get("headers") or {})
-        for name, values in (response.get("multiValueHeaders") or {}).items():
-            headers[name] = ", ".join(values)
-        payload = response.get("body") or ""
-        data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode("utf-8")
-        return _send(request, int(response["statusCode"]), headers, data)
+            return _json_answer(502, {"message": "Internal server error"})
 
 
-def _send_json(request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> int:
-    return _send(request, status, {"Content-Type": "application/json"}, json.dumps(body).encode())
-
-
-def _send(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], data: bytes) -> int:
-    request.send_response(status)
-    for name, value in headers.items():
-        if name.lower() != "content-length":
-            request.send_header(name, value)
-    request.send_header("Content-Length", str(len(data)))
-    request.end_headers()
-    if request.command != "HEAD":
-        request.wfile.write(data)
-    return status
+async def _read_body(receive: Callable[..., Any], limit: int) -> bytes | None:
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)

@@ -39,7 +39,8 @@ _handler: Any = None
 _function_name = ""
 
 
-def _start_environment(handler_path: str, function_name: str, environment: dict[str, str], log_file: str) -> None:
+def become_environment(handler_path: str, function_name: str, environment: dict[str, str], log_file: str) -> None:
+    """Turn this fresh process into a warm environment of one function."""
     global _handler, _function_name
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     # Like Lambda: the function sees only its own configuration, not whatever the parent had set.
@@ -54,7 +55,7 @@ def _start_environment(handler_path: str, function_name: str, environment: dict[
     _function_name = function_name
 
 
-def _invoke(event: dict[str, Any]) -> dict[str, Any]:
+def invoke_loaded_handler(event: dict[str, Any]) -> dict[str, Any]:
     context = LocalLambdaContext(function_name=_function_name, aws_request_id=str(uuid.uuid4()))
     return _handler(event, context)
 
@@ -68,7 +69,7 @@ class LambdaPool:
         self._executor = ProcessPoolExecutor(
             max_workers=size,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_environment,
+            initializer=become_environment,
             initargs=(handler_path, function_name, environment, str(log_file)),
         )
 
@@ -79,7 +80,7 @@ class LambdaPool:
             future.result(timeout=120)
 
     def submit(self, event: dict[str, Any]) -> Future:
-        return self._executor.submit(_invoke, event)
+        return self._executor.submit(invoke_loaded_handler, event)
 
     def invoke(self, event: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         return self.submit(event).result(timeout=timeout)

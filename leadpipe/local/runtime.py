@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +17,8 @@ from botocore.config import Config
 from functions.worker.migrate import apply_migrations
 from infra.config import REPO_ROOT, PipelineSettings
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
-from leadpipe.local.gateway import LEADS_PATH, LocalApiGateway
+from leadpipe.local.gateway import LEADS_PATH
+from leadpipe.local.ingest_environments import IngestEnvironments
 from leadpipe.local.lambda_pool import LambdaPool
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
 from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalSqsServer, create_pipeline_queues
@@ -64,7 +65,7 @@ class LocalPipelineOptions:
     data_dir: Path = DEFAULT_DATA_DIR
     port: int = 8080
     database_url: str | None = None  # None: the embedded server under data_dir/postgres
-    ingest_environments: int = 2
+    ingest_environments: int = 4
     extra_allowed_origins: list[str] = field(default_factory=list)
 
 
@@ -89,10 +90,8 @@ class LocalPipeline:
         self.poller: SqsEventSourcePoller | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._sqs_server = LocalSqsServer()
-        self._ingest: LambdaPool | None = None
+        self._ingest: IngestEnvironments | None = None
         self._worker: LambdaPool | None = None
-        self._gateway: LocalApiGateway | None = None
-        self._gateway_thread: threading.Thread | None = None
 
     # --- start ------------------------------------------------------------------------------
 
@@ -111,14 +110,15 @@ class LocalPipeline:
         queues = create_pipeline_queues(sqs, settings)
         self._restore_snapshot(sqs, data_dir / SNAPSHOT_FILE_NAME, queues.leads_url, queues.dead_letter_url)
 
-        # The gateway binds its port first: the page it serves is an origin the ingest must allow.
-        self._gateway = LocalApiGateway(lambda event: self._ingest.invoke(event), stage=settings.stage, port=options.port)
+        # The port is bound first: the page it serves is an origin the ingest must allow.
+        listener = socket.create_server(("127.0.0.1", options.port))
+        public_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         aws_env = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL_SQS": endpoint, "POWERTOOLS_TRACE_DISABLED": "true"}
-        origins = [*settings.allowed_origins, self._gateway.url, *options.extra_allowed_origins]
-        self._ingest = LambdaPool(
-            "functions.ingest.handler.lambda_handler",
-            "leadpipe-ingest",
+        origins = [*settings.allowed_origins, public_url, *options.extra_allowed_origins]
+        self._ingest = IngestEnvironments(
+            listener,
             options.ingest_environments,
+            "leadpipe-ingest",
             {
                 **aws_env,
                 "LEADS_QUEUE_URL": queues.leads_url,
@@ -128,6 +128,7 @@ class LocalPipeline:
                 "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
             },
             logs / "ingest.log",
+            stage=settings.stage,
         )
         # One process per allowed concurrent batch: the DB never sees more writers than this.
         self._worker = LambdaPool(
@@ -137,7 +138,6 @@ class LocalPipeline:
             {**aws_env, "DATABASE_URL": database_url, "LEADS_TABLE": settings.leads_table},
             logs / "worker.log",
         )
-        self._ingest.warm_up()
         self._worker.warm_up()
 
         self.poller = SqsEventSourcePoller(
@@ -153,13 +153,13 @@ class LocalPipeline:
             lambda event: self._worker.invoke(event, timeout=settings.worker_timeout_seconds),
         )
         self.poller.start()
-        self._gateway_thread = threading.Thread(target=self._gateway.serve_forever, name="leadpipe-gateway", daemon=True)
-        self._gateway_thread.start()
+        self._ingest.start()
+        listener.close()  # the environments hold it now
 
         self.info = RuntimeInfo(
             stage=settings.stage,
-            api_url=f"{self._gateway.url}{LEADS_PATH}",
-            landing_page_url=f"{self._gateway.url}/",
+            api_url=f"{public_url}{LEADS_PATH}",
+            landing_page_url=f"{public_url}/",
             sqs_endpoint_url=endpoint,
             leads_queue_url=queues.leads_url,
             dead_letter_queue_url=queues.dead_letter_url,
@@ -206,16 +206,15 @@ class LocalPipeline:
         Returns how many messages were saved to the snapshot (restored on the next start).
         """
         saved = 0
-        if self._gateway:
-            self._gateway.stop()
+        if self._ingest:
+            self._ingest.stop()
         if self.info and self.poller:
             sqs = local_sqs_client(self.info.sqs_endpoint_url)
             self._wait_until_drained(sqs, drain_seconds)
             self.poller.stop()
             saved = self._save_snapshot(sqs, Path(self.info.data_dir) / SNAPSHOT_FILE_NAME)
-        for pool in (self._ingest, self._worker):
-            if pool:
-                pool.close()
+        if self._worker:
+            self._worker.close()
         self._sqs_server.stop()
         if self._postgres:
             self._postgres.stop()

@@ -24,29 +24,24 @@ class PipelineQueues:
 
 
 def _serve(port: int, report: Connection) -> None:
-    """Child process: patch moto for spikes, serve its WSGI app, report the port, serve forever.
+    """Child process: patch moto for spikes, serve SQS on uvicorn, report the port, serve until stopped.
 
-    waitress, not moto's own werkzeug server: werkzeug closes the connection after every
-    response, so each SQS call paid for a new TCP connection and a new thread (measured: over
-    5,000 sockets in TIME-WAIT within seconds of a burst).
+    uvicorn (with httptools and uvloop) rather than a pure-Python WSGI server. Measured, server
+    CPU per SendMessage from four boto3 clients: 3.1 ms on waitress with moto's Flask app,
+    0.95 ms on uvicorn with moto called directly, 0.3 ms with the direct SendMessage.
     """
-    import logging
     import signal
+    import socket
 
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from waitress.server import create_server
-
+    from leadpipe.local.asgi import serve_wsgi
     from leadpipe.local.moto_speedups import apply_sqs_speedups
+    from leadpipe.local.sqs_app import may_block, sqs_wsgi_app
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     apply_sqs_speedups()
-    logging.getLogger("waitress").setLevel(logging.ERROR)
-    server = create_server(
-        DomainDispatcherApplication(create_backend_app), host="127.0.0.1", port=port, threads=8,
-        connection_limit=200, channel_timeout=300, ident="leadpipe-sqs",
-    )  # fmt: skip
-    report.send(server.effective_port)
-    server.run()
+    listener = socket.create_server(("127.0.0.1", port))
+    report.send(listener.getsockname()[1])
+    serve_wsgi(sqs_wsgi_app, listener, may_block=may_block)
 
 
 class LocalSqsServer:

@@ -1,0 +1,101 @@
+"""Serve an ASGI or WSGI app on uvicorn, on a socket the caller already bound.
+
+Why uvicorn: the local runtime's servers answer thousands of tiny requests per second on two
+cores, and a pure-Python WSGI server spent more CPU per request than the app did.
+uvicorn parses HTTP in C (httptools) on a libuv loop (uvloop). Short requests run on the loop
+itself, so there is no thread hand-off; those that may wait (`may_block`) go to a thread pool.
+a2wsgi, uvicorn's own suggestion for WSGI, sends every request to a thread and measured slower
+than waitress here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+BLOCKING_THREADS = 16  # concurrent long polls: pollers, `leadpipe status`, tests
+
+
+def _environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
+    host, port = scope.get("server") or ("127.0.0.1", 0)
+    environ = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": "",
+        "PATH_INFO": scope["path"],
+        "RAW_URI": scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"],
+        "QUERY_STRING": scope["query_string"].decode("latin-1"),
+        "SERVER_NAME": host,
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": f"HTTP/{scope['http_version']}",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").upper().replace("-", "_"), raw_value.decode("latin-1")
+        if name == "CONTENT_TYPE":
+            environ[name] = value
+        elif name != "CONTENT_LENGTH":
+            key = f"HTTP_{name}"
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    started: list[Any] = []
+    chunks = app(environ, lambda status, headers, exc_info=None: started.extend((status, headers)))
+    try:
+        body = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    status, headers = started
+    return int(status.split(" ", 1)[0]), [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers], body
+
+
+def asgi_from_wsgi(app: WsgiApp, may_block: Callable[[Mapping[str, str]], bool]) -> Callable[..., Any]:
+    executor = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="wsgi-blocking")
+
+    async def asgi_app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        environ = _environ(scope, b"".join(chunks))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if may_block(headers):
+            status, response_headers, body = await asyncio.get_running_loop().run_in_executor(executor, _call, app, environ)
+        else:
+            status, response_headers, body = _call(app, environ)
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return asgi_app
+
+
+def serve_asgi(app: Callable[..., Any], listener: socket.socket) -> None:
+    """Serve until SIGTERM; requests in flight get one second to finish."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, loop="uvloop", http="httptools", lifespan="off", log_level="error", access_log=False,
+        server_header=False, timeout_graceful_shutdown=1, timeout_keep_alive=300,
+    )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def serve_wsgi(app: WsgiApp, listener: socket.socket, may_block: Callable[[Mapping[str, str]], bool]) -> None:
+    serve_asgi(asgi_from_wsgi(app, may_block), listener)
