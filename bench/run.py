@@ -24,7 +24,7 @@ import psycopg
 
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker.migrate import apply_migrations
-from functions.worker.repository import LEAD_COLUMNS, ConnectionProvider, LeadRepository, _column_arrays, connect
+from functions.worker.repository import LEAD_COLUMNS, ConnectionProvider, LeadRepository, connect, lead_row
 from infra.config import REPO_ROOT, settings_from_file
 from leadpipe.embedded_postgres import start_embedded_postgres
 
@@ -43,6 +43,12 @@ def envelopes(count: int, tag: str) -> list[LeadEnvelope]:
         )
         for i in range(count)
     ]
+
+
+def row_values(envelope: LeadEnvelope) -> tuple[object, ...]:
+    """The row the store path writes, as positional values for INSERT and COPY."""
+    row = lead_row(envelope)
+    return tuple(json.dumps(row[name]) if kind == "jsonb" else row[name] for name, kind in LEAD_COLUMNS)
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -67,7 +73,7 @@ def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, f
 
     def run_naive() -> float:
         naive_rows = min(rows, 2_000)
-        values = [list(row) for row in zip(*_column_arrays(envelopes(naive_rows, "n")), strict=True)]
+        values = [row_values(e) for e in envelopes(naive_rows, "n")]
         with psycopg.connect(uri, autocommit=True) as connection:
             started = time.perf_counter()
             for row in values:
@@ -75,7 +81,7 @@ def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, f
             return naive_rows / (time.perf_counter() - started)
 
     def run_copy() -> float:
-        batches = [list(zip(*_column_arrays(b), strict=True)) for b in chunks(envelopes(rows, "c"), batch_size)]
+        batches = [[row_values(e) for e in b] for b in chunks(envelopes(rows, "c"), batch_size)]
         with psycopg.connect(uri, autocommit=True) as connection:
             started = time.perf_counter()
             for batch in batches:
@@ -95,10 +101,11 @@ def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, f
 
 def handler_vs_store(uri: str, table: str, rows: int = 5_000, batch_size: int = 100) -> dict[str, float]:
     """The worker Lambda end to end (SQS event in, batchItemFailures out) vs the bare store path."""
+    # Set before the import: the handler's logger reads its level once, as in Lambda.
+    os.environ.update(DATABASE_URL=uri, LEADS_TABLE=table, POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
     from functions.worker import handler as worker
     from tests.events import sqs_event
 
-    os.environ.update(DATABASE_URL=uri, LEADS_TABLE=table, POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
     worker.reset_for_tests()
     repository = LeadRepository(ConnectionProvider(lambda: connect(uri)), table)
 

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     HttpUrl,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -26,6 +27,11 @@ MAX_CUSTOM_KEYS = 20
 MAX_CUSTOM_VALUE_LENGTH = 500
 CUSTOM_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 
+# A lead read back from the queue was normalised by the ingest; the worker confirms that form
+# instead of parsing the address again (email-validator took 66 of the 102 µs per record).
+ALREADY_NORMALISED = "already_normalised"  # validation context key
+_NORMALISED_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 _PHONE_ALLOWED = re.compile(r"^\+?[0-9][0-9 ()./-]{4,30}$")
 _CAMPAIGN_ALLOWED = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
 
@@ -35,6 +41,14 @@ def _blank_to_none(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         return None
     return value
+
+
+def _email_field(value: str, info: ValidationInfo) -> str:
+    if info.context and info.context.get(ALREADY_NORMALISED):
+        if value != value.lower() or not _NORMALISED_EMAIL.fullmatch(value):
+            raise ValueError("is not an e-mail address in the form the ingest stores")
+        return value
+    return normalise_email(value)
 
 
 def normalise_email(value: str) -> str:
@@ -49,7 +63,7 @@ def normalise_email(value: str) -> str:
 
 def _single_line(value: str) -> str:
     # CR/LF or other control characters in a name end up in CRM exports and e-mail headers.
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL_CHARACTER.search(value):
         raise ValueError("must be a single line of text without control characters")
     return value
 
@@ -77,7 +91,7 @@ Text = _optional(StringConstraints(strip_whitespace=True, max_length=200), After
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_EMAIL_LENGTH),
-    AfterValidator(normalise_email),
+    AfterValidator(_email_field),
 ]
 Phone = _optional(StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_normalise_phone))
 Campaign = _optional(StringConstraints(max_length=80), AfterValidator(_normalise_campaign))

@@ -190,7 +190,7 @@ def test_store_is_one_statement_per_batch(leads_db: LeadsDatabase) -> None:
     # Then all 100 rows landed through exactly one set-based INSERT
     assert outcome.inserted == 100 and leads_db.count_rows() == 100
     assert len(CountingCursor.sent) == 1
-    assert "unnest" in CountingCursor.sent[0] and "ON CONFLICT" in CountingCursor.sent[0]
+    assert "json_to_recordset" in CountingCursor.sent[0] and "ON CONFLICT" in CountingCursor.sent[0]
 
 
 def test_migrations_are_idempotent_and_recorded(leads_db: LeadsDatabase) -> None:

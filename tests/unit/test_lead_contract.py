@@ -144,3 +144,21 @@ def test_unreadable_bodies_are_refused_without_echoing_them(body: str) -> None:
     with pytest.raises(UnreadableEnvelope) as caught:
         parse_envelope(body)
     assert "nope" not in str(caught.value)
+
+
+@pytest.mark.parametrize("email", ["Ada@Example.com", "not-an-email", "ada@localhost", "ada @example.com", "a@b@example.com", "ada@exam\nple.com"])
+def test_a_queued_email_must_be_in_the_form_the_ingest_stores(email: str) -> None:
+    # Given a queued envelope whose e-mail the ingest would never have produced
+    body = json.loads(make_envelope().to_message_body())
+    body["lead"]["email"] = email
+    # Then the worker refuses it by field, without echoing the address
+    with pytest.raises(UnreadableEnvelope, match="lead.email") as caught:
+        parse_envelope(json.dumps(body))
+    assert email not in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ["Ada.Lovelace@Example.COM", "josé@bücher.de", "a+tag@sub.example.co.uk"])
+def test_what_the_ingest_normalises_the_worker_reads_back_unchanged(raw: str) -> None:
+    # The worker's cheap check accepts exactly what the ingest's full normalisation produced
+    envelope = make_envelope().model_copy(update={"lead": Lead(email=raw)})
+    assert parse_envelope(envelope.to_message_body()).lead.email == Lead(email=raw).email
