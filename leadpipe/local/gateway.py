@@ -104,7 +104,7 @@ class ApiGatewayApp:
         if scope["type"] != "http":
             return
         status, headers, data = await self._answer(scope, receive)
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items() if k.lower() != "content-length"]
+        raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items() if k.lower() != "content-length"]
         raw_headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})

@@ -1,0 +1,86 @@
+"""The local API Gateway stand-in: what reaches the function, and what API Gateway answers itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from leadpipe.local.gateway import API_GATEWAY_MAX_BODY_BYTES, ApiGatewayApp
+
+
+def request(app: ApiGatewayApp, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+            query: str = "") -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    scope = {
+        "type": "http", "method": method, "path": path, "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }  # fmt: skip
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start, body_message = sent
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body_message["body"]
+
+
+class RecordingFunction:
+    def __init__(self, response: dict[str, Any] | Exception) -> None:
+        self.response = response
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.events.append(event)
+        if isinstance(self.response, Exception):
+            raise self.response
+        return self.response
+
+
+ACCEPTED = {"statusCode": 202, "headers": {"Content-Type": "application/json"}, "body": '{"status": "queued"}', "isBase64Encoded": False}
+
+
+def test_a_post_to_leads_reaches_the_function_as_a_rest_proxy_event() -> None:
+    function = RecordingFunction(ACCEPTED)
+    app = ApiGatewayApp(function, stage="dev", public_url="http://127.0.0.1:8080")
+    status, headers, body = request(app, "POST", "/leads", b'{"email": "a@example.com"}',
+                                    {"Content-Type": "application/json", "Idempotency-Key": "k1"}, query="src=ad")  # fmt: skip
+    # The function's answer comes back as it was
+    assert (status, headers["content-type"], body) == (202, "application/json", b'{"status": "queued"}')
+    [event] = function.events
+    assert event["httpMethod"] == "POST" and event["path"] == "/leads" and event["requestContext"]["stage"] == "dev"
+    assert event["headers"]["Idempotency-Key"] == "k1" and event["queryStringParameters"] == {"src": "ad"}
+    assert json.loads(event["body"]) == {"email": "a@example.com"} and event["isBase64Encoded"] is False
+
+
+def test_bytes_that_are_not_utf8_arrive_base64_encoded() -> None:
+    function = RecordingFunction(ACCEPTED)
+    request(ApiGatewayApp(function, "dev", "http://x"), "POST", "/leads", b"\xff\xfe", {"Content-Type": "text/plain"})
+    assert function.events[0]["isBase64Encoded"] is True and function.events[0]["body"] == "//4="
+
+
+def test_what_api_gateway_answers_without_calling_the_function() -> None:
+    function = RecordingFunction(ACCEPTED)
+    app = ApiGatewayApp(function, "dev", "http://x")
+    assert request(app, "GET", "/admin")[0] == 403
+    assert request(app, "DELETE", "/leads")[0] == 403
+    assert json.loads(request(app, "GET", "/leads")[2]) == {"message": "Missing Authentication Token"}
+    too_long = request(app, "POST", "/leads", b"", {"Content-Length": str(API_GATEWAY_MAX_BODY_BYTES + 1)})
+    assert too_long[0] == 413 and too_long[1]["connection"] == "close"
+    assert function.events == []
+
+
+def test_a_failing_function_is_a_502() -> None:
+    app = ApiGatewayApp(RecordingFunction(RuntimeError("boom")), "dev", "http://x")
+    status, _, body = request(app, "POST", "/leads", b"{}", {"Content-Type": "application/json"})
+    assert status == 502 and json.loads(body) == {"message": "Internal server error"}
+
+
+def test_the_landing_page_posts_to_this_api() -> None:
+    status, headers, body = request(ApiGatewayApp(RecordingFunction(ACCEPTED), "dev", "http://127.0.0.1:9"), "GET", "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b'action="http://127.0.0.1:9/leads"' in body
