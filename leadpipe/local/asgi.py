@@ -63,20 +63,29 @@ def _call(app: WsgiApp, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes,
     return int(status.split(" ", 1)[0]), [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers], body
 
 
-def asgi_from_wsgi(app: WsgiApp, may_block: Callable[[Mapping[str, str]], bool]) -> Callable[..., Any]:
+async def read_body(receive: Callable[..., Any], limit: int | None = None) -> bytes | None:
+    """The whole request body, or None once it grows past `limit` bytes."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def asgi_from_wsgi(app: WsgiApp, may_block: Callable[[Mapping[str, Any]], bool]) -> Callable[..., Any]:
+    """`may_block(environ)` says which requests go to the thread pool."""
     executor = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="wsgi-blocking")
 
     async def asgi_app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             return
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        environ = _environ(scope, b"".join(chunks))
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if may_block(headers):
+        environ = _environ(scope, await read_body(receive) or b"")
+        if may_block(environ):
             status, response_headers, body = await asyncio.get_running_loop().run_in_executor(executor, _call, app, environ)
         else:
             status, response_headers, body = _call(app, environ)
@@ -97,5 +106,5 @@ def serve_asgi(app: Callable[..., Any], listener: socket.socket) -> None:
     uvicorn.Server(config).run(sockets=[listener])
 
 
-def serve_wsgi(app: WsgiApp, listener: socket.socket, may_block: Callable[[Mapping[str, str]], bool]) -> None:
+def serve_wsgi(app: WsgiApp, listener: socket.socket, may_block: Callable[[Mapping[str, Any]], bool]) -> None:
     serve_asgi(asgi_from_wsgi(app, may_block), listener)

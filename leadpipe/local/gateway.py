@@ -18,6 +18,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from leadpipe.local.asgi import read_body
+
 API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 LEADS_PATH = "/leads"
 ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads
@@ -119,7 +121,7 @@ class ApiGatewayApp:
         headers = [(k.decode("latin-1").title(), v.decode("latin-1")) for k, v in scope["headers"]]
         if int(dict(headers).get("Content-Length") or 0) > API_GATEWAY_MAX_BODY_BYTES:
             return _json_answer(413, {"message": "Request Too Long"}, Connection="close")
-        body = await _read_body(receive, API_GATEWAY_MAX_BODY_BYTES)
+        body = await read_body(receive, API_GATEWAY_MAX_BODY_BYTES)
         if body is None:  # chunked, with no length announced, and too long
             return _json_answer(413, {"message": "Request Too Long"}, Connection="close")
         target = path + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
@@ -128,16 +130,3 @@ class ApiGatewayApp:
             return from_proxy_response(self._invoke(event))
         except Exception:  # what API Gateway answers when the integration itself fails
             return _json_answer(502, {"message": "Internal server error"})
-
-
-async def _read_body(receive: Callable[..., Any], limit: int) -> bytes | None:
-    chunks, size, more = [], 0, True
-    while more:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)

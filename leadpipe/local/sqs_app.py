@@ -86,9 +86,9 @@ def moto_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -
     return Response(body, status, headers)(environ, start_response)
 
 
-def may_block(headers: Mapping[str, str]) -> bool:
+def may_block(environ: Mapping[str, Any]) -> bool:
     """Only ReceiveMessage can wait (long polling). The query protocol names its action in the
     body, so those requests are all treated as possibly waiting; boto3 speaks JSON."""
-    return headers.get("x-amz-target") == "AmazonSQS.ReceiveMessage" or headers.get("content-type", "").startswith(
+    return environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage" or environ.get("CONTENT_TYPE", "").startswith(
         QUERY_PROTOCOL_CONTENT_TYPE
     )

@@ -95,3 +95,11 @@ def test_anything_else_is_left_to_moto(sqs: Any, change: dict[str, Any]) -> None
 def test_a_fifo_queue_is_left_to_moto(sqs: Any) -> None:
     url = sqs.create_queue(QueueName="leads.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     assert send_message_directly(json.dumps({"QueueUrl": url, "MessageBody": "x"}).encode(), AUTHORIZATION) is None
+
+
+def test_only_a_receive_or_a_query_protocol_request_may_wait_for_a_thread() -> None:
+    from leadpipe.local.sqs_app import may_block
+
+    assert may_block({"HTTP_X_AMZ_TARGET": "AmazonSQS.ReceiveMessage", "CONTENT_TYPE": "application/x-amz-json-1.0"})
+    assert may_block({"CONTENT_TYPE": "application/x-www-form-urlencoded; charset=utf-8"})
+    assert not may_block({"HTTP_X_AMZ_TARGET": "AmazonSQS.SendMessage", "CONTENT_TYPE": "application/x-amz-json-1.0"})
