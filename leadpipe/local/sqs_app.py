@@ -4,25 +4,28 @@ This server hosts SQS and nothing else, so moto's Flask app and its per-request 
 detection (`DomainDispatcherApplication`) cost without deciding anything: measured, they were
 a third of the server's CPU per SendMessage.
 
-SendMessage, the one call made per lead, also skips moto's generic request parsing and
-response serialisation (~0.7 ms of its ~0.9 ms): `send_message_directly` makes the same backend
-call `SQSResponse.send_message` makes and answers the same JSON. Anything it does not cover
-(FIFO, delays, system attributes, errors) goes the full way through moto.
+The three calls a lead costs (SendMessage in the ingest; ReceiveMessage and DeleteMessageBatch
+in the poller, once per ten leads) also skip moto's generic request parsing and its
+shape-driven response serialiser, which were most of their CPU. Each direct answer makes the
+same backend call moto's `SQSResponse` method makes and answers the same JSON. Anything it does
+not cover (FIFO queues, delays, system attributes, unknown parameters, errors) is declined
+before the backend is touched, and moto's full path answers it.
 tests/unit/test_local_sqs_app.py compares both paths request for request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
-
+import base64
 import io
 import json
 import re
 import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 from moto.core.request import Request
+from moto.sqs.constants import DEFAULT_RECEIVED_MESSAGES, MAXIMUM_VISIBILITY_TIMEOUT
 from moto.sqs.models import sqs_backends
 from moto.sqs.responses import SQSResponse
 from moto.sqs.utils import validate_message_attributes
@@ -30,20 +33,37 @@ from werkzeug.wrappers import Response
 
 QUERY_PROTOCOL_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_PROTOCOL_CONTENT_TYPE = "application/x-amz-json-1.0"
-SEND_MESSAGE_TARGET = "AmazonSQS.SendMessage"
-DIRECT_SEND_PARAMETERS = frozenset({"QueueUrl", "MessageBody", "MessageAttributes"})
 CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/sqs/")
 QUEUE_URL = re.compile(r"^https?://[^/]+/(\d{12})/([\w.-]+)$")
+SQS_MAX_BATCH_ENTRIES = 10
+# The message system attributes moto's ReceiveMessage can return, in its order.
+RECEIVABLE_SYSTEM_ATTRIBUTES = (
+    "AWSTraceHeader", "ApproximateFirstReceiveTimestamp", "ApproximateReceiveCount", "MessageDeduplicationId",
+    "MessageGroupId", "SenderId", "SentTimestamp", "SequenceNumber",
+)  # fmt: skip
+
+# What each direct answer accepts; a request with any other parameter goes to moto.
+SEND_PARAMETERS = frozenset({"QueueUrl", "MessageBody", "MessageAttributes"})
+RECEIVE_PARAMETERS = frozenset(
+    {"QueueUrl", "MaxNumberOfMessages", "WaitTimeSeconds", "VisibilityTimeout", "AttributeNames",
+     "MessageSystemAttributeNames", "MessageAttributeNames"}
+)  # fmt: skip
+DELETE_BATCH_PARAMETERS = frozenset({"QueueUrl", "Entries"})
 
 
 class ServerRequest(Request):
     from_wsgi_server = True  # as moto's own server marks its requests
 
 
+class Declined(Exception):
+    """The direct path does not cover this request; moto's full path will answer it."""
+
+
 def sqs_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    if environ.get("HTTP_X_AMZ_TARGET") == SEND_MESSAGE_TARGET:
+    answer_directly = DIRECT_ANSWERS.get(environ.get("HTTP_X_AMZ_TARGET", ""))
+    if answer_directly is not None:
         body = environ["wsgi.input"].read()
-        answer = send_message_directly(body, environ.get("HTTP_AUTHORIZATION", ""))
+        answer = answer_directly(body, environ.get("HTTP_AUTHORIZATION", ""))
         if answer is not None:
             headers = [("Content-Type", JSON_PROTOCOL_CONTENT_TYPE), ("x-amzn-RequestId", str(uuid.uuid4())),
                        ("Content-Length", str(len(answer)))]  # fmt: skip
@@ -53,28 +73,128 @@ def sqs_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
     return moto_wsgi_app(environ, start_response)
 
 
-def send_message_directly(body: bytes, authorization: str) -> bytes | None:
-    """The answer to a plain SendMessage to a standard queue, or None to let moto answer it."""
-    try:
-        params = json.loads(body)
-        region, url = CREDENTIAL_REGION.search(authorization), QUEUE_URL.match(params.get("QueueUrl", ""))
-        if not (region and url and set(params) <= DIRECT_SEND_PARAMETERS and isinstance(params.get("MessageBody"), str)):
+def _standard_queue(body: bytes, authorization: str, accepted: frozenset[str]) -> tuple[dict[str, Any], Any, Any]:
+    """The request's parameters, moto backend and queue; `Declined` unless it is a standard
+    queue that exists, addressed with only the parameters this direct answer covers."""
+    params = json.loads(body)
+    region, url = CREDENTIAL_REGION.search(authorization), QUEUE_URL.match(params.get("QueueUrl", ""))
+    if not (region and url and set(params) <= accepted):
+        raise Declined
+    queue = sqs_backends[url.group(1)][region.group(1)].queues.get(url.group(2))
+    if queue is None or queue.fifo_queue:
+        raise Declined
+    return params, sqs_backends[url.group(1)][region.group(1)], queue
+
+
+def _declining_on_error(answer: Callable[[bytes, str], dict[str, Any]]) -> Callable[[bytes, str], bytes | None]:
+    """Any failure before the backend changed anything means: let moto answer (and word the error)."""
+
+    def direct(body: bytes, authorization: str) -> bytes | None:
+        try:
+            return json.dumps(answer(body, authorization)).encode()
+        except Exception:  # noqa: BLE001 - Declined, bad JSON, or a validation moto will report
             return None
-        backend = sqs_backends[url.group(1)][region.group(1)]
-        queue = backend.queues.get(url.group(2))
-        if queue is None or queue.fifo_queue:
-            return None
-        attributes = params.get("MessageAttributes", {})
-        validate_message_attributes(attributes)
-        # moto's backend validates before it adds: if this raises, nothing was queued
-        message = backend.send_message(queue.name, params["MessageBody"], message_attributes=attributes,
-                                       delay_seconds=None, deduplication_id=None, group_id=None, system_attributes=None)  # fmt: skip
-    except Exception:  # noqa: BLE001 - moto's full path will answer with the right error
-        return None
+
+    direct.__name__ = answer.__name__
+    return direct
+
+
+@_declining_on_error
+def send_message_directly(body: bytes, authorization: str) -> dict[str, Any]:
+    """A plain SendMessage to a standard queue, as `SQSResponse.send_message` answers it."""
+    params, backend, queue = _standard_queue(body, authorization, SEND_PARAMETERS)
+    if not isinstance(params.get("MessageBody"), str):
+        raise Declined
+    attributes = params.get("MessageAttributes", {})
+    validate_message_attributes(attributes)
+    # moto's backend validates before it adds: if this raises, nothing was queued
+    message = backend.send_message(queue.name, params["MessageBody"], message_attributes=attributes,
+                                   delay_seconds=None, deduplication_id=None, group_id=None, system_attributes=None)  # fmt: skip
     answer = {"MD5OfMessageBody": message.body_md5, "MessageId": message.id}
     if message.message_attributes:
         answer["MD5OfMessageAttributes"] = message.attribute_md5
+    return answer
+
+
+def receive_messages_directly(body: bytes, authorization: str) -> bytes | None:
+    """A ReceiveMessage from a standard queue, as `SQSResponse.receive_message` answers it.
+
+    Everything that could make moto refuse the request is checked before the backend call,
+    because the call itself changes state (the messages become in flight): after it, the
+    answer is built here whatever happens, never declined into a second receive.
+    """
+    try:
+        params, backend, queue = _standard_queue(body, authorization, RECEIVE_PARAMETERS)
+        count = params.get("MaxNumberOfMessages", DEFAULT_RECEIVED_MESSAGES)
+        wait = params.get("WaitTimeSeconds", queue.receive_message_wait_time_seconds)
+        visibility = params.get("VisibilityTimeout", queue.visibility_timeout)
+        wanted = set(params.get("AttributeNames", [])) | set(params.get("MessageSystemAttributeNames", []))
+        attribute_names = params.get("MessageAttributeNames", [])
+        if not (_whole(count, 1, 10) and _whole(wait, 0, 20) and _whole(visibility, 0, MAXIMUM_VISIBILITY_TIMEOUT)):
+            raise Declined
+        if not isinstance(attribute_names, list):
+            raise Declined
+    except Exception:  # noqa: BLE001 - moto's full path words the error
+        return None
+    messages = backend.receive_message(queue.name, count, wait, visibility, attribute_names)
+    system_attributes = [name for name in RECEIVABLE_SYSTEM_ATTRIBUTES if "All" in wanted or name in wanted]
+    answer = {"Messages": [_received_message(m, system_attributes) for m in messages]} if messages else {}
     return json.dumps(answer).encode()
+
+
+@_declining_on_error
+def delete_messages_directly(body: bytes, authorization: str) -> dict[str, Any]:
+    """A DeleteMessageBatch on a standard queue, as `SQSResponse.delete_message_batch` answers it."""
+    params, backend, queue = _standard_queue(body, authorization, DELETE_BATCH_PARAMETERS)
+    entries = params.get("Entries")
+    if not (isinstance(entries, list) and 0 < len(entries) <= SQS_MAX_BATCH_ENTRIES):
+        raise Declined
+    if any(set(e) != {"Id", "ReceiptHandle"} for e in entries):
+        raise Declined
+    if len({e["Id"] for e in entries}) != len(entries) or len({e["ReceiptHandle"] for e in entries}) != len(entries):
+        raise Declined  # moto's error names the offending entry
+    # Each entry either is deleted or lands in `failed`; deleting twice is allowed, so even a
+    # later fallback to moto's path would be harmless.
+    succeeded, failed = backend.delete_message_batch(queue.name, entries)
+    return {"Successful": [{"Id": entry_id} for entry_id in succeeded], "Failed": failed}
+
+
+def _whole(value: Any, lowest: int, highest: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lowest <= value <= highest
+
+
+def _received_message(message: Any, system_attributes: list[str]) -> dict[str, Any]:
+    """One received message in the JSON moto's serialiser writes for it."""
+    answer: dict[str, Any] = {"MessageId": message.id, "ReceiptHandle": message.receipt_handle,
+                              "MD5OfBody": message.body_md5, "Body": message.body}  # fmt: skip
+    if message.message_attributes:
+        answer["MessageAttributes"] = {name: _attribute_value(value) for name, value in message.message_attributes.items()}
+        answer["MD5OfMessageAttributes"] = message.attribute_md5
+    if system_attributes:
+        values = {
+            "AWSTraceHeader": (message.system_attributes or {}).get("AWSTraceHeader", {}).get("StringValue"),
+            "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp),
+            "ApproximateReceiveCount": str(message.approximate_receive_count),
+            "MessageDeduplicationId": message.deduplication_id,
+            "MessageGroupId": message.group_id,
+            "SenderId": message.sender_id,
+            "SentTimestamp": str(message.sent_timestamp),
+            "SequenceNumber": message.sequence_number,
+        }
+        answer["Attributes"] = {name: values[name] for name in system_attributes if values[name]}
+    return answer
+
+
+def _attribute_value(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored message attribute as JSON: binary values travel base64-encoded."""
+    return {key: base64.b64encode(item).decode() if isinstance(item, bytes) else item for key, item in value.items()}
+
+
+DIRECT_ANSWERS: dict[str, Callable[[bytes, str], bytes | None]] = {
+    "AmazonSQS.SendMessage": send_message_directly,
+    "AmazonSQS.ReceiveMessage": receive_messages_directly,
+    "AmazonSQS.DeleteMessageBatch": delete_messages_directly,
+}
 
 
 def moto_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
