@@ -17,7 +17,9 @@ from functions.contract import Lead
 from infra.config import PipelineSettings
 
 SECONDS_PER_MONTH = 30 * 24 * 3600
-LAMBDA_INVOKE_OVERHEAD_SECONDS = 0.02  # event source hand-off per batch, on top of the store itself
+# What Lambda's SQS event source adds to each batch on top of the store itself (hand-off and
+# invoke). Its receives and deletes run beside the function, so they do not count here.
+LAMBDA_INVOKE_OVERHEAD_SECONDS = 0.02
 INGEST_GB_SECONDS_PER_LEAD = 0.010  # ~40 ms billed at 256 MB
 LOG_BYTES_PER_LEAD = 1_200  # ingest line + EMF + share of the worker's per-batch line
 ALARM_COUNT = 7
@@ -40,6 +42,7 @@ class LaunchTicket:
     endpoint: str | None = None
     new_fields: tuple[str, ...] = ()
     store_seconds_per_batch: float = 0.05
+    event_source_seconds_per_batch: float = LAMBDA_INVOKE_OVERHEAD_SECONDS
 
     @classmethod
     def from_inputs(
@@ -108,10 +111,20 @@ def load_price_table(name: str = "aws-us-east-1.json") -> dict[str, Any]:
     return json.loads(resources.files("leadpipe.prices").joinpath(name).read_text())
 
 
+def drain_rate_per_s(settings: PipelineSettings, store_seconds_per_batch: float,
+                     event_source_seconds_per_batch: float = LAMBDA_INVOKE_OVERHEAD_SECONDS) -> float:  # fmt: skip
+    """Leads per second the worker takes off a full queue: each of `max_concurrency` writers
+    stores one full batch per (store + event source) seconds. The database owner's cap is this
+    rate; `make bench` checks it against a measured drain."""
+    return settings.max_concurrency * settings.batch_size / (store_seconds_per_batch + event_source_seconds_per_batch)
+
+
 def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any]) -> LaunchPlan:
     """Every figure of the launch review; see the module docstring."""
     if ticket.store_seconds_per_batch <= 0:
         raise PlanError("--store-ms-per-batch must be more than 0")
+    if ticket.event_source_seconds_per_batch < 0:
+        raise PlanError("the event source's seconds per batch cannot be negative")
     peak_leads = ticket.leads * ticket.peak_share
     window = ticket.arrival_seconds
     peak_rate = peak_leads / window
@@ -121,8 +134,7 @@ def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[s
     throttled = max(0.0, peak_leads - (rate * window + burst)) if peak_rate > rate else 0.0
     accepted_rate = (peak_leads - throttled) / window
 
-    batch_seconds = ticket.store_seconds_per_batch + LAMBDA_INVOKE_OVERHEAD_SECONDS
-    drain_rate = settings.max_concurrency * settings.batch_size / batch_seconds
+    drain_rate = drain_rate_per_s(settings, ticket.store_seconds_per_batch, ticket.event_source_seconds_per_batch)
     growth = accepted_rate - drain_rate
     max_backlog = max(0.0, growth * window)
     drain_after_peak = max_backlog / drain_rate
@@ -203,7 +215,7 @@ def _costs(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, A
     leads = ticket.leads
     per_million = 1_000_000
     batches = leads / settings.batch_size
-    worker_gb_seconds = batches * (ticket.store_seconds_per_batch + LAMBDA_INVOKE_OVERHEAD_SECONDS) * settings.worker_memory_mb / 1024
+    worker_gb_seconds = batches * (ticket.store_seconds_per_batch + ticket.event_source_seconds_per_batch) * settings.worker_memory_mb / 1024
     ingest_gb_seconds = leads * INGEST_GB_SECONDS_PER_LEAD * settings.ingest_memory_mb / 256
 
     def line(item: str, variable: float, fixed_month: float = 0.0) -> CostLine:

@@ -36,6 +36,8 @@ def observe() -> dict:
     seen["first_bodies"] = [m["Body"] for m in first]
     seen["first_receive_counts"] = [m["Attributes"]["ApproximateReceiveCount"] for m in first]
     seen["after_receive"] = counts(sqs, url)
+    handles = [m["ReceiptHandle"] for m in first]
+    seen["receipt_handles"] = {"distinct": len(set(handles)), "shapes": sorted({(len(h), h.isascii() and h.isalpha() and h.islower()) for h in handles})}
 
     deleted = sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(first[:5])])
     seen["deleted"] = sorted(e["Id"] for e in deleted.get("Successful", []))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.config import PipelineSettings
-from leadpipe.plan import LaunchTicket, PlanError, load_price_table, plan_launch, to_markdown
+from leadpipe.plan import LaunchTicket, PlanError, drain_rate_per_s, load_price_table, plan_launch, to_markdown
 
 PRICES = load_price_table()
 
@@ -47,6 +47,14 @@ def test_backlog_drain_time_and_alarm_timing() -> None:
     # depth reaches 10,000 at 10,000/600 s, + 3 min
     assert plan.depth_alarm_fires_after_seconds == pytest.approx(10_000 / 600 + 180)
     assert plan.warnings == []
+
+
+def test_a_platform_measured_slower_hand_off_slows_the_drain() -> None:
+    # the same store time on a platform whose event source costs 0.12 s per batch (the local
+    # runtime pays its SQS receives and deletes in line): 2 * 100 / (0.08 + 0.12) = 1,000/s
+    plan = plan_launch(ticket(leads=60_000, within_minutes=10, store_seconds_per_batch=0.08, event_source_seconds_per_batch=0.12), settings(), PRICES)
+    assert plan.drain_rate_per_s == pytest.approx(1_000)
+    assert drain_rate_per_s(settings(), 0.08) == pytest.approx(2_000)  # Lambda's hand-off, the default
 
 
 def test_audience_times_conversion_and_peak_hour_share() -> None:
