@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from infra.config import PipelineSettings
+from infra.config import PipelineSettings, settings_from_file
 from leadpipe.plan import LaunchTicket, PlanError, drain_rate_per_s, load_price_table, plan_launch, to_markdown
 
 PRICES = load_price_table()
@@ -113,3 +115,16 @@ def test_new_fields_outside_the_contract_are_flagged() -> None:
 def test_bad_tickets_are_refused_with_the_option_to_fix(inputs: dict, message: str) -> None:
     with pytest.raises(PlanError, match=message):
         ticket(**inputs)
+
+
+def test_the_plan_command_takes_a_measured_event_source_cost(capsys: pytest.CaptureFixture) -> None:
+    from leadpipe.cli import main as leadpipe
+
+    base = ["plan", "--campaign", "X", "--leads", "60000", "--within-minutes", "10", "--store-ms-per-batch", "80", "--json"]
+    settings = settings_from_file("dev")
+    assert leadpipe(base) == 0
+    assert json.loads(capsys.readouterr().out)["drain_rate_per_s"] == pytest.approx(settings.max_concurrency * settings.batch_size / 0.1)
+    assert leadpipe([*base, "--event-source-ms-per-batch", "120"]) == 0
+    assert json.loads(capsys.readouterr().out)["drain_rate_per_s"] == pytest.approx(settings.max_concurrency * settings.batch_size / 0.2)
+    assert leadpipe([*base, "--event-source-ms-per-batch", "-1"]) == 2
+    assert "cannot be negative" in capsys.readouterr().err
