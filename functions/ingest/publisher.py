@@ -21,13 +21,14 @@ class SqsLeadPublisher:
         """Return SQS's message id once SQS has accepted (and checksummed) the message."""
         try:
             response = self._sqs.send_message(
-                QueueUrl=self._queue_url,
-                MessageBody=envelope.to_message_body(),
-                MessageAttributes={
-                    "envelope_version": {"DataType": "Number", "StringValue": str(envelope.v)},
-                },
+                QueueUrl=self._queue_url, MessageBody=envelope.to_message_body(), MessageAttributes=message_attributes(envelope)
             )
         except (BotoCoreError, ClientError) as error:
             # botocore verifies MD5OfMessageBody, so a corrupted send also lands here.
             raise QueueUnavailable("the lead could not be queued; please retry") from error
         return response["MessageId"]
+
+
+def message_attributes(envelope: LeadEnvelope) -> dict[str, Any]:
+    """The SQS message attributes every lead travels with."""
+    return {"envelope_version": {"DataType": "Number", "StringValue": str(envelope.v)}}

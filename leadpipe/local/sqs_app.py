@@ -80,10 +80,11 @@ def _standard_queue(body: bytes, authorization: str, accepted: frozenset[str]) -
     region, url = CREDENTIAL_REGION.search(authorization), QUEUE_URL.match(params.get("QueueUrl", ""))
     if not (region and url and set(params) <= accepted):
         raise Declined
-    queue = sqs_backends[url.group(1)][region.group(1)].queues.get(url.group(2))
+    backend = sqs_backends[url.group(1)][region.group(1)]
+    queue = backend.queues.get(url.group(2))
     if queue is None or queue.fifo_queue:
         raise Declined
-    return params, sqs_backends[url.group(1)][region.group(1)], queue
+    return params, backend, queue
 
 
 def _declining_on_error(answer: Callable[[bytes, str], dict[str, Any]]) -> Callable[[bytes, str], bytes | None]:
