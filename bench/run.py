@@ -7,6 +7,7 @@ bench/results/latest.json with the machine's details. Never part of `make test`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -195,6 +196,55 @@ def ingest_cost(requests: int = 3_000) -> dict[str, float]:
     }
 
 
+def sqs_client_send_cpu(sends: int = 600) -> dict[str, float]:
+    """botocore's own CPU per SendMessage: the ingest's client config vs the same with botocore's
+    default user agent. SQS answers from a canned response, so no network or server is timed."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+    from botocore.config import Config
+
+    from functions.ingest.handler import sqs_client_config
+
+    canned = b'{"MD5OfMessageBody":"%s","MessageId":"5fea7756-0ea4-451a-a703-a558b933e274"}'
+
+    class CannedBody:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def stream(self, **_: Any) -> Any:
+            yield self.data
+
+        def read(self, *_: Any, **__: Any) -> bytes:
+            return self.data
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        digest = hashlib.md5(json.loads(request.body)["MessageBody"].encode()).hexdigest()  # noqa: S324 - SQS's own checksum
+        headers = {"x-amzn-RequestId": "bench", "Content-Type": "application/x-amz-json-1.0"}
+        return AWSResponse(request.url, 200, headers, CannedBody(canned % digest.encode()))
+
+    fixed = sqs_client_config(timeout_seconds=3)
+    configs = {"fixed_user_agent": fixed, "default_user_agent": fixed.merge(Config(user_agent=None))}
+    clients = {}
+    for name, config in configs.items():
+        clients[name] = boto3.client("sqs", region_name="us-east-1", endpoint_url="https://sqs.invalid",
+                                     aws_access_key_id="bench", aws_secret_access_key="bench", config=config)  # fmt: skip
+        clients[name].meta.events.register("before-send.sqs.SendMessage", answer)
+    envelope = envelopes(1, "sdk")[0]
+    send = {"QueueUrl": "https://sqs.invalid/123456789012/leads", "MessageBody": envelope.to_message_body(),
+            "MessageAttributes": message_attributes(envelope)}  # fmt: skip
+    for client in clients.values():
+        for _ in range(50):
+            client.send_message(**send)
+    seconds: dict[str, list[float]] = {name: [] for name in clients}
+    for _ in range(ROUNDS * 3):
+        for name, client in clients.items():
+            started = time.process_time()
+            for _ in range(sends):
+                client.send_message(**send)
+            seconds[name].append((time.process_time() - started) / sends)
+    return {f"{name}_ms": statistics.median(values) * 1000 for name, values in seconds.items()}
+
+
 # --- 4: cold start proxy -------------------------------------------------------------------------
 
 TRIVIAL_MODEL = "import pydantic; pydantic.create_model('Trivial', x=(int, ...))"
@@ -368,6 +418,8 @@ def main() -> None:
     ingest = ingest_cost()
     results["ingest"] = {**ingest, "ingest_over_baseline": ingest["ingest_mean_ms"] / ingest["baseline_mean_ms"],
                          "ingest_over_validating_baseline": ingest["ingest_mean_ms"] / ingest["validating_baseline_mean_ms"]}  # fmt: skip
+    sdk = sqs_client_send_cpu()
+    results["sqs_client"] = {**sdk, "fixed_over_default": sdk["fixed_user_agent_ms"] / sdk["default_user_agent_ms"]}
     cold = cold_starts()
     results["cold_start"] = {**cold, **{f"{name.removesuffix('_ms')}_over_baseline": value / cold["baseline_ms"]
                                         for name, value in cold.items() if name != "baseline_ms"}}  # fmt: skip
@@ -403,6 +455,9 @@ def print_table(r: dict[str, Any]) -> None:
     row("ingest handler / json.loads+send", i["ingest_over_baseline"], ".2f", "<= 3", i["ingest_over_baseline"] <= 3)
     row("  ingest handler / json.loads+pydantic validation+send", i["ingest_over_validating_baseline"], ".2f", "", None)
     row("ingest handler p99 (ms)", i["ingest_p99_ms"], ".2f", "< 2", i["ingest_p99_ms"] < 2)
+    k = r["sqs_client"]
+    row("ingest's SQS client CPU per send (ms), fixed user agent", k["fixed_user_agent_ms"], ".2f", "", None)
+    row("  fixed / botocore's default user agent", k["fixed_over_default"], ".2f", "", None)
     c = r["cold_start"]
     row("cold start: ingest / boto3+client", c["ingest_over_baseline"], ".2f", "<= 1.5", c["ingest_over_baseline"] <= 1.5)
     row("  boto3+client+pydantic+email-validator / boto3+client", c["baseline_and_pydantic_email_over_baseline"], ".2f", "", None)

@@ -76,7 +76,11 @@ def local_sqs_client(endpoint_url: str) -> Any:
         region_name=LOCAL_REGION,
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(retries={"mode": "standard", "total_max_attempts": 3}, max_pool_connections=32),
+        config=Config(
+            retries={"mode": "standard", "total_max_attempts": 3},
+            max_pool_connections=32,
+            user_agent="leadpipe-local",  # cheap per call: see the ingest's get_sqs_client
+        ),
     )
 
 

@@ -8,11 +8,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import boto3
+import botocore
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from functions.contract import parse_envelope
+from functions.contract.observability import INGEST_SERVICE
 from functions.ingest import handler as ingest
 from tests.events import api_event, emitted_metrics
 
@@ -74,6 +76,22 @@ def test_json_lead_is_queued_and_answered_202(queue: Queue, lambda_context: Any)
     assert envelope.source.origin == ALLOWED_ORIGIN
     assert envelope.source.referer == f"{ALLOWED_ORIGIN}/summer"
     assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+def test_the_sqs_call_names_the_ingest_in_a_fixed_user_agent(queue: Queue, lambda_context: Any) -> None:
+    # Given the ingest's own SQS client, with every outgoing request's User-Agent recorded
+    sent: list[str] = []
+    ingest.get_sqs_client().meta.events.register(
+        "before-send.sqs.SendMessage", lambda request, **_: sent.append(request.headers["User-Agent"])
+    )
+    # When a lead is accepted
+    status, _, _ = call(api_event(json.dumps(LEAD)), lambda_context)
+    # Then SQS (and CloudTrail) saw a constant naming the function and botocore, not botocore's
+    # default (os, language, config and feature metadata, rebuilt on every call at a CPU cost)
+    assert status == 202
+    [user_agent] = [value.decode() if isinstance(value, bytes) else value for value in sent]
+    assert user_agent.startswith(f"{INGEST_SERVICE} Botocore/{botocore.__version__}")
+    assert not any(field in user_agent for field in ("os/", "lang/python", "cfg/retry-mode"))
 
 
 def test_form_and_json_give_the_same_envelope(queue: Queue, lambda_context: Any) -> None:
