@@ -12,6 +12,8 @@ import sys
 import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sqs.models import sqs_backends
 
 
 def observe() -> dict:
@@ -61,6 +63,15 @@ def observe() -> dict:
     moved = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
     seen["dlq_receive_counts"] = sorted({m["Attributes"]["ApproximateReceiveCount"] for m in moved})
     seen["long_poll_empty"] = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+
+    # A message past its queue's retention period is never delivered (moto stops that receive there)
+    short_url = sqs.create_queue(QueueName="short-lived", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=short_url, MessageBody="expired")
+    sqs.send_message(QueueUrl=short_url, MessageBody="fresh")
+    sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues["short-lived"]._messages[0].sent_timestamp -= 61_000  # sent 61 s ago
+    seen["past_retention"] = [
+        [m["Body"] for m in sqs.receive_message(QueueUrl=short_url, MaxNumberOfMessages=10).get("Messages", [])] for _ in range(2)
+    ]
     return seen
 
 

@@ -35,6 +35,7 @@ def test_patched_moto_behaves_exactly_like_stock_moto() -> None:
     assert stock["bogus_delete"] == "ReceiptHandleIsInvalid"
     # moved after 2 receives; the count travels with the message, so reading it from the DLQ makes 3
     assert stock["dlq"]["Visible"] == 15 and stock["dlq_receive_counts"] == ["3"]
+    assert stock["past_retention"] == [[], ["fresh"]]
 
 
 def test_tests_of_the_cloud_code_run_on_stock_moto() -> None:
