@@ -33,7 +33,7 @@ def get_settings() -> WorkerSettings:
 def get_processor() -> StoringBatchProcessor:
     """One processor, repository and (lazily opened) connection per execution environment."""
     settings = get_settings()
-    connections = ConnectionProvider(lambda: connect(database_conninfo(settings)))
+    connections = ConnectionProvider(lambda: connect(database_conninfo(settings), prepare_statements=settings.prepares_statements))
     return StoringBatchProcessor(LeadRepository(connections, settings.leads_table).store_batch)
 
 

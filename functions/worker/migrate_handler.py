@@ -21,7 +21,7 @@ logger = Logger(service="leadpipe-migrations", logger_formatter=RedactingFormatt
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Fails (and so fails the deploy) if the database cannot be migrated."""
     settings = WorkerSettings.from_env(os.environ)
-    with connect(database_conninfo(settings)) as connection:
+    with connect(database_conninfo(settings), prepare_statements=settings.prepares_statements) as connection:
         applied = apply_migrations(connection, settings.leads_table)
     logger.info("migrations done", extra={"applied": applied, "table": settings.leads_table})
     return {"applied": applied}

@@ -32,6 +32,11 @@ class WorkerSettings(BaseModel):
             raise ValueError("set exactly one of DATABASE_URL (local) or DB_SECRET_ARN (cloud)")
         return self
 
+    @property
+    def prepares_statements(self) -> bool:
+        """Not through RDS Proxy, where a prepared statement would pin the session."""
+        return self.db_proxy_endpoint is None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerSettings:
         return cls.model_validate({k: v for k, v in environ.items() if v != ""})

@@ -13,7 +13,8 @@ import pytest
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import handler as worker
 from functions.worker.migrate import apply_migrations, migration_files
-from functions.worker.repository import ConnectionProvider, LeadRepository, connect
+from functions.worker.repository import PREPARE_AFTER_RUNS, ConnectionProvider, LeadRepository, connect
+from functions.worker.settings import WorkerSettings
 from tests.conftest import LeadsDatabase
 from tests.events import sqs_event
 
@@ -191,6 +192,27 @@ def test_store_is_one_statement_per_batch(leads_db: LeadsDatabase) -> None:
     assert outcome.inserted == 100 and leads_db.count_rows() == 100
     assert len(CountingCursor.sent) == 1
     assert "json_to_recordset" in CountingCursor.sent[0] and "ON CONFLICT" in CountingCursor.sent[0]
+
+
+@pytest.mark.parametrize(("prepare_statements", "prepared"), [(True, 1), (False, 0)], ids=["direct", "through-rds-proxy"])
+def test_the_batch_insert_is_prepared_unless_through_a_proxy(leads_db: LeadsDatabase, prepare_statements: bool, prepared: int) -> None:
+    # Given the worker's connection, direct to PostgreSQL or (no prepared statements) via RDS Proxy
+    connections = ConnectionProvider(lambda: connect(leads_db.uri, prepare_statements=prepare_statements))
+    repository = LeadRepository(connections, leads_db.leads_table)
+    # When it stores more batches than psycopg waits before preparing a query
+    for index in range(PREPARE_AFTER_RUNS + 1):
+        repository.store_batch([make_envelope(f"prepared{index}@example.com")])
+    # Then the INSERT is planned once and kept in that session, or never prepared at all
+    statements = connections.get().execute("SELECT statement FROM pg_prepared_statements").fetchall()
+    inserts = [s for (s,) in statements if s.startswith("INSERT INTO") and "json_to_recordset($1::json)" in s]
+    assert len(inserts) == prepared
+    assert leads_db.count_rows() == PREPARE_AFTER_RUNS + 1
+
+
+def test_the_worker_prepares_statements_unless_its_settings_name_an_rds_proxy() -> None:
+    direct = WorkerSettings.from_env({"DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"})
+    proxied = WorkerSettings.from_env({**direct.model_dump(by_alias=True, exclude_none=True), "DB_PROXY_ENDPOINT": "proxy.example"})
+    assert direct.prepares_statements and not proxied.prepares_statements
 
 
 def test_migrations_are_idempotent_and_recorded(leads_db: LeadsDatabase) -> None:
