@@ -261,7 +261,7 @@ COLD_START = {
 }
 
 
-def cold_starts(rounds: int = 9) -> dict[str, float]:  # a fresh interpreter is noisy: ±15% run to run
+def cold_starts(rounds: int = 15) -> dict[str, float]:  # a fresh interpreter is noisy: ±15% run to run, more on this VM
     env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
            "LEADS_QUEUE_URL": "https://sqs.invalid/q", "DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}  # fmt: skip
     timings: dict[str, list[float]] = {name: [] for name in COLD_START}
