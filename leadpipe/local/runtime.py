@@ -79,7 +79,7 @@ def local_sqs_client(endpoint_url: str) -> Any:
         config=Config(
             retries={"mode": "standard", "total_max_attempts": 3},
             max_pool_connections=32,
-            user_agent="leadpipe-local",  # cheap per call: see the ingest's get_sqs_client
+            user_agent="leadpipe-local",  # cheap per call: see functions/ingest/handler.sqs_client_config
         ),
     )
 

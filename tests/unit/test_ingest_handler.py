@@ -80,7 +80,7 @@ def test_json_lead_is_queued_and_answered_202(queue: Queue, lambda_context: Any)
 
 def test_the_sqs_call_names_the_ingest_in_a_fixed_user_agent(queue: Queue, lambda_context: Any) -> None:
     # Given the ingest's own SQS client, with every outgoing request's User-Agent recorded
-    sent: list[str] = []
+    sent: list[bytes | str] = []
     ingest.get_sqs_client().meta.events.register(
         "before-send.sqs.SendMessage", lambda request, **_: sent.append(request.headers["User-Agent"])
     )
