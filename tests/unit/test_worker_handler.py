@@ -7,6 +7,8 @@ The real database is exercised in tests/integration; here the point is the exact
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +21,7 @@ from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import handler as worker
 from functions.worker.logic import StoringBatchProcessor
 from functions.worker.repository import StoreOutcome
+from tests.conftest import REPO_ROOT
 from tests.events import emitted_metrics, sqs_event
 
 
@@ -123,3 +126,15 @@ def test_metrics_and_summary_per_batch(store: RecordingStore, lambda_context: An
 def test_worker_refuses_to_start_without_a_credential_source(lambda_context: Any) -> None:
     with pytest.raises(ValueError, match="exactly one of DATABASE_URL"):
         worker.lambda_handler(sqs_event([envelope_body()]), lambda_context)
+
+
+def test_the_worker_freezes_what_its_cold_start_built() -> None:
+    # In a fresh interpreter, as a new execution environment: nothing frozen before the import,
+    # the handler module's objects (and its libraries') out of the collector's reach after it
+    probe = (
+        "import gc; before = gc.get_freeze_count(); import functions.worker.handler; "
+        "print(before, gc.get_freeze_count())"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True)
+    before, after = map(int, result.stdout.split())
+    assert before == 0 and after > 10_000
