@@ -276,7 +276,7 @@ def cold_starts(rounds: int = 15) -> dict[str, float]:  # a fresh interpreter is
 # --- 5 and 6: decoupling and the cap, on the local runtime -----------------------------------------
 
 
-def decoupling_and_cap(handler_seconds_per_batch: float, leads: int = 3_000) -> dict[str, Any]:
+def decoupling_and_cap(handler_seconds_per_batch: float, leads: int = 6_000) -> dict[str, Any]:
     from leadpipe import spike
     from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions, local_sqs_client
     from leadpipe.plan import drain_rate_per_s
@@ -360,7 +360,7 @@ def decoupling_and_cap(handler_seconds_per_batch: float, leads: int = 3_000) -> 
     }
 
 
-def local_event_source_seconds_per_batch(sqs: Any, settings: Any, batches_per_poller: int = 5) -> float:
+def local_event_source_seconds_per_batch(sqs: Any, settings: Any, batches_per_poller: int = 10) -> float:
     """What the local event source itself costs per batch: its poller, run at `max_concurrency`
     on a queue of its own with a function that returns at once, so only the receives, the
     deletes and the event building are timed. Lambda's pollers do this beside the function."""
