@@ -59,6 +59,22 @@ class PipelineSettings(BaseModel):
     honeypot_field: str = Field(default="website", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     metric_campaigns: list[str] = Field(default_factory=list, max_length=20, description="Campaigns with their own metric")
 
+    # --- Spam protection beyond the honeypot (optional, off by default)
+    captcha_provider: Literal["turnstile", "recaptcha_v3"] | None = Field(
+        default=None, description="Verify a Turnstile or reCAPTCHA v3 token server-side; unset means no check"
+    )
+    captcha_secret_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$",
+        description="Secrets Manager secret holding the verifier's secret key",
+    )
+    captcha_min_score: float = Field(default=0.5, ge=0, le=1, description="reCAPTCHA v3: lowest score accepted")
+    captcha_fail_open: bool = Field(
+        default=False, description="Accept the lead when the verifier is unreachable (True) or answer 503 (False)"
+    )
+    waf_managed_rule_groups: list[Literal["bot_control", "ip_reputation"]] = Field(
+        default_factory=list, description="AWS WAF managed rule groups to add to the web ACL"
+    )
+
     # --- Functions
     ingest_memory_mb: int = Field(default=256, ge=128, le=10_240)
     ingest_timeout_seconds: int = Field(default=5, ge=1, le=29)  # API Gateway gives up at 29 s
@@ -83,6 +99,8 @@ class PipelineSettings(BaseModel):
     alarm_worker_throttles: int = Field(default=1, ge=1)
     alarm_api_5xx_percent: float = Field(default=1.0, gt=0, le=100)
     alarm_ingest_p99_ms: int = Field(default=1_000, ge=10)
+    # Minutes (1-minute periods) with batches that found the database unreachable before on-call is paged.
+    alarm_db_unavailable_minutes: int = Field(default=2, ge=1, le=5)
 
     # --- Database
     db_secret_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
