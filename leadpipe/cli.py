@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from infra.config import SettingsError, settings_from_file
 
@@ -20,21 +21,49 @@ class CliError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
-        return args.command(args)
-    except (CliError, SettingsError) as error:
-        print(f"leadpipe: {error}", file=sys.stderr)
-        return 2
-    except (BotoCoreError, ClientError) as error:
-        print(f"leadpipe: AWS said: {error}", file=sys.stderr)
-        return 2
+        args = parser.parse_args(argv)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            status = args.command(args)
+        except (CliError, SettingsError) as error:
+            print(f"leadpipe: {error}", file=sys.stderr)
+            return 2
+        except (BotoCoreError, ClientError) as error:
+            print(f"leadpipe: AWS said: {error}", file=sys.stderr)
+            return 2
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader (`| head`) has gone: stop quietly, and keep Python's exit-time flush from complaining.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage mistakes are one line on stderr and exit 2, like every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _describe_commands(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every subcommand's `--help` a description: its one-line help, unless it has its own."""
+    for action in parser._actions:  # argparse keeps subcommands only here
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, subparser in action.choices.items():
+                if subparser.description is None and helps.get(name):
+                    subparser.description = helps[name][0].upper() + helps[name][1:] + "."
+                _describe_commands(subparser)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leadpipe", description=__doc__)
+    parser = OneLineErrorParser(prog="leadpipe", description=__doc__)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="start the whole pipeline on this machine (Ctrl-C stops it)")
@@ -95,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     spike.add_argument("--stack", help="refused without --url: a deployed API is loaded only when named explicitly")
     spike.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="verify against this database")
     spike.add_argument("--json", action="store_true", help="machine-readable summary")
+    spike.add_argument("--db-outage-after", type=float, metavar="SECONDS",
+                       help="local only: stall the embedded PostgreSQL this many seconds into the burst")  # fmt: skip
+    spike.add_argument("--db-outage-seconds", type=float, default=20.0, help="how long the database stays stalled (default 20)")
+    spike.add_argument("--store-ms-per-batch", type=float, default=11.0,
+                       help="the planner's store time per batch for the picture (default: make bench's local handler, 11 ms)")  # fmt: skip
+    spike.add_argument("--event-source-ms-per-batch", type=float, default=168.0,
+                       help="the planner's event-source cost per batch (default: make bench's local poller, 168 ms)")  # fmt: skip
     spike.set_defaults(command=command_spike)
 
     openapi = commands.add_parser("openapi", help="print the ingest API's OpenAPI 3.1 document (docs/openapi.json)")
@@ -109,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--email", required=True, help="the person's e-mail address (any case)")
     _database_arguments(erase)
     erase.set_defaults(command=command_db_erase)
-    return parser
+    return _describe_commands(parser)
 
 
 def _database_arguments(parser: argparse.ArgumentParser) -> None:
@@ -295,6 +331,14 @@ def command_spike(args: argparse.Namespace) -> int:
         except FileNotFoundError as error:
             raise CliError(str(error)) from None
     url = args.url or info.api_url
+    outage = None
+    if args.db_outage_after is not None:
+        if info is None:
+            raise CliError("--db-outage-after stalls the local runtime's own database: it is refused with --url (a deployed or foreign API)")
+        try:
+            outage = spike.DatabaseOutage.for_local_runtime(info.postgres_data_dir, args.db_outage_after, args.db_outage_seconds)
+        except spike.SpikeRefused as error:
+            raise CliError(str(error)) from None
     campaign = (args.campaign or f"SPIKE{int(time.time())}").strip().upper()
     options = spike.SpikeOptions(url=url, total=args.total, concurrency=args.concurrency, campaign=campaign,
                                  rate_per_second=args.rate, timeout_seconds=args.timeout)  # fmt: skip
@@ -306,25 +350,47 @@ def command_spike(args: argparse.Namespace) -> int:
     database_url = args.database_url or (info.database_url if info else None)
     leads_table = info.leads_table if info else settings_from_file("dev").leads_table
     sqs = local_sqs_client(info.sqs_endpoint_url) if info else None
-    sampler = spike.PipelineSampler(sqs, info.leads_queue_url if info else None, database_url, leads_table, campaign)
-    sampler.start()
+    sampler = spike.PipelineSampler(sqs, info.leads_queue_url if info else None, database_url, leads_table, campaign, outage=outage)
+    begin = time.perf_counter()
+    sampler.start(begin)
     quiet = args.json or not sys.stderr.isatty()
-    with Progress(disable=quiet, transient=True) as progress:
-        task = progress.add_task(f"POST {url}", total=options.total)
-        requests, seconds = spike.send_spike(options, on_answer=lambda: progress.advance(task))
+    try:
+        if outage:
+            outage.start(begin)
+        with Progress(disable=quiet, transient=True) as progress:
+            task = progress.add_task(f"POST {url}", total=options.total)
+            requests, seconds = spike.send_spike(options, on_answer=lambda: progress.advance(task), begin=begin)
+        if outage:
+            outage.wait()  # the whole window, even when the burst ends first
+    finally:
+        if outage:
+            outage.finish()
     summary = spike.summarise(requests, seconds)
     if not args.no_wait and database_url:
         summary.drained = _wait_for_drain(sampler, expected=summary.accepted, timeout=args.timeout)
         accepted_ids = {r.lead_id for r in requests if r.lead_id}
         summary.lost, summary.duplicates = spike.verify_stored(database_url, leads_table, campaign, accepted_ids)
     sampler.stop()
+    stage_settings = settings_from_file(info.stage) if info else None
+    if stage_settings:
+        from leadpipe.plan import drain_rate_per_s
+
+        summary.predicted_drain_per_s = round(drain_rate_per_s(stage_settings, args.store_ms_per_batch / 1000, args.event_source_ms_per_batch / 1000), 1)
+    summary.db_outage = outage.window if outage else None
+    queued = [s.queued for s in sampler.samples if s.queued is not None]
+    summary.max_queued = max(queued) if queued else None
+    if summary.predicted_drain_per_s:
+        summary.predicted_max_queued = round(max(spike.predicted_backlog(requests, sampler.samples, summary.predicted_drain_per_s, summary.db_outage) or [0]))
+    if summary.db_outage:
+        summary.observed_drain_per_s = spike.observed_drain_after(sampler.samples, summary.db_outage[1])
     writers = [s for s in sampler.samples if s.worker_connections is not None]
     if writers:
         summary.max_worker_connections = max(s.worker_connections for s in writers)
         summary.max_active_writers = max(s.active_writers for s in writers)
     if args.report:
-        cap = settings_from_file(info.stage).max_concurrency if info else None
-        csv_path = spike.write_report(requests, sampler.samples, args.report, writer_cap=cap)
+        cap = stage_settings.max_concurrency if stage_settings else None
+        csv_path = spike.write_report(requests, sampler.samples, args.report, writer_cap=cap,
+                                      predicted_drain_per_s=summary.predicted_drain_per_s, outage=summary.db_outage)  # fmt: skip
         print(f"report: {args.report} and {csv_path}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
@@ -335,7 +401,10 @@ def command_spike(args: argparse.Namespace) -> int:
             f"rejected {summary.rejected}, throttled {summary.throttled}, errors {summary.errors}\n"
             f"latency p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms\n"
             + (f"lost = {summary.lost}, duplicates = {summary.duplicates}\n" if summary.lost is not None else "")
-            + (f"most worker DB connections seen: {summary.max_worker_connections}" if writers else "")
+            + (f"most worker DB connections seen: {summary.max_worker_connections}\n" if writers else "")
+            + (f"database stalled from {summary.db_outage[0]} s to {summary.db_outage[1]} s; queue peaked at {summary.max_queued} "
+               f"(planner {summary.predicted_max_queued}); drained afterwards at {summary.observed_drain_per_s}/s "
+               f"(planner {summary.predicted_drain_per_s}/s)" if summary.db_outage else "")
         )
     return 0 if not summary.lost and not summary.duplicates else 1
 

@@ -1,7 +1,9 @@
 """The campaign launch review: will the pipeline take it, how long will it lag, what will it cost.
 
-Pure arithmetic on the stage's settings and a price table; `leadpipe plan` prints it as
-markdown for the launch ticket, or as JSON.
+Pure arithmetic on the stage's settings, a price table and the account's default quotas
+(`leadpipe/prices/`, each with its as-of date and source). The review runs twice: with the
+settings as they are, and again with the settings it recommends, so the ticket shows what
+its own advice buys. `leadpipe plan` prints it as markdown for the launch ticket, or as JSON.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from annotated_types import Le
+
 from functions.contract import Lead
 from infra.config import PipelineSettings
 
@@ -20,12 +24,13 @@ SECONDS_PER_MONTH = 30 * 24 * 3600
 # What Lambda's SQS event source adds to each batch on top of the store itself (hand-off and
 # invoke). Its receives and deletes run beside the function, so they do not count here.
 LAMBDA_INVOKE_OVERHEAD_SECONDS = 0.02
-INGEST_GB_SECONDS_PER_LEAD = 0.010  # ~40 ms billed at 256 MB
+INGEST_SECONDS_PER_REQUEST = 0.040  # billed duration of one validated SendMessage in Lambda
 LOG_BYTES_PER_LEAD = 1_200  # ingest line + EMF + share of the worker's per-batch line
-ALARM_COUNT = 7
-CUSTOM_METRICS = 8
+ALARM_COUNT = 8  # infra/monitoring.py's seven, plus DatabaseUnavailable
+CUSTOM_METRICS = 9  # the EMF metrics the two functions emit, DatabaseUnavailable included
 SQS_REQUESTS_PER_LEAD = 1 + 2 / 10  # one send; receive and delete come ten at a time
-AGE_ALARM_MINUTES_TO_FIRE = 3  # the stack's queue-age alarm needs 3 one-minute periods
+QUEUE_ALARM_PERIODS = 3  # the queue-age and queue-depth alarms need 3 one-minute periods
+THROTTLE_HEADROOM = 1.2  # recommend the peak plus 20%
 
 
 class PlanError(ValueError):
@@ -71,8 +76,18 @@ class LaunchTicket:
 @dataclass
 class CostLine:
     item: str
-    campaign_usd: float
-    month_usd: float
+    usd: float
+
+
+@dataclass
+class QuotaCheck:
+    """One AWS quota against what this campaign needs of it."""
+
+    quota: str
+    limit: float
+    needed: float
+    fits: bool
+    detail: str
 
 
 @dataclass
@@ -92,22 +107,35 @@ class LaunchPlan:
     max_queue_age_seconds: float
     age_alarm_fires_after_seconds: float | None
     depth_alarm_fires_after_seconds: float | None
+    db_unavailable_alarm_within_seconds: tuple[float, float]
     db_writer_cap: int
     retention_seconds: float
     unknown_fields: list[str]
-    recommendations: list[str]
     warnings: list[str]
-    costs: list[CostLine]
+    quotas: list[QuotaCheck]
+    campaign_costs: list[CostLine]
+    campaign_cost_usd: float
+    usd_per_million_leads: float | None
+    fixed_monthly_costs: list[CostLine]
+    fixed_monthly_usd: float
     database_comparison: dict[str, Any]
+    recommendations: list[str] = field(default_factory=list)
+    recommended_settings: dict[str, Any] = field(default_factory=dict)
+    after_recommendations: LaunchPlan | None = None
     launch: str | None = None
     endpoint: str | None = None
     price_table: dict[str, str] = field(default_factory=dict)
+    quota_table: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def load_price_table(name: str = "aws-us-east-1.json") -> dict[str, Any]:
+    return json.loads(resources.files("leadpipe.prices").joinpath(name).read_text())
+
+
+def load_quota_table(name: str = "aws-quotas.json") -> dict[str, Any]:
     return json.loads(resources.files("leadpipe.prices").joinpath(name).read_text())
 
 
@@ -119,18 +147,162 @@ def drain_rate_per_s(settings: PipelineSettings, store_seconds_per_batch: float,
     return settings.max_concurrency * settings.batch_size / (store_seconds_per_batch + event_source_seconds_per_batch)
 
 
-def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any]) -> LaunchPlan:
-    """Every figure of the launch review; see the module docstring."""
+def oldest_lead_age(t: float, accepted_rate: float, drain_rate: float, arrival_seconds: float) -> float:
+    """Age of the oldest queued lead `t` seconds after the peak starts, the queue empty at 0.
+
+    Leads arrive at `accepted_rate` for `arrival_seconds`; the worker takes them in order at
+    `drain_rate`. The lead that arrived at s leaves once everything before it has, at
+    s * accepted / drain, so at time t the oldest one arrived at t * drain / accepted and has
+    waited t * (accepted - drain) / accepted, until the queue empties at arrival * accepted / drain.
+    """
+    if drain_rate >= accepted_rate or t <= 0:
+        return 0.0
+    if t >= arrival_seconds * accepted_rate / drain_rate:
+        return 0.0
+    return t * (accepted_rate - drain_rate) / accepted_rate
+
+
+def backlog_curve(times: list[float], arrived: list[float], drain_rate: float,
+                  outage: tuple[float, float] | None = None) -> list[float]:  # fmt: skip
+    """The predicted queue depth at each of `times` (ascending): `arrived[i]` leads accepted in
+    total by `times[i]`, the worker draining at `drain_rate` except during `outage` (start, end)."""
+    depth, previous_time, previous_arrived, out = 0.0, 0.0, 0.0, []
+    for t, total in zip(times, arrived, strict=True):
+        # the part of this step the database was away drains nothing
+        down = 0.0 if outage is None else max(0.0, min(t, outage[1]) - max(previous_time, outage[0]))
+        depth = max(0.0, depth + (total - previous_arrived) - drain_rate * (t - previous_time - down))
+        out.append(depth)
+        previous_time, previous_arrived = t, total
+    return out
+
+
+def settings_ceiling(name: str) -> float:
+    """The largest value the settings model accepts for `name`."""
+    return min(m.le for m in PipelineSettings.model_fields[name].metadata if isinstance(m, Le))
+
+
+def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any],
+                quotas: dict[str, Any] | None = None) -> LaunchPlan:  # fmt: skip
+    """The review with the current settings, its advice, and the review again with that advice taken.
+
+    Every recommended value is one the settings model accepts: the recommended settings are
+    built through it, so a refused value would raise here rather than reach the ticket.
+    """
     if ticket.store_seconds_per_batch <= 0:
         raise PlanError("--store-ms-per-batch must be more than 0")
     if ticket.event_source_seconds_per_batch < 0:
         raise PlanError("the event source's seconds per batch cannot be negative")
+    quotas = quotas or load_quota_table()
+    plan = _review(ticket, settings, prices, quotas)
+    changes: dict[str, Any] = {}
+    advice: list[str] = []
+
+    if plan.throttled_requests > 0:
+        changes["throttle_rate_per_second"], text = _throttle_advice(plan, quotas)
+        advice.append(text)
+    recommended = _with(settings, changes)
+    after = _review(ticket, recommended, prices, quotas) if changes else plan
+    # Alarm thresholds follow the traffic the recommended throttle lets in, not today's.
+    if after.age_alarm_fires_after_seconds is not None:
+        threshold = (math.ceil(after.max_queue_age_seconds / 60) + QUEUE_ALARM_PERIODS) * 60
+        changes["alarm_queue_age_seconds"] = threshold
+        advice.append(
+            f"alarm_queue_age_seconds: {settings.alarm_queue_age_seconds} -> {threshold}: the oldest lead waits up to "
+            f"{_duration(after.max_queue_age_seconds)}, so the queue-age alarm would page about "
+            f"{_duration(after.age_alarm_fires_after_seconds)} after the peak starts. Raise it for the campaign, or tell on-call."
+        )
+    if after.depth_alarm_fires_after_seconds is not None:
+        threshold = math.ceil(after.max_backlog * 1.1 / 1000) * 1000
+        changes["alarm_queue_depth"] = threshold
+        advice.append(
+            f"alarm_queue_depth: {settings.alarm_queue_depth} -> {threshold}: the backlog reaches {after.max_backlog:,.0f} leads, "
+            "which is this campaign working as designed, not an incident."
+        )
+    if changes:
+        recommended = _with(settings, changes)
+        plan.after_recommendations = _review(ticket, recommended, prices, quotas)
+        plan.recommended_settings = changes
+    advice += _quota_advice(plan, quotas)
+    if plan.drain_seconds_after_peak > 3600:
+        advice.append(
+            f"max_concurrency: {settings.max_concurrency} writers need {plan.drain_seconds_after_peak / 3600:.1f} h to drain the "
+            "backlog; ask the DB owner whether more concurrent writers are acceptable."
+        )
+    if plan.unknown_fields:
+        advice.append(
+            f"new fields {', '.join(plan.unknown_fields)} are not in the Lead contract: send them as custom.<name> "
+            "(up to 20 keys) or extend functions/contract/lead.py and add a migration before launch."
+        )
+    plan.recommendations = advice
+    plan.launch = ticket.launch.isoformat() if ticket.launch else None
+    plan.endpoint = ticket.endpoint
+    return plan
+
+
+def _with(settings: PipelineSettings, changes: dict[str, Any]) -> PipelineSettings:
+    return PipelineSettings(**{**settings.model_dump(), **changes})
+
+
+def _throttle_advice(plan: LaunchPlan, quotas: dict[str, Any]) -> tuple[float, str]:
+    """(the rate to set, the sentence for the ticket): the peak plus 20%, within what the
+    settings model and the account's API Gateway quota allow."""
+    wanted = _round_up(plan.peak_rate_per_s * THROTTLE_HEADROOM, 1)
+    account = quotas["api_gateway_account_rate_per_s"]["value"]
+    ceiling = min(settings_ceiling("throttle_rate_per_second"), account)
+    rate = min(wanted, ceiling)
+    text = (
+        f"throttle_rate_per_second: {plan.throttle_rate_per_s:g} -> {rate:g} (peak {plan.peak_rate_per_s:,.0f}/s plus 20%"
+        + (f", capped at {ceiling:,.0f}/s" if rate < wanted else "")
+        + f"): otherwise about {plan.throttled_requests:,.0f} form posts get 429 and must retry."
+    )
+    if rate < wanted:
+        text += (
+            f" The campaign needs {wanted:,}/s: above {ceiling:,.0f}/s it needs an API Gateway quota increase and a higher "
+            f"ceiling in infra/config.py (see the quota advice), or the same leads spread over "
+            f"{math.ceil(plan.peak_leads / ceiling / 60)} min or more."
+        )
+    return rate, text
+
+
+def _quota_advice(plan: LaunchPlan, quotas: dict[str, Any]) -> list[str]:
+    lead_time = quotas["increase_lead_time"]
+    advice = []
+    for check in plan.quotas:
+        if check.fits:
+            continue
+        if check.quota.startswith("API Gateway"):
+            ask = _round_up(check.needed * THROTTLE_HEADROOM, 1000)
+            code = quotas["api_gateway_account_rate_per_s"]["quota_code"]
+            advice.append(
+                f"REQUEST AN INCREASE: API Gateway throttle quota per account and Region ({code}) from {check.limit:,.0f} to "
+                f"{ask:,.0f} requests/s (peak {check.needed:,.0f}/s plus 20%), in the launch Region. {lead_time}"
+            )
+        elif check.quota.startswith("Lambda concurrent"):
+            ask = _round_up(check.needed + quotas["lambda_account_concurrency"]["unreserved_minimum"], 1000)
+            code = quotas["lambda_account_concurrency"]["quota_code"]
+            advice.append(
+                f"REQUEST AN INCREASE: Lambda concurrent executions ({code}) from {check.limit:,.0f} to at least {ask:,.0f} "
+                f"(this campaign needs {check.needed:,.0f}), plus what the account's other functions use at the same time. {lead_time}"
+            )
+        else:
+            advice.append(f"{check.quota}: {check.detail}")
+    return advice
+
+
+def _round_up(value: float, step: int) -> int:
+    return int(math.ceil(round(value / step, 6)) * step)  # 20000.000000000004 is 20,000
+
+
+def _review(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any], quotas: dict[str, Any]) -> LaunchPlan:
     peak_leads = ticket.leads * ticket.peak_share
     window = ticket.arrival_seconds
     peak_rate = peak_leads / window
 
-    # API Gateway's token bucket: the burst is spent first, then the steady rate holds.
-    rate, burst = settings.throttle_rate_per_second, settings.throttle_burst
+    # API Gateway's token bucket: the burst is spent first, then the steady rate holds. The
+    # stage's throttle never exceeds the account's, which every API in the Region shares.
+    account = quotas["api_gateway_account_rate_per_s"]
+    rate = min(settings.throttle_rate_per_second, account["value"])
+    burst = min(settings.throttle_burst, account["burst"])
     throttled = max(0.0, peak_leads - (rate * window + burst)) if peak_rate > rate else 0.0
     accepted_rate = (peak_leads - throttled) / window
 
@@ -138,50 +310,35 @@ def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[s
     growth = accepted_rate - drain_rate
     max_backlog = max(0.0, growth * window)
     drain_after_peak = max_backlog / drain_rate
-    max_age = drain_after_peak  # the last lead of the peak waits for the whole backlog ahead of it
+    # The oldest lead is oldest just before the queue empties: it is the last of the peak.
+    max_age = drain_after_peak
 
     age_threshold = settings.alarm_queue_age_seconds
     age_fires = None
     if growth > 0 and max_age >= age_threshold:
-        # backlog(t)/drain_rate reaches the threshold at t = threshold * drain / growth
-        age_fires = age_threshold * drain_rate / growth + AGE_ALARM_MINUTES_TO_FIRE * 60
+        # oldest_lead_age(t) = t * growth / accepted reaches the threshold at t = threshold * accepted / growth
+        age_fires = age_threshold * accepted_rate / growth + QUEUE_ALARM_PERIODS * 60
     depth_fires = None
     if growth > 0 and max_backlog >= settings.alarm_queue_depth:
-        depth_fires = settings.alarm_queue_depth / growth + AGE_ALARM_MINUTES_TO_FIRE * 60
+        depth_fires = settings.alarm_queue_depth / growth + QUEUE_ALARM_PERIODS * 60
+    # One failed batch per minute breaches a period; an outage that starts late in a minute
+    # may miss it, so the alarm comes N to N+1 minutes after the outage, plus CloudWatch's delay.
+    db_minutes = settings.alarm_db_unavailable_minutes
+    db_alarm = (db_minutes * 60.0, (db_minutes + 1) * 60.0)
 
     retention = settings.retention_days * 86400
-    warnings, recommendations = [], []
+    warnings = []
     if window + drain_after_peak > retention:
         warnings.append(
             f"DRAINING TAKES LONGER THAN THE QUEUE KEEPS MESSAGES ({retention / 86400:.0f} days): leads WILL BE LOST. "
             "Raise max_concurrency (with the DB owner) or batch_size before launch."
         )
-    if throttled > 0:
-        needed = math.ceil(peak_rate * 1.2)
-        recommendations.append(
-            f"throttle_rate_per_second: {rate:g} -> {needed} (peak {peak_rate:.0f}/s plus 20%): "
-            f"otherwise about {throttled:,.0f} form posts get 429 and must retry."
-        )
-    if age_fires is not None:
-        minutes = math.ceil(max_age / 60) + AGE_ALARM_MINUTES_TO_FIRE
-        recommendations.append(
-            f"alarm_queue_age_seconds: expect the queue-age alarm about {age_fires / 60:.0f} min after the peak starts; "
-            f"tell on-call, or raise the threshold to {minutes * 60} for the campaign."
-        )
-    if drain_after_peak > 3600:
-        recommendations.append(
-            f"max_concurrency: {settings.max_concurrency} writers need {drain_after_peak / 3600:.1f} h to drain the backlog; "
-            "ask the DB owner whether more concurrent writers are acceptable."
-        )
     known = set(Lead.model_fields)
     unknown = [f for f in ticket.new_fields if f not in known]
-    if unknown:
-        recommendations.append(
-            f"new fields {', '.join(unknown)} are not in the Lead contract: send them as custom.<name> "
-            "(up to 20 keys) or extend functions/contract/lead.py and add a migration before launch."
-        )
-
-    costs = _costs(ticket, settings, prices)
+    accepted = ticket.leads - throttled
+    campaign_costs = _campaign_costs(ticket, settings, prices, arrived=ticket.leads, accepted=accepted)
+    campaign_total = round(sum(c.usd for c in campaign_costs), 2)
+    fixed = _fixed_monthly_costs(settings, prices)
     return LaunchPlan(
         campaign=ticket.campaign,
         stage=settings.stage,
@@ -198,57 +355,121 @@ def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[s
         max_queue_age_seconds=max_age,
         age_alarm_fires_after_seconds=age_fires,
         depth_alarm_fires_after_seconds=depth_fires,
+        db_unavailable_alarm_within_seconds=db_alarm,
         db_writer_cap=settings.max_concurrency,
         retention_seconds=retention,
         unknown_fields=unknown,
-        recommendations=recommendations,
         warnings=warnings,
-        costs=costs,
+        quotas=_quota_checks(peak_rate, settings, quotas),
+        campaign_costs=campaign_costs,
+        campaign_cost_usd=campaign_total,
+        usd_per_million_leads=round(campaign_total / accepted * 1e6, 2) if accepted > 0 else None,
+        fixed_monthly_costs=fixed,
+        fixed_monthly_usd=round(sum(c.usd for c in fixed), 2),
         database_comparison=_database_comparison(peak_rate, drain_rate, drain_rate / settings.batch_size, prices),
-        launch=ticket.launch.isoformat() if ticket.launch else None,
-        endpoint=ticket.endpoint,
         price_table={"region": prices["region"], "as_of": prices["as_of"]},
+        quota_table={"region": quotas["region"], "as_of": quotas["as_of"]},
     )
 
 
-def _costs(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any]) -> list[CostLine]:
-    leads = ticket.leads
+def _quota_checks(peak_rate: float, settings: PipelineSettings, quotas: dict[str, Any]) -> list[QuotaCheck]:
+    """What the campaign needs, unthrottled, of each account quota it shares with everything else."""
+    api = quotas["api_gateway_account_rate_per_s"]
+    concurrency = quotas["lambda_account_concurrency"]
+    scaling = quotas["lambda_scaling_rate"]
+    event_source = quotas["sqs_event_source_scaling"]
+
+    ingest = math.ceil(peak_rate * INGEST_SECONDS_PER_REQUEST)  # Little's law: rate x duration
+    reserved = settings.reserved_concurrency
+    needed = ingest + reserved
+    left = concurrency["value"] - needed
+    ramp_seconds = math.ceil(ingest / scaling["environments_per_10_s"]) * 10
+    writers_ramp = max(0.0, (settings.max_concurrency - event_source["initial_concurrent_batches"]) / event_source["added_per_minute"] * 60)
+    return [
+        QuotaCheck(
+            "API Gateway requests/s (account, Region)", api["value"], peak_rate, peak_rate <= api["value"],
+            f"peak {peak_rate:,.0f}/s against {api['value']:,}/s (burst {api['burst']:,}), shared by every API in the account and Region",
+        ),
+        QuotaCheck(
+            "Lambda concurrent executions (account, Region)", concurrency["value"], needed, left >= 0,
+            f"ingest {ingest:,} ({peak_rate:,.0f}/s x {INGEST_SECONDS_PER_REQUEST * 1000:.0f} ms) + worker reserved {reserved:,}; "
+            + (f"leaves {left:,} for every other function in the account" if left >= 0 else f"{-left:,} short before any other function runs"),
+        ),
+        QuotaCheck(
+            "Lambda scaling rate (per function)", scaling["environments_per_10_s"], ingest, ingest <= scaling["environments_per_10_s"],
+            f"the ingest reaches {ingest:,} environments within {ramp_seconds} s"
+            + ("" if ingest <= scaling["environments_per_10_s"] else "; until then the excess gets 429 (the form retries)"),
+        ),
+        QuotaCheck(
+            "SQS event source scaling (worker)", event_source["maximum_concurrency"], settings.max_concurrency, writers_ramp <= 60,
+            f"{settings.max_concurrency} writers reached within {_duration(writers_ramp)} (starts at "
+            f"{event_source['initial_concurrent_batches']}, +{event_source['added_per_minute']} a minute)"
+            + ("" if writers_ramp <= 60 else ": the drain runs below its full rate that long"),
+        ),
+    ]  # fmt: skip
+
+
+def _campaign_costs(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any], *, arrived: float, accepted: float) -> list[CostLine]:
+    """What this campaign's traffic costs, priced by what reaches each service: a 429 stops at
+    API Gateway, which does not bill it; WAF inspects (and bills) everything that arrives."""
     per_million = 1_000_000
-    batches = leads / settings.batch_size
+    batches = accepted / settings.batch_size
     worker_gb_seconds = batches * (ticket.store_seconds_per_batch + ticket.event_source_seconds_per_batch) * settings.worker_memory_mb / 1024
-    ingest_gb_seconds = leads * INGEST_GB_SECONDS_PER_LEAD * settings.ingest_memory_mb / 256
-
-    def line(item: str, variable: float, fixed_month: float = 0.0) -> CostLine:
-        return CostLine(item, round(variable, 4), round(variable + fixed_month, 4))
-
+    ingest_gb_seconds = accepted * INGEST_SECONDS_PER_REQUEST * settings.ingest_memory_mb / 1024
     lines = [
-        line("API Gateway REST requests", leads / per_million * prices["api_gateway_rest_per_million_requests"]),
-        line("Lambda requests (ingest + worker)", (leads + batches) / per_million * prices["lambda_per_million_requests"]),
-        line("Lambda compute, arm64 GB-seconds", (ingest_gb_seconds + worker_gb_seconds) * prices["lambda_arm64_per_gb_second"]),
-        line("SQS requests", leads * SQS_REQUESTS_PER_LEAD / per_million * prices["sqs_standard_per_million_requests"]),
-        line("CloudWatch Logs ingestion", leads * LOG_BYTES_PER_LEAD / 1e9 * prices["cloudwatch_logs_ingest_per_gb"]),
-        line(
-            "CloudWatch alarms, custom metrics, dashboard",
-            0.0,
+        CostLine("API Gateway REST requests (accepted; 429s are not billed)", accepted / per_million * prices["api_gateway_rest_per_million_requests"]),
+        CostLine("Lambda requests (ingest + worker)", (accepted + batches) / per_million * prices["lambda_per_million_requests"]),
+        CostLine("Lambda compute, arm64 GB-seconds", (ingest_gb_seconds + worker_gb_seconds) * prices["lambda_arm64_per_gb_second"]),
+        CostLine("SQS requests", accepted * SQS_REQUESTS_PER_LEAD / per_million * prices["sqs_standard_per_million_requests"]),
+        CostLine("CloudWatch Logs ingestion", accepted * LOG_BYTES_PER_LEAD / 1e9 * prices["cloudwatch_logs_ingest_per_gb"]),
+        CostLine("Secrets Manager reads (cached)", batches / 100 / 10_000 * prices["secrets_manager_per_10k_api_calls"]),
+    ]  # fmt: skip
+    if _has_web_acl(settings):
+        lines.append(CostLine("WAF requests (every request that arrives, 429s included)", arrived / per_million * prices["waf_per_million_requests"]))
+    for group in settings.waf_managed_rule_groups:
+        price = prices["waf_managed_rule_groups"][group]
+        if price["per_million_requests"]:
+            lines.append(CostLine(f"WAF {group} requests inspected", arrived / per_million * price["per_million_requests"]))
+    if settings.captcha_provider:
+        lines.append(CostLine(f"{settings.captcha_provider} verifications (one per accepted post)", _captcha_usd(settings.captcha_provider, accepted, prices)))
+    return [CostLine(c.item, round(c.usd, 4)) for c in lines]
+
+
+def _captcha_usd(provider: str, verifications: float, prices: dict[str, Any]) -> float:
+    """The provider's monthly tiers, as if this campaign were the month's only traffic."""
+    table = prices["captcha"][provider]
+    if provider == "turnstile":
+        return 0.0
+    if verifications <= table["free_per_month"]:
+        return 0.0
+    flat_up_to, flat_usd = table["flat_usd_up_to"]
+    return flat_usd + max(0.0, verifications - flat_up_to) * table["per_assessment_above"]
+
+
+def _has_web_acl(settings: PipelineSettings) -> bool:
+    return bool(settings.waf_requests_per_5_minutes_per_ip or settings.waf_managed_rule_groups)
+
+
+def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> list[CostLine]:
+    """What the stack costs each month whatever the traffic (prorated by the hour by AWS)."""
+    lines = [
+        CostLine(
+            f"CloudWatch: {ALARM_COUNT} alarms, {CUSTOM_METRICS} custom metrics, one dashboard",
             ALARM_COUNT * prices["cloudwatch_alarm_per_month"] + CUSTOM_METRICS * prices["cloudwatch_custom_metric_per_month"]
             + prices["cloudwatch_dashboard_per_month"],
-        ),  # fmt: skip
-        line(
-            "Secrets Manager (DB secret, cached reads)",
-            batches / 100 / 10_000 * prices["secrets_manager_per_10k_api_calls"],
-            prices["secrets_manager_secret_per_month"] if settings.has_database else 0.0,
         ),
-    ]
-    if settings.waf_requests_per_5_minutes_per_ip:
-        lines.append(
-            line(
-                "WAF web ACL, one rate rule, requests",
-                leads / per_million * prices["waf_per_million_requests"],
-                prices["waf_web_acl_per_month"] + prices["waf_rule_per_month"],
-            )
-        )
-    lines.append(CostLine("TOTAL", round(sum(c.campaign_usd for c in lines), 2), round(sum(c.month_usd for c in lines), 2)))
-    return lines
+    ]  # fmt: skip
+    secrets = int(settings.has_database) + int(bool(settings.captcha_secret_arn))
+    if secrets:
+        lines.append(CostLine(f"Secrets Manager: {secrets} secret(s)", secrets * prices["secrets_manager_secret_per_month"]))
+    if _has_web_acl(settings):
+        rules = int(bool(settings.waf_requests_per_5_minutes_per_ip)) + len(settings.waf_managed_rule_groups)
+        lines.append(CostLine(f"WAF: web ACL and {rules} rule(s)", prices["waf_web_acl_per_month"] + rules * prices["waf_rule_per_month"]))
+    for group in settings.waf_managed_rule_groups:
+        price = prices["waf_managed_rule_groups"][group]
+        if price["per_month"]:
+            lines.append(CostLine(f"WAF {group} subscription", price["per_month"]))
+    return [CostLine(c.item, round(c.usd, 2)) for c in lines]
 
 
 def _database_comparison(peak_rate: float, drain_rate: float, batch_commits_per_s: float, prices: dict[str, Any]) -> dict[str, Any]:
@@ -273,14 +494,36 @@ def _database_comparison(peak_rate: float, drain_rate: float, batch_commits_per_
     }
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "does not fire"
+    return str(timedelta(seconds=round(seconds)))
+
+
+def _usd(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:,.2f}"
+
+
+def _outcome_rows(plan: LaunchPlan) -> list[tuple[str, str]]:
+    """The figures the two reviews (as set, and after the advice) are compared on."""
+    throttled = "none" if not plan.throttled_requests else f"about {plan.throttled_requests:,.0f} requests"
+    low, high = plan.db_unavailable_alarm_within_seconds
+    return [
+        ("API throttle", f"{plan.throttle_rate_per_s:,.0f}/s (burst {plan.throttle_burst:,})"),
+        ("throttled (429)", throttled),
+        ("accepted rate in the peak", f"{plan.accepted_rate_per_s:,.1f}/s"),
+        ("max queue backlog", f"{plan.max_backlog:,.0f} leads"),
+        ("time to drain after the peak", _duration(plan.drain_seconds_after_peak)),
+        ("oldest lead waits at most", _duration(plan.max_queue_age_seconds)),
+        ("queue-age alarm", f"{_duration(plan.age_alarm_fires_after_seconds)}" + (" after the peak starts" if plan.age_alarm_fires_after_seconds else "")),
+        ("queue-depth alarm", f"{_duration(plan.depth_alarm_fires_after_seconds)}" + (" after the peak starts" if plan.depth_alarm_fires_after_seconds else "")),
+        ("database-unavailable alarm", f"only if the database is unreachable: {low / 60:.0f}-{high / 60:.0f} min after the outage starts, plus CloudWatch's delay"),
+        ("this campaign's AWS cost", f"{_usd(plan.campaign_cost_usd)} ({_usd(plan.usd_per_million_leads)} per million leads stored)"),
+    ]  # fmt: skip
+
+
 def to_markdown(plan: LaunchPlan) -> str:
     """The review, ready to paste into the launch ticket."""
-
-    def duration(seconds: float | None) -> str:
-        if seconds is None:
-            return "does not fire"
-        return str(timedelta(seconds=round(seconds)))
-
     out = [f"## Launch review: {plan.campaign} (stage `{plan.stage}`)", ""]
     if plan.launch or plan.endpoint:
         out += [f"Launch: {plan.launch or 'unannounced'} · endpoint: {plan.endpoint or 'the stage API'}", ""]
@@ -289,24 +532,47 @@ def to_markdown(plan: LaunchPlan) -> str:
         "| | |",
         "| --- | --- |",
         f"| expected leads | {plan.leads:,.0f} ({plan.peak_leads:,.0f} in the peak window) |",
-        f"| peak ingest rate | {plan.peak_rate_per_s:,.1f}/s vs API throttle {plan.throttle_rate_per_s:g}/s (burst {plan.throttle_burst}) |",
-        f"| throttled (429) | {'none' if not plan.throttled_requests else f'about {plan.throttled_requests:,.0f} requests'} |",
+        f"| peak ingest rate | {plan.peak_rate_per_s:,.1f}/s |",
         f"| drain rate | {plan.drain_rate_per_s:,.0f} leads/s ({plan.db_writer_cap} DB writers) |",
-        f"| max queue backlog | {plan.max_backlog:,.0f} leads |",
-        f"| time to drain after the peak | {duration(plan.drain_seconds_after_peak)} |",
-        f"| oldest lead waits at most | {duration(plan.max_queue_age_seconds)} |",
-        f"| queue-age alarm | {duration(plan.age_alarm_fires_after_seconds)} after the peak starts |",
-        f"| queue-depth alarm | {duration(plan.depth_alarm_fires_after_seconds)} after the peak starts |",
+        *[f"| {name} | {value} |" for name, value in _outcome_rows(plan)],
         f"| DB writer cap | {plan.db_writer_cap} concurrent connections, whatever the traffic |",
+        "",
+        f"### AWS quotas ({plan.quota_table['region']} defaults as of {plan.quota_table['as_of']}; check your account's in Service Quotas)",
+        "",
+        "| quota | default | this campaign needs | |",
+        "| --- | ---: | ---: | --- |",
+        *[f"| {q.quota} | {q.limit:,.0f} | {q.needed:,.0f} | {'ok' if q.fits else '**over**'}: {q.detail} |" for q in plan.quotas],
         "",
         "### Recommended changes",
         *([f"- {r}" for r in plan.recommendations] or ["- none: the current settings take this campaign."]),
         "",
-        f"### AWS cost ({plan.price_table['region']}, prices as of {plan.price_table['as_of']})",
+    ]
+    after = plan.after_recommendations
+    if after is not None:
+        changed = ", ".join(f"`{k}: {v:g}`" if isinstance(v, float | int) else f"`{k}: {v}`" for k, v in plan.recommended_settings.items())
+        out += [
+            f"### After the recommended changes ({changed})",
+            "",
+            "| | as set | after |",
+            "| --- | --- | --- |",
+            *[f"| {name} | {now} | {then} |" for (name, now), (_, then) in zip(_outcome_rows(plan), _outcome_rows(after), strict=True)],
+            "",
+        ]
+    out += [
+        f"### AWS cost of this campaign ({plan.price_table['region']}, prices as of {plan.price_table['as_of']})",
         "",
-        "| item | this campaign | a month at this volume |",
-        "| --- | ---: | ---: |",
-        *[f"| {c.item} | ${c.campaign_usd:,.2f} | ${c.month_usd:,.2f} |" for c in plan.costs],
+        "| item | this campaign |",
+        "| --- | ---: |",
+        *[f"| {c.item} | ${c.usd:,.2f} |" for c in plan.campaign_costs],
+        f"| **total** | **{_usd(plan.campaign_cost_usd)}** |",
+        f"| per million leads stored | {_usd(plan.usd_per_million_leads)} |",
+        "",
+        "Fixed monthly costs, whatever the traffic:",
+        "",
+        "| item | a month |",
+        "| --- | ---: |",
+        *[f"| {c.item} | ${c.usd:,.2f} |" for c in plan.fixed_monthly_costs],
+        f"| **total** | **{_usd(plan.fixed_monthly_usd)}** |",
         "",
     ]
     db = plan.database_comparison

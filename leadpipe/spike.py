@@ -2,7 +2,8 @@
 
 Bounded in count and time. While it runs, a sampler records the queue depth, the rows stored
 and the worker's database connections; afterwards every accepted lead is checked against the
-table (lost, duplicated), and `--report` draws the time series.
+table (lost, duplicated), and `--report` draws the time series. Locally it can also take the
+database away for part of the burst (`DatabaseOutage`), to show what the queue is for.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import csv
 import http.client
 import json
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +29,7 @@ from functions.worker.repository import WORKER_APPLICATION_NAME, leads_table_ide
 from leadpipe.status import queue_depth
 
 MAX_TOTAL = 100_000
+MAX_OUTAGE_SECONDS = 120  # past the worker's 30 s timeout the story is retries, not buffering
 FIRST_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "Margaret", "Linus"]
 LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Berners-Lee"]
 COMPANIES = ["Analytical Engines", "Navy Labs", "Bletchley Systems", "Structured Ltd", "Abstract Data", "TeX Works"]
@@ -108,20 +112,112 @@ class SpikeSummary:
     duplicates: int | None = None
     max_worker_connections: int | None = None
     max_active_writers: int | None = None
+    db_outage: tuple[float, float] | None = None  # seconds since the spike began
+    max_queued: int | None = None
+    predicted_max_queued: float | None = None
+    predicted_drain_per_s: float | None = None
+    observed_drain_per_s: float | None = None  # from the outage's end until the queue emptied
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def send_spike(options: SpikeOptions, on_answer: Callable[[], None] = lambda: None) -> tuple[list[Request], float]:
-    """POST `total` leads with `concurrency` keep-alive connections, at most `rate` per second."""
+class DatabaseOutage:
+    """Stalls the local runtime's embedded PostgreSQL for a window of the spike, then resumes it.
+
+    SIGSTOP on the postmaster and every backend: connections stay open but nothing answers, as
+    when a database host hangs. Only a server whose data folder the local runtime owns can be
+    stalled; `for_local_runtime` refuses anything else.
+    """
+
+    def __init__(self, postgres_data_dir: Path, start_after: float, seconds: float) -> None:
+        if start_after < 0 or not 0 < seconds <= MAX_OUTAGE_SECONDS:
+            raise SpikeRefused(f"the database outage must start at 0 s or later and last more than 0 and at most {MAX_OUTAGE_SECONDS} s")
+        self.data_dir, self.start_after, self.seconds = postgres_data_dir, start_after, seconds
+        self.gate = threading.Lock()  # held around each sampler query, so a stall never lands mid-query
+        self.active = False
+        self.window: tuple[float, float] | None = None  # seconds since the spike began
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leadpipe-db-outage", daemon=True)
+        self._begin = 0.0
+
+    @classmethod
+    def for_local_runtime(cls, postgres_data_dir: str | None, start_after: float, seconds: float) -> DatabaseOutage:
+        if postgres_data_dir is None:
+            raise SpikeRefused("the database outage needs the local runtime's embedded PostgreSQL; this runtime uses DATABASE_URL, which it does not own")
+        folder = Path(postgres_data_dir)
+        if not (folder / "postmaster.pid").is_file():
+            raise SpikeRefused(f"no PostgreSQL is running in {folder}")
+        return cls(folder, start_after, seconds)
+
+    def server_pids(self) -> list[int]:
+        """The postmaster (first line of postmaster.pid) and its children, postmaster first."""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        children = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    # the field after the parenthesised command name: state, then the parent's pid
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                        children.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    continue
+        return [postmaster, *children]
+
+    def start(self, begin: float) -> None:
+        self._begin = begin
+        self._thread.start()
+
+    def stall(self) -> None:
+        with self.gate:
+            for pid in self.server_pids():  # the postmaster first, so it forks nothing new meanwhile
+                os.kill(pid, signal.SIGSTOP)
+            self.active = True
+
+    def resume(self) -> None:
+        with self.gate:
+            for pid in reversed(self.server_pids()):
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    continue
+            self.active = False
+
+    def wait(self) -> None:
+        """Until the outage has run its course (started, lasted its seconds, resumed)."""
+        self._thread.join()
+
+    def finish(self) -> None:
+        """Ends the outage now if it is still on (Ctrl-C, an error): the database always comes back."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.active:
+            self.resume()
+
+    def _run(self) -> None:
+        if self._stop.wait(max(0.0, self._begin + self.start_after - time.perf_counter())):
+            return
+        self.stall()
+        started = time.perf_counter() - self._begin
+        try:
+            self._stop.wait(self.seconds)
+        finally:
+            self.resume()
+            self.window = (round(started, 2), round(time.perf_counter() - self._begin, 2))
+
+
+def send_spike(options: SpikeOptions, on_answer: Callable[[], None] = lambda: None,
+               begin: float | None = None) -> tuple[list[Request], float]:  # fmt: skip
+    """POST `total` leads with `concurrency` keep-alive connections, at most `rate` per second;
+    times count from `begin` (a `time.perf_counter()`, default now)."""
     options.check()
     parts = urlsplit(options.url)
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     path = parts.path or "/"
     requests: list[Request] = []
     lock = threading.Lock()
-    begin = time.perf_counter()
+    begin = time.perf_counter() if begin is None else begin
     deadline = begin + options.timeout_seconds
     counter = iter(range(options.total))
 
@@ -184,8 +280,8 @@ class PipelineSampler:
     """Every `interval` seconds: queue depth, rows of this campaign stored, worker connections."""
 
     def __init__(self, sqs: Any | None, queue_url: str | None, database_url: str | None, leads_table: str, campaign: str,
-                 interval: float = 0.5) -> None:  # fmt: skip
-        self._sqs, self._queue_url = sqs, queue_url
+                 interval: float = 0.5, outage: DatabaseOutage | None = None) -> None:  # fmt: skip
+        self._sqs, self._queue_url, self._outage = sqs, queue_url, outage
         self._database_url, self._campaign, self._interval = database_url, campaign, interval
         self._count = sql.SQL("SELECT count(*) FROM {} WHERE campaign = %s").format(leads_table_identifier(leads_table))
         self.samples: list[Sample] = []
@@ -193,8 +289,8 @@ class PipelineSampler:
         self._thread = threading.Thread(target=self._run, name="leadpipe-sampler", daemon=True)
         self._begin = time.perf_counter()
 
-    def start(self) -> None:
-        self._begin = time.perf_counter()
+    def start(self, begin: float | None = None) -> None:
+        self._begin = time.perf_counter() if begin is None else begin
         self._thread.start()
 
     def stop(self) -> None:
@@ -222,16 +318,24 @@ class PipelineSampler:
         queued = stored = connections = active = None
         if self._sqs is not None:
             queued = queue_depth(self._sqs, self._queue_url)
-        if connection is not None:
-            connections, active = connection.execute(
-                "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity WHERE application_name = %s",
-                (WORKER_APPLICATION_NAME,),
-            ).fetchone()
-            try:
-                stored = connection.execute(self._count, (self._campaign,)).fetchone()[0]
-            except psycopg.errors.QueryCanceled:  # lock or statement timeout
-                stored = None
+        if connection is not None and self._outage is not None:
+            with self._outage.gate:  # a stalled server would hang the query: while it is away, the table is unknown
+                if not self._outage.active:
+                    connections, active, stored = self._database_sample(connection)
+        elif connection is not None:
+            connections, active, stored = self._database_sample(connection)
         return Sample(round(time.perf_counter() - self._begin, 2), queued, stored, connections, active)
+
+    def _database_sample(self, connection: psycopg.Connection) -> tuple[int, int, int | None]:
+        connections, active = connection.execute(
+            "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity WHERE application_name = %s",
+            (WORKER_APPLICATION_NAME,),
+        ).fetchone()
+        try:
+            stored = connection.execute(self._count, (self._campaign,)).fetchone()[0]
+        except psycopg.errors.QueryCanceled:  # lock or statement timeout
+            stored = None
+        return connections, active, stored
 
 
 def verify_stored(database_url: str, leads_table: str, campaign: str, accepted_ids: set[str]) -> tuple[int, int]:
@@ -246,9 +350,60 @@ def verify_stored(database_url: str, leads_table: str, campaign: str, accepted_i
     return len(accepted_ids - stored), int(duplicates)
 
 
+def smoothed_write_rate(samples: list[Sample], window_seconds: float = 3.0) -> list[float | None]:
+    """Rows stored per second over the `window_seconds` before each sample (None while unknown).
+
+    Sample to sample, the count jumps by whole batches (0 or 200 rows in half a second);
+    over a few seconds it reads as the rate the database actually sees."""
+    known = [(s.at, s.stored) for s in samples if s.stored is not None]
+    rates: list[float | None] = []
+    for sample in samples:
+        if sample.stored is None:
+            rates.append(None)
+            continue
+        earlier = [(t, n) for t, n in known if t <= sample.at - window_seconds]
+        if not earlier:
+            rates.append(None)
+            continue
+        t0, n0 = earlier[-1]
+        rates.append(max(0, sample.stored - n0) / (sample.at - t0))
+    return rates
+
+
+def predicted_backlog(requests: list[Request], samples: list[Sample], drain_rate: float,
+                      outage: tuple[float, float] | None) -> list[float]:  # fmt: skip
+    """The planner's queue depth at each sample: the leads actually accepted by then, drained
+    at the planner's rate except while the database was away."""
+    from leadpipe.plan import backlog_curve
+
+    # a lead is on the queue once its 202 is sent
+    answered = sorted(r.started + r.latency for r in requests if r.status in (202, 303))
+    times = [s.at for s in samples]
+    arrived, index = [], 0
+    for t in times:
+        while index < len(answered) and answered[index] <= t:
+            index += 1
+        arrived.append(float(index))
+    return backlog_curve(times, arrived, drain_rate, outage)
+
+
+def observed_drain_after(samples: list[Sample], since: float) -> float | None:
+    """Rows stored per second from `since` until the queue last emptied (None if it never queued)."""
+    after = [s for s in samples if s.at >= since and s.stored is not None]
+    if len(after) < 2:
+        return None
+    empty = next((s for s in after if s.queued == 0 and s.at > after[0].at), after[-1])
+    first = after[0]
+    if empty.at <= first.at:
+        return None
+    return round((empty.stored - first.stored) / (empty.at - first.at), 1)
+
+
 def write_report(requests: list[Request], samples: list[Sample], png_path: Path, writer_cap: int | None = None,
+                 predicted_drain_per_s: float | None = None, outage: tuple[float, float] | None = None,
                  bucket_seconds: float = 1.0) -> Path:  # fmt: skip
-    """A CSV (beside the PNG) and a picture: ingest spikes, the database sees a flat, capped load."""
+    """A CSV (beside the PNG) and a picture: the API answers steadily, the queue takes what the
+    database cannot, and the database sees a smoothed load at the cap, never above it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,31 +411,48 @@ def write_report(requests: list[Request], samples: list[Sample], png_path: Path,
 
     horizon = max([s.at for s in samples] + [r.started for r in requests] + [1.0])
     buckets = int(horizon // bucket_seconds) + 1
-    ingest = [0] * buckets
+    ingest, refused = [0] * buckets, [0] * buckets
     for request in requests:
-        if request.status in (202, 303):
-            ingest[int(request.started // bucket_seconds)] += 1
+        (ingest if request.status in (202, 303) else refused)[int(request.started // bucket_seconds)] += 1
     times = [s.at for s in samples]
-    stored = [s.stored or 0 for s in samples]
-    write_rate = [0.0] + [max(0, b - a) / max(1e-9, t2 - t1) for a, b, t1, t2 in zip(stored, stored[1:], times, times[1:], strict=False)]
+    write_rate = smoothed_write_rate(samples)
+    predicted = predicted_backlog(requests, samples, predicted_drain_per_s, outage) if predicted_drain_per_s else None
 
     csv_path = png_path.with_suffix(".csv")
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["seconds", "queued", "stored", "db_write_rate_per_s", "worker_connections", "active_writers"])
-        for sample, rate in zip(samples, write_rate, strict=True):
-            writer.writerow([sample.at, sample.queued, sample.stored, round(rate, 1), sample.worker_connections, sample.active_writers])
+        writer.writerow(["seconds", "queued", "predicted_queued", "stored", "db_write_rate_per_s_3s", "worker_connections", "active_writers"])
+        for i, sample in enumerate(samples):
+            rate = write_rate[i]
+            writer.writerow([sample.at, sample.queued, None if predicted is None else round(predicted[i]), sample.stored,
+                             None if rate is None else round(rate, 1), sample.worker_connections, sample.active_writers])  # fmt: skip
 
-    figure, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
-    axes[0].bar([i * bucket_seconds for i in range(buckets)], [v / bucket_seconds for v in ingest], width=bucket_seconds, color="#d9534f")
-    axes[0].set_ylabel("ingest (leads/s)")
-    axes[0].set_title("Leadpipe spike: the form traffic spikes, the database load stays flat and capped")
-    axes[1].plot(times, [s.queued or 0 for s in samples], color="#f0ad4e")
-    axes[1].set_ylabel("queue depth")
-    axes[2].plot(times, write_rate, color="#5cb85c")
+    figure, axes = plt.subplots(4, 1, figsize=(10, 10.5), sharex=True)
+    axes[0].bar([i * bucket_seconds for i in range(buckets)], [v / bucket_seconds for v in ingest], width=bucket_seconds,
+                color="#d9534f", label="202 accepted")  # fmt: skip
+    if any(refused):
+        axes[0].bar([i * bucket_seconds for i in range(buckets)], [v / bucket_seconds for v in refused], width=bucket_seconds,
+                    bottom=[v / bucket_seconds for v in ingest], color="#999999", label="not accepted")  # fmt: skip
+    axes[0].set_ylabel("API answers (leads/s)")
+    axes[0].legend(loc="upper right")
+    title = "Leadpipe spike: the API answers at a steady rate"
+    title += ", the queue holds the leads while the database is away,\nand the worker drains them at its cap" if outage else ", the database sees a capped load"
+    axes[0].set_title(title)
+    axes[1].plot(times, [s.queued or 0 for s in samples], color="#f0ad4e", label="queue depth, observed")
+    if predicted is not None:
+        axes[1].plot(times, predicted, color="#8a6d3b", linestyle="--", label=f"planner: drain {predicted_drain_per_s:,.0f}/s")
+    axes[1].set_ylabel("queued leads")
+    axes[1].legend(loc="upper right")
+    axes[2].plot(times, [r if r is not None else float("nan") for r in write_rate], color="#5cb85c", label="rows stored/s (3 s average)")
+    if predicted_drain_per_s:
+        axes[2].axhline(predicted_drain_per_s, color="#d9534f", linestyle="--", label=f"writer cap: {writer_cap} writers = {predicted_drain_per_s:,.0f} rows/s (planner)")
     axes[2].set_ylabel("DB writes (rows/s)")
-    axes[3].step(times, [s.worker_connections or 0 for s in samples], where="post", label="worker connections", color="#337ab7")
-    axes[3].step(times, [s.active_writers or 0 for s in samples], where="post", label="busy at sample time", color="#5bc0de")
+    axes[2].legend(loc="upper right")
+    unknown = float("nan")  # while the database is stalled nobody can ask it
+    axes[3].step(times, [unknown if s.worker_connections is None else s.worker_connections for s in samples], where="post",
+                 label="worker connections", color="#337ab7")  # fmt: skip
+    axes[3].step(times, [unknown if s.active_writers is None else s.active_writers for s in samples], where="post",
+                 label="busy at sample time", color="#5bc0de")  # fmt: skip
     if writer_cap:
         axes[3].axhline(writer_cap, color="#d9534f", linestyle="--", label=f"max_concurrency = {writer_cap}")
         axes[3].set_ylim(0, writer_cap + 1)
@@ -289,6 +461,10 @@ def write_report(requests: list[Request], samples: list[Sample], png_path: Path,
     axes[3].legend(loc="upper right")
     for axis in axes:
         axis.grid(alpha=0.3)
+        if outage:
+            axis.axvspan(*outage, color="#777777", alpha=0.15, label=None)
+    if outage:
+        axes[1].text(outage[0], axes[1].get_ylim()[1] * 0.9, " database stalled", fontsize=9, va="top")
     figure.tight_layout()
     figure.savefig(png_path, dpi=110)
     plt.close(figure)
