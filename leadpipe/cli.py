@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the planner's store time per batch for the picture (default: make bench's local handler, 11 ms)")  # fmt: skip
     spike.add_argument("--event-source-ms-per-batch", type=float, default=168.0,
                        help="the planner's event-source cost per batch (default: make bench's local poller, 168 ms)")  # fmt: skip
+    spike.add_argument("--calibrate", action="store_true",
+                       help="measure the local event source's cost per batch just before the burst, for the planner's line")  # fmt: skip
     spike.set_defaults(command=command_spike)
 
     openapi = commands.add_parser("openapi", help="print the ingest API's OpenAPI 3.1 document (docs/openapi.json)")
@@ -350,6 +352,13 @@ def command_spike(args: argparse.Namespace) -> int:
     database_url = args.database_url or (info.database_url if info else None)
     leads_table = info.leads_table if info else settings_from_file("dev").leads_table
     sqs = local_sqs_client(info.sqs_endpoint_url) if info else None
+    stage_settings = settings_from_file(info.stage) if info else None
+    event_source_ms = args.event_source_ms_per_batch
+    if args.calibrate and stage_settings:
+        event_source_ms = 1000 * spike.calibrate_local_event_source(
+            sqs, stage_settings.batch_size, stage_settings.max_concurrency, stage_settings.max_batching_window_seconds
+        )
+        print(f"local event source, calibrated now: {event_source_ms:.0f} ms per batch", file=sys.stderr)
     sampler = spike.PipelineSampler(sqs, info.leads_queue_url if info else None, database_url, leads_table, campaign, outage=outage)
     begin = time.perf_counter()
     sampler.start(begin)
@@ -371,11 +380,11 @@ def command_spike(args: argparse.Namespace) -> int:
         accepted_ids = {r.lead_id for r in requests if r.lead_id}
         summary.lost, summary.duplicates = spike.verify_stored(database_url, leads_table, campaign, accepted_ids)
     sampler.stop()
-    stage_settings = settings_from_file(info.stage) if info else None
     if stage_settings:
         from leadpipe.plan import drain_rate_per_s
 
-        summary.predicted_drain_per_s = round(drain_rate_per_s(stage_settings, args.store_ms_per_batch / 1000, args.event_source_ms_per_batch / 1000), 1)
+        summary.predicted_drain_per_s = round(drain_rate_per_s(stage_settings, args.store_ms_per_batch / 1000, event_source_ms / 1000), 1)
+        summary.planner_event_source_ms_per_batch = round(event_source_ms, 1)
     summary.db_outage = outage.window if outage else None
     queued = [s.queued for s in sampler.samples if s.queued is not None]
     summary.max_queued = max(queued) if queued else None

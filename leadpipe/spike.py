@@ -116,6 +116,7 @@ class SpikeSummary:
     max_queued: int | None = None
     predicted_max_queued: float | None = None
     predicted_drain_per_s: float | None = None
+    planner_event_source_ms_per_batch: float | None = None
     observed_drain_per_s: float | None = None  # from the outage's end until the queue emptied
 
     def as_dict(self) -> dict[str, Any]:
@@ -191,9 +192,7 @@ class DatabaseOutage:
         """Ends the outage now if it is still on (Ctrl-C, an error): the database always comes back."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
-        if self.active:
-            self.resume()
+            self._thread.join()  # its `finally` resumes the server
 
     def _run(self) -> None:
         if self._stop.wait(max(0.0, self._begin + self.start_after - time.perf_counter())):
@@ -350,6 +349,41 @@ def verify_stored(database_url: str, leads_table: str, campaign: str, accepted_i
     return len(accepted_ids - stored), int(duplicates)
 
 
+def calibrate_local_event_source(sqs: Any, batch_size: int, max_concurrency: int, batching_window_seconds: int,
+                                 batches_per_poller: int = 5) -> float:  # fmt: skip
+    """Seconds per batch the local event source itself costs on this machine now: `make bench`'s
+    calibration, smaller. Its poller drains a queue of its own into a function that returns at
+    once, so only the receives, the deletes and the event building are timed."""
+    from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
+    from leadpipe.local.sqs_server import LOCAL_REGION
+
+    url = sqs.create_queue(QueueName=f"leadpipe-spike-calibration-{os.getpid()}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    in_flight = max_concurrency * batch_size
+    total = in_flight * batches_per_poller
+    rng = random.Random(0)
+    # more than is timed, so no batch is left short waiting out the batching window
+    bodies = [json.dumps({"v": 1, "lead": realistic_lead(i, "CALIBRATION", "0", rng)}) for i in range(total + 2 * in_flight)]
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[start : start + 10])])
+    poller = SqsEventSourcePoller(
+        sqs,
+        EventSourceSettings(queue_url=url, queue_arn=arn, region=LOCAL_REGION, batch_size=batch_size,
+                            max_batching_window_seconds=batching_window_seconds, max_concurrency=max_concurrency),  # fmt: skip
+        invoke=lambda event: {"batchItemFailures": []},
+    )
+    started = time.perf_counter()
+    poller.start()
+    try:
+        while poller.stats.snapshot()["records_deleted"] < total:
+            time.sleep(0.005)
+        seconds = time.perf_counter() - started
+    finally:
+        poller.stop()
+        sqs.delete_queue(QueueUrl=url)
+    return seconds * in_flight / total
+
+
 def smoothed_write_rate(samples: list[Sample], window_seconds: float = 3.0) -> list[float | None]:
     """Rows stored per second over the `window_seconds` before each sample (None while unknown).
 
@@ -388,15 +422,15 @@ def predicted_backlog(requests: list[Request], samples: list[Sample], drain_rate
 
 
 def observed_drain_after(samples: list[Sample], since: float) -> float | None:
-    """Rows stored per second from `since` until the queue last emptied (None if it never queued)."""
-    after = [s for s in samples if s.at >= since and s.stored is not None]
-    if len(after) < 2:
+    """Rows stored per second from `since` until the queue is down to a tenth of its peak after
+    it (new leads keep arriving, so it seldom reaches 0); None if nothing queued."""
+    after = [s for s in samples if s.at >= since and s.stored is not None and s.queued is not None]
+    if len(after) < 2 or max(s.queued for s in after) == 0:
         return None
-    empty = next((s for s in after if s.queued == 0 and s.at > after[0].at), after[-1])
+    low = max(s.queued for s in after) / 10
     first = after[0]
-    if empty.at <= first.at:
-        return None
-    return round((empty.stored - first.stored) / (empty.at - first.at), 1)
+    drained = next((s for s in after[1:] if s.queued <= low), after[-1])
+    return round((drained.stored - first.stored) / (drained.at - first.at), 1)
 
 
 def write_report(requests: list[Request], samples: list[Sample], png_path: Path, writer_cap: int | None = None,
@@ -435,8 +469,10 @@ def write_report(requests: list[Request], samples: list[Sample], png_path: Path,
                     bottom=[v / bucket_seconds for v in ingest], color="#999999", label="not accepted")  # fmt: skip
     axes[0].set_ylabel("API answers (leads/s)")
     axes[0].legend(loc="upper right")
-    title = "Leadpipe spike: the API answers at a steady rate"
-    title += ", the queue holds the leads while the database is away,\nand the worker drains them at its cap" if outage else ", the database sees a capped load"
+    title = "Leadpipe spike: the API keeps answering"
+    if outage:
+        title += f", the queue holds the leads while the database is stalled ({outage[1] - outage[0]:.0f} s),\nthen the worker drains them"
+    title += f" with at most {writer_cap} database writers (max_concurrency)" if writer_cap else ""
     axes[0].set_title(title)
     axes[1].plot(times, [s.queued or 0 for s in samples], color="#f0ad4e", label="queue depth, observed")
     if predicted is not None:

@@ -99,9 +99,10 @@ def test_the_planner_backlog_uses_the_leads_accepted_and_pauses_in_the_outage() 
     assert predicted_backlog(requests, samples, 5, (1.0, 3.0)) == [1, 6, 16, 26, 30, 25]
 
 
-def test_the_drain_after_the_outage_is_measured_until_the_queue_empties() -> None:
-    # Given the outage ended at 10 s with 2,000 stored, the queue empty at 12 s with 4,000 stored
+def test_the_drain_after_the_outage_is_measured_until_the_backlog_is_gone() -> None:
+    # Given the outage ended at 10 s with 2,000 stored and 3,000 queued; new leads keep 30 queued
     samples = [Sample(9.0, 3_000, None, None, None), Sample(10.0, 3_000, 2_000, 2, 2), Sample(11.0, 1_500, 3_000, 2, 2),
-               Sample(12.0, 0, 4_000, 2, 0), Sample(13.0, 0, 4_000, 2, 0)]  # fmt: skip
-    # Then the drain is 2,000 rows over 2 s
+               Sample(12.0, 30, 4_000, 2, 0), Sample(13.0, 30, 4_030, 2, 0)]  # fmt: skip
+    # Then the drain counts until the queue is under a tenth of its peak (300): 2,000 rows over 2 s
     assert observed_drain_after(samples, 10.0) == pytest.approx(1_000)
+    assert observed_drain_after([Sample(1.0, 0, 5, 2, 0), Sample(2.0, 0, 9, 2, 0)], 0.0) is None  # nothing queued
