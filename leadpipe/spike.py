@@ -455,11 +455,12 @@ def write_report(requests: list[Request], samples: list[Sample], png_path: Path,
     csv_path = png_path.with_suffix(".csv")
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["seconds", "queued", "predicted_queued", "stored", "db_write_rate_per_s_3s", "worker_connections", "active_writers"])
+        # db_write_rate_per_s: over the 3 s before the sample; predicted_queued: the planner's
+        writer.writerow(["seconds", "queued", "stored", "db_write_rate_per_s", "worker_connections", "active_writers", "predicted_queued"])
         for i, sample in enumerate(samples):
             rate = write_rate[i]
-            writer.writerow([sample.at, sample.queued, None if predicted is None else round(predicted[i]), sample.stored,
-                             None if rate is None else round(rate, 1), sample.worker_connections, sample.active_writers])  # fmt: skip
+            writer.writerow([sample.at, sample.queued, sample.stored, None if rate is None else round(rate, 1),
+                             sample.worker_connections, sample.active_writers, None if predicted is None else round(predicted[i])])  # fmt: skip
 
     figure, axes = plt.subplots(4, 1, figsize=(10, 10.5), sharex=True)
     axes[0].bar([i * bucket_seconds for i in range(buckets)], [v / bucket_seconds for v in ingest], width=bucket_seconds,
