@@ -204,7 +204,7 @@ def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[s
     after = _review(ticket, recommended, prices, quotas) if changes else plan
     # Alarm thresholds follow the traffic the recommended throttle lets in, not today's.
     if after.age_alarm_fires_after_seconds is not None:
-        threshold = (math.ceil(after.max_queue_age_seconds / 60) + QUEUE_ALARM_PERIODS) * 60
+        threshold = _round_up(after.max_queue_age_seconds, 60) + QUEUE_ALARM_PERIODS * 60
         changes["alarm_queue_age_seconds"] = threshold
         advice.append(
             f"alarm_queue_age_seconds: {settings.alarm_queue_age_seconds} -> {threshold}: the oldest lead waits up to "
@@ -212,7 +212,7 @@ def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[s
             f"{_duration(after.age_alarm_fires_after_seconds)} after the peak starts. Raise it for the campaign, or tell on-call."
         )
     if after.depth_alarm_fires_after_seconds is not None:
-        threshold = math.ceil(after.max_backlog * 1.1 / 1000) * 1000
+        threshold = _round_up(after.max_backlog * 1.1, 1000)
         changes["alarm_queue_depth"] = threshold
         advice.append(
             f"alarm_queue_depth: {settings.alarm_queue_depth} -> {threshold}: the backlog reaches {after.max_backlog:,.0f} leads, "
@@ -402,8 +402,10 @@ def _quota_checks(peak_rate: float, settings: PipelineSettings, quotas: dict[str
         ),
         QuotaCheck(
             "SQS event source scaling (worker)", event_source["maximum_concurrency"], settings.max_concurrency, writers_ramp <= 60,
-            f"{settings.max_concurrency} writers reached within {_duration(writers_ramp)} (starts at "
-            f"{event_source['initial_concurrent_batches']}, +{event_source['added_per_minute']} a minute)"
+            (f"{settings.max_concurrency} writers from the start (Lambda starts at {event_source['initial_concurrent_batches']} batches at once)"
+             if writers_ramp == 0 else
+             f"{settings.max_concurrency} writers reached within {_duration(writers_ramp)} (Lambda starts at "
+             f"{event_source['initial_concurrent_batches']}, +{event_source['added_per_minute']} a minute)")
             + ("" if writers_ramp <= 60 else ": the drain runs below its full rate that long"),
         ),
     ]  # fmt: skip
