@@ -94,7 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(command=command_dlq_purge)
 
-    plan = commands.add_parser("plan", help="campaign launch review: capacity, lag, alarms and cost")
+    plan = commands.add_parser(
+        "plan", help="campaign launch review: capacity, lag, alarms and cost",
+        description="The campaign launch review, as markdown for the launch ticket (or --json): throttling, backlog, drain time "
+        "and alarms for the stage's settings; the AWS quotas the campaign meets and what to ask AWS for; the recommended "
+        "settings and the same campaign again with them; the cost by what reaches each service, per million leads, and the "
+        "fixed monthly costs. Prices and quotas: leadpipe/prices/, with their as-of dates.",
+    )  # fmt: skip
     plan.add_argument("--campaign", required=True, help="the campaign's name or code")
     plan.add_argument("--launch", type=_datetime, help="launch date and time, ISO 8601 (e.g. 2026-12-01T09:00)")
     plan.add_argument("--leads", type=_non_negative, help="expected leads in total")
@@ -111,7 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(command=command_plan)
 
-    spike = commands.add_parser("spike", help="send a burst of realistic leads and check every one was stored once")
+    spike = commands.add_parser(
+        "spike", help="send a burst of realistic leads and check every one was stored once",
+        description="Send a bounded burst of realistic leads (the local runtime by default; a deployed API only with --url), "
+        "then verify every accepted lead was stored exactly once. Locally, --db-outage-after stalls the embedded "
+        "PostgreSQL for part of the burst; --report draws the API, the queue against the planner, the database writes "
+        "and the writers.",
+    )  # fmt: skip
     spike.add_argument("--url", help="the API to load; default: the local runtime. Required for anything else")
     spike.add_argument("--total", type=_positive, default=2_000, help="how many leads (at most 100,000; default 2,000)")
     spike.add_argument("--rate", type=float, help="leads per second (default: as fast as the connections go)")
@@ -173,14 +185,20 @@ def _datetime(value: str):  # noqa: ANN202 - a datetime
 
 
 def _non_negative(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
     return number
 
 
 def _positive(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
     return number

@@ -51,9 +51,10 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["plan", "--campaign", "X", "--leads", "ten", "--within-minutes", "1"], "argument --leads: invalid _non_negative value: 'ten'"),
+        (["plan", "--campaign", "X", "--leads", "ten", "--within-minutes", "1"], "argument --leads: 'ten' is not a number"),
         (["plan", "--leads", "10"], "the following arguments are required: --campaign"),
         (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+        (["spike", "--total", "many"], "argument --total: 'many' is not a whole number"),
         (["plan", "--campaign", "X", "--leads", "10"], "exactly one of --within-minutes or --peak-hour-share"),
     ],
 )
