@@ -281,3 +281,18 @@ def test_the_plan_command_takes_a_measured_event_source_cost(capsys: pytest.Capt
     assert json.loads(capsys.readouterr().out)["drain_rate_per_s"] == pytest.approx(1_000)
     assert leadpipe([*base, "--event-source-ms-per-batch", "-1"]) == 2
     assert "cannot be negative" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+@pytest.mark.parametrize("leads", [10, 50_000, 1_000_000, 50_000_000])
+@pytest.mark.parametrize("minutes", [1, 60, 24 * 60])
+def test_the_advice_is_always_a_setting_the_model_accepts(stage: str, leads: int, minutes: int) -> None:
+    # Given campaigns from a trickle to 50 million leads in a minute, on both stages
+    plan = plan_launch(ticket(leads=leads, within_minutes=minutes), settings_from_file(stage), PRICES)
+    # Then the recommended settings validate as a whole (the settings model refuses, e.g., a throttle above 10,000/s)
+    recommended = PipelineSettings(**{**settings_from_file(stage).model_dump(), **plan.recommended_settings})
+    if plan.throttled_requests:  # the peak plus 20%, or the ceiling
+        assert recommended.throttle_rate_per_second == min(round(plan.peak_rate_per_s * 1.2 + 0.5), 10_000)
+    # and the plan after the advice never throttles more than the plan before it
+    after = plan.after_recommendations or plan
+    assert after.throttled_requests <= plan.throttled_requests
