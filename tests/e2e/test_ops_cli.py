@@ -120,10 +120,10 @@ def test_db_erase_removes_one_persons_leads(local_pipeline: RunningPipeline, cap
     http_request(info.api_url, "POST", json.dumps({"email": "keep-" + email}), {"Content-Type": "application/json"})
     wait_for(lambda: local_pipeline.count("email LIKE %s", ("%" + email.lower(),)) == 3, message="rows to erase")
     # When ops erase the person, typed in another case
-    code, out = run_cli(capsys, "db", "erase", "--email", email.upper(), "--database-url", info.database_url)
+    code, out = run_cli(capsys, "db", "erase", "--email", email.upper(), "--stage", "dev", "--database-url", info.database_url)
     # Then both of their leads are gone and nobody else's
     assert code == 0 and out.startswith("erased 2 row(s)")
     assert local_pipeline.count("email = %s", (email.lower(),)) == 0
     assert local_pipeline.count("email = %s", ("keep-" + email.lower(),)) == 1
-    assert leadpipe(["db", "erase", "--email", "not-an-address", "--database-url", info.database_url]) == 2
+    assert leadpipe(["db", "erase", "--email", "not-an-address", "--stage", "dev", "--database-url", info.database_url]) == 2
     assert "is not an e-mail address" in capsys.readouterr().err
