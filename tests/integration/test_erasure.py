@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import psycopg
 import pytest
 from moto import mock_aws
 
@@ -68,13 +71,26 @@ def test_a_redriven_dead_letter_does_not_bring_an_erased_lead_back(worker_on: Le
     assert worker.lambda_handler(sqs_event([jane.to_message_body()]), lambda_context) == {"batchItemFailures": []}
     for envelope in (jane, other):
         sqs.send_message(QueueUrl=dead_url, MessageBody=envelope.to_message_body())
-    # When ops erase Jane (typed in another case)
+    # When ops erase Jane's rows (typed in another case), the DLQ copy left where it is
     assert erase_person(worker_on.uri, worker_on.leads_table, "  Jane@EXAMPLE.com ") == 1
-    assert erase_from_dead_letters(sqs, dead_url, "Jane@EXAMPLE.com") == 1
     # And the DLQ is redriven and drained
-    assert dlq.move_messages(sqs, dead_url, leads_url) == 1
+    assert dlq.move_messages(sqs, dead_url, leads_url) == 2
     assert drain(sqs, leads_url, lambda_context) == {"batchItemFailures": []}
     # Then Jane's row stays gone and the other lead is stored
+    assert emails(worker_on) == ["other@example.com"]
+
+
+def test_the_erasure_also_deletes_the_persons_dead_letters(worker_on: LeadsDatabase, queues, lambda_context) -> None:
+    sqs, leads_url, dead_url = queues
+    # Given a copy of Jane's lead in the DLQ next to someone else's
+    for email in ("jane@example.com", "other@example.com"):
+        sqs.send_message(QueueUrl=dead_url, MessageBody=envelope_of(email).to_message_body())
+    # When she is erased from the table and from the DLQ
+    erase_person(worker_on.uri, worker_on.leads_table, "jane@example.com")
+    assert erase_from_dead_letters(sqs, dead_url, "Jane@Example.com") == 1
+    # Then only the other letter is left to redrive
+    assert dlq.move_messages(sqs, dead_url, leads_url) == 1
+    drain(sqs, leads_url, lambda_context)
     assert emails(worker_on) == ["other@example.com"]
 
 
@@ -142,3 +158,31 @@ def test_the_cli_needs_a_stage_and_erases_from_its_table(worker_on: LeadsDatabas
     assert code == 0 and worker_on.count_rows() == 0
     assert out.startswith(f"erased 1 row(s) from {worker_on.leads_table}")
     assert "DLQ not searched" in out
+
+
+def test_an_insert_in_flight_during_the_erasure_does_not_survive_it(worker_on: LeadsDatabase) -> None:
+    # Given a worker's INSERT of Jane's lead, running but not yet committed
+    in_flight = psycopg.connect(worker_on.uri)
+    in_flight.execute(
+        f"INSERT INTO {worker_on.leads_table} (lead_id, email, envelope_version, received_at) VALUES (%s, %s, 1, now())",
+        (uuid.uuid4(), "jane@example.com"),
+    )
+    erased: list[int] = []
+    # When Jane is erased meanwhile
+    eraser = threading.Thread(target=lambda: erased.append(erase_person(worker_on.uri, worker_on.leads_table, "jane@example.com")))
+    eraser.start()
+    with worker_on.connect() as admin:
+        deadline = time.monotonic() + 10  # a bound on the wait, not a timing assertion
+        while time.monotonic() < deadline and eraser.is_alive():
+            waiting = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position('LOCK TABLE' in query) > 0"
+            ).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.05)
+    in_flight.commit()
+    in_flight.close()
+    eraser.join(15)
+    # Then the erasure waited for that INSERT and deleted its row too
+    assert erased == [1]
+    assert worker_on.count_rows() == 0
