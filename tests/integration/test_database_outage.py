@@ -194,7 +194,9 @@ def test_an_insert_stuck_behind_a_migrations_lock_ends_before_the_function(leads
     ("error", "unavailable"),
     [
         (psycopg.OperationalError("connection refused"), True),  # libpq's own failures carry no SQLSTATE
+        (psycopg.errors.ConnectionTimeout("connect_timeout expired"), True),
         (psycopg.errors.AdminShutdown(), True),
+        (psycopg.errors.ConnectionFailure(), True),  # SQLSTATE class 08
         (psycopg.errors.CannotConnectNow(), True),
         (psycopg.errors.TooManyConnections(), True),
         (psycopg.errors.QueryCanceled(), False),  # statement_timeout: the database answered

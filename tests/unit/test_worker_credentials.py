@@ -54,8 +54,15 @@ def test_the_rds_secret_becomes_the_connection_string(secret_arn: str) -> None:
         "sslmode": "verify-full",
         "connect_timeout": "4",
     }
-    assert "-c statement_timeout=9000" in parsed["options"] and "-c lock_timeout=2000" in parsed["options"]
-    assert parsed["keepalives"] == "1"
+    assert parsed["options"].split(" -c ") == [
+        "-c statement_timeout=9000",
+        "lock_timeout=2000",
+        "idle_in_transaction_session_timeout=30000",  # the function's own timeout: its client is gone by then
+        "tcp_keepalives_idle=30",  # the server reaps the session of a client that vanished within about a minute
+        "tcp_keepalives_interval=10",
+        "tcp_keepalives_count=3",
+    ]
+    assert (parsed["keepalives"], parsed["keepalives_idle"]) == ("1", "30")
 
 
 def test_an_rds_proxy_endpoint_replaces_the_host_and_no_session_state_is_sent(secret_arn: str) -> None:
