@@ -66,8 +66,9 @@ def erase_from_dead_letters(sqs: Any, dead_letter_url: str, email: str) -> int:
     keep: list[dict[str, Any]] = []
     erased = 0
     while True:
+        # Long polling asks every SQS server: a short poll may answer "empty" while letters remain.
         batch = sqs.receive_message(
-            QueueUrl=dead_letter_url, MaxNumberOfMessages=SQS_MAX_BATCH, VisibilityTimeout=SEARCH_VISIBILITY_SECONDS
+            QueueUrl=dead_letter_url, MaxNumberOfMessages=SQS_MAX_BATCH, VisibilityTimeout=SEARCH_VISIBILITY_SECONDS, WaitTimeSeconds=1
         ).get("Messages", [])
         fresh = [m for m in batch if m["MessageId"] not in seen]
         if not fresh:

@@ -8,6 +8,7 @@ import uuid
 import psycopg
 import pytest
 
+from functions.worker.migrate import migration_files
 from leadpipe.cli import main as leadpipe
 from tests.e2e.conftest import RunningPipeline, http_request, wait_for
 
@@ -70,7 +71,7 @@ def test_db_migrate_is_idempotent_and_says_so(local_pipeline: RunningPipeline, c
     assert code == 0 and out.strip() == "leadpipe.leads is up to date; nothing applied"
     table = f"m{uuid.uuid4().hex[:6]}.leads"
     code, out = run_cli(capsys, "db", "migrate", "--database-url", info.database_url, "--table", table)
-    assert out.strip() == f"applied to {table}: 0001_create_leads"
+    assert out.strip() == f"applied to {table}: {', '.join(version for version, _ in migration_files())}"
     with psycopg.connect(info.database_url, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA {table.split('.')[0]} CASCADE")
 
