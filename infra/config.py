@@ -112,6 +112,11 @@ class PipelineSettings(BaseModel):
     vpc_availability_zones: list[str] = Field(default_factory=list)
     vpc_security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$")]] = Field(default_factory=list)
 
+    # --- Worker's database session: a stuck connect or INSERT ends well inside the function's timeout
+    db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60, description="libpq connect_timeout")
+    db_statement_timeout_seconds: int = Field(default=10, ge=1, le=600, description="server-side statement_timeout of the batch INSERT")
+    db_lock_timeout_seconds: int = Field(default=5, ge=1, le=600, description="server-side lock_timeout, e.g. behind a migration")
+
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSettings:
         if self.max_concurrency > self.reserved_concurrency:
@@ -124,7 +129,15 @@ class PipelineSettings(BaseModel):
             raise _Conflict(
                 "visibility_timeout_seconds",
                 f"{self.visibility_timeout_seconds} is below {VISIBILITY_TIMEOUT_FACTOR}x worker_timeout_seconds "
-                f"({self.minimum_visibility_timeout}); batches in flight would be delivered twice",
+                f"+ max_batching_window_seconds ({self.minimum_visibility_timeout}); batches in flight would be delivered twice",
+            )
+        database_seconds = self.db_connect_timeout_seconds + self.db_statement_timeout_seconds + self.db_lock_timeout_seconds
+        if database_seconds >= self.worker_timeout_seconds:
+            raise _Conflict(
+                "db_statement_timeout_seconds",
+                f"db_connect_timeout_seconds + db_statement_timeout_seconds + db_lock_timeout_seconds ({database_seconds}) "
+                f"must be below worker_timeout_seconds ({self.worker_timeout_seconds}), or Lambda ends a stuck batch first "
+                "and its server session outlives it",
             )
         if self.batch_size > 10 and self.max_batching_window_seconds < 1:
             raise _Conflict("max_batching_window_seconds", "a batch_size above 10 needs a batching window of at least 1 second (an SQS rule)")
@@ -141,11 +154,21 @@ class PipelineSettings(BaseModel):
 
     @property
     def minimum_visibility_timeout(self) -> int:
-        return VISIBILITY_TIMEOUT_FACTOR * self.worker_timeout_seconds
+        """AWS's guidance for an SQS event source: 6x the function timeout plus the batching window."""
+        return VISIBILITY_TIMEOUT_FACTOR * self.worker_timeout_seconds + self.max_batching_window_seconds
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:
         return self.visibility_timeout_seconds or self.minimum_visibility_timeout
+
+    def worker_database_environment(self) -> dict[str, str]:
+        """The worker's database limits as env vars: the stack and the local runtime pass the same."""
+        return {
+            "DB_CONNECT_TIMEOUT_SECONDS": str(self.db_connect_timeout_seconds),
+            "DB_STATEMENT_TIMEOUT_SECONDS": str(self.db_statement_timeout_seconds),
+            "DB_LOCK_TIMEOUT_SECONDS": str(self.db_lock_timeout_seconds),
+            "WORKER_TIMEOUT_SECONDS": str(self.worker_timeout_seconds),
+        }
 
     @property
     def has_database(self) -> bool:

@@ -67,6 +67,16 @@ class PipelineMonitoring(Construct):
             "Leads are in the DLQ: inspect with `leadpipe dlq list`, fix, then `leadpipe dlq redrive`.",
         )
         self._alarm(
+            "DatabaseUnavailable",
+            self.database_unavailable_metric(),
+            1,
+            "Batches could not be stored because the database could not be reached (refused, lost, timed out, "
+            "shutting down); the leads wait in the queue. Check the database, then `leadpipe status`.",
+            evaluation_periods=settings.alarm_db_unavailable_minutes,
+            # Every minute of the window must have failed batches: one blip does not page.
+            datapoints_to_alarm=settings.alarm_db_unavailable_minutes,
+        )
+        self._alarm(
             "WorkerErrors",
             r.worker.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
             settings.alarm_worker_errors,
@@ -101,8 +111,25 @@ class PipelineMonitoring(Construct):
         )
         self.dashboard = self._dashboard(settings, r)
 
+    @staticmethod
+    def database_unavailable_metric() -> cloudwatch.Metric:
+        """Batches per minute the worker could not store because the database was unreachable (EMF)."""
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name="DatabaseUnavailable",
+            dimensions_map={"service": WORKER_SERVICE},
+            statistic="Sum",
+            period=ONE_MINUTE,
+        )
+
     def _alarm(
-        self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, evaluation_periods: int = 1
+        self,
+        name: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        description: str,
+        evaluation_periods: int = 1,
+        datapoints_to_alarm: int | None = None,
     ) -> None:
         alarm = cloudwatch.Alarm(
             self,
@@ -110,6 +137,7 @@ class PipelineMonitoring(Construct):
             metric=metric,
             threshold=threshold,
             evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=description,
@@ -155,5 +183,14 @@ class PipelineMonitoring(Construct):
                 left_annotations=[cloudwatch.HorizontalAnnotation(value=settings.max_concurrency, label="max_concurrency")],
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values())),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Database unreachable (batches per minute)",
+                left=[self.database_unavailable_metric()],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=1, label=f"pages after {settings.alarm_db_unavailable_minutes} min")
+                ],
+            ),
         )
         return dashboard

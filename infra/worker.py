@@ -30,7 +30,11 @@ class LeadWorker(Construct):
         super().__init__(scope, construct_id)
         self.database_secret = _import_secret(self, settings.db_secret_arn) if settings.db_secret_arn else None
         self.vpc_placement = _vpc_placement(self, settings) if settings.in_vpc else None
-        self.environment = {"LEADS_TABLE": settings.leads_table, "DB_SSLMODE": settings.db_sslmode}
+        self.environment = {
+            "LEADS_TABLE": settings.leads_table,
+            "DB_SSLMODE": settings.db_sslmode,
+            **settings.worker_database_environment(),
+        }
         if self.database_secret:
             self.environment["DB_SECRET_ARN"] = self.database_secret.secret_arn
         if settings.db_proxy_endpoint:

@@ -157,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(command=command_db_migrate)
     erase = db_commands.add_parser("erase", help="delete every lead of one person (right to erasure)")
     erase.add_argument("--email", required=True, help="the person's e-mail address (any case)")
-    _database_arguments(erase)
+    erase.add_argument("--stage", required=True, help="whose leads table (from cdk.json) to erase from")
+    erase.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL, else the local runtime's")
+    erase.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
+    erase.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
+    erase.add_argument("--stack", help="the deployed stack whose DLQ to search (default: the local runtime's)")
     erase.set_defaults(command=command_db_erase)
     return _describe_commands(parser)
 
@@ -463,16 +467,28 @@ def _database(args: argparse.Namespace) -> tuple[str, str]:
 def command_db_erase(args: argparse.Namespace) -> int:
     import psycopg
 
-    from leadpipe.erasure import erase_person
+    from leadpipe.erasure import erase_from_dead_letters, erase_person, normalised_address
+    from leadpipe.local.runtime import DEFAULT_DATA_DIR
+    from leadpipe.targets import TargetNotFound, resolve_target
 
+    try:
+        normalised_address(args.email)
+    except ValueError as error:
+        raise CliError(str(error)) from None
     database_url, table = _database(args)
     try:
         erased = erase_person(database_url, table, args.email)
-    except ValueError as error:
-        raise CliError(str(error)) from None
     except psycopg.OperationalError as error:
         raise CliError(f"cannot reach the database: {str(error).strip().splitlines()[0]}") from None
-    print(f"erased {erased} row(s) from {table}; leads still queued are stored later: run again once `leadpipe status` shows an empty queue and DLQ")
+    print(f"erased {erased} row(s) from {table}; a tombstone stops the person's leads still queued or redriven")
+    try:
+        target = resolve_target(args.stack, args.data_dir or DEFAULT_DATA_DIR, database_url, table)
+    except TargetNotFound as error:
+        # The tombstone already stops a redrive; the DLQ copy would only wait out its 14 days.
+        print(f"DLQ not searched ({error}): run again with --stack NAME to delete the person's dead letters")
+        return 0
+    removed = erase_from_dead_letters(target.sqs, target.dead_letter_queue_url, args.email)
+    print(f"deleted {removed} message(s) of that person from the DLQ of {target.description}")
     return 0
 
 

@@ -1,20 +1,102 @@
-"""Erase one person's leads: the right-to-erasure request, answered with one command."""
+"""Erase one person's leads, for good: the right-to-erasure request, answered with one command.
+
+Three places can hold the person's leads: the table (deleted), the leads queue and messages in
+flight (stopped by a tombstone the worker's INSERT honours), and the DLQ (searched and deleted).
+"""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from functions.contract import UnreadableEnvelope, parse_envelope
 from functions.contract.lead import normalise_email
-from functions.worker.repository import leads_table_identifier
+from functions.worker.repository import erasure_salt_table_identifier, erasures_table_identifier, leads_table_identifier
+
+SQS_MAX_BATCH = 10
+SEARCH_VISIBILITY_SECONDS = 60
+ERASE_LOCK_TIMEOUT = "10s"
+
+
+def normalised_address(email: str) -> str:
+    """The address as the contract stores it; ValueError naming it if it is not one."""
+    try:
+        return normalise_email(email.strip())
+    except ValueError as error:
+        raise ValueError(f"{email!r} is not an e-mail address: {error}") from None
 
 
 def erase_person(database_url: str, leads_table: str, email: str) -> int:
-    """Delete every row of `email` (normalised as the contract stores it); returns how many."""
+    """Delete every row of `email` and leave a tombstone; returns how many rows were deleted.
+
+    The tombstone (a salted hash of the address and the time) makes the worker skip any lead of
+    that person received before now, whenever it arrives. Both happen in one transaction, after
+    the worker's in-flight INSERTs have finished (a SHARE lock), so none can slip in between.
+    """
+    normalised = normalised_address(email)
+    names = {
+        "leads": leads_table_identifier(leads_table),
+        "erasures": erasures_table_identifier(leads_table),
+        "salt": erasure_salt_table_identifier(leads_table),
+    }
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=10) as connection, connection.transaction():
+        connection.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(ERASE_LOCK_TIMEOUT)))
+        # Waits for INSERTs already running, holds new ones back until the commit (milliseconds).
+        connection.execute(sql.SQL("LOCK TABLE {leads} IN SHARE MODE").format(**names))
+        connection.execute(
+            sql.SQL(
+                "INSERT INTO {erasures} (email_sha256) SELECT sha256(convert_to(salt || %s, 'UTF8')) FROM {salt}"
+                " ON CONFLICT (email_sha256) DO UPDATE SET erased_at = now()"
+            ).format(**names),
+            (normalised,),
+        )
+        return connection.execute(sql.SQL("DELETE FROM {leads} WHERE email = %s").format(**names), (normalised,)).rowcount
+
+
+def erase_from_dead_letters(sqs: Any, dead_letter_url: str, email: str) -> int:
+    """Delete the DLQ messages of `email`; every other message is made visible again. Returns how many.
+
+    A message that no longer parses as an envelope is matched on its `lead.email` if it has one.
+    """
+    normalised = normalised_address(email)
+    seen: set[str] = set()
+    keep: list[dict[str, Any]] = []
+    erased = 0
+    while True:
+        # Long polling asks every SQS server: a short poll may answer "empty" while letters remain.
+        batch = sqs.receive_message(
+            QueueUrl=dead_letter_url, MaxNumberOfMessages=SQS_MAX_BATCH, VisibilityTimeout=SEARCH_VISIBILITY_SECONDS, WaitTimeSeconds=1
+        ).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        seen.update(m["MessageId"] for m in fresh)
+        theirs = [m for m in fresh if _address_of(m["Body"]) == normalised]
+        keep.extend(m for m in fresh if m not in theirs)
+        if theirs:
+            sqs.delete_message_batch(
+                QueueUrl=dead_letter_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(theirs)]
+            )
+            erased += len(theirs)
+    for start in range(0, len(keep), SQS_MAX_BATCH):
+        chunk = keep[start : start + SQS_MAX_BATCH]
+        sqs.change_message_visibility_batch(
+            QueueUrl=dead_letter_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)],
+        )
+    return erased
+
+
+def _address_of(body: str) -> str | None:
     try:
-        normalised = normalise_email(email.strip())
-    except ValueError as error:
-        raise ValueError(f"{email!r} is not an e-mail address: {error}") from None
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        cursor = connection.execute(sql.SQL("DELETE FROM {} WHERE email = %s").format(leads_table_identifier(leads_table)), (normalised,))
-        return cursor.rowcount
+        return parse_envelope(body).lead.email
+    except UnreadableEnvelope:
+        pass
+    try:
+        raw = json.loads(body)["lead"]["email"]
+        return normalise_email(str(raw).strip())
+    except (ValueError, TypeError, KeyError):
+        return None

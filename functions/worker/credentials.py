@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from functions.worker.repository import SessionTimeouts
 from functions.worker.settings import WorkerSettings
+
+# libpq's client-side keepalives: a peer that vanished (failover, network cut) is noticed in ~1 min.
+CLIENT_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
+
+
+def session_timeouts(settings: WorkerSettings) -> SessionTimeouts:
+    """The server-side limits of the worker's session, from its settings."""
+    return SessionTimeouts(
+        statement_timeout_seconds=settings.statement_timeout_seconds,
+        lock_timeout_seconds=settings.lock_timeout_seconds,
+        idle_in_transaction_timeout_seconds=settings.function_timeout_seconds,
+    )
 
 
 def database_conninfo(settings: WorkerSettings) -> str:
@@ -12,10 +25,14 @@ def database_conninfo(settings: WorkerSettings) -> str:
 
     The secret is read through Powertools parameters, which caches it for
     `secret_max_age_seconds`, so a rotated password is picked up without a redeploy.
+    It always carries `connect_timeout` and TCP keepalives. On a direct connection it also carries
+    the session timeouts as startup `options`; through RDS Proxy it does not (the repository sets
+    them per transaction), since session state set by a client pins its proxy connection.
     """
-    timeout = {"connect_timeout": str(settings.connect_timeout_seconds)}
+    extra = {"connect_timeout": str(settings.connect_timeout_seconds), **CLIENT_KEEPALIVES}
     if settings.database_url is not None:
-        return make_conninfo(settings.database_url.get_secret_value(), **timeout)
+        base = settings.database_url.get_secret_value()
+        return make_conninfo(base, **extra, **_startup_options(settings, conninfo_to_dict(base).get("options")))
 
     from aws_lambda_powertools.utilities import parameters  # only the cloud path needs it
 
@@ -26,8 +43,16 @@ def database_conninfo(settings: WorkerSettings) -> str:
         "user": secret["username"],
         "password": secret["password"],
         "dbname": secret.get("dbname", "postgres"),
-        **timeout,
+        **extra,
+        **_startup_options(settings, None),
     }
     if settings.db_sslmode:
         options["sslmode"] = settings.db_sslmode
     return make_conninfo("", **options)
+
+
+def _startup_options(settings: WorkerSettings, existing: str | None) -> dict[str, str]:
+    if settings.through_proxy:
+        return {}
+    ours = session_timeouts(settings).startup_options()
+    return {"options": f"{existing} {ours}" if existing else ours}

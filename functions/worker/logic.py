@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.contract import LeadEnvelope, parse_envelope
-from functions.worker.repository import StoreOutcome
+from functions.worker.repository import DatabaseUnavailable, StoreOutcome
 
 
 class RejectedByDatabase(Exception):
     """The database refused this lead's row (e.g. a constraint); it goes back, then to the DLQ."""
+
+
+class NotStored(Exception):
+    """The batch's store failed as a whole (database away, timeout): this record is retried with it."""
 
 
 def parse_record(record: SQSRecord) -> LeadEnvelope:
@@ -39,6 +44,7 @@ class BatchSummary:
     failed: list[FailedRecord] = field(default_factory=list)
     oldest_received_at: datetime | None = None
     store_error: str | None = None
+    database_unavailable: bool = False  # the store failed because the database could not be reached
 
     def seconds_since_oldest_received(self, now: datetime) -> float | None:
         if self.oldest_received_at is None:
@@ -46,63 +52,61 @@ class BatchSummary:
         return max(0.0, (now - self.oldest_received_at).total_seconds())
 
 
-class StoringBatchProcessor(BatchProcessor):
-    """Powertools' SQS `BatchProcessor`, with the store moved out of the per-record loop.
+class StoringBatchProcessor:
+    """Parse each record, store every good one with ONE statement, answer the exact `batchItemFailures`.
 
-    Each record is parsed on its own (a bad one is reported in `batchItemFailures` and does not
-    touch the others); then every good record is stored in ONE transaction with ONE statement.
-    If that store fails, every good record of the batch is reported failed, to be retried.
+    Built on Powertools' public batch API only: each record is parsed on its own (a bad one fails
+    alone); the good envelopes are stored together; then Powertools' `BatchProcessor` settles each
+    record with what happened to it and builds the partial-batch answer itself. If the store fails
+    as a whole, every good record is reported failed.
     """
 
     def __init__(self, store_batch: Callable[[Sequence[LeadEnvelope]], StoreOutcome]) -> None:
-        # Whole-batch failures are returned as failures, not raised: the answer stays exact.
-        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._store_batch = store_batch
         self.summary = BatchSummary()
 
-    def _prepare(self) -> None:
-        super()._prepare()
-        self.summary = BatchSummary(received=len(self.records))
-
-    def process(self) -> list[tuple]:
-        results = super().process()
-        envelopes = [result for status, result, _ in results if status == "success"]
-        if envelopes:
-            self.summary.oldest_received_at = min(e.received_at for e in envelopes).astimezone(UTC)
+    def handle(self, event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
+        """The Lambda answer for one SQS event; `summary` then describes the batch."""
+        records = [SQSRecord(raw) for raw in event.get("Records", [])]
+        self.summary = BatchSummary(received=len(records))
+        errors: dict[str, Exception] = {}
+        envelopes: dict[str, LeadEnvelope] = {}
+        for record in records:
             try:
-                outcome = self._store_batch(envelopes)
-            except Exception as error:  # any failure to commit means: retry the whole batch
-                self.summary.store_error = type(error).__name__
-                self._fail_all_successes()
-            else:
-                self.summary.inserted = outcome.inserted
-                self.summary.duplicates = outcome.duplicates
-                if outcome.rejected:
-                    self._fail_rejected(results, outcome.rejected)
-        self.summary.failed = [
-            FailedRecord(message.message_id, _reason(error)) for message, error in zip(self.fail_messages, self.exceptions, strict=True)
-        ]
-        return results
+                envelopes[record.message_id] = parse_record(record)
+            except Exception as error:  # as Powertools does per record: whatever fails it fails alone
+                errors[record.message_id] = error
+        if envelopes:
+            errors.update(self._store(envelopes))
+        self.summary.failed = [FailedRecord(r.message_id, _reason(errors[r.message_id])) for r in records if r.message_id in errors]
 
-    def _fail_rejected(self, results: list[tuple], rejected: dict[str, str]) -> None:
-        for status, envelope, raw_record in results:
-            reason = rejected.get(str(envelope.lead_id)) if status == "success" else None
-            if reason is None:
-                continue
-            error = RejectedByDatabase(f"the database refused the row: {reason}")
-            self._fail_success(raw_record, (type(error), error, None))
+        def settle(record: SQSRecord) -> None:
+            if record.message_id in errors:
+                raise errors[record.message_id]
 
-    def _fail_all_successes(self) -> None:
-        exception = sys.exc_info()
-        for raw_record in list(self.success_messages):
-            self._fail_success(raw_record, exception)
+        # Powertools builds the answer from what each record's handler raised. Whole-batch failures
+        # are returned as failures, not raised: the answer stays exact.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return process_partial_response(event=event, record_handler=settle, processor=processor, context=context)
 
-    def _fail_success(self, raw_record: dict, exception: tuple) -> None:
-        """A record that parsed but could not be stored: reported in batchItemFailures after all."""
-        self.success_messages.remove(raw_record)
-        self.failure_handler(record=SQSRecord(raw_record), exception=exception)
+    def _store(self, envelopes: dict[str, LeadEnvelope]) -> dict[str, Exception]:
+        """Store the parsed envelopes; the errors of the records that were not stored, by message id."""
+        self.summary.oldest_received_at = min(e.received_at for e in envelopes.values()).astimezone(UTC)
+        try:
+            outcome = self._store_batch(list(envelopes.values()))
+        except Exception as error:  # any failure to commit means: retry the whole batch
+            self.summary.store_error = type(error).__name__
+            self.summary.database_unavailable = isinstance(error, DatabaseUnavailable)
+            failure = NotStored(f"{type(error).__name__}: {error}")
+            return dict.fromkeys(envelopes, failure)
+        self.summary.inserted = outcome.inserted
+        self.summary.duplicates = outcome.duplicates
+        return {
+            message_id: RejectedByDatabase(f"the database refused the row: {outcome.rejected[str(envelope.lead_id)]}")
+            for message_id, envelope in envelopes.items()
+            if str(envelope.lead_id) in outcome.rejected
+        }
 
 
-def _reason(exception_info: tuple) -> str:
-    error = exception_info[1]
+def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"[:300]

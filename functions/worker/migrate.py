@@ -7,6 +7,8 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from functions.worker.repository import erasure_salt_table_identifier, erasures_table_identifier
+
 MIGRATIONS_PACKAGE = "functions.worker.migrations"
 
 
@@ -30,11 +32,15 @@ def apply_migrations(connection: psycopg.Connection, leads_table: str) -> list[s
         "campaign_received_at_index": sql.Identifier(f"{table}_campaign_received_at_idx"),
         "email_index": sql.Identifier(f"{table}_email_idx"),
         "received_at_index": sql.Identifier(f"{table}_received_at_idx"),
+        "erasures_table": erasures_table_identifier(leads_table),
+        "erasure_salt_table": erasure_salt_table_identifier(leads_table),
     }
     ledger = sql.Identifier(schema, "schema_migrations")
     applied: list[str] = []
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"leadpipe-migrations:{leads_table}",))
+        # The worker's conninfo caps statements at seconds; building an index may take longer.
+        connection.execute("SET LOCAL statement_timeout = 0")
         connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(names["schema"]))
         connection.execute(
             sql.SQL(

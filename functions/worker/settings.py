@@ -24,6 +24,10 @@ class WorkerSettings(BaseModel):
     db_sslmode: str | None = Field(default=None, alias="DB_SSLMODE")
     leads_table: str = Field(default="leadpipe.leads", alias="LEADS_TABLE", pattern=TABLE_NAME_PATTERN)
     connect_timeout_seconds: int = Field(default=5, alias="DB_CONNECT_TIMEOUT_SECONDS", ge=1, le=60)
+    statement_timeout_seconds: int = Field(default=10, alias="DB_STATEMENT_TIMEOUT_SECONDS", ge=1, le=600)
+    lock_timeout_seconds: int = Field(default=5, alias="DB_LOCK_TIMEOUT_SECONDS", ge=1, le=600)
+    # Lambda's own limit: an open transaction idle longer than the whole invocation has lost its client.
+    function_timeout_seconds: int = Field(default=30, alias="WORKER_TIMEOUT_SECONDS", ge=1, le=900)
     secret_max_age_seconds: int = Field(default=300, alias="DB_SECRET_MAX_AGE_SECONDS", ge=0)
 
     @model_validator(mode="after")
@@ -31,6 +35,11 @@ class WorkerSettings(BaseModel):
         if (self.database_url is None) == (self.db_secret_arn is None):
             raise ValueError("set exactly one of DATABASE_URL (local) or DB_SECRET_ARN (cloud)")
         return self
+
+    @property
+    def through_proxy(self) -> bool:
+        """RDS Proxy multiplexes sessions: no session state may be set on its connections."""
+        return self.db_proxy_endpoint is not None
 
     @property
     def prepares_statements(self) -> bool:

@@ -139,7 +139,7 @@ class LocalPipeline:
             "functions.worker.handler.lambda_handler",
             "leadpipe-worker",
             settings.max_concurrency,
-            {**aws_env, "DATABASE_URL": database_url, "LEADS_TABLE": settings.leads_table},
+            {**aws_env, "DATABASE_URL": database_url, "LEADS_TABLE": settings.leads_table, **settings.worker_database_environment()},
             logs / "worker.log",
         )
         self._worker.warm_up()

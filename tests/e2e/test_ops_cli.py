@@ -8,6 +8,7 @@ import uuid
 import psycopg
 import pytest
 
+from functions.worker.migrate import migration_files
 from leadpipe.cli import main as leadpipe
 from tests.e2e.conftest import RunningPipeline, http_request, wait_for
 
@@ -70,7 +71,7 @@ def test_db_migrate_is_idempotent_and_says_so(local_pipeline: RunningPipeline, c
     assert code == 0 and out.strip() == "leadpipe.leads is up to date; nothing applied"
     table = f"m{uuid.uuid4().hex[:6]}.leads"
     code, out = run_cli(capsys, "db", "migrate", "--database-url", info.database_url, "--table", table)
-    assert out.strip() == f"applied to {table}: 0001_create_leads"
+    assert out.strip() == f"applied to {table}: {', '.join(version for version, _ in migration_files())}"
     with psycopg.connect(info.database_url, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA {table.split('.')[0]} CASCADE")
 
@@ -120,10 +121,10 @@ def test_db_erase_removes_one_persons_leads(local_pipeline: RunningPipeline, cap
     http_request(info.api_url, "POST", json.dumps({"email": "keep-" + email}), {"Content-Type": "application/json"})
     wait_for(lambda: local_pipeline.count("email LIKE %s", ("%" + email.lower(),)) == 3, message="rows to erase")
     # When ops erase the person, typed in another case
-    code, out = run_cli(capsys, "db", "erase", "--email", email.upper(), "--database-url", info.database_url)
+    code, out = run_cli(capsys, "db", "erase", "--email", email.upper(), "--stage", "dev", "--database-url", info.database_url)
     # Then both of their leads are gone and nobody else's
     assert code == 0 and out.startswith("erased 2 row(s)")
     assert local_pipeline.count("email = %s", (email.lower(),)) == 0
     assert local_pipeline.count("email = %s", ("keep-" + email.lower(),)) == 1
-    assert leadpipe(["db", "erase", "--email", "not-an-address", "--database-url", info.database_url]) == 2
+    assert leadpipe(["db", "erase", "--email", "not-an-address", "--stage", "dev", "--database-url", info.database_url]) == 2
     assert "is not an e-mail address" in capsys.readouterr().err

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import os
+import shutil
+import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -13,16 +16,17 @@ import pytest
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import handler as worker
 from functions.worker.migrate import apply_migrations, migration_files
-from functions.worker.repository import PREPARE_AFTER_RUNS, ConnectionProvider, LeadRepository, connect
+from functions.worker.repository import PREPARE_AFTER_RUNS, ConnectionProvider, DatabaseUnavailable, LeadRepository, connect
 from functions.worker.settings import WorkerSettings
-from tests.conftest import LeadsDatabase
+from leadpipe.embedded_postgres import start_embedded_postgres
+from tests.conftest import REPO_ROOT, LeadsDatabase
 from tests.events import sqs_event
 
 
 def make_envelope(email: str, **lead_fields: Any) -> LeadEnvelope:
     return LeadEnvelope(
         lead_id=uuid4(),
-        received_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+        received_at=datetime.now(UTC) - timedelta(minutes=2),
         source=Source(user_agent="pytest", origin="https://www.example.com"),
         lead=Lead(email=email, **lead_fields),
     )
@@ -97,31 +101,30 @@ def test_poison_record_fails_alone(worker_env: LeadsDatabase, lambda_context: An
     assert [row["email"] for row in worker_env.rows()] == ["good0@example.com", "good1@example.com", "good2@example.com"]
 
 
-def test_database_down_fails_all_then_recovers(worker_env: LeadsDatabase, lambda_context: Any, monkeypatch) -> None:
-    # Given a worker whose connection was already open
-    first = make_envelope("first@example.com").to_message_body()
-    assert worker.lambda_handler(sqs_event([first]), lambda_context) == {"batchItemFailures": []}
-    processor = worker.get_processor()
-    # When the database goes away (its connections are killed, new ones are refused)
-    with worker_env.connect() as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend'"
-        )
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
-    worker.get_settings.cache_clear()
-    monkeypatch.setattr(worker, "get_processor", lambda: processor)
-    batch = [make_envelope(f"retry{i}@example.com").to_message_body() for i in range(3)]
-    down = worker.lambda_handler(sqs_event(batch), lambda_context)
-    # Then every record of the batch is reported failed, and nothing was half-stored
-    assert down == {"batchItemFailures": [{"itemIdentifier": f"msg-{i}"} for i in range(3)]}
-    assert worker_env.count_rows() == 1
-    # When the database is back, the same execution environment reconnects and stores them
-    monkeypatch.undo()
-    monkeypatch.setenv("DATABASE_URL", worker_env.uri)
-    monkeypatch.setenv("LEADS_TABLE", worker_env.leads_table)
-    worker.get_settings.cache_clear()
-    assert worker.lambda_handler(sqs_event(batch), lambda_context) == {"batchItemFailures": []}
-    assert worker_env.count_rows() == 4
+def test_database_down_fails_all_then_recovers(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a worker whose connection to its own PostgreSQL server is already open
+    data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"down-{os.getpid()}-{uuid4().hex[:8]}"
+    server = start_embedded_postgres(data_dir)
+    try:
+        with psycopg.connect(server.uri, autocommit=True) as connection:
+            apply_migrations(connection, "leadpipe.leads")
+        monkeypatch.setenv("DATABASE_URL", server.uri)
+        first = make_envelope("first@example.com").to_message_body()
+        assert worker.lambda_handler(sqs_event([first]), lambda_context) == {"batchItemFailures": []}
+        # When the server really stops: its session ends and new connections are refused
+        server.stop()
+        batch = [make_envelope(f"retry{i}@example.com").to_message_body() for i in range(3)]
+        down = worker.lambda_handler(sqs_event(batch), lambda_context)
+        # Then every record of the batch is reported failed
+        assert down == {"batchItemFailures": [{"itemIdentifier": f"msg-{i}"} for i in range(3)]}
+        # When the server is back, the same execution environment reconnects and stores them
+        server = start_embedded_postgres(data_dir)
+        assert worker.lambda_handler(sqs_event(batch, receive_count=2), lambda_context) == {"batchItemFailures": []}
+        with psycopg.connect(server.uri, autocommit=True) as connection:
+            assert connection.execute("SELECT count(*) FROM leadpipe.leads").fetchone() == (4,)
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def repository_counting_connections(leads_db: LeadsDatabase) -> tuple[LeadRepository, list[psycopg.Connection]]:
@@ -150,18 +153,55 @@ def test_a_refused_row_is_isolated_and_the_connection_kept(leads_db: LeadsDataba
     assert len(opened) == 1
 
 
-def test_a_lost_connection_raises_stores_nothing_and_reconnects(leads_db: LeadsDatabase) -> None:
+def test_a_lost_connection_is_retried_once_on_a_fresh_one(leads_db: LeadsDatabase) -> None:
     repository, opened = repository_counting_connections(leads_db)
     repository.store_batch([make_envelope("first@example.com")])
     # When the server ends our session between batches
     with leads_db.connect() as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (opened[0].info.backend_pid,))
-    with pytest.raises(psycopg.OperationalError):
+    outcome = repository.store_batch([make_envelope("after@example.com")])
+    # Then the batch is stored on a second, fresh connection at once
+    assert (outcome.inserted, len(opened)) == (1, 2)
+    assert leads_db.count_rows() == 2
+
+
+def test_a_fresh_connection_that_fails_is_not_retried_and_stores_nothing(leads_db: LeadsDatabase) -> None:
+    # Given a repository whose every new connection is refused
+    attempts: list[int] = []
+
+    def refused() -> psycopg.Connection:
+        attempts.append(1)
+        return connect("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+    repository = LeadRepository(ConnectionProvider(refused), leads_db.leads_table)
+    # When a batch is stored, Then it fails as "unavailable" after one attempt (nothing to retry on)
+    with pytest.raises(DatabaseUnavailable):
         repository.store_batch([make_envelope("lost@example.com")])
-    # Then nothing of that batch is stored, and the next batch opens a fresh connection
-    assert leads_db.count_rows() == 1
-    assert repository.store_batch([make_envelope("again@example.com")]).inserted == 1
-    assert len(opened) == 2
+    assert len(attempts) == 1 and leads_db.count_rows() == 0
+
+
+def test_two_workers_inserting_the_same_lead_at_once_store_one_row(leads_db: LeadsDatabase) -> None:
+    # Given two workers (two connections), each about to store the same delivery of the same leads
+    envelopes = [make_envelope(f"twice{i}@example.com") for i in range(20)]
+    repositories = [repository_counting_connections(leads_db)[0] for _ in range(2)]
+    outcomes: list[Any] = [None, None]
+    start = threading.Barrier(2)
+
+    def store(index: int) -> None:
+        start.wait(10)
+        outcomes[index] = repositories[index].store_batch(envelopes)
+
+    # When both run at the same moment
+    threads = [threading.Thread(target=store, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # Then both batches succeed, every lead is one row, and each row was inserted by exactly one of them
+    assert all(outcome is not None and outcome.rejected == {} for outcome in outcomes)
+    assert leads_db.count_rows() == 20
+    assert sorted((o.inserted + o.duplicates) for o in outcomes) == [20, 20]
+    assert outcomes[0].inserted + outcomes[1].inserted == 20
 
 
 class CountingCursor(psycopg.Cursor):
