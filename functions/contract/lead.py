@@ -33,7 +33,7 @@ CUSTOM_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 ALREADY_NORMALISED = "already_normalised"  # validation context key
 _NORMALISED_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
-_PHONE_ALLOWED = re.compile(r"^\+?[0-9][0-9 ()./-]{4,30}$")
+_PHONE_ALLOWED = re.compile(r"^\+?[0-9(][0-9 ()./-]{4,30}$")  # "(202) 555-0143" is how many type it
 _CAMPAIGN_ALLOWED = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
 # The one rule for what can travel and be stored: SQS's message character set (W3C XML `Char`).
 # It also keeps out all PostgreSQL refuses in text and jsonb: NUL and lone surrogates.
