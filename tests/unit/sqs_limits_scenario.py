@@ -19,6 +19,8 @@ def outcome(call: Any) -> Any:
         answer = call()
     except ClientError as error:
         return error.response["Error"]["Code"].rsplit(".", 1)[-1]
+    except Exception as error:  # noqa: BLE001 - stock moto fails on a lone surrogate instead of answering
+        return f"crashed: {type(error).__name__}"
     if "Successful" in answer or "Failed" in answer:
         return {"ok": sorted(e["Id"] for e in answer.get("Successful", [])),
                 "failed": sorted((e["Id"], e["Code"]) for e in answer.get("Failed", []))}  # fmt: skip
