@@ -48,8 +48,8 @@ def silent_sqs() -> Iterator[str]:
 def test_a_silent_sqs_gets_a_503_before_the_function_times_out(
     silent_sqs: str, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    # Given an ingest with a 3 s timeout whose SQS endpoint accepts and never answers
-    function_timeout = 3
+    # Given an ingest with a 5 s timeout (the default) whose SQS endpoint accepts and never answers
+    function_timeout = 5
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", silent_sqs)
     monkeypatch.setenv("LEADS_QUEUE_URL", f"{silent_sqs}/123456789012/leads")
     monkeypatch.setenv("INGEST_TIMEOUT_SECONDS", str(function_timeout))
