@@ -190,3 +190,19 @@ def test_form_and_json_refuse_the_same_character_the_same_way() -> None:
     as_json = json.dumps({"email": "a@example.com", "custom": {"size": "X\uffffL"}})
     answers = [answer(api_event(form, "application/x-www-form-urlencoded")), answer(api_event(as_json))]
     assert [(status, refused_fields(body)) for status, body, _ in answers] == [(422, {"custom.size"})] * 2
+
+
+def test_the_largest_lead_the_contract_accepts_fits_in_one_sqs_message() -> None:
+    # Given every field at its bound, in 4-byte characters, and browser headers at theirs
+    wide = "\U0001f600"
+    lead = Lead(
+        email=f"{'a' * 64}@{'b' * 63}.{'c' * 63}.example", first_name=wide * 100, last_name=wide * 100, company=wide * 200,
+        job_title=wide * 200, utm_source=wide * 200, utm_medium=wide * 200, utm_campaign=wide * 200, utm_term=wide * 200,
+        utm_content=wide * 200, phone="+" + "1" * 31, campaign="C" * 64, country="DE", landing_page="https://example.com/" + "p" * 2000,
+        consent=True, custom={f"k{i:02d}{'x' * 60}": wide * 500 for i in range(20)},
+    )  # fmt: skip
+    source = Source(user_agent=wide * 1024, origin=wide * 1024, referer=wide * 1024)
+    body = LeadEnvelope(lead_id="6f1c2b1e-3f57-4c8e-9a51-0d6a4c1b7e42", received_at="2026-11-30T00:00:00Z", source=source, lead=lead).to_message_body()
+    # Then its message is well within SQS's 1 MiB, so no accepted lead can be refused for size
+    assert len(body.encode("utf-8")) <= SQS_MAX_MESSAGE_BYTES
+    assert SQS_MESSAGE_CHARACTERS.fullmatch(body)
