@@ -42,6 +42,7 @@ class LeadApi(Construct):
                     "MAX_BODY_BYTES": str(settings.max_body_bytes),
                     "HONEYPOT_FIELD": settings.honeypot_field,
                     "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
+                    "INGEST_TIMEOUT_SECONDS": str(settings.ingest_timeout_seconds),
                 },
             ),
         )

@@ -92,7 +92,9 @@ def move_messages(sqs: Any, dead_letter_url: str, leads_url: str, limit: int | N
     """The local equivalent of a move task: send each message back, then delete it from the DLQ.
 
     Sent before deleted, so a crash in between can only duplicate a message, never lose it; a
-    duplicate is harmless because the table keeps one row per lead_id.
+    duplicate is harmless because the table keeps one row per lead_id. Only what the leads
+    queue accepted is deleted: an entry SQS refused stays in the DLQ (visible again after the
+    receive's visibility timeout). Returns how many were moved.
     """
     moved = 0
     while limit is None or moved < limit:
@@ -103,13 +105,16 @@ def move_messages(sqs: Any, dead_letter_url: str, leads_url: str, limit: int | N
             break
         if limit is not None:
             batch = batch[: limit - moved]
-        sqs.send_message_batch(
+        sent = sqs.send_message_batch(
             QueueUrl=leads_url, Entries=[{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(batch)]
         )
-        sqs.delete_message_batch(
-            QueueUrl=dead_letter_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        )
-        moved += len(batch)
+        accepted = [batch[int(entry["Id"])] for entry in sent.get("Successful", [])]
+        if accepted:
+            sqs.delete_message_batch(
+                QueueUrl=dead_letter_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(accepted)],
+            )
+        moved += len(accepted)
     return moved
 
 

@@ -75,7 +75,11 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
     responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Leadpipe ingest", "version": "1", "description": "POST a lead from a landing-page form."},
+        "info": {"title": "Leadpipe ingest", "version": "1", "description": (
+            "POST a lead from a landing-page form. Every text value, custom keys and values included, may hold "
+            "only characters SQS can carry and PostgreSQL can store (tab, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, "
+            "U+10000-U+10FFFF): any other (NUL, a lone surrogate, U+FFFE, U+FFFF) gets a 422 naming the field."
+        )},
         "servers": [{"url": server_url}],
         "paths": {
             "/leads": {
@@ -84,7 +88,11 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     "summary": "Submit one lead",
                     "parameters": [{
                         "name": "Idempotency-Key", "in": "header", "required": False,
-                        "description": "Retries with the same key get the same lead_id (one row).",
+                        "description": (
+                            "A retry with the same key and the same lead gets the same lead_id (one row). The same key "
+                            "with a different lead gets a lead_id of its own: both are stored, never merged. Without a "
+                            "key, the same lead submitted again on the same UTC day gets the same lead_id."
+                        ),
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                     }],  # fmt: skip
                     "requestBody": {

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
-from functions.contract.lead import ALREADY_NORMALISED, Lead
+from functions.contract.lead import ALREADY_NORMALISED, UNTRAVELLABLE_CHARACTER, Lead
 
 ENVELOPE_VERSION = 1
 KNOWN_ENVELOPE_VERSIONS = frozenset({ENVELOPE_VERSION})
@@ -17,7 +17,14 @@ KNOWN_ENVELOPE_VERSIONS = frozenset({ENVELOPE_VERSION})
 # Leads in the queue were normalised by the ingest: reading one confirms that, cheaply.
 QUEUED = {ALREADY_NORMALISED: True}
 
-HeaderText = Annotated[str | None, StringConstraints(max_length=1024)]
+
+
+def _replace_untravellable(value: Any) -> Any:
+    # A browser's header is not the visitor's data: one odd byte in it must not cost the lead.
+    return UNTRAVELLABLE_CHARACTER.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+HeaderText = Annotated[str | None, StringConstraints(max_length=1024), BeforeValidator(_replace_untravellable)]
 
 
 class UnreadableEnvelope(ValueError):

@@ -21,6 +21,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
 MAX_CUSTOM_KEYS = 20
@@ -32,8 +33,28 @@ CUSTOM_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 ALREADY_NORMALISED = "already_normalised"  # validation context key
 _NORMALISED_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
-_PHONE_ALLOWED = re.compile(r"^\+?[0-9][0-9 ()./-]{4,30}$")
+_PHONE_ALLOWED = re.compile(r"^\+?[0-9(][0-9 ()./-]{4,30}$")  # "(202) 555-0143" is how many type it
 _CAMPAIGN_ALLOWED = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+# The one rule for what can travel and be stored: SQS's message character set (W3C XML `Char`).
+# It also keeps out all PostgreSQL refuses in text and jsonb: NUL and lone surrogates.
+SQS_MESSAGE_CHARACTERS = "\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff"
+UNTRAVELLABLE_CHARACTER = re.compile(f"[^{SQS_MESSAGE_CHARACTERS}]")
+
+
+def refuse_untravellable_text(value: Any) -> Any:
+    """Refuse a string holding a character SQS or PostgreSQL would refuse; never strip it."""
+    if isinstance(value, str):
+        found = UNTRAVELLABLE_CHARACTER.search(value)
+        if found:
+            raise PydanticCustomError(
+                "character_not_allowed",
+                "contains {character}, a character that cannot be queued or stored",
+                {"character": f"U+{ord(found.group()):04X}"},
+            )
+    return value
+
+
+Travellable = BeforeValidator(refuse_untravellable_text)
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -83,7 +104,7 @@ def _normalise_campaign(value: str) -> str:
 
 def _optional(*constraints: Any) -> Any:
     """An optional field: blank means absent, and the constraints apply to the string given."""
-    return Annotated[Annotated[str, *constraints] | None, BeforeValidator(_blank_to_none)]
+    return Annotated[Annotated[str, *constraints] | None, BeforeValidator(_blank_to_none), Travellable]
 
 
 ShortText = _optional(StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_single_line))
@@ -92,6 +113,7 @@ Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_EMAIL_LENGTH),
     AfterValidator(_email_field),
+    Travellable,
 ]
 Phone = _optional(StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_normalise_phone))
 Campaign = _optional(StringConstraints(max_length=80), AfterValidator(_normalise_campaign))
@@ -99,9 +121,10 @@ CountryCode = _optional(StringConstraints(strip_whitespace=True, to_upper=True, 
 LandingPage = Annotated[
     Annotated[HttpUrl, Field(description="http or https, at most 2048 characters")] | None,
     BeforeValidator(_blank_to_none),
+    Travellable,
 ]
-CustomKey = Annotated[str, StringConstraints(pattern=CUSTOM_KEY_PATTERN)]
-CustomValue = Annotated[str, StringConstraints(max_length=MAX_CUSTOM_VALUE_LENGTH)]
+CustomKey = Annotated[str, StringConstraints(pattern=CUSTOM_KEY_PATTERN), Travellable]
+CustomValue = Annotated[str, StringConstraints(max_length=MAX_CUSTOM_VALUE_LENGTH), Travellable]
 
 
 class Lead(BaseModel):

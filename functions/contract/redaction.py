@@ -11,33 +11,58 @@ from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
-# International numbers always start with "+"; bare digit runs are left alone (ids, timestamps).
-_PHONE = re.compile(r"\+\d[\d ().\-]{6,}\d")
+# `\w` is Unicode: local parts in any script (jöhn@), IDN domains (exämple.com) and punycode.
+_EMAIL = re.compile(r"([\w])[\w.%+!#$&'*/=?^`{|}~-]*@((?:[\w-]+\.)+[\w-]+)")
+_INTERNATIONAL_PHONE = re.compile(r"(?<!\w)(?:\+|00)\d[\d ().-]{6,}\d")
+# National formats: (202) 555-0143, 202-555-0143 / 202.555.0143, and trunk-prefixed 030 1234567,
+# 07700 900123. Bare digit runs without a leading 0 are left alone: ids and epoch timestamps.
+_NATIONAL_PHONE = re.compile(
+    r"\(\d{1,5}\)[ .-]?\d[\d .-]{3,}\d"
+    r"|(?<![\w.-])\d{3}[ .-]\d{3}[ .-]\d{4}(?![\w-])"
+    r"|(?<![\w.-])0\d{1,5}[ /.-]?\d[\d ./-]{3,}\d(?![\w-])"
+)
 _SENSITIVE_KEYS = frozenset({"email", "phone", "password", "first_name", "last_name"})
 
 
 def mask_email(address: str) -> str:
-    """`jane.doe@example.com` -> `j***@example.com`: the domain stays useful for debugging."""
-    return _EMAIL.sub(r"\1***@\2", address)
+    """`jane.doe@example.com` -> `j***@example.com`: the domain stays useful for debugging.
+
+    For one address (a lead's `email`): whatever its form, only its first character and domain show.
+    """
+    if "@" not in address:
+        return "***"
+    return f"{address[:1]}***@{address.rsplit('@', 1)[1]}"
 
 
 def redact_text(text: str) -> str:
-    """Mask every e-mail address and international phone number inside free text."""
-    return _PHONE.sub("+***", _EMAIL.sub(r"\1***@\2", text))
+    """Mask every e-mail address and phone number (international or national) in free text."""
+    text = _EMAIL.sub(r"\1***@\2", text)
+    return _NATIONAL_PHONE.sub("***", _INTERNATIONAL_PHONE.sub("+***", text))
 
 
 def redact_fields(value: Any) -> Any:
-    """Replace the values of personal fields (email, phone, names) at any depth."""
+    """Replace the values of personal fields (email, phone, names) at any depth, and mask
+    addresses and numbers in every other string, before JSON escapes non-ASCII letters."""
     if isinstance(value, dict):
         return {k: "***" if k in _SENSITIVE_KEYS and v else redact_fields(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_fields(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
     return value
+
+
+def _redacted_default(value: Any) -> str:
+    # Objects the JSON encoder does not know are logged as their str(): mask that too.
+    return redact_text(str(value))
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
     """Powertools' JSON log format, with personal data masked in the final line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("json_default", _redacted_default)
+        super().__init__(*args, **kwargs)
 
     def serialize(self, log: dict[str, Any]) -> str:
         return redact_text(super().serialize(redact_fields(log)))

@@ -16,7 +16,7 @@ from botocore.config import Config
 from functions.contract import RedactingFormatter
 from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE
 from functions.ingest.api import build_app
-from functions.ingest.publisher import SqsLeadPublisher
+from functions.ingest.publisher import SqsLeadPublisher, sqs_call_budget
 from functions.ingest.settings import IngestSettings
 
 logger = Logger(service=INGEST_SERVICE, logger_formatter=RedactingFormatter())
@@ -30,16 +30,17 @@ def get_settings() -> IngestSettings:
     return IngestSettings.from_env(os.environ)
 
 
-def sqs_client_config(timeout_seconds: float) -> Config:
-    # Short timeouts and few retries: the form must get a fast answer, a 503 beats a hang.
+def sqs_client_config(function_timeout_seconds: float) -> Config:
+    # Timeouts and retries fit in the function's own timeout: the form always gets our answer.
     # A fixed user agent: botocore otherwise rebuilds its default (OS, language, config and
     # feature metadata) and sanitises it character by character, twice per call. That was about
     # 30% of send_message's own CPU (`make bench`). botocore still appends its version, and
     # CloudTrail's userAgent says which function called.
+    budget = sqs_call_budget(function_timeout_seconds)
     return Config(
-        connect_timeout=timeout_seconds,
-        read_timeout=timeout_seconds,
-        retries={"mode": "standard", "total_max_attempts": 2},
+        connect_timeout=budget.connect_timeout,
+        read_timeout=budget.read_timeout,
+        retries={"mode": "standard", "total_max_attempts": budget.attempts},
         user_agent=INGEST_SERVICE,
     )
 
@@ -47,7 +48,7 @@ def sqs_client_config(timeout_seconds: float) -> Config:
 @cache
 def get_sqs_client() -> Any:
     """One client per execution environment, built on first use (after tests set up moto)."""
-    return boto3.client("sqs", config=sqs_client_config(get_settings().sqs_timeout_seconds))
+    return boto3.client("sqs", config=sqs_client_config(get_settings().function_timeout_seconds))
 
 
 @cache
@@ -56,7 +57,8 @@ def get_app() -> APIGatewayRestResolver:
     return build_app(get_settings(), publisher.publish, logger, metrics)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+# clear_state: keys appended for one request (its lead_id) must not label the next one's lines.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return get_app().resolve(event, context)

@@ -100,18 +100,26 @@ def accept_submission(
     if errors:
         raise InvalidLead("the lead has invalid fields", errors)
 
-    lead_id = derive_lead_id(lead, submission.idempotency_key)
+    received_at = now()
+    lead_id = derive_lead_id(lead, submission.idempotency_key, received_at)
     if not is_spam:
-        publish(LeadEnvelope(lead_id=lead_id, received_at=now(), source=submission.source, lead=lead))
+        publish(LeadEnvelope(lead_id=lead_id, received_at=received_at, source=submission.source, lead=lead))
     return Acceptance(lead_id=lead_id, campaign=lead.campaign, redirect_to=redirect_to, enqueued=not is_spam)
 
 
-def derive_lead_id(lead: Lead, idempotency_key: str | None) -> UUID:
-    """The same key, or the same lead submitted twice, always gives the same id (one DB row)."""
-    if idempotency_key is not None:
-        return uuid5(LEAD_ID_NAMESPACE, f"idempotency-key:{idempotency_key}")
+def derive_lead_id(lead: Lead, idempotency_key: str | None, received_at: datetime) -> UUID:
+    """Stateless: the id is a hash, so a retry lands on the same row and nothing is looked up.
+
+    With an Idempotency-Key: the key AND the lead's normalised content. A retry (same key, same
+    lead) gets the same id; the same key sent with a different lead gets its own id, so a
+    reused or colliding key never merges two people. Without a key: the content and the UTC
+    day it arrived, so a double-submitted form is one row, and the same person signing up
+    again weeks later is a new row (a return visit is news for sales, not a duplicate).
+    """
     canonical = json.dumps(lead.to_record(), sort_keys=True, separators=(",", ":"))
-    return uuid5(LEAD_ID_NAMESPACE, f"lead:{canonical}")
+    if idempotency_key is not None:
+        return uuid5(LEAD_ID_NAMESPACE, f"idempotency-key:{idempotency_key}:lead:{canonical}")
+    return uuid5(LEAD_ID_NAMESPACE, f"day:{received_at.astimezone(UTC).date().isoformat()}:lead:{canonical}")
 
 
 def check_idempotency_key(key: str | None) -> str | None:

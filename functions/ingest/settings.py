@@ -28,7 +28,8 @@ class IngestSettings(BaseModel):
     honeypot_field: str = Field(default="website", alias="HONEYPOT_FIELD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     metric_campaigns: CommaList = Field(default=(), alias="METRIC_CAMPAIGNS")
     retry_after_seconds: int = Field(default=5, alias="RETRY_AFTER_SECONDS", ge=1, le=3_600)
-    sqs_timeout_seconds: float = Field(default=2.0, alias="SQS_TIMEOUT_SECONDS", gt=0, le=10)
+    # The ingest's own Lambda timeout: the SQS client's timeouts and retries are derived from it.
+    function_timeout_seconds: int = Field(default=5, alias="INGEST_TIMEOUT_SECONDS", ge=1, le=29)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestSettings:

@@ -85,6 +85,10 @@ class SqsEventSourcePoller:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.stats = PollerStats()
+        # message id -> latest receipt handle of every message received and not (yet) deleted:
+        # on shutdown they are made visible again, so the queue snapshot keeps them.
+        self._held: dict[str, str] = {}
+        self._held_lock = threading.Lock()
 
     def start(self) -> None:
         for index in range(self._settings.max_concurrency):
@@ -98,6 +102,11 @@ class SqsEventSourcePoller:
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+
+    def held_receipt_handles(self) -> list[str]:
+        """Receipt handles of messages a poller received and did not delete (failed, or the delete did)."""
+        with self._held_lock:
+            return list(self._held.values())
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
@@ -137,6 +146,8 @@ class SqsEventSourcePoller:
     def _process(self, messages: list[dict[str, Any]]) -> None:
         settings = self._settings
         event = {"Records": [to_sqs_record(m, settings.queue_arn, settings.region) for m in messages]}
+        with self._held_lock:
+            self._held.update((m["MessageId"], m["ReceiptHandle"]) for m in messages)
         self.stats.add(busy_pollers=1)
         try:
             response = self._invoke(event)
@@ -148,10 +159,23 @@ class SqsEventSourcePoller:
             self.stats.add(busy_pollers=-1)
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
+        deleted = 0
         for start in range(0, len(done), SQS_MAX_RECEIVE):
-            chunk = done[start : start + SQS_MAX_RECEIVE]
-            self._sqs.delete_message_batch(
-                QueueUrl=settings.queue_url,
+            deleted += self._delete(done[start : start + SQS_MAX_RECEIVE])
+        self.stats.add(invocations=1, records_deleted=deleted, records_failed=len(failed))
+
+    def _delete(self, chunk: list[dict[str, Any]]) -> int:
+        """Delete one chunk; what SQS did not delete stays held and comes back (a stored lead's
+        second delivery is a no-op in the worker). A failed call never stops the poller."""
+        try:
+            response = self._sqs.delete_message_batch(
+                QueueUrl=self._settings.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
-        self.stats.add(invocations=1, records_deleted=len(done), records_failed=len(failed))
+        except Exception:  # noqa: BLE001 - SQS briefly unreachable: the messages reappear, as in Lambda
+            return 0
+        deleted = [chunk[int(entry["Id"])] for entry in response.get("Successful", [])]
+        with self._held_lock:
+            for message in deleted:
+                self._held.pop(message["MessageId"], None)
+        return len(deleted)

@@ -21,6 +21,7 @@ from leadpipe.local.gateway import LEADS_PATH
 from leadpipe.local.ingest_environments import IngestEnvironments
 from leadpipe.local.lambda_pool import LambdaPool
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
+from leadpipe.local.queue_snapshot import make_visible, restore_queue_snapshot, save_queue_snapshot
 from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalSqsServer, create_pipeline_queues
 from leadpipe.status import queue_depth
 
@@ -112,7 +113,7 @@ class LocalPipeline:
         endpoint = self._sqs_server.start()
         sqs = local_sqs_client(endpoint)
         queues = create_pipeline_queues(sqs, settings)
-        self._restore_snapshot(sqs, data_dir / SNAPSHOT_FILE_NAME, queues.leads_url, queues.dead_letter_url)
+        restore_queue_snapshot(sqs, data_dir / SNAPSHOT_FILE_NAME, {"leads": queues.leads_url, "dead_letters": queues.dead_letter_url})
 
         # The port is bound first: the page it serves is an origin the ingest must allow.
         listener = socket.create_server(("127.0.0.1", options.port))
@@ -130,6 +131,7 @@ class LocalPipeline:
                 "MAX_BODY_BYTES": str(settings.max_body_bytes),
                 "HONEYPOT_FIELD": settings.honeypot_field,
                 "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
+                "INGEST_TIMEOUT_SECONDS": str(settings.ingest_timeout_seconds),
             },
             logs / "ingest.log",
             stage=settings.stage,
@@ -216,7 +218,12 @@ class LocalPipeline:
             sqs = local_sqs_client(self.info.sqs_endpoint_url)
             self._wait_until_drained(sqs, drain_seconds)
             self.poller.stop()
-            saved = self._save_snapshot(sqs, Path(self.info.data_dir) / SNAPSHOT_FILE_NAME)
+            # Failed records wait out their visibility timeout, invisible to the snapshot: end it.
+            make_visible(sqs, self.info.leads_queue_url, self.poller.held_receipt_handles())
+            saved = save_queue_snapshot(
+                sqs, Path(self.info.data_dir) / SNAPSHOT_FILE_NAME,
+                {"leads": self.info.leads_queue_url, "dead_letters": self.info.dead_letter_queue_url},
+            )  # fmt: skip
         if self._worker:
             self._worker.close()
         self._sqs_server.stop()
@@ -232,26 +239,3 @@ class LocalPipeline:
             if queue_depth(sqs, self.info.leads_queue_url) == 0:
                 return
             time.sleep(0.2)
-
-    def _save_snapshot(self, sqs: Any, path: Path) -> int:
-        """moto keeps queues in memory: write what is still queued so a restart loses nothing."""
-        saved = []
-        for name, url in (("leads", self.info.leads_queue_url), ("dead_letters", self.info.dead_letter_queue_url)):
-            while True:
-                batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages", [])
-                if not batch:
-                    break
-                saved.extend({"queue": name, "body": m["Body"]} for m in batch)
-        if saved:
-            path.write_text(json.dumps(saved))
-        return len(saved)
-
-    @staticmethod
-    def _restore_snapshot(sqs: Any, path: Path, leads_url: str, dead_letter_url: str) -> None:
-        if not path.is_file():
-            return
-        urls = {"leads": leads_url, "dead_letters": dead_letter_url}
-        for item in json.loads(path.read_text()):
-            sqs.send_message(QueueUrl=urls[item["queue"]], MessageBody=item["body"])
-        path.unlink()
-

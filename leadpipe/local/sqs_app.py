@@ -21,6 +21,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -60,7 +61,18 @@ class Declined(Exception):
 
 
 def sqs_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    answer_directly = DIRECT_ANSWERS.get(environ.get("HTTP_X_AMZ_TARGET", ""))
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target in LIMITED_ACTIONS:
+        body = environ["wsgi.input"].read()
+        checked = check_sqs_limits(target, body, environ.get("HTTP_AUTHORIZATION", ""))
+        if checked.refusal is not None:
+            return _answer(start_response, "400 Bad Request", _error_body(*checked.refusal), checked.refusal[0])
+        if checked.failed and checked.body is None:  # every entry refused: nothing to send
+            return _answer(start_response, "200 OK", json.dumps({"Successful": [], "Failed": checked.failed}).encode())
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(checked.body or body), str(len(checked.body or body))
+        if checked.failed:
+            return _adding_failed_entries(environ, start_response, checked.failed)
+    answer_directly = DIRECT_ANSWERS.get(target)
     if answer_directly is not None:
         body = environ["wsgi.input"].read()
         answer = answer_directly(body, environ.get("HTTP_AUTHORIZATION", ""))
@@ -71,6 +83,120 @@ def sqs_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
             return [answer]
         environ["wsgi.input"] = io.BytesIO(body)
     return moto_wsgi_app(environ, start_response)
+
+
+# --- What real SQS refuses and moto 5.2.5 lets through -----------------------------------------
+# Each is AWS's documented behaviour (tests/unit/test_local_sqs_limits.py cites the docs):
+# the message character set, the size of a message (body and attributes, in UTF-8 bytes) and of
+# a batch, and 10 entries with distinct ids per batch call.
+
+LIMITED_ACTIONS = frozenset(
+    {"AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch", "AmazonSQS.DeleteMessageBatch",
+     "AmazonSQS.ChangeMessageVisibilityBatch"}
+)  # fmt: skip
+SQS_MAX_BATCH_BYTES = 1_048_576  # 1 MiB, the sum of a SendMessageBatch's messages
+_NOT_A_MESSAGE_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """`refusal`: (code, message) refusing the whole call. `failed`: per-entry refusals of a
+    batch, whose other entries travel on in `body` (None when no entry is left)."""
+
+    refusal: tuple[str, str] | None = None
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    body: bytes | None = None
+
+
+def check_sqs_limits(target: str, body: bytes, authorization: str) -> CheckedRequest:
+    """What SQS would refuse in this call; an empty `CheckedRequest` lets it through unchanged."""
+    try:
+        params = json.loads(body)
+        queue = _queue_of(params, authorization)
+    except Exception:  # noqa: BLE001 - unreadable or unknown queue: moto words that error
+        return CheckedRequest()
+    if target == "AmazonSQS.SendMessage":
+        refusal = _message_refusal(params.get("MessageBody"), params.get("MessageAttributes"), queue.maximum_message_size)
+        return CheckedRequest(refusal=refusal)
+    entries = params.get("Entries")
+    if not isinstance(entries, list) or not entries:
+        return CheckedRequest()  # moto refuses an empty batch with SQS's code
+    if len(entries) > SQS_MAX_BATCH_ENTRIES:
+        return CheckedRequest(refusal=("TooManyEntriesInBatchRequest",
+                                       f"Maximum number of entries per request are {SQS_MAX_BATCH_ENTRIES}. You have sent {len(entries)}."))  # fmt: skip
+    ids = [entry.get("Id") for entry in entries]
+    repeated = next((entry_id for index, entry_id in enumerate(ids) if entry_id in ids[:index]), None)
+    if repeated is not None:
+        return CheckedRequest(refusal=("BatchEntryIdsNotDistinct", f"Id {repeated} repeated."))
+    if target != "AmazonSQS.SendMessageBatch":
+        return CheckedRequest()
+    total = sum(_message_bytes(entry.get("MessageBody"), entry.get("MessageAttributes")) for entry in entries)
+    if total > SQS_MAX_BATCH_BYTES:
+        return CheckedRequest(refusal=("BatchRequestTooLong",
+                                       f"Batch requests cannot be longer than {SQS_MAX_BATCH_BYTES} bytes. You have sent {total} bytes."))  # fmt: skip
+    failed, passing = [], []
+    for entry in entries:
+        refusal = _message_refusal(entry.get("MessageBody"), entry.get("MessageAttributes"), queue.maximum_message_size)
+        if refusal is None:
+            passing.append(entry)
+        else:
+            failed.append({"Id": entry.get("Id"), "SenderFault": True, "Code": refusal[0], "Message": refusal[1]})
+    if not failed:
+        return CheckedRequest()
+    return CheckedRequest(failed=failed, body=json.dumps({**params, "Entries": passing}).encode() if passing else None)
+
+
+def _message_refusal(message_body: Any, attributes: Any, maximum_size: int) -> tuple[str, str] | None:
+    if not isinstance(message_body, str):
+        return None  # moto refuses a missing body
+    bad = _NOT_A_MESSAGE_CHARACTER.search(message_body)
+    if bad:
+        return ("InvalidMessageContents", f"Invalid binary character '#x{ord(bad.group()):X}' was found in the message body, the set "
+                "of allowed characters is #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF")
+    if _message_bytes(message_body, attributes) > maximum_size:
+        return ("InvalidParameterValue", f"One or more parameters are invalid. Reason: Message must be shorter than {maximum_size} bytes.")
+    return None
+
+
+def _message_bytes(message_body: Any, attributes: Any) -> int:
+    """A message's size as SQS counts it: the body and every attribute's name, type and value."""
+    size = len(message_body.encode("utf-8", "surrogatepass")) if isinstance(message_body, str) else 0
+    for name, value in (attributes or {}).items() if isinstance(attributes, dict) else ():
+        size += len(name.encode()) + len(str(value.get("DataType", "")).encode())
+        size += len(str(value.get("StringValue", "")).encode("utf-8", "surrogatepass"))
+        size += len(base64.b64decode(value["BinaryValue"])) if "BinaryValue" in value else 0
+    return size
+
+
+def _queue_of(params: dict[str, Any], authorization: str) -> Any:
+    region, url = CREDENTIAL_REGION.search(authorization), QUEUE_URL.match(params.get("QueueUrl", ""))
+    return sqs_backends[url.group(1)][region.group(1)].queues[url.group(2)]
+
+
+def _error_body(code: str, message: str) -> bytes:
+    return json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode()
+
+
+def _answer(start_response: Callable[..., Any], status: str, body: bytes, error_code: str | None = None) -> list[bytes]:
+    headers = [("Content-Type", JSON_PROTOCOL_CONTENT_TYPE), ("x-amzn-RequestId", str(uuid.uuid4())),
+               ("Content-Length", str(len(body)))]  # fmt: skip
+    if error_code:
+        headers.append(("x-amzn-query-error", f"{error_code};Sender"))  # the code botocore reports
+    start_response(status, headers)
+    return [body]
+
+
+def _adding_failed_entries(environ: dict[str, Any], start_response: Callable[..., Any], failed: list[dict[str, Any]]) -> list[bytes]:
+    """moto answers the entries that passed; the ones refused here join its `Failed` list."""
+    started: dict[str, Any] = {}
+    chunks = moto_wsgi_app(environ, lambda status, headers, exc_info=None: started.update(status=status, headers=headers))
+    answer = b"".join(chunks)
+    if not started["status"].startswith("200"):
+        start_response(started["status"], started["headers"])
+        return [answer]
+    merged = json.loads(answer)
+    merged["Failed"] = [*merged.get("Failed", []), *failed]
+    return _answer(start_response, started["status"], json.dumps(merged).encode())
 
 
 def _standard_queue(body: bytes, authorization: str, accepted: frozenset[str]) -> tuple[dict[str, Any], Any, Any]:

@@ -209,14 +209,53 @@ def test_bad_requests_get_a_clear_4xx_and_nothing_is_queued(
     assert queue.drain() == []
 
 
-def test_same_idempotency_key_gives_the_same_lead_id(queue: Queue, lambda_context: Any) -> None:
-    # Given a client that retries with the same Idempotency-Key (even after editing a field)
+def test_same_idempotency_key_and_same_lead_gives_the_same_lead_id(queue: Queue, lambda_context: Any) -> None:
+    # Given a client that retries with the same Idempotency-Key and the same lead (case aside)
     key = {"Idempotency-Key": "8d3c1c52-retry"}
     _, _, first = call(api_event(json.dumps(LEAD), headers=key), lambda_context)
-    _, _, second = call(api_event(json.dumps({**LEAD, "first_name": "J."}), headers=key), lambda_context)
+    _, _, retry = call(api_event(json.dumps({**LEAD, "email": LEAD["email"].upper()}), headers=key), lambda_context)
     _, _, other = call(api_event(json.dumps(LEAD), headers={"Idempotency-Key": "another"}), lambda_context)
     # Then both attempts share one lead id (one row in the DB), and another key gets another id
-    assert first["lead_id"] == second["lead_id"] != other["lead_id"]
+    assert first["lead_id"] == retry["lead_id"] != other["lead_id"]
+
+
+def test_same_idempotency_key_with_a_different_lead_is_never_merged(queue: Queue, lambda_context: Any) -> None:
+    # Given two different people whose forms (a buggy client, a reused key) send the same key
+    key = {"Idempotency-Key": "8d3c1c52-reused"}
+    first_status, _, first = call(api_event(json.dumps(LEAD), headers=key), lambda_context)
+    second_status, _, second = call(api_event(json.dumps({**LEAD, "email": "someone.else@example.com"}), headers=key), lambda_context)
+    # Then each gets a lead id of its own, and both leads are on the queue (both will be rows)
+    assert (first_status, second_status) == (202, 202)
+    assert first["lead_id"] != second["lead_id"]
+    queued = {m["lead_id"]: m["lead"]["email"] for m in queue.drain()}
+    assert queued == {first["lead_id"]: "jane.doe@example.com", second["lead_id"]: "someone.else@example.com"}
+
+
+def test_the_same_lead_without_a_key_merges_within_a_utc_day_only() -> None:
+    # Given one lead submitted without a key at three moments
+    from datetime import UTC, datetime
+
+    from functions.contract import Lead
+    from functions.ingest.logic import derive_lead_id
+
+    lead = Lead(email="jane@example.com", campaign="SPRING")
+    morning, evening = datetime(2026, 11, 30, 0, 0, 1, tzinfo=UTC), datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
+    weeks_later = datetime(2026, 12, 21, 12, 0, tzinfo=UTC)
+    # Then a double submit on the same UTC day is one lead; a return visit weeks later is a new one
+    assert derive_lead_id(lead, None, morning) == derive_lead_id(lead, None, evening) != derive_lead_id(lead, None, weeks_later)
+    # And a keyed retry is the same lead whatever the day (a retry can cross midnight)
+    assert derive_lead_id(lead, "k", morning) == derive_lead_id(lead, "k", weeks_later) != derive_lead_id(lead, None, morning)
+
+
+def test_no_request_key_survives_into_the_next_invocation(queue: Queue, lambda_context: Any, capsys) -> None:
+    # Given one accepted lead, then an invalid one in the same execution environment
+    _, _, accepted = call(api_event(json.dumps(LEAD)), lambda_context)
+    capsys.readouterr()
+    status, _, _ = call(api_event(json.dumps({"email": "nope"})), lambda_context)
+    # Then the second invocation's log lines do not carry the first one's lead_id
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{") and '"level"' in line]
+    assert status == 422 and [line["message"] for line in lines] == ["submission refused"]
+    assert all("lead_id" not in line for line in lines) and accepted["lead_id"] not in json.dumps(lines)
 
 
 def test_double_submitted_form_gives_the_same_lead_id(queue: Queue, lambda_context: Any) -> None:

@@ -249,4 +249,7 @@ def test_a_delete_batch_the_direct_path_does_not_cover_is_left_to_moto(sqs: Any,
     url = queue_with_messages(sqs, "leads")
     params = {"QueueUrl": url, "Entries": entries}
     assert delete_messages_directly(json.dumps(params).encode(), AUTHORIZATION) is None
-    assert call(sqs_wsgi_app, "DeleteMessageBatch", params)[0] == call(moto_wsgi_app, "DeleteMessageBatch", params)[0]
+    if len(entries) > 10:  # moto takes eleven; the app refuses them as SQS does (test_local_sqs_limits.py)
+        assert call(sqs_wsgi_app, "DeleteMessageBatch", params)[0] == "400 Bad Request"
+    else:
+        assert call(sqs_wsgi_app, "DeleteMessageBatch", params)[0] == call(moto_wsgi_app, "DeleteMessageBatch", params)[0]
