@@ -130,6 +130,7 @@ def _cors(allowed_origins: tuple[str, ...]) -> CORSConfig | None:
         allow_origin=first,
         extra_origins=others,
         allow_headers=["Content-Type", "Idempotency-Key"],
+        expose_headers=["Retry-After"],  # not CORS-safelisted: without it fetch() cannot read when to retry
         max_age=600,
     )
 

@@ -209,6 +209,8 @@ def test_an_unreachable_verifier_is_a_503_with_retry_after(guarded_ingest: tuple
     endpoint.mode = "slow"
     status, headers, body = post_form({"email": "jane@example.com", "cf-turnstile-response": GOOD_TOKEN}, lambda_context)
     assert (status, body["error"]["code"]) == (503, "captcha_unavailable") and int(headers["Retry-After"]) >= 1
+    # And a fetch() on the allowed origin may read it
+    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN and "Retry-After" in headers["Access-Control-Expose-Headers"]
     assert queued(queue_url) == []
 
 
