@@ -201,12 +201,12 @@ class ApiGatewayApp:
             return gateway_answer(DEFAULT_5XX, self._origins, status=502)
         except Exception:  # the function failed: API Gateway's 502, from its DEFAULT_5XX response
             return gateway_answer(DEFAULT_5XX, self._origins, status=502)
-        if _may_exceed(len(str(response.get("body") or ""))) and _json_size(response) > LAMBDA_SYNC_PAYLOAD_BYTES:
-            # Lambda fails an invocation whose answer is over its quota: a function error, so 502.
-            return gateway_answer(DEFAULT_5XX, self._origins, status=502)
         try:
+            if _may_exceed(len(str(response.get("body") or ""))) and _json_size(response) > LAMBDA_SYNC_PAYLOAD_BYTES:
+                # Lambda fails an invocation whose answer is over its quota: a function error, so 502.
+                return gateway_answer(DEFAULT_5XX, self._origins, status=502)
             return from_proxy_response(response)
-        except (KeyError, TypeError, ValueError):  # not a proxy response: API Gateway's 502 "malformed" answer
+        except (AttributeError, KeyError, TypeError, ValueError):  # not a proxy response: API Gateway's 502
             return gateway_answer(DEFAULT_5XX, self._origins, status=502)
 
 

@@ -17,6 +17,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from leadpipe.local.gateway import (
     API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS,
     API_GATEWAY_MAX_BODY_BYTES,
@@ -112,6 +114,7 @@ def test_an_answer_over_6_mb_is_a_function_error() -> None:
     assert status == 502 and len(body) < 1000
 
 
-def test_a_malformed_proxy_answer_is_a_502() -> None:
-    status, _, body = request(ApiGatewayApp(RecordingFunction({"body": "no status"}), "dev", "http://x"), "POST", "/leads", b"{}", JSON_POST)
+@pytest.mark.parametrize("answer", [{"body": "no status"}, "not even an object", {"statusCode": "abc"}])
+def test_a_malformed_proxy_answer_is_a_502(answer: Any) -> None:
+    status, _, body = request(ApiGatewayApp(RecordingFunction(answer), "dev", "http://x"), "POST", "/leads", b"{}", JSON_POST)
     assert status == 502 and json.loads(body)["error"]["code"] == "upstream_error"
