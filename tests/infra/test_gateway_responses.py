@@ -20,7 +20,8 @@ from infra.config import PipelineSettings
 from infra.gateway_responses import DEFAULT_5XX, NOT_FOUND, REQUEST_TOO_LARGE, THROTTLED
 from leadpipe.local.gateway import API_GATEWAY_MAX_BODY_BYTES, ApiGatewayApp
 from leadpipe.local.stage_throttle import StageThrottle
-from tests.unit.test_local_gateway import RecordingFunction, request
+from tests.unit.test_local_gateway import RecordingFunction
+from tests.unit.test_local_gateway import request as local_request
 
 REQUIRED_TYPES = {
     "DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED", "QUOTA_EXCEEDED", "MISSING_AUTHENTICATION_TOKEN",
@@ -119,14 +120,14 @@ def test_the_local_api_answers_as_the_stack_does(dev: Template) -> None:
     app = ApiGatewayApp(RecordingFunction(RuntimeError("the function crashed")), "dev", "http://127.0.0.1:9",
                         allowed_origins=origins, throttle=StageThrottle(1, 3, clock=lambda: 0.0))  # fmt: skip
     # When the local API answers for itself: an unknown route, a body over 10 MB, a failing function
-    local_answer_matches(request(app, "POST", "/lead", b"{}"), responses["MISSING_AUTHENTICATION_TOKEN"])
-    too_large = request(app, "POST", "/leads", b"", {"Content-Length": str(API_GATEWAY_MAX_BODY_BYTES + 1)})
+    local_answer_matches(local_request(app, "POST", "/lead", b"{}"), responses["MISSING_AUTHENTICATION_TOKEN"])
+    too_large = local_request(app, "POST", "/leads", b"", {"Content-Length": str(API_GATEWAY_MAX_BODY_BYTES + 1)})
     local_answer_matches(too_large, responses["REQUEST_TOO_LARGE"])
-    failed = request(app, "POST", "/leads", b"{}", {"Content-Type": "application/json"})
+    failed = local_request(app, "POST", "/leads", b"{}", {"Content-Type": "application/json"})
     assert failed[0] == 502
     local_answer_matches(failed, responses["DEFAULT_5XX"])
     # And when the stage's bucket is empty
-    local_answer_matches(request(app, "POST", "/leads", b"{}"), responses["THROTTLED"])
+    local_answer_matches(local_request(app, "POST", "/leads", b"{}"), responses["THROTTLED"])
 
 
 def test_the_local_table_is_the_one_the_stack_uses(dev: Template) -> None:
