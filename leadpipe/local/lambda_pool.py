@@ -34,7 +34,7 @@ class LocalLambdaContext:
         return self.timeout_ms
 
 
-FUNCTION_SETTING_PREFIXES = ("AWS_", "POWERTOOLS_", "DATABASE_URL", "DB_", "LEADS_", "ALLOWED_ORIGINS", "MAX_BODY", "HONEYPOT", "METRIC_")
+FUNCTION_SETTING_PREFIXES = ("AWS_", "POWERTOOLS_", "DATABASE_URL", "DB_", "LEADS_", "ALLOWED_ORIGINS", "MAX_BODY", "HONEYPOT", "METRIC_", "INGEST_", "CAPTCHA_")
 _handler: Any = None
 _function_name = ""
 
