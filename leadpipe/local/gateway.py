@@ -24,6 +24,7 @@ API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 LEADS_PATH = "/leads"
 ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads
 PAGES = {"/": "index.html", "/thanks": "thanks.html"}
+SCRIPTS = {"/leadpipe.js": "leadpipe.js"}  # the browser client, served as is at a stable path
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -115,6 +116,8 @@ class ApiGatewayApp:
         method, path = scope["method"], scope["path"]
         if method == "GET" and path in PAGES:
             return 200, {"Content-Type": "text/html; charset=utf-8"}, page(PAGES[path], self._pages)
+        if method in ("GET", "HEAD") and path in SCRIPTS:
+            return 200, {"Content-Type": "text/javascript; charset=utf-8"}, page(SCRIPTS[path], {})
         if path != LEADS_PATH or method not in ROUTED_METHODS:
             # What API Gateway answers itself for a resource or method the API does not define.
             return _json_answer(403, {"message": "Missing Authentication Token"})
