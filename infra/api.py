@@ -1,26 +1,34 @@
-"""The public edge: REST API, the ingest function behind it, and an optional per-IP WAF rule."""
+"""The public edge: REST API, the ingest function behind it, an optional web ACL and captcha check."""
 
 from __future__ import annotations
+
+import re
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from functions.contract.observability import INGEST_SERVICE
+from functions.ingest.settings import IngestSettings
 from infra.config import PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps, retention_days
+from infra.gateway_responses import GATEWAY_ANSWERS
 from infra.nag import acknowledge
 
 CORS_HEADERS = ["Content-Type", "Idempotency-Key"]
+# AWS WAF managed rule groups, by the name used in the settings.
+MANAGED_RULE_GROUPS = {"ip_reputation": "AWSManagedRulesAmazonIpReputationList", "bot_control": "AWSManagedRulesBotControlRuleSet"}
 
 
 class LeadApi(Construct):
     """`POST /leads` on a regional REST API, throttled per stage, logged without bodies or IPs.
 
-    Public attributes: `rest_api`, `ingest` (a PipelineFunction), `leads_url`, `web_acl` (or None).
+    Public attributes: `rest_api`, `ingest` (a PipelineFunction), `leads_url`, `web_acl` (or None),
+    `captcha_secret` (or None).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, queue: sqs.IQueue) -> None:
@@ -42,10 +50,15 @@ class LeadApi(Construct):
                     "MAX_BODY_BYTES": str(settings.max_body_bytes),
                     "HONEYPOT_FIELD": settings.honeypot_field,
                     "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
+                    **_captcha_environment(settings),
                 },
             ),
         )
         queue.grant_send_messages(self.ingest.function)
+        self.captcha_secret = None
+        if settings.captcha_provider and settings.captcha_secret_arn:
+            self.captcha_secret = _import_secret(self, "CaptchaSecret", settings.captcha_secret_arn)
+            self.captcha_secret.grant_read(self.ingest.function)
 
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=retention_days(settings.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
@@ -82,8 +95,9 @@ class LeadApi(Construct):
         leads = self.rest_api.root.add_resource("leads")
         leads.add_method("POST", apigw.LambdaIntegration(self.ingest.function))
         self.leads_url = f"{self.rest_api.url}leads"
+        self._add_gateway_responses(settings)
 
-        self.web_acl = self._per_ip_rate_rule(settings) if settings.waf_requests_per_5_minutes_per_ip else None
+        self.web_acl = self._web_acl(settings) if settings.waf_requests_per_5_minutes_per_ip or settings.waf_managed_rule_groups else None
         acknowledge(
             self.rest_api,
             ("AwsSolutions-APIG2", "Bodies are validated by the ingest function: JSON and form posts share one pydantic model that an API Gateway model cannot express for forms."),
@@ -94,19 +108,30 @@ class LeadApi(Construct):
         if self.web_acl is None:
             acknowledge(
                 self.rest_api,
-                ("AwsSolutions-APIG3", "WAF is optional (waf_requests_per_5_minutes_per_ip); stage throttling caps load without it."),
+                ("AwsSolutions-APIG3", "WAF is optional (waf_requests_per_5_minutes_per_ip, waf_managed_rule_groups); stage throttling caps load without it."),
             )
 
-    def _per_ip_rate_rule(self, settings: PipelineSettings) -> wafv2.CfnWebACL:
-        """The managed equivalent of an nginx `limit_req` zone keyed on the client address."""
+    def _add_gateway_responses(self, settings: PipelineSettings) -> None:
+        """API Gateway's own answers (throttle, unknown route, WAF, too large, timeouts) in the project's shape."""
+        for answer in GATEWAY_ANSWERS:
+            self.rest_api.add_gateway_response(
+                f"Gateway{answer.response_type.title().replace('_', '')}",
+                type=apigw.ResponseType.of(answer.response_type),
+                status_code=str(answer.status) if answer.status else None,
+                # Static values are quoted; an unquoted one would be read as a request parameter.
+                response_headers={name: f"'{value}'" for name, value in answer.headers(settings.allowed_origins).items()},
+                templates={"application/json": answer.body()},
+            )
+
+    def _web_acl(self, settings: PipelineSettings) -> wafv2.CfnWebACL:
+        """IP reputation first (cheapest), then the per-IP rate rule, then Bot Control (priced per request inspected)."""
         metric_prefix = f"leadpipe-{settings.stage}"
-        web_acl = wafv2.CfnWebACL(
-            self,
-            "PerIpRateLimit",
-            scope="REGIONAL",
-            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=_visibility(f"{metric_prefix}-waf"),
-            rules=[
+        rules = []
+        if "ip_reputation" in settings.waf_managed_rule_groups:
+            rules.append(_managed_rule_group("ip_reputation", metric_prefix))
+        if settings.waf_requests_per_5_minutes_per_ip:
+            # The managed equivalent of an nginx `limit_req` zone keyed on the client address.
+            rules.append(
                 wafv2.CfnWebACL.RuleProperty(
                     name="per-ip-rate",
                     priority=0,
@@ -118,12 +143,72 @@ class LeadApi(Construct):
                     ),
                     visibility_config=_visibility(f"{metric_prefix}-per-ip-rate"),
                 )
-            ],
+            )
+        if "bot_control" in settings.waf_managed_rule_groups:
+            rules.append(_managed_rule_group("bot_control", metric_prefix))
+        web_acl = wafv2.CfnWebACL(
+            self,
+            "PerIpRateLimit",  # the logical id of the first web ACL: kept, so deployed stages keep theirs
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility(f"{metric_prefix}-waf"),
+            rules=[_with_priority(rule, priority) for priority, rule in enumerate(rules)],
         )
         wafv2.CfnWebACLAssociation(
             self, "PerIpRateLimitAssociation", resource_arn=self.rest_api.deployment_stage.stage_arn, web_acl_arn=web_acl.attr_arn
         )
         return web_acl
+
+
+def _managed_rule_group(group: str, metric_prefix: str) -> wafv2.CfnWebACL.RuleProperty:
+    name = MANAGED_RULE_GROUPS[group]
+    configs = None
+    if group == "bot_control":
+        # COMMON: self-identifying and unverified bots (TARGETED costs more and challenges browsers).
+        configs = [wafv2.CfnWebACL.ManagedRuleGroupConfigProperty(
+            aws_managed_rules_bot_control_rule_set=wafv2.CfnWebACL.AWSManagedRulesBotControlRuleSetProperty(inspection_level="COMMON")
+        )]  # fmt: skip
+    return wafv2.CfnWebACL.RuleProperty(
+        name=group.replace("_", "-"),
+        priority=0,
+        override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),  # the group's own block actions apply
+        statement=wafv2.CfnWebACL.StatementProperty(
+            managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                vendor_name="AWS", name=name, managed_rule_group_configs=configs
+            )
+        ),
+        visibility_config=_visibility(f"{metric_prefix}-{group.replace('_', '-')}"),
+    )
+
+
+def _with_priority(rule: wafv2.CfnWebACL.RuleProperty, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+    return wafv2.CfnWebACL.RuleProperty(
+        name=rule.name, priority=priority, statement=rule.statement, visibility_config=rule.visibility_config,
+        action=rule.action, override_action=rule.override_action,
+    )  # fmt: skip
+
+
+def _captcha_environment(settings: PipelineSettings) -> dict[str, str]:
+    """The ingest's captcha settings; none at all when the stage checks no captcha."""
+    if not settings.captcha_provider or not settings.captcha_secret_arn:
+        return {}
+    # Inside the function's own budget: what publishing may need (two SQS attempts) is kept back.
+    sqs_seconds = 2 * IngestSettings.model_fields["sqs_timeout_seconds"].default
+    timeout = max(0.5, min(2.0, settings.ingest_timeout_seconds - sqs_seconds - 0.5))
+    return {
+        "CAPTCHA_PROVIDER": settings.captcha_provider,
+        "CAPTCHA_SECRET_ARN": settings.captcha_secret_arn,
+        "CAPTCHA_MIN_SCORE": f"{settings.captcha_min_score:g}",
+        "CAPTCHA_FAIL_OPEN": "true" if settings.captcha_fail_open else "false",
+        "CAPTCHA_TIMEOUT_SECONDS": f"{timeout:g}",
+    }
+
+
+def _import_secret(scope: Construct, construct_id: str, arn: str) -> secretsmanager.ISecret:
+    # A complete ARN ends in "-" plus six characters Secrets Manager appended; grants are then exact.
+    if re.search(r"-[A-Za-z0-9]{6}$", arn):
+        return secretsmanager.Secret.from_secret_complete_arn(scope, construct_id, arn)
+    return secretsmanager.Secret.from_secret_partial_arn(scope, construct_id, arn)
 
 
 def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

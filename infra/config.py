@@ -135,6 +135,8 @@ class PipelineSettings(BaseModel):
             raise _Conflict("vpc_availability_zones", "give one availability zone per subnet in vpc_subnet_ids")
         if self.db_proxy_endpoint and not self.db_secret_arn:
             raise _Conflict("db_proxy_endpoint", "an RDS Proxy needs db_secret_arn for its credentials")
+        if self.captcha_provider and not self.captcha_secret_arn:
+            raise _Conflict("captcha_secret_arn", f"captcha_provider {self.captcha_provider!r} needs the secret that holds its secret key")
         if self.stage == "prod" and not self.db_secret_arn:
             raise _Conflict("db_secret_arn", "prod must name its database secret")
         return self

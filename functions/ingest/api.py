@@ -13,7 +13,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConf
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions.contract import LeadEnvelope, Source
-from functions.ingest.errors import FieldError, QueueUnavailable, SubmissionRefused
+from functions.ingest.captcha import CaptchaOutcome, CaptchaVerifier
+from functions.ingest.errors import CaptchaUnavailable, FieldError, QueueUnavailable, SubmissionRefused
 from functions.ingest.logic import (
     Submission,
     SubmissionPolicy,
@@ -30,6 +31,7 @@ def build_app(
     publish: Callable[[LeadEnvelope], Any],
     logger: Logger,
     metrics: Metrics,
+    captcha: CaptchaVerifier | None = None,
 ) -> APIGatewayRestResolver:
     """The ingest's resolver: `POST /leads`, CORS for the allowed origins, JSON errors."""
     app = APIGatewayRestResolver(cors=_cors(settings.allowed_origins))
@@ -37,8 +39,20 @@ def build_app(
         allowed_origins=settings.allowed_origins,
         max_body_bytes=settings.max_body_bytes,
         honeypot_field=settings.honeypot_field,
+        captcha_field=captcha.policy.token_field if captcha else None,
     )
     tracked_campaigns = frozenset(settings.metric_campaigns)
+    verify_captcha = None
+    if captcha is not None:
+        checker = captcha
+
+        def verify_captcha(token: object) -> None:
+            # What is left of the invocation, less what publishing may need (two SQS attempts).
+            context = app.lambda_context
+            time_left = context.get_remaining_time_in_millis() / 1000 - 2 * settings.sqs_timeout_seconds if context else None
+            if checker.verify(token, time_left) is CaptchaOutcome.UNVERIFIED_FAIL_OPEN:
+                metrics.add_metric(name="CaptchaUnverified", unit=MetricUnit.Count, value=1)
+                logger.warning("captcha verifier unreachable; lead accepted unverified (fail-open)")
 
     @app.post("/leads", cors=True)
     def handle_submit_lead() -> Response:
@@ -54,7 +68,7 @@ def build_app(
                 referer=_header(event, "referer"),
             ),
         )
-        accepted = accept_submission(submission, policy, publish)
+        accepted = accept_submission(submission, policy, publish, verify_captcha=verify_captcha)
 
         logger.append_keys(lead_id=str(accepted.lead_id))
         if accepted.enqueued:
@@ -88,6 +102,9 @@ def build_app(
         if isinstance(error, QueueUnavailable):
             metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
             logger.warning("SQS refused the lead", exc_info=error.__cause__)
+            headers["Retry-After"] = str(settings.retry_after_seconds)
+        if isinstance(error, CaptchaUnavailable):
+            logger.warning("captcha verifier unreachable; lead refused (fail-closed)", exc_info=error.__cause__)
             headers["Retry-After"] = str(settings.retry_after_seconds)
         return _error(error.status, error.code, error.message, error.fields, headers)
 

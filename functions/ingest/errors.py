@@ -58,3 +58,24 @@ class QueueUnavailable(SubmissionRefused):
 
     status = 503
     code = "queue_unavailable"
+
+
+class CaptchaMissing(SubmissionRefused):
+    """The stage requires a captcha token and the form sent none."""
+
+    status = 400
+    code = "captcha_missing"
+
+
+class CaptchaInvalid(SubmissionRefused):
+    """The verifier rejected the token (or, for reCAPTCHA v3, scored it below the threshold)."""
+
+    status = 403
+    code = "captcha_invalid"
+
+
+class CaptchaUnavailable(SubmissionRefused):
+    """The verifier could not be reached and the stage fails closed; the client must retry."""
+
+    status = 503
+    code = "captcha_unavailable"

@@ -10,12 +10,14 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from functions.contract import RedactingFormatter
 from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE
 from functions.ingest.api import build_app
+from functions.ingest.captcha import CaptchaPolicy, CaptchaVerifier
 from functions.ingest.publisher import SqsLeadPublisher
 from functions.ingest.settings import IngestSettings
 
@@ -50,10 +52,30 @@ def get_sqs_client() -> Any:
     return boto3.client("sqs", config=sqs_client_config(get_settings().sqs_timeout_seconds))
 
 
+CAPTCHA_SECRET_MAX_AGE_SECONDS = 300  # a rotated secret is picked up within five minutes
+
+
+@cache
+def get_captcha_verifier() -> CaptchaVerifier | None:
+    """The stage's captcha check, or None when it has none; the secret is read on first use and cached."""
+    settings = get_settings()
+    if settings.captcha_provider is None or settings.captcha_secret_arn is None:
+        return None
+    policy = CaptchaPolicy(
+        provider=settings.captcha_provider,
+        min_score=settings.captcha_min_score,
+        fail_open=settings.captcha_fail_open,
+        timeout_seconds=settings.captcha_timeout_seconds,
+        verify_url=settings.captcha_verify_url,
+    )
+    secret_arn = settings.captcha_secret_arn
+    return CaptchaVerifier(policy, lambda: str(parameters.get_secret(secret_arn, max_age=CAPTCHA_SECRET_MAX_AGE_SECONDS)))
+
+
 @cache
 def get_app() -> APIGatewayRestResolver:
     publisher = SqsLeadPublisher(get_sqs_client(), get_settings().queue_url)
-    return build_app(get_settings(), publisher.publish, logger, metrics)
+    return build_app(get_settings(), publisher.publish, logger, metrics, get_captcha_verifier())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -64,5 +86,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def reset_for_tests() -> None:
     """Forget cached settings and clients, as a new execution environment would."""
-    for factory in (get_settings, get_sqs_client, get_app):
+    for factory in (get_settings, get_sqs_client, get_captcha_verifier, get_app):
         factory.cache_clear()
+    parameters.clear_caches()

@@ -44,6 +44,7 @@ class SubmissionPolicy:
     allowed_origins: tuple[str, ...]
     max_body_bytes: int
     honeypot_field: str
+    captcha_field: str | None = None  # the widget's token field, when the stage checks a captcha
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,14 @@ def accept_submission(
     policy: SubmissionPolicy,
     publish: Callable[[LeadEnvelope], Any],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    verify_captcha: Callable[[Any], Any] | None = None,
 ) -> Acceptance:
     """Validate and enqueue one submission.
 
     Returns only after `publish` returned, so a 2xx is never given for a lead SQS did not take.
     Raises a `SubmissionRefused` subclass for bad input (nothing enqueued), and lets the
-    publisher's `QueueUnavailable` through.
+    publisher's `QueueUnavailable` through. `verify_captcha(token)` runs on a valid, non-spam
+    lead just before publishing, and refuses by raising.
     """
     text = _decode_body(submission, policy.max_body_bytes)
     media_type = _media_type(submission.content_type)
@@ -85,6 +88,7 @@ def accept_submission(
 
     is_spam = bool(str(fields.pop(policy.honeypot_field, "") or "").strip())
     redirect_target = fields.pop(REDIRECT_FIELD, None)
+    captcha_token = fields.pop(policy.captcha_field, None) if policy.captcha_field else None
 
     errors: list[FieldError] = []
     redirect_to = None
@@ -102,6 +106,8 @@ def accept_submission(
 
     lead_id = derive_lead_id(lead, submission.idempotency_key)
     if not is_spam:
+        if verify_captcha is not None:  # after validation: a token is single-use, a typo must not spend it
+            verify_captcha(captcha_token)
         publish(LeadEnvelope(lead_id=lead_id, received_at=now(), source=submission.source, lead=lead))
     return Acceptance(lead_id=lead_id, campaign=lead.campaign, redirect_to=redirect_to, enqueued=not is_spam)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 
 def _comma_list(value: object) -> object:
@@ -29,6 +29,19 @@ class IngestSettings(BaseModel):
     metric_campaigns: CommaList = Field(default=(), alias="METRIC_CAMPAIGNS")
     retry_after_seconds: int = Field(default=5, alias="RETRY_AFTER_SECONDS", ge=1, le=3_600)
     sqs_timeout_seconds: float = Field(default=2.0, alias="SQS_TIMEOUT_SECONDS", gt=0, le=10)
+    # Spam protection beyond the honeypot: set only when the stage checks a captcha.
+    captcha_provider: Literal["turnstile", "recaptcha_v3"] | None = Field(default=None, alias="CAPTCHA_PROVIDER")
+    captcha_secret_arn: str | None = Field(default=None, alias="CAPTCHA_SECRET_ARN", min_length=1)
+    captcha_min_score: float = Field(default=0.5, alias="CAPTCHA_MIN_SCORE", ge=0, le=1)
+    captcha_fail_open: bool = Field(default=False, alias="CAPTCHA_FAIL_OPEN")
+    captcha_timeout_seconds: float = Field(default=1.5, alias="CAPTCHA_TIMEOUT_SECONDS", gt=0, le=10)
+    captcha_verify_url: str | None = Field(default=None, alias="CAPTCHA_VERIFY_URL", pattern=r"^https?://")
+
+    @model_validator(mode="after")
+    def _captcha_needs_a_secret(self) -> IngestSettings:
+        if self.captcha_provider and not self.captcha_secret_arn:
+            raise ValueError("CAPTCHA_PROVIDER is set but CAPTCHA_SECRET_ARN is not")
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestSettings:

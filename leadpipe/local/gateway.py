@@ -1,7 +1,9 @@
 """A local stand-in for API Gateway's REST proxy: HTTP in, the ingest's `lambda_handler` called.
 
-Only `/leads` reaches the function, as in the deployed API; other paths get API Gateway's own
-403. The sample landing page is served at `/` (a local extra, not part of the cloud stack).
+Only `/leads` reaches the function, as in the deployed API. What API Gateway answers by itself
+(throttled, unknown route, too large, the function failed) comes from the same table the stack's
+gateway responses are built from (`infra/gateway_responses.py`). The sample landing page is served
+at `/` (a local extra, not part of the cloud stack, and not throttled).
 
 `ApiGatewayApp` is an ASGI app. The runtime serves it inside each ingest environment (see
 `ingest_environments.py`), so a request costs no hop to a separate gateway process.
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,9 +22,20 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from infra.gateway_responses import (
+    DEFAULT_5XX,
+    INTEGRATION_TIMEOUT,
+    NOT_FOUND,
+    REQUEST_TOO_LARGE,
+    THROTTLED,
+    GatewayAnswer,
+)
 from leadpipe.local.asgi import read_body
+from leadpipe.local.stage_throttle import StageThrottle
 
 API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
+API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29.0  # REST API's default integration timeout
+LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota, each way
 LEADS_PATH = "/leads"
 ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads
 PAGES = {"/": "index.html", "/thanks": "thanks.html"}
@@ -79,6 +94,39 @@ def from_proxy_response(response: dict[str, Any]) -> Answer:
     return int(response["statusCode"]), headers, data
 
 
+class InvocationTimedOut(BaseException):
+    """Raised into the function when its time is up; a BaseException, so no `except Exception` in it can swallow it."""
+
+    def __init__(self, by_integration: bool) -> None:
+        super().__init__("integration timed out" if by_integration else "function timed out")
+        self.by_integration = by_integration
+
+
+def invoke_within(invoke: Callable[[dict[str, Any]], dict[str, Any]], event: dict[str, Any],
+                  function_timeout: float | None, integration_timeout: float | None) -> dict[str, Any]:  # fmt: skip
+    """`invoke(event)`, stopped with `InvocationTimedOut` at whichever of the two timeouts comes first.
+
+    Lambda stops a function at its timeout; API Gateway stops waiting at its integration timeout.
+    A timer signal interrupts the function as Lambda would, so it needs the main thread.
+    """
+    limits = [(t, False) for t in [function_timeout] if t] + [(t, True) for t in [integration_timeout] if t]
+    if not limits or threading.current_thread() is not threading.main_thread():
+        return invoke(event)
+    # On a tie API Gateway answers first: its 29 s include the invocation's own overhead.
+    seconds, by_integration = min(limits, key=lambda limit: (limit[0], not limit[1]))
+
+    def time_is_up(signum: int, frame: Any) -> None:
+        raise InvocationTimedOut(by_integration)
+
+    previous = signal.signal(signal.SIGALRM, time_is_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return invoke(event)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def page(name: str, replacements: dict[str, str]) -> bytes:
     text = resources.files("leadpipe.local").joinpath("landing_page", name).read_text(encoding="utf-8")
     for key, value in replacements.items():
@@ -86,21 +134,35 @@ def page(name: str, replacements: dict[str, str]) -> bytes:
     return text.encode("utf-8")
 
 
-def _json_answer(status: int, body: dict[str, Any], **headers: str) -> Answer:
-    return status, {"Content-Type": "application/json", **headers}, json.dumps(body).encode()
+def gateway_answer(answer: GatewayAnswer, allowed_origins: tuple[str, ...], status: int | None = None,
+                   **extra_headers: str) -> Answer:  # fmt: skip
+    """The answer API Gateway sends for `answer`'s response type; `status` for the DEFAULT_* families."""
+    code = answer.status or status
+    if code is None:
+        raise ValueError(f"{answer.response_type} keeps API Gateway's own status: pass it")
+    headers = {"Content-Type": "application/json", **answer.headers(allowed_origins), **extra_headers}
+    return code, headers, answer.body().encode()
 
 
 class ApiGatewayApp:
     """ASGI app: the landing pages, API Gateway's own refusals, and `/leads` proxied to `invoke`.
 
     `invoke(event) -> response` runs on the event loop, so one server process makes one
-    invocation at a time, as one Lambda execution environment does.
+    invocation at a time, as one Lambda execution environment does. `throttle` is the stage's
+    token bucket (shared by every process serving the stage); `allowed_origins[0]` is the origin
+    the gateway's own answers allow, as in the stack (default: the local page's).
     """
 
     def __init__(self, invoke: Callable[[dict[str, Any]], dict[str, Any]], stage: str, public_url: str,
-                 page_settings: dict[str, str] | None = None) -> None:  # fmt: skip
+                 page_settings: dict[str, str] | None = None, *, allowed_origins: tuple[str, ...] | None = None,
+                 throttle: StageThrottle | None = None, function_timeout_seconds: float | None = None,
+                 integration_timeout_seconds: float | None = API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS) -> None:  # fmt: skip
         self._invoke = invoke
+        self._function_timeout = function_timeout_seconds
+        self._integration_timeout = integration_timeout_seconds
         self._stage = stage
+        self._origins = tuple(allowed_origins or (public_url,))
+        self._throttle = throttle
         self._pages = {"API_URL": f"{public_url}{LEADS_PATH}", "THANKS_URL": f"{public_url}/thanks", **(page_settings or {})}
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
@@ -118,18 +180,43 @@ class ApiGatewayApp:
             return 200, {"Content-Type": "text/html; charset=utf-8"}, page(PAGES[path], self._pages)
         if method in ("GET", "HEAD") and path in SCRIPTS:
             return 200, {"Content-Type": "text/javascript; charset=utf-8"}, page(SCRIPTS[path], {})
+        if self._throttle is not None and not self._throttle.try_acquire():
+            return gateway_answer(THROTTLED, self._origins)
         if path != LEADS_PATH or method not in ROUTED_METHODS:
-            # What API Gateway answers itself for a resource or method the API does not define.
-            return _json_answer(403, {"message": "Missing Authentication Token"})
+            # API Gateway's MISSING_AUTHENTICATION_TOKEN, which the stack turns into a 404.
+            return gateway_answer(NOT_FOUND, self._origins)
         headers = [(k.decode("latin-1").title(), v.decode("latin-1")) for k, v in scope["headers"]]
         if int(dict(headers).get("Content-Length") or 0) > API_GATEWAY_MAX_BODY_BYTES:
-            return _json_answer(413, {"message": "Request Too Long"}, Connection="close")
+            return gateway_answer(REQUEST_TOO_LARGE, self._origins, Connection="close")
         body = await read_body(receive, API_GATEWAY_MAX_BODY_BYTES)
         if body is None:  # chunked, with no length announced, and too long
-            return _json_answer(413, {"message": "Request Too Long"}, Connection="close")
+            return gateway_answer(REQUEST_TOO_LARGE, self._origins, Connection="close")
         target = path + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
         event = to_proxy_event(method, target, headers, body, self._stage)
+        if _may_exceed(len(body)) and _json_size(event) > LAMBDA_SYNC_PAYLOAD_BYTES:
+            # Lambda refuses the invocation; API Gateway answers 500 for a refused invocation.
+            return gateway_answer(DEFAULT_5XX, self._origins, status=500)
         try:
-            return from_proxy_response(self._invoke(event))
-        except Exception:  # what API Gateway answers when the integration itself fails
-            return _json_answer(502, {"message": "Internal server error"})
+            response = invoke_within(self._invoke, event, self._function_timeout, self._integration_timeout)
+        except InvocationTimedOut as timed_out:
+            if timed_out.by_integration:
+                return gateway_answer(INTEGRATION_TIMEOUT, self._origins)
+            return gateway_answer(DEFAULT_5XX, self._origins, status=502)
+        except Exception:  # the function failed: API Gateway's 502, from its DEFAULT_5XX response
+            return gateway_answer(DEFAULT_5XX, self._origins, status=502)
+        if _may_exceed(len(str(response.get("body") or ""))) and _json_size(response) > LAMBDA_SYNC_PAYLOAD_BYTES:
+            # Lambda fails an invocation whose answer is over its quota: a function error, so 502.
+            return gateway_answer(DEFAULT_5XX, self._origins, status=502)
+        try:
+            return from_proxy_response(response)
+        except (KeyError, TypeError, ValueError):  # not a proxy response: API Gateway's 502 "malformed" answer
+            return gateway_answer(DEFAULT_5XX, self._origins, status=502)
+
+
+def _may_exceed(body_length: int) -> bool:
+    """Cheap pre-check: JSON escaping grows a body at most 6x; headers add well under 64 KiB."""
+    return body_length * 6 + 65_536 > LAMBDA_SYNC_PAYLOAD_BYTES
+
+
+def _json_size(value: dict[str, Any]) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())

@@ -18,7 +18,7 @@ from functions.worker.migrate import apply_migrations
 from infra.config import REPO_ROOT, PipelineSettings
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from leadpipe.local.gateway import LEADS_PATH
-from leadpipe.local.ingest_environments import IngestEnvironments
+from leadpipe.local.ingest_environments import GatewaySettings, IngestEnvironments
 from leadpipe.local.lambda_pool import LambdaPool
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
 from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalSqsServer, create_pipeline_queues
@@ -133,6 +133,9 @@ class LocalPipeline:
             },
             logs / "ingest.log",
             stage=settings.stage,
+            gateway=GatewaySettings.for_stage(
+                settings.throttle_rate_per_second, settings.throttle_burst, tuple(origins), settings.ingest_timeout_seconds
+            ),
         )
         # One process per allowed concurrent batch: the DB never sees more writers than this.
         self._worker = LambdaPool(

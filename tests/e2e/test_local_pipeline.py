@@ -48,9 +48,9 @@ def test_form_redirects_to_the_thank_you_page(local_pipeline: RunningPipeline) -
 def test_gateway_behaves_like_api_gateway(local_pipeline: RunningPipeline) -> None:
     api = local_pipeline.info.api_url
     base = local_pipeline.info.landing_page_url.rstrip("/")
-    # Unknown paths never reach the function
-    assert http_request(base + "/admin").status == 403
-    assert http_request(base + "/admin").json() == {"message": "Missing Authentication Token"}
+    # Unknown paths never reach the function: the stack's 404 in the project's shape, not API Gateway's 403
+    assert http_request(base + "/admin").status == 404
+    assert http_request(base + "/admin").json()["error"]["code"] == "not_found"
     # The function's own answers pass through untouched
     too_big = http_request(api, "POST", json.dumps({"email": "a@example.com", "x": "y" * 20_000}), {"Content-Type": "application/json"})
     assert too_big.status == 413 and too_big.json()["error"]["code"] == "payload_too_large"

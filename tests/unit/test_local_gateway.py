@@ -64,20 +64,30 @@ def test_bytes_that_are_not_utf8_arrive_base64_encoded() -> None:
 
 
 def test_what_api_gateway_answers_without_calling_the_function() -> None:
+    # Given the local API in front of a function that records its calls
     function = RecordingFunction(ACCEPTED)
-    app = ApiGatewayApp(function, "dev", "http://x")
-    assert request(app, "GET", "/admin")[0] == 403
-    assert request(app, "DELETE", "/leads")[0] == 403
-    assert json.loads(request(app, "GET", "/leads")[2]) == {"message": "Missing Authentication Token"}
+    app = ApiGatewayApp(function, "dev", "http://x", allowed_origins=("https://www.example.com",))
+    not_found = {"error": {"code": "not_found", "message": "no such route; POST leads to /leads", "fields": []}}
+    # When a path or method the stack does not define is asked for; Then the stack's 404, not API Gateway's 403
+    for method, path in [("GET", "/admin"), ("POST", "/lead"), ("DELETE", "/leads"), ("GET", "/leads")]:
+        status, headers, body = request(app, method, path)
+        assert (status, json.loads(body)) == (404, not_found)
+        assert headers["access-control-allow-origin"] == "https://www.example.com"
+    # When a body over API Gateway's 10 MB arrives; Then 413 in the project's shape, and the connection closes
     too_long = request(app, "POST", "/leads", b"", {"Content-Length": str(API_GATEWAY_MAX_BODY_BYTES + 1)})
     assert too_long[0] == 413 and too_long[1]["connection"] == "close"
+    assert json.loads(too_long[2])["error"]["code"] == "payload_too_large"
+    # And none of it reached the function
     assert function.events == []
 
 
 def test_a_failing_function_is_a_502() -> None:
+    # Given a function that raises; When a lead is posted
     app = ApiGatewayApp(RecordingFunction(RuntimeError("boom")), "dev", "http://x")
-    status, _, body = request(app, "POST", "/leads", b"{}", {"Content-Type": "application/json"})
-    assert status == 502 and json.loads(body) == {"message": "Internal server error"}
+    status, headers, body = request(app, "POST", "/leads", b"{}", {"Content-Type": "application/json"})
+    # Then API Gateway's DEFAULT_5XX answer with a 502, with Retry-After, and no internal detail
+    assert status == 502 and json.loads(body)["error"]["code"] == "upstream_error"
+    assert headers["retry-after"] == "5" and b"boom" not in body
 
 
 def test_the_landing_page_posts_to_this_api() -> None:
