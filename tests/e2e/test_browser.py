@@ -223,6 +223,37 @@ def test_retry_after_beyond_the_budget_keeps_the_lead_for_the_next_visit(browser
     page.context.close()
 
 
+def test_a_saved_lead_is_sent_by_one_tab_when_two_open_at_once(browser: Browser, local_pipeline: RunningPipeline) -> None:
+    api_url = local_pipeline.info.api_url
+    context = browser.new_context()
+    posts = record_posts(context, api_url)
+    # Given a lead saved in this browser (the API asked for an hour's pause)
+    context.route(api_url, lambda route: route.fulfill(status=503, headers={"Retry-After": "3600"}, body=""))
+    first = context.new_page()
+    first.goto(local_pipeline.info.landing_page_url)
+    email = unique_email("two-tabs")
+    submit_lead(first, email)
+    assert wait_until_sent_or_saved(first, local_pipeline.info.landing_page_url + "thanks", timeout_ms=10_000) == "saved"
+    first.close()
+    # When two tabs open while the first one's resend is still on its way (held here, unanswered)
+    held: list[Route] = []
+    context.unroute(api_url)
+    context.route(api_url, lambda route: held.append(route))
+    tabs = [context.new_page(), context.new_page()]
+    tabs[0].goto(local_pipeline.info.landing_page_url)
+    pump_until(tabs[0], lambda: held, timeout=10, message="the first tab's resend")
+    tabs[1].goto(local_pipeline.info.landing_page_url)
+    tabs[1].wait_for_function("window.Leadpipe !== undefined")
+    tabs[1].wait_for_timeout(1_000)  # room for a second send, were the lead not locked by the first tab
+    for route in held:
+        route.continue_()
+    tabs[0].wait_for_function(f"({OUTBOX_JS}).length === 0")
+    # Then one tab sent it, once, and it is stored once
+    assert len(posts) == 2 and len(held) == 1
+    assert wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="one row")
+    context.close()
+
+
 # --- the lead survives the network, SQS and the browser window -----------------------------
 
 
