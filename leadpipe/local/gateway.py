@@ -39,6 +39,7 @@ LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation p
 LEADS_PATH = "/leads"
 ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads
 PAGES = {"/": "index.html", "/thanks": "thanks.html"}
+SCRIPTS = {"/leadpipe.js": "leadpipe.js"}  # the browser client, served as is at a stable path
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -184,6 +185,8 @@ class ApiGatewayApp:
         method, path = scope["method"], scope["path"]
         if method == "GET" and path in PAGES:
             return 200, {"Content-Type": "text/html; charset=utf-8"}, page(PAGES[path], self._pages)
+        if method in ("GET", "HEAD") and path in SCRIPTS:
+            return 200, {"Content-Type": "text/javascript; charset=utf-8"}, page(SCRIPTS[path], {})
         if self._throttle is not None and not self._throttle.try_acquire():
             return gateway_answer(THROTTLED, self._origins)
         if path != LEADS_PATH or method not in ROUTED_METHODS:

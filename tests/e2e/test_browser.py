@@ -1,21 +1,37 @@
-"""A real headless Chromium submits the sample landing page, with and without JavaScript."""
+"""A real headless Chromium submits the sample landing page, with and without JavaScript.
+
+With JavaScript on, the page's form is sent by `leadpipe.js`; these tests break the network,
+SQS and the API on purpose and check that every lead still ends up as exactly one row.
+"""
 
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from importlib import resources
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
 
-from tests.e2e.conftest import RunningPipeline, wait_for
+from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import (
+    RunningPipeline,
+    assert_logs_hold_no_personal_data,
+    e2e_settings,
+    http_request,
+    start_pipeline,
+    wait_for,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-quic",
 ]  # fmt: skip
+OUTBOX_JS = "Object.keys(localStorage).filter(k => k.startsWith('leadpipe:outbox:')).map(k => JSON.parse(localStorage.getItem(k)))"
+SAVED_MESSAGE = "We could not reach our server."
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +46,66 @@ def new_page(browser: Browser, javascript: bool) -> Page:
     return browser.new_context(java_script_enabled=javascript).new_page()
 
 
+def unique_email(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def record_posts(target: Page | BrowserContext, api_url: str) -> list[Request]:
+    """Every POST the page(s) make to the API, in order, whatever became of it."""
+    posts: list[Request] = []
+    target.on("request", lambda request: posts.append(request) if request.url == api_url and request.method == "POST" else None)
+    return posts
+
+
+def submit_lead(page: Page, email: str, phone: str = "") -> None:
+    page.fill("#signup-email", email)
+    page.fill("#signup-phone", phone)
+    page.click("#signup-form button[type=submit]")
+
+
+def pump_until(page: Page, check: Callable[[], Any], timeout: float, message: str) -> Any:
+    """`wait_for`, but letting Playwright run its event handlers (routes, request listeners) meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def outbox(page: Page) -> list[dict]:
+    return page.evaluate(OUTBOX_JS)
+
+
+def wait_until_sent_or_saved(page: Page, thanks_url: str, timeout_ms: float = 120_000) -> str:
+    """'sent' once the client followed the 202 to the thank-you page, 'saved' if it gave up for now."""
+    page.wait_for_function(
+        "([thanks, saved]) => location.href === thanks || (document.querySelector('#signup-status') || {}).textContent?.startsWith(saved)",
+        arg=[thanks_url, SAVED_MESSAGE],
+        timeout=timeout_ms,
+    )
+    return "sent" if page.url == thanks_url else "saved"
+
+
+def reopen_until_outbox_empty(page: Page, landing_url: str, timeout_ms: float = 60_000) -> None:
+    """The next visit sends what an earlier one saved (the client flushes its outbox on load)."""
+    page.goto(landing_url)
+    page.wait_for_function(f"({OUTBOX_JS}).length === 0", timeout=timeout_ms)
+
+
+# --- the plain form and the client's basic behaviour ---------------------------------------
+
+
 def test_plain_form_without_javascript_lands_on_thank_you_page(browser: Browser, local_pipeline: RunningPipeline) -> None:
     # Given the landing page in a browser with JavaScript switched off
     page = new_page(browser, javascript=False)
     page.goto(local_pipeline.info.landing_page_url)
-    email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
+    email = unique_email("browser")
     # When a visitor fills the plain form and submits it
-    page.fill("#plain-email", email)
-    page.fill("#plain-first-name", "Brow")
-    page.check("#plain-form input[name=consent]")
-    page.click("#plain-form button[type=submit]")
+    page.fill("#signup-email", email)
+    page.fill("#signup-first-name", "Brow")
+    page.check("#signup-form input[name=consent]")
+    page.click("#signup-form button[type=submit]")
     # Then the browser follows the 303 to the thank-you page
     page.wait_for_selector("#thanks")
     assert page.url == local_pipeline.info.landing_page_url + "thanks"
@@ -50,23 +116,294 @@ def test_plain_form_without_javascript_lands_on_thank_you_page(browser: Browser,
     page.context.close()
 
 
-def test_fetch_form_shows_the_field_error_inline_without_navigating(browser: Browser, local_pipeline: RunningPipeline) -> None:
+def test_the_client_is_served_as_javascript_at_a_stable_path(local_pipeline: RunningPipeline) -> None:
+    # When the page's script is fetched from the local runtime
+    answer = http_request(local_pipeline.info.landing_page_url + "leadpipe.js")
+    # Then it is the packaged file, byte for byte, as JavaScript
+    packaged = resources.files("leadpipe.local").joinpath("landing_page", "leadpipe.js").read_bytes()
+    assert answer.status == 200 and answer.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert answer.body == packaged
+    # And the sample page loads it and marks its form for it
+    page_html = http_request(local_pipeline.info.landing_page_url).body
+    assert b'<script src="/leadpipe.js" defer></script>' in page_html and b"data-leadpipe" in page_html
+
+
+def test_client_shows_field_errors_inline_then_sends_the_corrected_lead(browser: Browser, local_pipeline: RunningPipeline) -> None:
     page = new_page(browser, javascript=True)
+    posts = record_posts(page, local_pipeline.info.api_url)
     page.goto(local_pipeline.info.landing_page_url)
-    # When an invalid e-mail is submitted through fetch()
-    page.fill("#fetch-email", "not-an-email")
-    page.click("#fetch-form button[type=submit]")
-    # Then the API's field error is shown next to the input and the page stays put
-    error = page.locator('[data-error-for="email"]')
-    error.wait_for(state="visible")
-    page.wait_for_function("document.querySelector('[data-error-for=email]').textContent.length > 0")
-    assert error.text_content() == "An email address must have an @-sign."
-    assert page.url == local_pipeline.info.landing_page_url
-    assert page.locator("#fetch-result").text_content() == "Please check the highlighted fields."
-    # And a valid one goes through
-    email = f"fetch-{uuid.uuid4().hex[:8]}@example.com"
-    page.fill("#fetch-email", email)
-    page.click("#fetch-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#fetch-result').textContent.startsWith('Thanks')")
-    assert wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="fetch lead stored")
+    email = unique_email("inline")
+    # When a phone number the API refuses (422) is submitted
+    submit_lead(page, email, phone="call me maybe")
+    page.wait_for_function("document.querySelector('[data-error-for=phone]').textContent.length > 0")
+    # Then the API's field error sits next to the input, the page stays put, nothing is kept to resend
+    assert page.locator('[data-error-for="phone"]').text_content() == (
+        "must be digits with an optional leading +, spaces, dots, dashes or parentheses"
+    )
+    assert page.get_attribute("#signup-phone", "aria-invalid") == "true"
+    assert page.locator("#signup-status").text_content() == "Please check the highlighted fields."
+    assert page.url == local_pipeline.info.landing_page_url and outbox(page) == []
+    # When the visitor corrects it and submits again
+    submit_lead(page, email, phone="+44 20 7946 0018")
+    page.wait_for_url(local_pipeline.info.landing_page_url + "thanks")
+    # Then it is stored once, and the new content went with a new Idempotency-Key
+    rows = wait_for(lambda: local_pipeline.rows("email = %s", (email,)), message="corrected lead stored")
+    assert [r["phone"] for r in rows] == ["+44 20 7946 0018"]
+    keys = [request.headers["idempotency-key"] for request in posts]
+    assert len(keys) == 2 and keys[0] != keys[1]
     page.context.close()
+
+
+def test_two_submits_in_one_go_send_one_request(browser: Browser, local_pipeline: RunningPipeline) -> None:
+    page = new_page(browser, javascript=True)
+    posts = record_posts(page, local_pipeline.info.api_url)
+    page.goto(local_pipeline.info.landing_page_url)
+    email = unique_email("double")
+    page.fill("#signup-email", email)
+    # When the form is submitted twice before the first answer can arrive (a double click)
+    page.evaluate("() => { const form = document.querySelector('#signup-form'); form.requestSubmit(); form.requestSubmit(); }")
+    page.wait_for_url(local_pipeline.info.landing_page_url + "thanks")
+    # Then one request went out and one row exists
+    assert len(posts) == 1
+    assert wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="one row")
+    page.context.close()
+
+
+def test_throttles_and_bare_5xx_bodies_are_retried_with_one_key(browser: Browser, local_pipeline: RunningPipeline) -> None:
+    page = new_page(browser, javascript=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    posts = record_posts(page, local_pipeline.info.api_url)
+    # Given an API that first throttles with a plain-text 429, then fails with an HTML 502
+    refusals = [
+        {"status": 429, "content_type": "text/plain", "body": "Too Many Requests"},
+        {"status": 502, "content_type": "text/html", "body": "<html><body>Bad Gateway</body></html>"},
+    ]
+
+    def flaky_api(route: Route) -> None:
+        if refusals:
+            route.fulfill(**refusals.pop(0))
+        else:
+            route.continue_()
+
+    page.route(local_pipeline.info.api_url, flaky_api)
+    page.goto(local_pipeline.info.landing_page_url)
+    email = unique_email("flaky")
+    # When the visitor submits once
+    submit_lead(page, email)
+    # Then the client retries through both, lands on the thank-you page, and never threw
+    page.wait_for_url(local_pipeline.info.landing_page_url + "thanks", timeout=30_000)
+    assert errors == [] and refusals == []
+    keys = {request.headers["idempotency-key"] for request in posts}
+    assert len(posts) == 3 and len(keys) == 1
+    # And the lead is stored once, under the id its key gives
+    assert wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="one row")
+    page.context.close()
+
+
+def test_retry_after_beyond_the_budget_keeps_the_lead_for_the_next_visit(browser: Browser, local_pipeline: RunningPipeline) -> None:
+    page = new_page(browser, javascript=True)
+    posts = record_posts(page, local_pipeline.info.api_url)
+    # Given an API that asks for an hour's pause (longer than the client's 30 s retry budget)
+    page.route(local_pipeline.info.api_url, lambda route: route.fulfill(status=503, headers={"Retry-After": "3600"}, body=""))
+    page.goto(local_pipeline.info.landing_page_url)
+    email = unique_email("later")
+    # When the visitor submits
+    submit_lead(page, email)
+    # Then the client does not hammer the API: one request, the lead kept in this browser
+    assert wait_until_sent_or_saved(page, local_pipeline.info.landing_page_url + "thanks", timeout_ms=10_000) == "saved"
+    assert len(posts) == 1
+    assert [entry["key"] for entry in outbox(page)] == [posts[0].headers["idempotency-key"]]
+    # When the API is back and the visitor opens the page again
+    page.unroute(local_pipeline.info.api_url)
+    reopen_until_outbox_empty(page, local_pipeline.info.landing_page_url)
+    # Then the saved lead went out with the same key and is stored once
+    assert len(posts) == 2 and posts[1].headers["idempotency-key"] == posts[0].headers["idempotency-key"]
+    assert wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="saved lead stored")
+    page.context.close()
+
+
+def test_a_saved_lead_is_sent_by_one_tab_when_two_open_at_once(browser: Browser, local_pipeline: RunningPipeline) -> None:
+    api_url = local_pipeline.info.api_url
+    context = browser.new_context()
+    posts = record_posts(context, api_url)
+    # Given a lead saved in this browser (the API asked for an hour's pause)
+    context.route(api_url, lambda route: route.fulfill(status=503, headers={"Retry-After": "3600"}, body=""))
+    first = context.new_page()
+    first.goto(local_pipeline.info.landing_page_url)
+    email = unique_email("two-tabs")
+    submit_lead(first, email)
+    assert wait_until_sent_or_saved(first, local_pipeline.info.landing_page_url + "thanks", timeout_ms=10_000) == "saved"
+    first.close()
+    # When two tabs open while the first one's resend is still on its way (held here, unanswered)
+    held: list[Route] = []
+    context.unroute(api_url)
+    context.route(api_url, lambda route: held.append(route))
+    tabs = [context.new_page(), context.new_page()]
+    tabs[0].goto(local_pipeline.info.landing_page_url)
+    pump_until(tabs[0], lambda: held, timeout=10, message="the first tab's resend")
+    tabs[1].goto(local_pipeline.info.landing_page_url)
+    tabs[1].wait_for_function("window.Leadpipe !== undefined")
+    tabs[1].wait_for_timeout(1_000)  # room for a second send, were the lead not locked by the first tab
+    for route in held:
+        route.continue_()
+    tabs[0].wait_for_function(f"({OUTBOX_JS}).length === 0")
+    # Then one tab sent it, once, and it is stored once
+    assert len(posts) == 2 and len(held) == 1
+    assert wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="one row")
+    context.close()
+
+
+# --- the lead survives the network, SQS and the browser window -----------------------------
+
+
+def test_a_lead_submitted_offline_is_sent_when_the_page_is_opened_again(browser: Browser, local_pipeline: RunningPipeline) -> None:
+    api_url = local_pipeline.info.api_url
+    context = browser.new_context()
+    posts = record_posts(context, api_url)
+    # Given a page whose API cannot be reached (every request to it fails at the network level)
+    context.route(api_url, lambda route: route.abort("internetdisconnected"))
+    page = context.new_page()
+    page.goto(local_pipeline.info.landing_page_url)
+    email = unique_email("offline")
+    # When the visitor submits, the client retries, and the visitor closes the page mid-retry
+    submit_lead(page, email)
+    pump_until(page, lambda: len(posts) >= 2, timeout=30, message="a retry while offline")
+    saved = outbox(page)
+    page.close()
+    # Then nothing reached the API, and the lead was in this browser's storage when the page closed
+    assert local_pipeline.count("email = %s", (email,)) == 0
+    assert [entry["key"] for entry in saved] == [posts[0].headers["idempotency-key"]]
+    # When the API is reachable again and the visitor opens the page again
+    context.unroute(api_url)
+    reopened = context.new_page()
+    reopen_until_outbox_empty(reopened, local_pipeline.info.landing_page_url)
+    # Then the lead is sent, with the key of its first try, and stored exactly once
+    assert {request.headers["idempotency-key"] for request in posts} == {saved[0]["key"]}
+    assert wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="offline lead stored")
+    context.close()
+
+
+@pytest.fixture
+def patient_pipeline() -> Iterator[RunningPipeline]:
+    """Visibility 3 s x 5 receives: a short outage must not send anything to the DLQ."""
+    data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-{uuid.uuid4().hex[:8]}"
+    running = start_pipeline(data_dir, e2e_settings().model_copy(update={"visibility_timeout_seconds": 3, "max_receive_count": 5}))
+    yield running
+    running.pipeline.stop(drain_seconds=5)
+    assert_logs_hold_no_personal_data(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+SQS_OUTAGE_SECONDS = 15
+SQS_OUTAGE_PAGES = 8
+
+
+def test_leads_submitted_while_sqs_is_down_are_stored_after_it(browser: Browser, patient_pipeline: RunningPipeline) -> None:
+    info = patient_pipeline.info
+    thanks_url = info.landing_page_url + "thanks"
+    contexts = [browser.new_context() for _ in range(SQS_OUTAGE_PAGES)]
+    statuses: list[int] = []
+    for context in contexts:
+        context.on("response", lambda response: statuses.append(response.status) if response.url == info.api_url else None)
+    pages = [context.new_page() for context in contexts]
+    for page in pages:
+        page.goto(info.landing_page_url)
+    emails = [unique_email("sqs-down") for _ in pages]
+    # Given SQS is stopped
+    patient_pipeline.pipeline.stop_queue_service()
+    stopped_at = time.monotonic()
+    # When visitors submit during the stop
+    for page, email in zip(pages, emails, strict=True):
+        submit_lead(page, email)
+    pump_until(pages[0], lambda: len(statuses) >= len(pages), timeout=SQS_OUTAGE_SECONDS, message="every page's first answer")
+    pages[0].wait_for_timeout(max(0, SQS_OUTAGE_SECONDS - (time.monotonic() - stopped_at)) * 1000)
+    # Then during the stop every answer was a 503 (never a false 202), and no page gave up yet
+    assert statuses and set(statuses) == {503}
+    assert all(page.url == info.landing_page_url for page in pages)
+    # When SQS comes back
+    patient_pipeline.pipeline.start_queue_service()
+    # Then every page's lead goes through (a page that ran out of retries sends it on its next load)
+    outcomes = [wait_until_sent_or_saved(page, thanks_url) for page in pages]
+    for page, outcome in zip(pages, outcomes, strict=True):
+        if outcome == "saved":
+            reopen_until_outbox_empty(page, info.landing_page_url)
+    rows = wait_for(
+        lambda: (found := patient_pipeline.rows("email LIKE %s", ("sqs-down-%",))) and len(found) >= len(emails) and found,
+        timeout=60,
+        message="every lead of the outage stored",
+    )
+    assert sorted(r["email"] for r in rows) == sorted(emails)  # each exactly once, none missing
+    print(f"SQS outage {SQS_OUTAGE_SECONDS} s: {len(emails)} leads, {len(statuses)} answers, outcomes {outcomes}, lost 0")
+    for context in contexts:
+        context.close()
+
+
+
+THROTTLED_LEADS = 200
+THROTTLED_PAGES = 20
+THROTTLE = {"throttle_rate_per_second": 5, "throttle_burst": 5}
+
+
+@pytest.fixture
+def throttled_pipeline() -> Iterator[RunningPipeline]:
+    """A stage throttled hard: 5 requests/s steady, burst 5 (API Gateway's token bucket)."""
+    data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-throttled-{uuid.uuid4().hex[:8]}"
+    running = start_pipeline(data_dir, e2e_settings().model_copy(update=THROTTLE))
+    yield running
+    running.pipeline.stop(drain_seconds=5)
+    assert_logs_hold_no_personal_data(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# A visitor typing one lead after another into the page's form, waiting for each outcome before the next.
+VISITOR_JS = """async (emails) => {
+  const form = document.querySelector('#signup-form');
+  const outcomes = [];
+  for (const email of emails) {
+    const outcome = new Promise((resolve) => ['sent', 'saved', 'invalid'].forEach(
+      (name) => form.addEventListener('leadpipe:' + name, () => resolve(name), { once: true })));
+    form.elements.email.value = email;
+    form.requestSubmit();
+    outcomes.push(await outcome);
+  }
+  return outcomes;
+}"""
+
+
+def test_every_lead_from_concurrent_pages_is_stored_once_through_a_hard_throttle(
+    browser: Browser, throttled_pipeline: RunningPipeline
+) -> None:
+    info = throttled_pipeline.info
+    statuses: list[int] = []
+    contexts = [browser.new_context() for _ in range(THROTTLED_PAGES)]
+    for context in contexts:
+        context.on("response", lambda response: statuses.append(response.status) if response.url == info.api_url else None)
+    pages = [context.new_page() for context in contexts]
+    emails = [unique_email("throttled") for _ in range(THROTTLED_LEADS)]
+    per_page = [emails[i :: THROTTLED_PAGES] for i in range(THROTTLED_PAGES)]
+    # When 200 visitors submit from 20 pages at once, each page sending its next lead as soon as one is done
+    # (without `_redirect` the form stays on the page, so a lead costs no page load)
+    for page, its_emails in zip(pages, per_page, strict=True):
+        page.goto(info.landing_page_url)
+        page.evaluate("document.querySelector('#signup-form input[name=_redirect]').remove()")
+        page.evaluate(f"(emails) => {{ ({VISITOR_JS})(emails).then((done) => (window.outcomes = done)); }}", its_emails)
+    outcomes = [outcome for page in pages for outcome in page.wait_for_function("window.outcomes", timeout=300_000).json_value()]
+    # And each page is opened again, which sends whatever ran out of retries the first time
+    for page in pages:
+        reopen_until_outbox_empty(page, info.landing_page_url, timeout_ms=120_000)
+    # Then the throttle did bite, and still every lead is in the table exactly once, none missing
+    rows = wait_for(
+        lambda: (found := throttled_pipeline.rows("email LIKE %s", ("throttled-%",))) and len(found) >= len(emails) and found,
+        timeout=120,
+        message="every throttled lead stored",
+    )
+    assert sorted(r["email"] for r in rows) == sorted(emails)
+    assert "invalid" not in outcomes and statuses.count(429) > 0
+    print(
+        f"throttled 5/s burst 5: {len(emails)} leads from {len(pages)} pages, {len(statuses)} answers, "
+        f"{statuses.count(429)} x 429, sent {outcomes.count('sent')}, saved for the next visit {outcomes.count('saved')}, "
+        f"lost {len(emails) - len(rows)}"
+    )
+    for context in contexts:
+        context.close()

@@ -1,0 +1,249 @@
+/*! leadpipe.js: sends a plain <form data-leadpipe> to Leadpipe without ever losing the lead.
+ * No dependencies, no build step. Without JavaScript the form still posts itself as before.
+ * Docs: docs/browser-client.md */
+(function () {
+  "use strict";
+  if (!window.fetch || !window.FormData || !window.URLSearchParams) return; // the plain form keeps working
+
+  var OUTBOX = "leadpipe:outbox:"; // one localStorage item per unsent lead, so tabs never overwrite each other
+  var FORM_TYPE = "application/x-www-form-urlencoded";
+  var BASE_DELAY_MS = 500;
+  var MAX_DELAY_MS = 8000;
+  var REQUEST_TIMEOUT_MS = 10000;
+  var DEFAULT_BUDGET_SECONDS = 30; // how long one attempt to send keeps retrying before the lead waits for the next visit
+  var MESSAGES = {
+    sending: "Sending…",
+    sent: "Thanks! You are on the list.",
+    invalid: "Please check the highlighted fields.",
+    refused: "Sorry, this could not be sent.",
+    saved: "We could not reach our server. Your details are saved in this browser and will be sent when you next open this page.",
+    resent: "Your earlier sign-up has now been sent."
+  };
+
+  function newKey() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    var b = crypto.getRandomValues(new Uint8Array(16)); // randomUUID needs a secure context
+    b[6] = (b[6] & 15) | 64;
+    b[8] = (b[8] & 63) | 128;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  // --- the outbox: every lead is written here before its first request, removed once answered ---
+  function store(entry) {
+    try { localStorage.setItem(OUTBOX + entry.key, JSON.stringify(entry)); } catch (e) { /* private mode: retries still run */ }
+  }
+  function load(key) {
+    try { return JSON.parse(localStorage.getItem(OUTBOX + key)); } catch (e) { return null; }
+  }
+  function forget(key) {
+    try { localStorage.removeItem(OUTBOX + key); } catch (e) { /* nothing stored */ }
+  }
+  function unsent() {
+    var entries = [];
+    try {
+      for (var i = 0; i < localStorage.length; i++) {
+        var name = localStorage.key(i);
+        if (name && name.indexOf(OUTBOX) === 0) entries.push(load(name.slice(OUTBOX.length)));
+      }
+    } catch (e) { /* storage disabled */ }
+    return entries.filter(Boolean).sort(function (a, b) { return a.savedAt - b.savedAt; });
+  }
+
+  // One tab at a time sends a given lead; without Web Locks the shared Idempotency-Key still dedupes.
+  function exclusively(key, wait, work) {
+    if (!navigator.locks) return work();
+    return navigator.locks.request("leadpipe:" + key, { ifAvailable: !wait }, function (lock) {
+      return lock ? work() : { status: -1 };
+    });
+  }
+
+  // --- one lead to the API: retried on network errors, 408, 429 and 5xx until `deadline` ---
+  function retryable(status) {
+    return status === 0 || status === 408 || status === 429 || status >= 500;
+  }
+
+  function retryAfterMs(value) {
+    if (!value) return 0;
+    var seconds = Number(value);
+    var ms = isNaN(seconds) ? Date.parse(value) - Date.now() : seconds * 1000; // delta-seconds or HTTP-date
+    return isNaN(ms) || ms < 0 ? 0 : ms;
+  }
+
+  function post(entry) {
+    var abort = new AbortController();
+    var timer = setTimeout(function () { abort.abort(); }, REQUEST_TIMEOUT_MS);
+    return fetch(entry.url, {
+      method: "POST",
+      headers: { "Content-Type": FORM_TYPE, "Idempotency-Key": entry.key },
+      body: entry.body,
+      credentials: "omit",
+      signal: abort.signal
+    }).then(function (response) {
+      // Never trust the body to be JSON: throttles and proxies answer with anything.
+      return response.text().then(function (text) {
+        var json = null;
+        try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
+        return { status: response.status, retryAfter: response.headers.get("Retry-After"), json: json };
+      });
+    }, function () {
+      return { status: 0 }; // offline, refused, timed out or blocked by CORS: all look alike to fetch
+    }).then(function (answer) {
+      clearTimeout(timer);
+      return answer;
+    });
+  }
+
+  function deliver(entry, deadline, onRetry) {
+    var attempt = 0;
+    function next() {
+      return post(entry).then(function (answer) {
+        if (!retryable(answer.status)) return answer;
+        // Full jitter spreads a crowd of throttled pages; Retry-After is a floor, never shortened.
+        var backoff = Math.random() * Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, attempt++));
+        var wait = retryAfterMs(answer.retryAfter) + backoff;
+        if (Date.now() + wait > deadline) return answer;
+        if (onRetry) onRetry(answer, wait);
+        return new Promise(function (resolve) { setTimeout(resolve, wait); }).then(next);
+      });
+    }
+    return next();
+  }
+
+  // Sends `entry` once (under its lock) and settles the outbox: kept only while it may still go through.
+  function send(entry, deadline, wait, onRetry) {
+    return exclusively(entry.key, wait, function () {
+      if (!load(entry.key)) return { status: 200, json: null, earlier: true }; // another tab delivered it
+      return deliver(entry, deadline, onRetry).then(function (answer) {
+        if (!retryable(answer.status)) forget(entry.key);
+        return answer;
+      });
+    });
+  }
+
+  function emit(target, name, detail) {
+    target.dispatchEvent(new CustomEvent("leadpipe:" + name, { bubbles: true, detail: detail }));
+  }
+
+  // --- the form ---
+  function budgetMs(form) {
+    var seconds = Number(form.getAttribute("data-leadpipe-retry-seconds"));
+    return (seconds > 0 ? seconds : DEFAULT_BUDGET_SECONDS) * 1000;
+  }
+
+  function message(form, state) {
+    return form.getAttribute("data-leadpipe-message-" + state) || MESSAGES[state];
+  }
+
+  function statusSlot(form) {
+    var slot = form.querySelector("[data-leadpipe-status]");
+    if (!slot) {
+      slot = document.createElement("p");
+      slot.setAttribute("data-leadpipe-status", "");
+      slot.setAttribute("role", "status");
+      form.appendChild(slot);
+    }
+    return slot;
+  }
+
+  function clearErrors(form) {
+    Array.prototype.forEach.call(form.querySelectorAll("[data-error-for]"), function (slot) { slot.textContent = ""; });
+    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (input) { input.removeAttribute("aria-invalid"); });
+  }
+
+  function showFieldErrors(form, fields) {
+    var unplaced = [];
+    fields.forEach(function (error) {
+      var input = form.elements.namedItem(error.field);
+      var slot = Array.prototype.filter.call(form.querySelectorAll("[data-error-for]"), function (el) {
+        return el.getAttribute("data-error-for") === error.field;
+      })[0];
+      if (!slot && input && input.insertAdjacentElement) {
+        slot = document.createElement("p");
+        slot.setAttribute("data-error-for", error.field);
+        input.insertAdjacentElement("afterend", slot);
+      }
+      if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+      if (slot) slot.textContent = error.message;
+      else unplaced.push(error.message);
+    });
+    return unplaced;
+  }
+
+  function leadFrom(form, submitter) {
+    var data = new FormData(form);
+    if (submitter && submitter.name) data.append(submitter.name, submitter.value);
+    var redirect = data.get("_redirect");
+    data.delete("_redirect"); // the ingest redirects only plain form posts; this client follows it itself
+    var url = new URL(form.getAttribute("action") || "", location.href).href; // form.action can be shadowed by a field
+    return { url: url, body: new URLSearchParams(data).toString(), redirect: redirect ? String(redirect) : null };
+  }
+
+  function enhance(form) {
+    var busy = false;
+    var last = null; // the last lead this form sent: the same content again keeps its key
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (busy) return; // a second click while sending never sends twice
+      var lead = leadFrom(form, event.submitter);
+      var queued = unsent().filter(function (e) { return e.url === lead.url && e.body === lead.body; })[0];
+      var same = last && last.url === lead.url && last.body === lead.body ? last : queued;
+      var entry = { key: same ? same.key : newKey(), url: lead.url, body: lead.body, redirect: lead.redirect, savedAt: Date.now() };
+      last = entry;
+      busy = true;
+      form.setAttribute("aria-busy", "true");
+      clearErrors(form);
+      var status = statusSlot(form);
+      status.textContent = message(form, "sending");
+      store(entry);
+      send(entry, Date.now() + budgetMs(form), true, function (answer, wait) {
+        emit(form, "retry", { status: answer.status, wait: wait });
+      }).catch(function () {
+        return { status: 0 }; // whatever went wrong, the lead is still in the outbox
+      }).then(function (answer) {
+        busy = false;
+        form.removeAttribute("aria-busy");
+        var error = answer.json && answer.json.error;
+        if (answer.status >= 200 && answer.status < 300) {
+          emit(form, "sent", { key: entry.key, leadId: answer.json && answer.json.lead_id });
+          if (entry.redirect) { window.location.assign(entry.redirect); return; }
+          status.textContent = message(form, "sent");
+          form.reset();
+        } else if (retryable(answer.status)) {
+          status.textContent = message(form, "saved");
+          emit(form, "saved", { key: entry.key, status: answer.status });
+        } else {
+          var unplaced = showFieldErrors(form, (error && error.fields) || []);
+          status.textContent = unplaced.length ? unplaced.join(" ") : answer.status === 422 ? message(form, "invalid") : (error && error.message) || message(form, "refused");
+          emit(form, "invalid", { status: answer.status, error: error });
+        }
+      });
+    });
+  }
+
+  // Leads left by an earlier visit go out now, one at a time, each under its own deadline.
+  function flush() {
+    var entries = unsent();
+    return entries.reduce(function (previous, entry) {
+      return previous.then(function () {
+        return send(entry, Date.now() + DEFAULT_BUDGET_SECONDS * 1000, false).then(function (answer) {
+          if (answer.status >= 200 && answer.status < 300 && !answer.earlier) {
+            emit(document, "resent", { key: entry.key });
+            var form = document.querySelector("form[data-leadpipe]");
+            if (form) statusSlot(form).textContent = message(form, "resent");
+          }
+        });
+      });
+    }, Promise.resolve());
+  }
+
+  function start() {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-leadpipe]"), enhance);
+    window.addEventListener("online", flush);
+    window.Leadpipe = { flush: flush, pending: function () { return unsent().length; } };
+    flush();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
