@@ -13,9 +13,11 @@ Pure and deployed: the probe function in AWS and the local runtime's poller both
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 
 class DrainState(StrEnum):
@@ -100,3 +102,33 @@ def observed_state(receiving: bool, pause: OperatorPause | None) -> DrainState:
     if pause is not None:
         return DrainState.PAUSED_BY_OPERATOR
     return DrainState.RUNNING if receiving else DrainState.HELD_BY_BREAKER
+
+
+class DrainSwitch(Protocol):
+    """The event source's on/off switch (in AWS: the mapping's Enabled flag)."""
+
+    def is_enabled(self) -> bool: ...
+    def set_enabled(self, enabled: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class BreakerRun:
+    decision: DrainDecision
+    switched: bool  # whether this run turned the switch
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.decision.as_dict(), "switched": self.switched}
+
+
+def run_breaker(database_answers: Callable[[], bool], read_pause_record: Callable[[], str | None], switch: DrainSwitch) -> BreakerRun:
+    """One breaker run: read the operator's record, probe (unless paused), set the switch if it differs.
+
+    Also disables a drain an operator paused whose switch is still on (say the CLI stopped
+    between writing the record and turning the switch).
+    """
+    pause = parse_pause_record(read_pause_record())
+    decision = decide(database_answers=pause is not None or database_answers(), pause=pause)
+    if switch.is_enabled() == decision.receiving:
+        return BreakerRun(decision, switched=False)
+    switch.set_enabled(decision.receiving)
+    return BreakerRun(decision, switched=True)

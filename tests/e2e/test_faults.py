@@ -1,9 +1,10 @@
 """Fault drills on the running local pipeline, with a real PostgreSQL stopped and started.
 
-The drill stage has a 3 s visibility timeout and 2 receives before the DLQ, so an outage of
-seconds is "long": without the drain breaker a lead would be in the DLQ after 2 x 3 s.
+The drill stage has a 5 s visibility timeout and 2 receives before the DLQ, so an outage of
+seconds is "long": without the drain breaker a lead would be in the DLQ after 2 x 5 s.
 (Not the shared e2e stage's 1 s: under its 1 s batching window a message comes back while its
-batch is still being gathered, and a healthy drain already spends two receives on it.) The breaker holds the drain instead (invariant 8): the DLQ stays empty, and every lead
+batch is still being gathered, and a healthy drain already spends two receives on it; 3 s was
+still too short on this 2-core machine at a load average of 30.) The breaker holds the drain instead (invariant 8): the DLQ stays empty, and every lead
 is stored once within 60 s of the database's return (issue 14's bound, a bounded wait).
 
 Budgets are explicit and wide for a loaded 2-core machine; the only clock the drills depend on
@@ -31,7 +32,7 @@ from tests.e2e.conftest import RunningPipeline, assert_logs_hold_no_personal_dat
 RECOVERY_BUDGET_SECONDS = 60  # issue 14: every lead stored within 60 s of the database's return
 BREAKER_BUDGET_SECONDS = 30  # for the breaker to notice (it probes every 0.5 s here; generous for 2 busy cores)
 DRILL_PROBE_SECONDS = 0.5
-DRILL_VISIBILITY_SECONDS = 3
+DRILL_VISIBILITY_SECONDS = 5
 DRILL_MAX_RECEIVE_COUNT = 2
 
 
@@ -46,7 +47,7 @@ def post(pipeline: RunningPipeline, email: str, campaign: str = "faults") -> tup
 
 @pytest.fixture(scope="module")
 def drill_pipeline() -> Iterator[RunningPipeline]:
-    """The drill stage (visibility 3 s x 2 receives) with the breaker probing every 0.5 s."""
+    """The drill stage (visibility 5 s x 2 receives) with the breaker probing every 0.5 s."""
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"faults-{uuid.uuid4().hex[:8]}"
     options = LocalPipelineOptions(settings=drill_settings(), data_dir=data_dir, port=0, drain_probe_seconds=DRILL_PROBE_SECONDS)
     pipeline = LocalPipeline(options)
@@ -70,6 +71,16 @@ def cli_status(pipeline: RunningPipeline, capsys: pytest.CaptureFixture) -> dict
     capsys.readouterr()
     assert leadpipe(["status", "--json", "--data-dir", pipeline.info.data_dir]) == 0
     return json.loads(capsys.readouterr().out)
+
+
+def wait_until_all_stored(pipeline: RunningPipeline, tag: str, expected: int) -> None:
+    """Within issue 14's 60 s of the database's return; on failure, say where the rest are."""
+    try:
+        wait_for(lambda: pipeline.count("email LIKE %s", (f"{tag}-%",)) == expected, timeout=RECOVERY_BUDGET_SECONDS,
+                 message="every lead stored after the database returned")  # fmt: skip
+    except AssertionError as error:
+        stored = pipeline.count("email LIKE %s", (f"{tag}-%",))
+        raise AssertionError(f"{error}: {stored} of {expected} stored, {dead_letters(pipeline)} in the DLQ") from None
 
 
 def outage_then_recovery(pipeline: RunningPipeline, outage_seconds: float) -> float:
@@ -96,8 +107,7 @@ def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_d
     back_at = outage_then_recovery(drill_pipeline, outage_seconds=2)
     # Then the form never noticed, and every lead is stored exactly once within 60 s of the return
     assert statuses == [202] * len(emails)
-    wait_for(lambda: drill_pipeline.count("email LIKE %s", (f"{tag}-%",)) == len(emails), timeout=RECOVERY_BUDGET_SECONDS,
-             message="every lead stored after the database returned")  # fmt: skip
+    wait_until_all_stored(drill_pipeline, tag, len(emails))
     recovery = time.monotonic() - back_at
     rows = drill_pipeline.rows("email LIKE %s", (f"{tag}-%",))
     assert sorted(r["email"] for r in rows) == sorted(emails)
@@ -108,7 +118,7 @@ def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_d
 
 def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_empty(drill_pipeline: RunningPipeline, capsys) -> None:
     settings = drill_pipeline.pipeline.settings
-    redrive_after = settings.max_receive_count * settings.queue_visibility_timeout_seconds  # 2 x 3 s
+    redrive_after = settings.max_receive_count * settings.queue_visibility_timeout_seconds  # 2 x 5 s
     tag = f"long-{uuid.uuid4().hex[:6]}"
     emails = [f"{tag}-{i}@example.com" for i in range(30)]
     # Given the database going away while leads keep coming
@@ -118,8 +128,7 @@ def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_e
     # When it stays away twice as long as it takes SQS to redrive a lead to the DLQ
     back_at = outage_then_recovery(drill_pipeline, outage_seconds=2 * redrive_after)
     # Then nothing reached the DLQ, and every lead is stored once within 60 s of the return
-    wait_for(lambda: drill_pipeline.count("email LIKE %s", (f"{tag}-%",)) == len(emails), timeout=RECOVERY_BUDGET_SECONDS,
-             message="every lead stored after the database returned")  # fmt: skip
+    wait_until_all_stored(drill_pipeline, tag, len(emails))
     recovery = time.monotonic() - back_at
     assert sorted(r["email"] for r in drill_pipeline.rows("email LIKE %s", (f"{tag}-%",))) == sorted(emails)
     assert dead_letters(drill_pipeline) == 0
