@@ -442,7 +442,8 @@ def command_drain_pause(args: argparse.Namespace) -> int:
     from leadpipe.drain import DrainControlError
 
     try:
-        status = _drain_control(args).pause(OperatorPause.now(args.who or "", args.why))
+        pause = OperatorPause.now(args.who or "", args.why)  # checked before any pipeline is looked for
+        status = _drain_control(args).pause(pause)
     except (PauseRecordError, DrainControlError) as error:
         raise CliError(str(error)) from None
     print(f"drain {status.as_text()}")

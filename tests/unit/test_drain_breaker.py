@@ -277,3 +277,28 @@ def test_poller_reports_a_batch_in_which_every_record_failed() -> None:
         poller.stop()
     assert reports == ["failed"]
     assert poller.stats.snapshot()["records_failed"] == 1
+
+
+# --- `leadpipe drain --stack`: the operator's side in AWS (moto) --------------------------------
+
+
+def test_operator_pause_in_aws_writes_the_record_before_disabling_and_status_reads_both(deployed_mapping: Any) -> None:
+    import os
+
+    from leadpipe.drain import AwsDrainControl
+
+    control = AwsDrainControl(boto3.client("lambda", region_name=TEST_REGION), boto3.client("ssm", region_name=TEST_REGION),
+                              os.environ["EVENT_SOURCE_MAPPING_ID"], "/leadpipe/drain-pause", "probe")  # fmt: skip
+    # Given a running drain
+    assert control.status().state == "running"
+    # When the DB owner pauses it
+    status = control.pause(PAUSE)
+    # Then the mapping is disabled, the record says who and why, and status shows both
+    assert deployed_mapping() == "Disabled"
+    record = boto3.client("ssm", region_name=TEST_REGION).get_parameter(Name="/leadpipe/drain-pause")["Parameter"]["Value"]
+    assert parse_pause_record(record) == PAUSE
+    assert (status.state, status.receiving, status.pause["who"]) == ("paused_by_operator", False, "dba-on-call")
+    assert status.as_text().startswith("paused by an operator: dba-on-call, since 2026-11-30T03:00:00+00:00, because VACUUM FULL")
+    # And a disabled mapping without a record reads as the breaker's hold
+    boto3.client("ssm", region_name=TEST_REGION).put_parameter(Name="/leadpipe/drain-pause", Value=NOT_PAUSED, Type="String", Overwrite=True)
+    assert control.status().state == "held_by_breaker"
