@@ -22,6 +22,8 @@ from infra.worker import LeadWorker
 PROBE_SCHEDULE = events.Schedule.rate(cdk.Duration.minutes(1))
 # Only lambda:GetEventSourceMapping and UpdateEventSourceMapping, on the one mapping's ARN: no grant_* exists for them.
 MAPPING_ACTIONS = ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"]
+# A minute to the next probe, plus the probe itself: a failed message must stay invisible longer than that.
+TRIP_SECONDS = 90
 
 
 class DrainBreaker(Construct):
@@ -42,6 +44,12 @@ class DrainBreaker(Construct):
         super().__init__(scope, construct_id)
         if worker.database_secret is None:
             raise ValueError("the drain breaker probes the worker's database: it needs db_secret_arn")
+        if settings.queue_visibility_timeout_seconds < TRIP_SECONDS:
+            cdk.Annotations.of(self).add_warning_v2(
+                "leadpipe:breaker-slower-than-visibility",
+                f"The visibility timeout ({settings.queue_visibility_timeout_seconds} s) is shorter than the breaker's "
+                f"{TRIP_SECONDS} s to trip: an outage may cost a message two receives. Raise worker_timeout_seconds to 15 or more.",
+            )
         self.pause_record = ssm.StringParameter(
             self,
             "PauseRecord",
