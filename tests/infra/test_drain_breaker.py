@@ -7,7 +7,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from infra.breaker import DrainBreaker
@@ -125,3 +125,16 @@ def test_a_trip_alarm_invokes_the_probe_on_every_state_change(prod_settings: Pip
     assert pattern["source"] == ["aws.cloudwatch"] and pattern["detail-type"] == ["CloudWatch Alarm State Change"]
     assert [ref_id(r) for r in pattern["resources"]] == [only(template, "AWS::CloudWatch::Alarm")[0]]
     assert [ref_id(t["Arn"]) for t in rule["Properties"]["Targets"]] == [probe(template)[0]]
+
+
+def test_synth_warns_when_a_failed_message_would_come_back_before_the_breaker_trips(prod_settings: PipelineSettings, tmp_path) -> None:
+    # Given a worker timeout of 10 s: visibility 60 s, shorter than a minute's schedule plus the probe
+    settings = prod_settings.model_copy(update={"worker_timeout_seconds": 10})
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    stack = cdk.Stack(app, "ShortVisibility", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    queue = LeadQueue(stack, "Queue", visibility_timeout=cdk.Duration.seconds(settings.queue_visibility_timeout_seconds),
+                      max_receive_count=5, retention=cdk.Duration.days(14))  # fmt: skip
+    DrainBreaker(stack, "DrainBreaker", settings=settings, worker=LeadWorker(stack, "Worker", settings=settings, queue=queue.queue))
+    # Then synth says what an outage may cost and what to change
+    warnings = [str(w.entry.data) for w in Annotations.from_stack(stack).find_warning("*", Match.any_value())]
+    assert any("(60 s) is shorter than the breaker's 90 s to trip" in w and "worker_timeout_seconds" in w for w in warnings), warnings
