@@ -6,8 +6,8 @@ from typing import Any
 
 import psycopg
 
-from functions.worker.repository import connect
-
+# Not the worker's name: DB owners (and `leadpipe spike`) count the worker's connections against the cap.
+PROBE_APPLICATION_NAME = "leadpipe-drain-probe"
 # Enabling means it is on its way to receiving; Disabling, on its way to stopping.
 RECEIVING_STATES = frozenset({"Enabled", "Enabling"})
 
@@ -34,7 +34,7 @@ def read_parameter(ssm: Any, name: str) -> str | None:
 def database_answers(conninfo: str) -> bool:
     """True when the database accepts the worker's credentials and answers `SELECT 1`."""
     try:
-        with connect(conninfo, prepare_statements=False) as connection:
+        with psycopg.connect(conninfo, autocommit=True, application_name=PROBE_APPLICATION_NAME) as connection:
             connection.execute("SELECT 1").fetchone()
         return True
     except psycopg.Error:

@@ -20,6 +20,7 @@ from typing import Protocol
 import psycopg
 
 from functions.worker.drain import DrainDecision, decide, parse_pause_record
+from functions.worker.drain_switch import PROBE_APPLICATION_NAME
 
 PAUSE_FILE_NAME = "drain-pause.json"  # written by `leadpipe drain pause`, removed by `resume`
 STATE_FILE_NAME = "drain.json"  # written by the runtime: what the breaker decided last
@@ -39,7 +40,7 @@ def probe_database(database_url: str) -> bool:
     """True when the database accepts a connection and answers `SELECT 1`."""
     try:
         with psycopg.connect(database_url, autocommit=True, connect_timeout=PROBE_CONNECT_TIMEOUT_SECONDS,
-                             application_name="leadpipe-drain-probe") as connection:  # fmt: skip
+                             application_name=PROBE_APPLICATION_NAME) as connection:  # fmt: skip
             connection.execute("SELECT 1").fetchone()
         return True
     except psycopg.Error:
