@@ -2,13 +2,10 @@
 
 The drill stage has a 5 s visibility timeout and 3 receives before the DLQ, so an outage of
 seconds is "long": without the drain breaker a lead would be in the DLQ after 3 x 5 s.
-Why 3, not 2: the breaker costs a message at most one receive per outage, but a worker
-environment that sat idle through the outage still holds a dead connection, and its first batch
-after the return fails once more (functions/worker/repository.py reopens it only after a failure).
-(Not the shared e2e stage's 1 s: under its 1 s batching window a message comes back while its
-batch is still being gathered, and a healthy drain already spends two receives on it; 3 s was
-still too short on this 2-core machine at a load average of 30.) The breaker holds the drain instead (invariant 8): the DLQ stays empty, and every lead
-is stored once within 60 s of the database's return (issue 14's bound, a bounded wait).
+Why 3, not 2: the breaker costs a message at most one receive per outage, but with 2 one run
+in about eight on this loaded machine still ended with leads in the DLQ (a worker connection
+left dead by the outage failing its first batch after the return, or a batch outlasting the
+visibility timeout under load: not pinned down), so the stage leaves one receive of margin.
 
 Budgets are explicit and wide for a loaded 2-core machine; the only clock the drills depend on
 is the outage's length, which must exceed max_receive_count x visibility timeout.
