@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.api import LeadApi
+from infra.breaker import DrainBreaker
 from infra.config import PipelineSettings
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
@@ -47,6 +48,16 @@ class LeadpipeStack(cdk.Stack):
                 dead_letter_queue=queue.dead_letter_queue,
             ),
         )
+
+        if settings.has_database:
+            # Built after monitoring: the DatabaseUnavailable alarm (when there) trips it at once.
+            alarms = getattr(monitoring, "alarms", {})
+            breaker = DrainBreaker(self, "DrainBreaker", settings=settings, worker=worker,
+                                   trip_alarms=[alarms[name] for name in ("DatabaseUnavailable",) if name in alarms])  # fmt: skip
+            # `leadpipe drain pause | resume | status --stack` finds the breaker by these.
+            cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)
+            cdk.CfnOutput(self, "DrainPauseParameterName", value=breaker.pause_record.parameter_name)
+            cdk.CfnOutput(self, "DrainProbeFunctionName", value=breaker.function.function.function_name)
 
         cdk.CfnOutput(self, "LeadsEndpoint", value=api.leads_url, description="Point landing-page forms here (POST)")
         cdk.CfnOutput(self, "QueueUrl", value=queue.queue.queue_url)

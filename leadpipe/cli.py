@@ -77,6 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=command_status)
 
+    drain = commands.add_parser(
+        "drain", help="pause, resume or show the worker's drain (the DB owner's maintenance window)",
+        description="The worker's drain: the queue's event source. `pause` stops receiving (a batch in hand is "
+        "finished) and records who and why; `resume` hands it back to the drain breaker, which resumes once the "
+        "database answers. In AWS this is the event source mapping's Enabled flag; locally, the poller.",
+    )  # fmt: skip
+    drain_commands = drain.add_subparsers(title="drain commands", required=True, metavar="ACTION")
+    drain_pause = drain_commands.add_parser("pause", help="stop receiving, recording who and why",
+                                            description="Stop the drain until `leadpipe drain resume`; the breaker never resumes it.")  # fmt: skip
+    drain_pause.add_argument("--who", default=os.environ.get("USER"), help="who is pausing (default: $USER)")
+    drain_pause.add_argument("--why", required=True, help="why, e.g. 'DB maintenance until 02:00, ticket OPS-42'")
+    drain_resume = drain_commands.add_parser("resume", help="end an operator's pause",
+                                             description="End the operator's pause; the drain runs if the database answers, else the breaker holds it.")  # fmt: skip
+    drain_status = drain_commands.add_parser("status", help="running, paused by an operator, or held by the breaker",
+                                             description="Whether the drain is running, paused by an operator (who, why, since) or held by the breaker.")  # fmt: skip
+    drain_status.add_argument("--json", action="store_true", help="machine-readable output")
+    for action, handler in ((drain_pause, command_drain_pause), (drain_resume, command_drain_resume), (drain_status, command_drain_status)):
+        _target_arguments(action)
+        action.set_defaults(command=handler)
+
     dlq = commands.add_parser("dlq", help="inspect, redrive or purge the dead-letter queue")
     dlq_commands = dlq.add_subparsers(title="dlq commands", required=True, metavar="ACTION")
     dlq_list = dlq_commands.add_parser("list", help="what is in the DLQ: age, receives, reason, masked lead")
@@ -522,6 +542,43 @@ def wait_for_ctrl_c() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _drain_control(args: argparse.Namespace):  # noqa: ANN202 - a DrainControl
+    target = _resolve(args)
+    if target.drain is None:
+        raise CliError(f"{target.description} has no drain breaker (it is deployed only with a database: set db_secret_arn)")
+    return target.drain
+
+
+def command_drain_pause(args: argparse.Namespace) -> int:
+    from functions.worker.drain import OperatorPause, PauseRecordError
+    from leadpipe.drain import DrainControlError
+
+    try:
+        pause = OperatorPause.now(args.who or "", args.why)  # checked before any pipeline is looked for
+        status = _drain_control(args).pause(pause)
+    except (PauseRecordError, DrainControlError) as error:
+        raise CliError(str(error)) from None
+    print(f"drain {status.as_text()}")
+    return 0
+
+
+def command_drain_resume(args: argparse.Namespace) -> int:
+    from leadpipe.drain import DrainControlError
+
+    try:
+        status = _drain_control(args).resume()
+    except DrainControlError as error:
+        raise CliError(str(error)) from None
+    print(f"drain {status.as_text()}")
+    return 0
+
+
+def command_drain_status(args: argparse.Namespace) -> int:
+    status = _drain_control(args).status()
+    print(json.dumps(status.as_dict(), indent=2) if args.json else f"drain {status.as_text()}")
+    return 0
+
+
 def command_status(args: argparse.Namespace) -> int:
     from leadpipe.status import PipelineStatus, database_status, oldest_message_age_from_cloudwatch, queue_status
 
@@ -531,9 +588,16 @@ def command_status(args: argparse.Namespace) -> int:
     if target.cloudwatch is not None:
         age = oldest_message_age_from_cloudwatch(target.cloudwatch, target.leads_queue_url.rsplit("/", 1)[-1])
     status = PipelineStatus(source=target.description, oldest_message_age_seconds=age, **counts)
+    if target.drain is not None:
+        status.drain = target.drain.status().as_dict()
     if target.database_url:
-        for key, value in database_status(target.database_url, target.leads_table).items():
-            setattr(status, key, value)
+        import psycopg
+
+        try:
+            for key, value in database_status(target.database_url, target.leads_table).items():
+                setattr(status, key, value)
+        except psycopg.OperationalError as error:  # during an outage is exactly when ops ask for status
+            status.database_error = str(error).strip().splitlines()[0]
     print(json.dumps(status.as_dict(), indent=2) if args.json else status.as_text())
     return 0
 

@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 
 from functions.worker.repository import leads_table_identifier
+from leadpipe.drain import DrainStatus
 
 
 @dataclass
@@ -22,6 +23,8 @@ class PipelineStatus:
     leads_stored: int | None = None
     stored_last_hour_by_campaign: dict[str, int] = field(default_factory=dict)
     last_stored_at: str | None = None
+    database_error: str | None = None  # the database could not be reached for the counts above
+    drain: dict[str, Any] | None = None  # leadpipe.drain.DrainStatus: running, paused_by_operator or held_by_breaker
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,12 +38,20 @@ class PipelineStatus:
             f"  dead letters (DLQ)    {self.dead_letters}",
             f"  oldest message age    {age}",
         ]
+        if self.drain is not None:
+            lines.append(f"  drain                 {_drain_text(self.drain)}")
+        if self.database_error is not None:
+            lines.append(f"  database              unreachable: {self.database_error}")
         if self.leads_stored is not None:
             lines.append(f"  leads stored          {self.leads_stored}  (last at {self.last_stored_at or '-'})")
             lines.append("  stored in the last hour, by campaign:")
             for campaign, count in sorted(self.stored_last_hour_by_campaign.items()) or [("-", 0)]:
                 lines.append(f"    {campaign:<20}{count}")
         return "\n".join(lines)
+
+
+def _drain_text(drain: dict[str, Any]) -> str:
+    return DrainStatus(**drain).as_text()
 
 
 def queue_counts(sqs: Any, queue_url: str) -> dict[str, int]:

@@ -8,7 +8,11 @@ from typing import Any
 
 import boto3
 
+from leadpipe.drain import AwsDrainControl, DrainControl, LocalDrainControl
 from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo, local_sqs_client
+
+# Stack outputs of the drain breaker (infra/breaker.py); absent when the stack has no database.
+DRAIN_OUTPUTS = ("WorkerEventSourceMappingId", "DrainPauseParameterName", "DrainProbeFunctionName")
 
 
 class TargetNotFound(RuntimeError):
@@ -25,6 +29,7 @@ class PipelineTarget:
     leads_table: str
     cloudwatch: Any | None = None
     api_url: str | None = None
+    drain: DrainControl | None = None  # None: a stack without a database has no drain breaker
 
     @property
     def in_aws(self) -> bool:
@@ -46,6 +51,7 @@ def resolve_target(stack_name: str | None, data_dir: Path = DEFAULT_DATA_DIR, da
             database_url=database_url or info.database_url,
             leads_table=info.leads_table,
             api_url=info.api_url,
+            drain=LocalDrainControl(Path(info.data_dir)),
         )
     outputs = stack_outputs(boto3.client("cloudformation"), stack_name)
     return PipelineTarget(
@@ -57,7 +63,15 @@ def resolve_target(stack_name: str | None, data_dir: Path = DEFAULT_DATA_DIR, da
         leads_table=leads_table,
         cloudwatch=boto3.client("cloudwatch"),
         api_url=outputs.get("LeadsEndpoint"),
+        drain=aws_drain_control(outputs),
     )
+
+
+def aws_drain_control(outputs: dict[str, str]) -> AwsDrainControl | None:
+    if not all(name in outputs for name in DRAIN_OUTPUTS):
+        return None
+    mapping_id, parameter, probe = (outputs[name] for name in DRAIN_OUTPUTS)
+    return AwsDrainControl(boto3.client("lambda"), boto3.client("ssm"), mapping_id, parameter, probe)
 
 
 def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:

@@ -4,6 +4,10 @@
 batching window), invoke the worker with a real SQS event, and delete what succeeded. Records
 named in `batchItemFailures` are left alone: they reappear after the visibility timeout, and
 SQS's redrive policy moves them to the DLQ after `max_receive_count` receives.
+
+`pause()` / `resume()` are the mapping's Enabled flag: a paused poller receives nothing, and a
+poller holding a batch finishes it first. The drain breaker (leadpipe/local/drain_breaker.py)
+drives them, and `on_batch_failed` lets it probe the database the moment a whole batch failed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 SQS_MAX_RECEIVE = 10
 PARTIAL_BATCH_PAUSE_SECONDS = 0.2  # between receives while a batch fills: fewer, fuller receives
 IDLE_LONG_POLL_SECONDS = 1  # an idle poller waits on SQS instead of spinning
+PAUSED_CHECK_SECONDS = 0.1  # how often a paused poller looks whether it may receive again
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,17 @@ def to_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[
 class SqsEventSourcePoller:
     """Runs `max_concurrency` polling threads until `stop()`."""
 
-    def __init__(self, sqs: Any, settings: EventSourceSettings, invoke: Callable[[dict[str, Any]], dict[str, Any]]):
+    def __init__(self, sqs: Any, settings: EventSourceSettings, invoke: Callable[[dict[str, Any]], dict[str, Any]],
+                 on_batch_failed: Callable[[], None] | None = None):  # fmt: skip
         self._sqs = sqs
         self._settings = settings
         self._invoke = invoke
+        self._on_batch_failed = on_batch_failed
         self._stopping = threading.Event()
+        self._receiving = threading.Event()
+        self._receiving.set()
+        self._in_cycle = 0  # pollers inside a receive-invoke-delete cycle
+        self._cycles = threading.Condition()
         self._threads: list[threading.Thread] = []
         self.stats = PollerStats()
         # message id -> latest receipt handle of every message received and not (yet) deleted:
@@ -108,16 +119,48 @@ class SqsEventSourcePoller:
         with self._held_lock:
             return list(self._held.values())
 
+    def pause(self) -> None:
+        """Receive nothing more; a poller holding a batch still invokes and deletes it."""
+        self._receiving.clear()
+
+    def resume(self) -> None:
+        self._receiving.set()
+
+    @property
+    def receiving(self) -> bool:
+        return self._receiving.is_set()
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """After `pause()`: True once no poller is receiving or holding a batch (False on timeout)."""
+        with self._cycles:
+            return self._cycles.wait_for(lambda: self._in_cycle == 0, timeout)
+
     def _poll(self) -> None:
         while not self._stopping.is_set():
+            if not self._receiving.wait(PAUSED_CHECK_SECONDS):
+                continue
+            with self._cycles:
+                self._in_cycle += 1
             try:
-                messages = self._gather_batch()
-            except Exception:  # SQS briefly unreachable: back off, as the real poller does
-                time.sleep(1)
-                continue
-            if not messages:
-                continue
-            self._process(messages)
+                # Checked again once counted: a pause between the wait and here is then never missed.
+                whole_batch_failed = self._receiving.is_set() and self._cycle()
+            finally:
+                with self._cycles:
+                    self._in_cycle -= 1
+                    self._cycles.notify_all()
+            if whole_batch_failed:
+                self._report_failed_batch()
+
+    def _cycle(self) -> bool:
+        """One receive-invoke-delete cycle; True when every record of the batch failed."""
+        try:
+            messages = self._gather_batch()
+        except Exception:  # SQS briefly unreachable: back off, as the real poller does
+            time.sleep(1)
+            return False
+        if not messages:
+            return False
+        return self._process(messages)
 
     def _gather_batch(self) -> list[dict[str, Any]]:
         """Up to batch_size messages: the window starts with the first message, as in Lambda."""
@@ -137,13 +180,13 @@ class SqsEventSourcePoller:
                     return batch  # idle
                 deadline = time.monotonic() + settings.max_batching_window_seconds
             batch.extend(received)
-            if time.monotonic() >= deadline or self._stopping.is_set():
+            if time.monotonic() >= deadline or self._stopping.is_set() or not self._receiving.is_set():
                 break
             if len(received) < SQS_MAX_RECEIVE:
                 time.sleep(min(PARTIAL_BATCH_PAUSE_SECONDS, max(0.0, deadline - time.monotonic())))
         return batch
 
-    def _process(self, messages: list[dict[str, Any]]) -> None:
+    def _process(self, messages: list[dict[str, Any]]) -> bool:
         settings = self._settings
         event = {"Records": [to_sqs_record(m, settings.queue_arn, settings.region) for m in messages]}
         with self._held_lock:
@@ -154,7 +197,7 @@ class SqsEventSourcePoller:
         except Exception:
             # A function error: nothing is deleted, the whole batch comes back after the timeout.
             self.stats.add(invocations=1, function_errors=1, records_failed=len(messages))
-            return
+            return True
         finally:
             self.stats.add(busy_pollers=-1)
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
@@ -163,6 +206,7 @@ class SqsEventSourcePoller:
         for start in range(0, len(done), SQS_MAX_RECEIVE):
             deleted += self._delete(done[start : start + SQS_MAX_RECEIVE])
         self.stats.add(invocations=1, records_deleted=deleted, records_failed=len(failed))
+        return not done
 
     def _delete(self, chunk: list[dict[str, Any]]) -> int:
         """Delete one chunk; what SQS did not delete stays held and comes back (a stored lead's
@@ -179,3 +223,8 @@ class SqsEventSourcePoller:
             for message in deleted:
                 self._held.pop(message["MessageId"], None)
         return len(deleted)
+
+    def _report_failed_batch(self) -> None:
+        """Every record failed (a database outage looks like this): let the breaker look before the next receive."""
+        if self._on_batch_failed is not None:
+            self._on_batch_failed()

@@ -17,6 +17,7 @@ from botocore.config import Config
 from functions.worker.migrate import apply_migrations
 from infra.config import REPO_ROOT, PipelineSettings
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
+from leadpipe.local.drain_breaker import LocalDrainBreaker, probe_database
 from leadpipe.local.gateway import LEADS_PATH
 from leadpipe.local.ingest_environments import GatewaySettings, IngestEnvironments
 from leadpipe.local.lambda_pool import LambdaPool
@@ -68,6 +69,7 @@ class LocalPipelineOptions:
     database_url: str | None = None  # None: the embedded server under data_dir/postgres
     ingest_environments: int = 4
     extra_allowed_origins: list[str] = field(default_factory=list)
+    drain_probe_seconds: float = 1.0  # the drain breaker's probe interval (AWS: once a minute)
 
 
 def local_sqs_client(endpoint_url: str) -> Any:
@@ -93,6 +95,7 @@ class LocalPipeline:
         self.settings = options.settings
         self.info: RuntimeInfo | None = None
         self.poller: SqsEventSourcePoller | None = None
+        self.drain_breaker: LocalDrainBreaker | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._sqs_server = LocalSqsServer()
         self._ingest: IngestEnvironments | None = None
@@ -160,7 +163,11 @@ class LocalPipeline:
                 max_concurrency=settings.max_concurrency,
             ),
             lambda event: self._worker.invoke(event, timeout=settings.worker_timeout_seconds),
+            on_batch_failed=lambda: self.drain_breaker.check_now(),
         )
+        # Decided before the first receive: a database already down never costs a receive.
+        self.drain_breaker = LocalDrainBreaker(self.poller, lambda: probe_database(database_url), data_dir, options.drain_probe_seconds)
+        self.drain_breaker.start()
         self.poller.start()
         self._ingest.start()
         listener.close()  # the environments hold it now
@@ -217,6 +224,8 @@ class LocalPipeline:
         saved = 0
         if self._ingest:
             self._ingest.stop()
+        if self.drain_breaker:
+            self.drain_breaker.stop()
         if self.info and self.poller:
             sqs = local_sqs_client(self.info.sqs_endpoint_url)
             self._wait_until_drained(sqs, drain_seconds)

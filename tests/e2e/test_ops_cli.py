@@ -128,3 +128,18 @@ def test_db_erase_removes_one_persons_leads(local_pipeline: RunningPipeline, cap
     assert local_pipeline.count("email = %s", ("keep-" + email.lower(),)) == 1
     assert leadpipe(["db", "erase", "--email", "not-an-address", "--stage", "dev", "--database-url", info.database_url]) == 2
     assert "is not an e-mail address" in capsys.readouterr().err
+
+
+def test_drain_commands_fail_in_one_line_without_a_pipeline_or_a_reason(capsys) -> None:
+    assert leadpipe(["drain", "status", "--data-dir", "/nonexistent"]) == 2
+    assert capsys.readouterr().err.startswith("leadpipe: no local pipeline is running")
+    with pytest.raises(SystemExit):
+        leadpipe(["drain", "pause", "--who", "dba"])  # no --why
+    assert "--why" in capsys.readouterr().err
+    assert leadpipe(["drain", "pause", "--who", " ", "--why", "maintenance", "--data-dir", "/nonexistent"]) == 2
+    assert capsys.readouterr().err == "leadpipe: a pause needs both who paused it and why\n"
+
+
+def test_status_shows_the_drain_running(local_pipeline: RunningPipeline, capsys) -> None:
+    code, out = run_cli(capsys, "status", "--data-dir", local_pipeline.info.data_dir)
+    assert code == 0 and "  drain                 running (since " in out

@@ -357,7 +357,8 @@ def test_one_dashboard_with_the_pipeline_at_a_glance(prod: Template) -> None:
 
 def test_outputs(prod: Template) -> None:
     outputs = prod.find_outputs("*")
-    ours = {"LeadsEndpoint", "QueueUrl", "DeadLetterQueueUrl", "DashboardUrl", "AlarmTopicArn"}
+    ours = {"LeadsEndpoint", "QueueUrl", "DeadLetterQueueUrl", "DashboardUrl", "AlarmTopicArn",
+            "WorkerEventSourceMappingId", "DrainPauseParameterName", "DrainProbeFunctionName"}  # the drain breaker
     assert ours <= set(outputs)
     # The only other output is the API root URL that RestApi always adds
     assert [k for k in outputs if k not in ours and not k.startswith("LeadApiEndpoint")] == []

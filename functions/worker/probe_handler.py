@@ -1,0 +1,78 @@
+"""Lambda entry point of the drain breaker's probe: wiring only; the decision is in drain.py.
+
+Runs every minute (EventBridge) and whenever the DatabaseUnavailable alarm changes state. It
+connects with the worker's own credentials and network path, so "the probe got in" means the
+worker would too.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.contract import RedactingFormatter
+from functions.contract.observability import METRICS_NAMESPACE
+from functions.worker.credentials import database_conninfo
+from functions.worker.drain import DrainState, run_breaker
+from functions.worker.drain_switch import EventSourceMappingSwitch, database_answers, read_parameter
+from functions.worker.settings import WorkerSettings
+
+DRAIN_PROBE_SERVICE = "leadpipe-drain-probe"
+logger = Logger(service=DRAIN_PROBE_SERVICE, logger_formatter=RedactingFormatter())
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=DRAIN_PROBE_SERVICE)
+
+
+class ProbeSettings(BaseModel):
+    """Which mapping to switch and where the operator's pause record is."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    mapping_id: str = Field(alias="EVENT_SOURCE_MAPPING_ID", min_length=1)
+    pause_parameter: str = Field(alias="DRAIN_PAUSE_PARAMETER", min_length=1)
+
+
+@cache
+def get_settings() -> tuple[ProbeSettings, WorkerSettings]:
+    environ = {k: v for k, v in os.environ.items() if v != ""}
+    return ProbeSettings.model_validate(environ), WorkerSettings.from_env(environ)
+
+
+@cache
+def get_clients() -> tuple[Any, Any]:
+    return boto3.client("lambda"), boto3.client("ssm")
+
+
+def probe_database(worker: WorkerSettings) -> bool:
+    try:
+        conninfo = database_conninfo(worker)
+    except Exception as error:  # no credentials for the probe means none for the worker either: hold
+        logger.warning("database credentials unavailable", extra={"error": type(error).__name__})
+        return False
+    return database_answers(conninfo)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    probe, worker = get_settings()
+    lambda_client, ssm = get_clients()
+    run = run_breaker(
+        database_answers=lambda: probe_database(worker),
+        read_pause_record=lambda: read_parameter(ssm, probe.pause_parameter),
+        switch=EventSourceMappingSwitch(lambda_client, probe.mapping_id),
+    )
+    metrics.add_metric(name="DrainHeldByBreaker", unit=MetricUnit.Count, value=int(run.decision.state is DrainState.HELD_BY_BREAKER))
+    logger.info("drain decided", extra={"state": run.decision.state.value, "switched": run.switched, "trigger": event.get("detail-type")})
+    return run.as_dict()
+
+
+def reset_for_tests() -> None:
+    get_settings.cache_clear()
+    get_clients.cache_clear()

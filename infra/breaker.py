@@ -1,0 +1,101 @@
+"""The drain breaker: holds the worker's event source while the database does not answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from functions.worker.drain import NOT_PAUSED
+from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
+from infra.config import PipelineSettings
+from infra.function import PipelineFunction, PipelineFunctionProps
+from infra.worker import LeadWorker
+
+# EventBridge's finest schedule; it bounds the resume after the database answers again (issue 14: within 60 s).
+PROBE_SCHEDULE = events.Schedule.rate(cdk.Duration.minutes(1))
+# Only lambda:GetEventSourceMapping and UpdateEventSourceMapping, on the one mapping's ARN: no grant_* exists for them.
+MAPPING_ACTIONS = ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"]
+# A minute to the next probe, plus the probe itself: a failed message must stay invisible longer than that.
+TRIP_SECONDS = 90
+
+
+class DrainBreaker(Construct):
+    """A probe function, run every minute and on the database alarm's state changes, that sets the
+    worker's event source mapping's Enabled flag from `functions.worker.drain.decide`.
+
+    Disabling the mapping (never reserved concurrency 0, whose throttled receives still count)
+    keeps leads visible in the queue, so an outage of any length up to the retention costs them
+    no receive. The operator's pause record is an SSM parameter the probe reads and
+    `leadpipe drain pause` writes; the probe never re-enables a paused drain.
+
+    Public attributes: `function` (a PipelineFunction), `pause_record` (the SSM parameter),
+    `schedule` and `alarm_trigger` (EventBridge rules; the latter None without trip alarms).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, worker: LeadWorker,
+                 trip_alarms: Sequence[cloudwatch.IAlarm] = ()) -> None:  # fmt: skip
+        super().__init__(scope, construct_id)
+        if worker.database_secret is None:
+            raise ValueError("the drain breaker probes the worker's database: it needs db_secret_arn")
+        if settings.queue_visibility_timeout_seconds < TRIP_SECONDS:
+            cdk.Annotations.of(self).add_warning_v2(
+                "leadpipe:breaker-slower-than-visibility",
+                f"The visibility timeout ({settings.queue_visibility_timeout_seconds} s) is shorter than the breaker's "
+                f"{TRIP_SECONDS} s to trip: an outage may cost a message two receives. Raise worker_timeout_seconds to 15 or more.",
+            )
+        self.pause_record = ssm.StringParameter(
+            self,
+            "PauseRecord",
+            string_value=NOT_PAUSED,
+            description="Leadpipe drain: the operator's pause (who, why, since), written by `leadpipe drain pause`",
+        )
+        self.function = PipelineFunction(
+            self,
+            "Probe",
+            props=PipelineFunctionProps(
+                code_folder="worker",  # the worker's own credentials and connect code
+                handler="functions.worker.probe_handler.lambda_handler",
+                service_name=DRAIN_PROBE_SERVICE,
+                description="Drain breaker: enables the worker's event source only while the database answers",
+                memory_mb=256,
+                timeout=cdk.Duration.seconds(30),
+                log_retention_days=settings.log_retention_days,
+                environment={
+                    **worker.environment,
+                    "EVENT_SOURCE_MAPPING_ID": worker.event_source.event_source_mapping_id,
+                    "DRAIN_PAUSE_PARAMETER": self.pause_record.parameter_name,
+                },
+                # One probe at a time: two could not disagree for long, but there is no reason to let them.
+                reserved_concurrency=1,
+                vpc_placement=worker.vpc_placement,
+            ),
+        )
+        role = self.function.role
+        worker.database_secret.grant_read(role)
+        self.pause_record.grant_read(role)
+        role.add_to_policy(iam.PolicyStatement(actions=MAPPING_ACTIONS, resources=[worker.event_source.event_source_mapping_arn]))
+
+        target = events_targets.LambdaFunction(self.function.function, retry_attempts=0)  # the next minute is the retry
+        self.schedule = events.Rule(self, "EveryMinute", schedule=PROBE_SCHEDULE, targets=[target],
+                                    description="Leadpipe drain breaker: probe the database every minute")  # fmt: skip
+        self.alarm_trigger = None
+        if trip_alarms:
+            # Trip (and resume) without waiting for the minute: the alarm says batches found the database away.
+            self.alarm_trigger = events.Rule(
+                self,
+                "OnDatabaseAlarm",
+                event_pattern=events.EventPattern(
+                    source=["aws.cloudwatch"],
+                    detail_type=["CloudWatch Alarm State Change"],
+                    resources=[alarm.alarm_arn for alarm in trip_alarms],
+                ),
+                targets=[target],
+                description="Leadpipe drain breaker: probe at once when the database alarm changes state",
+            )
