@@ -13,12 +13,12 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.contract import RedactingFormatter
-from functions.contract.observability import METRICS_NAMESPACE
+from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
 from functions.worker.credentials import database_conninfo
 from functions.worker.drain import DrainState, run_breaker
 from functions.worker.drain_switch import EventSourceMappingSwitch, database_answers, read_parameter
@@ -68,7 +68,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         read_pause_record=lambda: read_parameter(ssm, probe.pause_parameter),
         switch=EventSourceMappingSwitch(lambda_client, probe.mapping_id),
     )
-    metrics.add_metric(name="DrainHeldByBreaker", unit=MetricUnit.Count, value=int(run.decision.state is DrainState.HELD_BY_BREAKER))
+    held = run.decision.state is DrainState.HELD_BY_BREAKER
+    metrics.add_metric(name="DrainHeldByBreaker", unit=MetricUnit.Count, value=int(held))
+    if held:
+        # While the drain is held no batch runs, so the worker reports nothing: the probe speaks for it,
+        # and the DatabaseUnavailable alarm stays in ALARM (no false OK) until the database answers.
+        with single_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE,
+                           default_dimensions={"service": WORKER_SERVICE}):  # fmt: skip
+            pass
     logger.info("drain decided", extra={"state": run.decision.state.value, "switched": run.switched, "trigger": event.get("detail-type")})
     return run.as_dict()
 

@@ -128,7 +128,7 @@ def test_a_trip_alarm_invokes_the_probe_on_every_state_change(prod_settings: Pip
 
 
 def test_synth_warns_when_a_failed_message_would_come_back_before_the_breaker_trips(prod_settings: PipelineSettings, tmp_path) -> None:
-    # Given a worker timeout of 10 s: visibility 60 s, shorter than a minute's schedule plus the probe
+    # Given a worker timeout of 10 s: visibility 6 x 10 s + the 1 s window = 61 s, shorter than a minute's schedule plus the probe
     settings = prod_settings.model_copy(update={"worker_timeout_seconds": 10})
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
     stack = cdk.Stack(app, "ShortVisibility", env=cdk.Environment(account="123456789012", region="eu-west-1"))
@@ -137,4 +137,5 @@ def test_synth_warns_when_a_failed_message_would_come_back_before_the_breaker_tr
     DrainBreaker(stack, "DrainBreaker", settings=settings, worker=LeadWorker(stack, "Worker", settings=settings, queue=queue.queue))
     # Then synth says what an outage may cost and what to change
     warnings = [str(w.entry.data) for w in Annotations.from_stack(stack).find_warning("*", Match.any_value())]
-    assert any("(60 s) is shorter than the breaker's 90 s to trip" in w and "worker_timeout_seconds" in w for w in warnings), warnings
+    assert settings.queue_visibility_timeout_seconds == 61
+    assert any("(61 s) is shorter than the breaker's 90 s to trip" in w and "worker_timeout_seconds" in w for w in warnings), warnings

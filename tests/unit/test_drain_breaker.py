@@ -145,13 +145,30 @@ def test_probe_disables_the_mapping_while_the_database_is_away_and_enables_it_wh
     answer = probe_handler.lambda_handler({"detail-type": "Scheduled Event"}, lambda_context)
     # Then the mapping is disabled, and the held state is a metric on-call can graph
     assert (answer["state"], answer["switched"], deployed_mapping()) == ("held_by_breaker", True, "Disabled")
-    assert emitted_metrics(capsys.readouterr().out)["DrainHeldByBreaker"] == 1.0
+    printed = capsys.readouterr().out
+    assert emitted_metrics(printed)["DrainHeldByBreaker"] == 1.0
+    # And it speaks for the idle worker: the DatabaseUnavailable alarm's own metric and dimension, so the
+    # page does not turn OK while the breaker holds a drain that no batch runs through
+    assert worker_outage_datapoints(printed) == [1.0]
     # When the database answers again (a real PostgreSQL) and the probe runs
     monkeypatch.setenv("DATABASE_URL", postgres_uri)
     probe_handler.reset_for_tests()
     answer = probe_handler.lambda_handler({"detail-type": "Scheduled Event"}, lambda_context)
-    # Then the mapping is enabled again
+    # Then the mapping is enabled again, and no outage is reported
     assert (answer["state"], answer["switched"], deployed_mapping()) == ("running", True, "Enabled")
+    assert worker_outage_datapoints(capsys.readouterr().out) == []
+
+
+def worker_outage_datapoints(stdout: str) -> list[float]:
+    """Values of `DatabaseUnavailable` printed as EMF under the worker's service dimension."""
+    values = []
+    for line in stdout.splitlines():
+        if line.startswith("{") and '"DatabaseUnavailable"' in line:
+            document = json.loads(line)
+            if document.get("service") == "leadpipe-worker" and document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Leadpipe":
+                value = document["DatabaseUnavailable"]
+                values.extend(float(v) for v in (value if isinstance(value, list) else [value]))
+    return values
 
 
 def test_probe_never_enables_a_drain_the_operator_paused(deployed_mapping: Any, postgres_uri: str, monkeypatch: pytest.MonkeyPatch,
