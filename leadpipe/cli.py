@@ -449,7 +449,7 @@ def command_spike(args: argparse.Namespace) -> int:
         latency = summary.latency_ms
         print(
             f"sent {summary.sent} in {summary.seconds} s ({summary.rate_per_s}/s): accepted {summary.accepted}, "
-            f"rejected {summary.rejected}, throttled {summary.throttled}, errors {summary.errors}\n"
+            f"rejected {summary.rejected}, throttled {summary.throttled} (each retried after Retry-After), errors {summary.errors}\n"
             f"latency p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms\n"
             + (f"lost = {summary.lost}, duplicates = {summary.duplicates}\n" if summary.lost is not None else "")
             + (f"most worker DB connections seen: {summary.max_worker_connections}\n" if writers else "")

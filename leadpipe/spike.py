@@ -206,6 +206,16 @@ class DatabaseOutage:
             self.window = (round(started, 2), round(time.perf_counter() - self._begin, 2))
 
 
+THROTTLE_RETRY_SECONDS = 1.0  # when a 429 names no Retry-After
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(60.0, max(0.0, float(value))) if value else THROTTLE_RETRY_SECONDS
+    except ValueError:
+        return THROTTLE_RETRY_SECONDS
+
+
 def send_spike(options: SpikeOptions, on_answer: Callable[[], None] = lambda: None,
                begin: float | None = None) -> tuple[list[Request], float]:  # fmt: skip
     """POST `total` leads with `concurrency` keep-alive connections, at most `rate` per second;
@@ -231,21 +241,29 @@ def send_spike(options: SpikeOptions, on_answer: Callable[[], None] = lambda: No
             if options.rate_per_second:  # a schedule, not a sleep per request: the rate holds under latency
                 time.sleep(max(0.0, begin + index / options.rate_per_second - time.perf_counter()))
             body = json.dumps(realistic_lead(index, options.campaign, options.run_id, rng))
-            started = time.perf_counter()
-            status, lead_id = 0, None
-            try:
-                connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-                response = connection.getresponse()
-                payload = response.read()
-                status = response.status
-                if status == 202:
-                    lead_id = json.loads(payload)["lead_id"]
-            except (OSError, http.client.HTTPException, ValueError):
-                connection.close()
-                connection = connection_class(parts.hostname, parts.port, timeout=30)
-            with lock:
-                requests.append(Request(started - begin, time.perf_counter() - started, status, lead_id))
-            on_answer()
+            # One key per lead, as leadpipe.js does: a retry after a throttle is the same lead, never a second row.
+            headers = {"Content-Type": "application/json", "Idempotency-Key": f"{options.run_id}-{index}"}
+            while True:
+                started = time.perf_counter()
+                status, lead_id, retry_after = 0, None, THROTTLE_RETRY_SECONDS
+                try:
+                    connection.request("POST", path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    payload = response.read()
+                    status = response.status
+                    if status == 202:
+                        lead_id = json.loads(payload)["lead_id"]
+                    retry_after = _retry_after(response.getheader("Retry-After"))
+                except (OSError, http.client.HTTPException, ValueError):
+                    connection.close()
+                    connection = connection_class(parts.hostname, parts.port, timeout=30)
+                with lock:
+                    requests.append(Request(started - begin, time.perf_counter() - started, status, lead_id))
+                on_answer()
+                # A throttled form post comes back after Retry-After, like a visitor's browser with leadpipe.js.
+                if status != 429 or time.perf_counter() + retry_after >= deadline:
+                    break
+                time.sleep(retry_after)
         connection.close()
 
     threads = [threading.Thread(target=sender, args=(seed,), daemon=True) for seed in range(options.concurrency)]
