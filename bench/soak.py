@@ -22,7 +22,9 @@ def main() -> int:
     started = time.monotonic()
     data_dir = REPO_ROOT / ".leadpipe" / "soak"
     shutil.rmtree(data_dir, ignore_errors=True)
-    pipeline = LocalPipeline(LocalPipelineOptions(settings=settings_from_file("dev"), data_dir=data_dir, port=0))
+    # The stage throttle at its ceiling: the soak measures the pipeline, not dev's 100/s throttle.
+    settings = settings_from_file("dev").model_copy(update={"throttle_rate_per_second": 10_000, "throttle_burst": 5_000})
+    pipeline = LocalPipeline(LocalPipelineOptions(settings=settings, data_dir=data_dir, port=0))
     info = pipeline.start()
     sqs = local_sqs_client(info.sqs_endpoint_url)
     campaign = f"SOAK{int(time.time())}"
