@@ -24,9 +24,9 @@ CDK_SYNTH_TIMEOUT_SECONDS = 600
 
 
 def cfn_lint(template_path: Path) -> subprocess.CompletedProcess[str]:
-    """cfn-lint from the interpreter running the tests, wherever its venv lives."""
+    """cfn-lint installed beside the interpreter running the tests, wherever its venv lives."""
     return subprocess.run(
-        [sys.executable, "-m", "cfnlint", "--format", "parseable", "--regions", "eu-west-1", "--", str(template_path)],
+        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", "--regions", "eu-west-1", "--", str(template_path)],
         capture_output=True, text=True, timeout=CFN_LINT_TIMEOUT_SECONDS,
     )  # fmt: skip
 
