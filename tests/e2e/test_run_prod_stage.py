@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -32,13 +32,15 @@ def read_banner(process: subprocess.Popen[str]) -> str:
         lines.append(line)
         if line.startswith("Ctrl-C stops everything."):
             return "".join(lines)
-    raise AssertionError(f"leadpipe run did not come up:\n{''.join(lines)}\n{process.stderr.read() if process.poll() is not None else ''}")
+    process.kill()
+    raise AssertionError(f"leadpipe run did not come up:\n{''.join(lines)}\n{process.stderr.read()}")
 
 
 @pytest.mark.slow
-def test_make_run_with_the_prod_stage_stores_a_lead_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_make_run_with_the_prod_stage_stores_a_lead_and_stops_on_ctrl_c() -> None:
     # Given `make run STAGE=prod`, i.e. `leadpipe run --stage prod`, on a free port with data of its own
-    data_dir = tmp_path / "local"
+    # (under the project, like the e2e runtime's: the embedded PostgreSQL's own user must reach it)
+    data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"run-prod-{uuid.uuid4().hex[:8]}"
     command = [sys.executable, "-m", "leadpipe.cli", "run", "--stage", "prod", "--port", "0", "--data-dir", str(data_dir)]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -67,3 +69,4 @@ def test_make_run_with_the_prod_stage_stores_a_lead_and_stops_on_ctrl_c(tmp_path
             process.wait(timeout=STOP_TIMEOUT_SECONDS)
         process.stdout.close()
         process.stderr.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
