@@ -40,9 +40,12 @@ schema.config.checks.negative_data_rejection.expected_statuses = [*schema.config
 
 def test_retries_with_the_same_key_get_the_same_lead_id(local_pipeline: RunningPipeline) -> None:
     base_url = local_pipeline.info.landing_page_url.rstrip("/")
-    first_lead_id: dict[str, str] = {}
 
     class RetryingClient(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            # Per scenario, so Hypothesis can replay and shrink one deterministically.
+            self.first_lead_id: dict[str, str] = {}
+
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"base_url": base_url}
 
@@ -52,7 +55,7 @@ def test_retries_with_the_same_key_get_the_same_lead_id(local_pipeline: RunningP
             key = (case.headers or {}).get("Idempotency-Key")
             if response.status_code == 202 and key is not None:
                 lead_id = response.json()["lead_id"]
-                assert first_lead_id.setdefault(key, lead_id) == lead_id, f"a retry with key {key!r} got a second lead_id"
+                assert self.first_lead_id.setdefault(key, lead_id) == lead_id, f"a retry with key {key!r} got a second lead_id"
 
     # Given the running pipeline  When schemathesis chains submissions and retries (examples: the profile)
     # Then every answer is as documented and no key ever maps to two leads
