@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance, unsupported_method
@@ -38,6 +39,7 @@ schema = schemathesis.openapi.from_dict(document_with_retry_link())
 schema.config.checks.negative_data_rejection.expected_statuses = [*schema.config.checks.negative_data_rejection.expected_statuses, "413"]
 
 
+@pytest.mark.timeout(900)  # a failure is shrunk by replaying HTTP scenarios: slow on a busy machine
 def test_retries_with_the_same_key_get_the_same_lead_id(local_pipeline: RunningPipeline) -> None:
     base_url = local_pipeline.info.landing_page_url.rstrip("/")
 
