@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +10,13 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
 
-from infra.config import PipelineSettings
+import app as app_py
+from infra.config import REPO_ROOT
 from infra.stack import LeadpipeStack
 
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"
+REAL_APP = cdk.App
 
 
 def depends_on(resource: dict[str, Any]) -> set[str]:
@@ -34,22 +36,30 @@ def test_the_worker_and_its_event_source_wait_for_the_migration_trigger(prod: Te
     assert mapping["Properties"]["FunctionName"] == {"Ref": worker_id}
 
 
-def synth_with_nag(settings: PipelineSettings, outdir: Path, violate: bool) -> None:
-    app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(outdir))
-    stack = LeadpipeStack(app, "Leadpipe-nag", settings=settings, env=cdk.Environment(account="123456789012", region="eu-west-1"))
-    if violate:
-        # A queue without a DLQ, encryption policy or TLS-only policy: AwsSolutions-SQS3 and -SQS4.
-        sqs.Queue(stack, "CarelessQueue", encryption=sqs.QueueEncryption.UNENCRYPTED)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))  # as app.py does
-    app.synth()
+class StackWithACarelessQueue(LeadpipeStack):
+    """The real stack plus a queue without DLQ or TLS-only policy: AwsSolutions-SQS3 and -SQS4."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        sqs.Queue(self, "CarelessQueue", encryption=sqs.QueueEncryption.UNENCRYPTED)
 
 
-def test_a_cdk_nag_violation_stops_synth(prod_settings: PipelineSettings, tmp_path: Path) -> None:
-    # Given the prod stack plus one resource that breaks the AWS Solutions rules
-    # When it is synthesized the way app.py does it
+def run_app_py(monkeypatch: pytest.MonkeyPatch, outdir: Path, stack_class: type[LeadpipeStack]) -> None:
+    """app.py's own main(), with the context the CDK CLI would pass for prod (bundling skipped)."""
+    context = {**json.loads((REPO_ROOT / "cdk.json").read_text())["context"], "stage": "prod", "aws:cdk:bundling-stacks": []}
+    # In-process, the CLI's environment variables would not reach jsii's already running node: pass them directly.
+    monkeypatch.setattr(cdk, "App", lambda: REAL_APP(context=context, outdir=str(outdir)))
+    monkeypatch.setattr(app_py, "LeadpipeStack", stack_class)
+    app_py.main()
+
+
+def test_a_cdk_nag_violation_stops_synth(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Given app.py, whose stack gains one resource that breaks the AWS Solutions rules
+    # When it synthesizes
     with pytest.raises(Exception) as stopped:
-        synth_with_nag(prod_settings, tmp_path / "bad", violate=True)
-    # Then synth fails, naming the rule that was broken
+        run_app_py(monkeypatch, tmp_path / "bad", StackWithACarelessQueue)
+    # Then synth raises, naming the rule that was broken (app.py exits non-zero, so `cdk deploy` stops)
     assert "AwsSolutions-SQS4" in str(stopped.value)
-    # And the same stack without the violation synthesizes (so the failure was the violation's)
-    synth_with_nag(prod_settings, tmp_path / "good", violate=False)
+    # And the real stack synthesizes through the same path (so the failure was the violation's)
+    run_app_py(monkeypatch, tmp_path / "good", LeadpipeStack)
+    assert (tmp_path / "good" / "Leadpipe-prod.template.json").is_file()
