@@ -4,16 +4,18 @@ function or the wrong window looks fine in the console and never pages."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
 from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
 from infra.config import PipelineSettings
+from infra.monitoring import PipelineMonitoring
+from infra.stack import LeadpipeStack
 
 INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"
@@ -108,14 +110,27 @@ def watched(template: Template) -> Watched:
     )
 
 
-def alarms_by_name(template: Template) -> dict[str, dict[str, Any]]:
-    """The stack's alarms keyed by their name in PipelineMonitoring.alarms (the construct id)."""
-    found: dict[str, dict[str, Any]] = {}
-    for logical_id, alarm in template.find_resources("AWS::CloudWatch::Alarm").items():
-        match = re.fullmatch(r"Monitoring([A-Za-z0-9]+?)[0-9A-F]{8}", logical_id)
-        assert match, f"alarm {logical_id} is not one of PipelineMonitoring's"
-        found[match.group(1)] = alarm["Properties"]
-    return found
+@dataclass(frozen=True)
+class SynthesizedAlarms:
+    template: Template
+    by_name: dict[str, dict[str, Any]]  # PipelineMonitoring.alarms' keys -> the alarm's template properties
+    unnamed: set[str]  # logical ids of alarms that are not in PipelineMonitoring.alarms
+
+
+@pytest.fixture(scope="module")
+def prod_alarms(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedAlarms:
+    """The prod stack, with each alarm found through PipelineMonitoring.alarms (the agreed names)."""
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path_factory.mktemp("alarms")))
+    stack = LeadpipeStack(app, "Leadpipe-prod", settings=prod_settings, env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    [monitoring] = [child for child in stack.node.children if isinstance(child, PipelineMonitoring)]
+    logical_ids = {name: stack.resolve(alarm.node.default_child.logical_id) for name, alarm in monitoring.alarms.items()}
+    template = Template.from_stack(stack)
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    return SynthesizedAlarms(
+        template=template,
+        by_name={name: alarms[logical_id]["Properties"] for name, logical_id in logical_ids.items()},
+        unnamed=set(alarms) - set(logical_ids.values()),
+    )
 
 
 def assert_pages_on_call(props: dict[str, Any], topic_id: str) -> None:
@@ -125,21 +140,22 @@ def assert_pages_on_call(props: dict[str, Any], topic_id: str) -> None:
     assert props["TreatMissingData"] == "notBreaching"
 
 
-def test_every_alarm_in_the_stack_is_in_the_table(prod: Template) -> None:
+def test_every_alarm_in_the_stack_is_in_the_table(prod_alarms: SynthesizedAlarms) -> None:
     # Given the prod stack  When its alarms are listed by name  Then each one is specified below
     # (a row the stack lacks fails in the per-alarm test, naming the alarm)
-    assert set(alarms_by_name(prod)) <= {*EXPECTED, API_5XX_RATE}
+    assert prod_alarms.unnamed == set(), "an alarm outside PipelineMonitoring.alarms"
+    assert set(prod_alarms.by_name) <= {*EXPECTED, API_5XX_RATE}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_alarm_watches_the_right_metric_of_the_right_resource(
-    name: str, prod: Template, prod_settings: PipelineSettings
+    name: str, prod_alarms: SynthesizedAlarms, prod_settings: PipelineSettings
 ) -> None:
     # Given the row of the table for this alarm, and the resources of the prod stack
     expected = EXPECTED[name]
-    resources = watched(prod)
+    resources = watched(prod_alarms.template)
     # When the alarm is read from the synthesized template
-    props = alarms_by_name(prod).get(name)
+    props = prod_alarms.by_name.get(name)
     assert props is not None, f"no alarm named {name} in PipelineMonitoring"
     # Then it watches that metric of exactly that resource, aggregated and timed as specified
     assert (props["Namespace"], props["MetricName"]) == (expected.namespace, expected.metric)
@@ -157,11 +173,11 @@ def test_alarm_watches_the_right_metric_of_the_right_resource(
     assert_pages_on_call(props, resources.topic)
 
 
-def test_api_5xx_rate_divides_this_apis_errors_by_its_requests(prod: Template, prod_settings: PipelineSettings) -> None:
+def test_api_5xx_rate_divides_this_apis_errors_by_its_requests(prod_alarms: SynthesizedAlarms, prod_settings: PipelineSettings) -> None:
     # Given the prod stack's API
-    resources = watched(prod)
+    resources = watched(prod_alarms.template)
     # When the 5XX-rate alarm is read
-    props = alarms_by_name(prod)[API_5XX_RATE]
+    props = prod_alarms.by_name[API_5XX_RATE]
     # Then its expression is a percentage of requests, over this API's own two metrics, five minutes each
     [expression] = [m for m in props["Metrics"] if "Expression" in m]
     assert expression["Expression"] == "IF(requests > 0, 100 * errors / requests, 0)"
