@@ -18,7 +18,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 
-.PHONY: help install test run bench soak synth deploy diff clean reset-local
+.PHONY: help install test fuzz run bench soak synth deploy diff clean reset-local
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,13 @@ install: $(VENV_STAMP) $(NODE_STAMP) $(CHROMIUM)  ## create .venv and node_modul
 
 test: $(VENV_STAMP) $(NODE_STAMP) $(CHROMIUM)  ## run the whole test suite (unit, integration, infra, e2e with a real browser)
 	$(PY) -m pytest
+
+# Fresh seeds, 10,000 examples per property (the "fuzz" profile in tests/conftest.py); failures are kept
+# in .leadpipe/hypothesis and replayed first next time. Not part of make test.
+FUZZ_TESTS ?= tests/unit tests/e2e/test_openapi_contract.py tests/e2e/test_openapi_stateful.py
+FUZZ_TEST_TIMEOUT ?= 7200
+fuzz: $(VENV_STAMP)  ## explore: fresh random inputs, >= 10,000 per property, API fuzzed (negative + stateful) against the local runtime
+	LEADPIPE_HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:cacheprovider -q --timeout=$(FUZZ_TEST_TIMEOUT) --hypothesis-show-statistics $(FUZZ_TESTS)
 
 PORT ?= 8080
 run: $(VENV_STAMP)  ## start the whole pipeline on this machine: http://127.0.0.1:$(PORT)/ (Ctrl-C stops)

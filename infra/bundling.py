@@ -2,7 +2,8 @@
 
 pip installs the function's pinned requirements as manylinux wheels for the Lambda platform
 (binary only, so nothing is compiled for the wrong machine), then the function's own package
-and the shared contract are copied beside them.
+and the shared contract are copied beside them. It needs no Docker and no AWS credentials, but
+it is not offline: pip downloads the wheels from PyPI (or its index) unless its cache has them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ LAMBDA_PYTHON_VERSION = "3.14"
 LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # The Lambda Python runtime ships these; aws-xray-sdk drags in a second botocore (~30 MB).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+# A stalled index must fail the synth, not hang it: a cold download of both functions' wheels takes ~1 min.
+PIP_TIMEOUT_SECONDS = 600
 
 
 class BundlingFailed(RuntimeError):
@@ -48,7 +51,10 @@ def bundle_function(function: str, output_dir: Path) -> None:
         *(arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)),
         "--upgrade",
     ]  # fmt: skip
-    result = subprocess.run(pip, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(pip, capture_output=True, text=True, check=False, timeout=PIP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise BundlingFailed(f"pip could not bundle {function} within {PIP_TIMEOUT_SECONDS} s (is the package index reachable?)") from None
     if result.returncode != 0:
         raise BundlingFailed(f"pip could not bundle {function}:\n{result.stderr.strip()}")
     for provided in RUNTIME_PROVIDED:

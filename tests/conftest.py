@@ -12,12 +12,29 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from functions.worker.migrate import apply_migrations
 from leadpipe.embedded_postgres import start_embedded_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_REGION = "eu-west-1"
+
+# Hypothesis profiles: "ci" (the default, make test) tries the same few inputs every run;
+# "fuzz" (make fuzz) draws fresh ones and keeps every failure it finds under .leadpipe/.
+HYPOTHESIS_PROFILE_VARIABLE = "LEADPIPE_HYPOTHESIS_PROFILE"
+CI_EXAMPLES = 150
+FUZZ_EXAMPLES = 10_000
+hypothesis_settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, deadline=None)
+hypothesis_settings.register_profile(
+    "fuzz",
+    max_examples=FUZZ_EXAMPLES,
+    derandomize=False,
+    database=DirectoryBasedExampleDatabase(str(REPO_ROOT / ".leadpipe" / "hypothesis")),
+    deadline=None,
+)
+hypothesis_settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_VARIABLE, "ci"))
 
 
 @pytest.fixture(autouse=True)

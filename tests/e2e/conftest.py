@@ -32,10 +32,14 @@ class HttpAnswer:
         return json.loads(self.body)
 
 
+# A hung ingest fails the test in seconds; a healthy one answers in milliseconds even on a busy machine.
+HTTP_TIMEOUT_SECONDS = 10
+
+
 def http_request(url: str, method: str = "GET", body: bytes | str | None = None, headers: dict[str, str] | None = None) -> HttpAnswer:
     """One request, no redirect following (a 303 must be seen as a 303)."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT_SECONDS)
     try:
         connection.request(method, parts.path or "/", body=body, headers=headers or {})
         response = connection.getresponse()

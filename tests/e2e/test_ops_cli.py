@@ -49,7 +49,7 @@ def test_poison_is_listed_fixed_redriven_and_stored_once(local_pipeline: Running
     # Then the lead is stored exactly once, and the DLQ is empty of it
     wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="redriven lead stored")
     code, out = run_cli(capsys, "dlq", "list", "--json", *data_dir)
-    assert answer.json()["lead_id"] not in out
+    assert code == 0 and answer.json()["lead_id"] not in out
     code, out = run_cli(capsys, "status", "--json", *data_dir)
     status = json.loads(out)
     assert code == 0 and status["leads_stored"] >= 1 and "BLOCKED" in status["stored_last_hour_by_campaign"]

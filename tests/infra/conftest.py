@@ -20,7 +20,7 @@ SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/prod
 
 def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any], Template]:
     """The template of the stack for `settings`; raises if cdk-nag finds an unacknowledged error."""
-    # Bundling is skipped here for speed; tests/infra/test_bundling.py builds the real assets.
+    # Bundling is skipped here for speed; tests/infra/test_lint_and_bundling.py builds the real assets.
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=outdir)
     stack = LeadpipeStack(
         app, f"Leadpipe-{settings.stage}", settings=settings, env=cdk.Environment(account="123456789012", region="eu-west-1")

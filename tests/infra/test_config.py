@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -75,7 +76,7 @@ def test_synth_stops_with_a_readable_message_on_a_bad_value(tmp_path) -> None:
     context = {"leadpipe": with_stage("dev", max_concurrency=9, reserved_concurrency=3), "stage": "dev"}
     env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)}
     # When app.py runs, Then it exits non-zero with one line naming the key, no traceback
-    result = subprocess.run([str(REPO_ROOT / ".venv/bin/python"), "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 1
     assert "leadpipe: invalid settings:\n  leadpipe.stages.dev.max_concurrency: 9 is above reserved_concurrency (3)" in result.stderr
     assert "Traceback" not in result.stderr

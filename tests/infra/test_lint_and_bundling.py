@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,43 @@ from aws_cdk.assertions import Template
 from infra.config import REPO_ROOT, settings_from_file
 from tests.infra.conftest import synthesize
 
+# cfn-lint ORs one bit per severity into its exit code (2 error, 4 warning, 8 informational);
+# 1 or anything above 15 means cfn-lint itself failed.
+CFN_LINT_ERROR_BIT = 2
+CFN_LINT_FINDING_BITS = 2 | 4 | 8
+CFN_LINT_TIMEOUT_SECONDS = 240
+CDK_SYNTH_TIMEOUT_SECONDS = 600
+
+
+def cfn_lint(template_path: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint installed beside the interpreter running the tests, wherever its venv lives."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", "--regions", "eu-west-1", "--", str(template_path)],
+        capture_output=True, text=True, timeout=CFN_LINT_TIMEOUT_SECONDS,
+    )  # fmt: skip
+
+
+def lint_failed(returncode: int) -> bool:
+    """True when cfn-lint found an error or could not lint; warnings and informational findings pass."""
+    return bool(returncode & CFN_LINT_ERROR_BIT) or returncode & ~CFN_LINT_FINDING_BITS != 0
+
+
+@pytest.mark.parametrize(("returncode", "failed"), [(0, False), (4, False), (8, False), (12, False), (2, True), (6, True), (14, True), (1, True), (32, True)])
+def test_only_the_error_bit_or_a_lint_crash_fails_the_build(returncode: int, failed: bool) -> None:
+    # Given cfn-lint's OR-ed exit codes: 12 is warnings plus informational findings, no error
+    # When it is read  Then only an error (bit 2) or cfn-lint's own failure counts
+    assert lint_failed(returncode) is failed
+
+
+def test_cfn_lint_reports_an_error_it_is_shown(tmp_path: Path) -> None:
+    # Given a template with a real error: a queue whose retention is over SQS's 14-day maximum
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 99_999_999}}}}))
+    # When cfn-lint checks it  Then the error bit is set and the check fails
+    result = cfn_lint(path)
+    assert result.returncode & CFN_LINT_ERROR_BIT, result.stdout
+    assert lint_failed(result.returncode)
+
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_cfn_lint_finds_no_errors(stage: str, tmp_path: Path) -> None:
@@ -21,29 +59,34 @@ def test_cfn_lint_finds_no_errors(stage: str, tmp_path: Path) -> None:
     path = tmp_path / "template.json"
     path.write_text(json.dumps(template))
     # Errors only (E*): warnings and informational findings do not fail the build.
-    result = subprocess.run(
-        [str(REPO_ROOT / ".venv/bin/cfn-lint"), "--format", "parseable", "--regions", "eu-west-1", "--", str(path)],
-        capture_output=True,
-        text=True,
-    )
+    result = cfn_lint(path)
     errors = [line for line in result.stdout.splitlines() if ":E" in line]
     assert errors == [], "\n".join(errors)
-    assert result.returncode in (0, 4, 8), result.stderr  # 4 = warnings, 8 = informational
+    assert not lint_failed(result.returncode), result.stdout + result.stderr
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(CDK_SYNTH_TIMEOUT_SECONDS + 120)
 def test_cdk_cli_synth_bundles_both_functions_without_docker(tmp_path: Path) -> None:
-    # Given the pinned CDK CLI and no Docker, no AWS credentials
+    # Given the pinned CDK CLI, no AWS credentials, and a `docker` that records any call and fails
+    fake_docker = tmp_path / "bin" / "docker"
+    fake_docker.parent.mkdir()
+    docker_calls = tmp_path / "docker-calls"
+    fake_docker.write_text(f'#!/bin/sh\necho "$@" >> {docker_calls}\nexit 1\n')
+    fake_docker.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_VERSION_CHECK="1", CDK_DISABLE_CLI_TELEMETRY="true", PATH=f"/nonexistent-docker:{env['PATH']}")
+    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_VERSION_CHECK="1", CDK_DISABLE_CLI_TELEMETRY="true",
+               PATH=f"{fake_docker.parent}:{env['PATH']}", CDK_DOCKER=str(fake_docker))  # fmt: skip
     out = tmp_path / "cdk.out"
     # When `cdk synth` runs for prod (the stage with every resource)
     result = subprocess.run(
         ["npx", "--no-install", "cdk", "synth", "-c", "stage=prod", "--no-notices", "--no-version-reporting", "--quiet", "--output", str(out)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=CDK_SYNTH_TIMEOUT_SECONDS,
     )  # fmt: skip
-    # Then it succeeds offline, with cdk-nag clean
+    # Then it succeeds without credentials and without ever calling Docker, with cdk-nag clean
+    # (not offline: pip fetches the functions' wheels from the package index unless cached)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not docker_calls.exists(), docker_calls.read_text()
     template = Template.from_json(json.loads((out / "Leadpipe-prod.template.json").read_text()))
     assets = json.loads((out / "Leadpipe-prod.assets.json").read_text())["files"]
     # And each function's asset holds its handler, the contract and its own dependencies only

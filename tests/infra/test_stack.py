@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -223,16 +224,91 @@ def test_worker_role_consumes_its_queue_and_reads_only_its_secret(prod: Template
     assert set(actions(secret_statement)) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
 
 
+# The AWS managed policies a role may carry: each is narrow and the documented one for its job.
+ALLOWED_MANAGED_POLICIES = {
+    "service-role/AWSLambdaBasicExecutionRole",  # write its own log streams
+    "service-role/AWSLambdaVPCAccessExecutionRole",  # ENIs for a function placed in the VPC
+    "service-role/AmazonAPIGatewayPushToCloudWatchLogs",  # API Gateway's account-level logging role
+}
+
+
+def statements_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statement = document["Statement"]
+    return [statement] if isinstance(statement, dict) else statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def has_wildcard(value: Any) -> bool:
+    """True for "*", ["*"], "arn:aws:sqs:*:*:*" or a Fn::Join/Fn::Sub that builds a wildcard ARN."""
+    return "*" in json.dumps(value)
+
+
+def managed_policy_name(arn: Any) -> str:
+    """`service-role/AWSLambdaBasicExecutionRole` from the ARN, however CDK wrote it (Fn::Join or Fn::Sub)."""
+    match arn:
+        case str():
+            text = arn
+        case {"Fn::Sub": str(text)}:
+            pass
+        case {"Fn::Join": [_, parts]}:
+            text = "".join(p for p in parts if isinstance(p, str))
+    return text.split(":policy/", 1)[1]
+
+
+def every_allow_statement(template: Template) -> list[dict[str, Any]]:
+    found = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        found += statements_of(policy["Properties"]["PolicyDocument"])
+    for role in resources(template, "AWS::IAM::Role").values():
+        for inline in role["Properties"].get("Policies", []):
+            found += statements_of(inline["PolicyDocument"])
+    for policy in resources(template, "AWS::IAM::ManagedPolicy").values():
+        found += statements_of(policy["Properties"]["PolicyDocument"])
+    return [s for s in found if s["Effect"] == "Allow"]
+
+
+@pytest.mark.parametrize("resource", ["*", ["*"], "arn:aws:sqs:eu-west-1:123456789012:*", {"Fn::Join": ["", ["arn:aws:sqs:", {"Ref": "AWS::Region"}, ":*"]]}])
+def test_the_wildcard_check_sees_every_shape_of_wildcard(resource: Any) -> None:
+    assert has_wildcard(resource)
+    assert not has_wildcard({"Fn::GetAtt": ["LeadQueue1A2B3C4D", "Arn"]})
+
+
+@pytest.mark.parametrize("arn", [
+    {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSQSFullAccess"]]},
+    {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSQSFullAccess"},
+    "arn:aws:iam::aws:policy/AmazonSQSFullAccess",
+])  # fmt: skip
+def test_the_managed_policy_check_reads_the_policy_name(arn: Any) -> None:
+    assert managed_policy_name(arn) == "AmazonSQSFullAccess"
+    assert "AmazonSQSFullAccess" not in ALLOWED_MANAGED_POLICIES
+
+
+def is_versions_of_one_function(resource: Any, template: Template) -> bool:
+    """`<function ARN>:*`, what grant_invoke writes: every version of one function of this stack."""
+    match resource:
+        case {"Fn::Join": ["", [{"Fn::GetAtt": [function_id, "Arn"]}, ":*"]]}:
+            return function_id in template.find_resources("AWS::Lambda::Function")
+    return False
+
+
 @pytest.mark.parametrize("variant", ["prod", "dev", "in_vpc"])
 def test_no_wildcard_resource_on_any_data_action(variant: str, request: pytest.FixtureRequest) -> None:
     template: Template = request.getfixturevalue(variant)
-    for policy in resources(template, "AWS::IAM::Policy").values():
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if statement["Resource"] == "*":
-                # X-Ray's write actions are the only ones AWS offers no resource-level permission for.
-                assert all(a.startswith("xray:") for a in actions(statement)), statement
+    for statement in every_allow_statement(template):
+        assert not any(has_wildcard(action) for action in actions(statement)), statement
+        wildcards = [r for r in as_list(statement["Resource"]) if has_wildcard(r)]
+        if actions(statement) == ["lambda:InvokeFunction"]:
+            # The migration trigger invokes the published version of its one function.
+            wildcards = [r for r in wildcards if not is_versions_of_one_function(r, template)]
+        if wildcards:
+            # X-Ray's write actions are the only ones AWS offers no resource-level permission for.
+            assert all(a.startswith("xray:") for a in actions(statement)), statement
     for role in resources(template, "AWS::IAM::Role").values():
-        assert "FullAccess" not in json.dumps(role["Properties"].get("ManagedPolicyArns", []))
+        names = {managed_policy_name(arn) for arn in role["Properties"].get("ManagedPolicyArns", [])}
+        assert names <= ALLOWED_MANAGED_POLICIES, names - ALLOWED_MANAGED_POLICIES
 
 
 # --- API ---------------------------------------------------------------------------------------
@@ -267,13 +343,29 @@ def test_post_leads_is_proxied_to_the_ingest(prod: Template) -> None:
 
 
 def test_cors_preflight_answers_only_allowed_origins(prod: Template, prod_settings: PipelineSettings) -> None:
+    # Given the preflight (OPTIONS) methods API Gateway answers itself, with a MOCK integration
     options = prod.find_resources("AWS::ApiGateway::Method", {"Properties": {"HttpMethod": "OPTIONS"}})
     assert options, "no preflight method"
-    text = json.dumps(list(options.values()))
-    for origin in prod_settings.allowed_origins:
-        assert origin in text
-    assert "'*'" not in text
-    assert "Idempotency-Key" in text
+    for method in options.values():
+        integration = method["Properties"]["Integration"]
+        assert integration["Type"] == "MOCK"
+        # When the integration's answer is read
+        [response] = integration["IntegrationResponses"]
+        headers = response["ResponseParameters"]
+        # Then the origin header is one of the allowed origins, echoed only when the request's origin matches
+        first, *others = prod_settings.allowed_origins
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == f"'{first}'"
+        assert headers["method.response.header.Vary"] == "'Origin'"
+        template = response["ResponseTemplates"]["application/json"]
+        echoed = set(re.findall(r'\$origin == "([^"]+)"', template))
+        assert echoed == set(others), template
+        assert "*" not in first and not any("*" in origin for origin in echoed)
+        # And it allows exactly the form's method and headers
+        allowed_headers = headers["method.response.header.Access-Control-Allow-Headers"].strip("'").split(",")
+        assert allowed_headers == ["Content-Type", "Idempotency-Key"]
+        assert headers["method.response.header.Access-Control-Allow-Methods"] == "'POST,OPTIONS'"
+        [method_response] = method["Properties"]["MethodResponses"]
+        assert method_response["StatusCode"] == response["StatusCode"] == "204"
 
 
 def test_waf_per_ip_rate_rule_when_configured(prod: Template, dev: Template, prod_settings: PipelineSettings) -> None:
