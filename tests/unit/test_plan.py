@@ -219,9 +219,12 @@ def test_spam_protection_costs_are_in_the_table() -> None:
     assert plan.fixed_monthly_usd == pytest.approx(6.50 + 8 + 10 + 0.80)
 
 
+CAPTCHA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/captcha-AbCdEf"
+
+
 @pytest.mark.parametrize(("provider", "verifications", "usd"), [("turnstile", 5_000_000, 0), ("recaptcha_v3", 9_000, 0), ("recaptcha_v3", 50_000, 8)])
 def test_captcha_tiers(provider: str, verifications: int, usd: float) -> None:
-    plan = plan_launch(ticket(leads=verifications, within_minutes=600), settings(captcha_provider=provider, throttle_rate_per_second=10_000), PRICES)
+    plan = plan_launch(ticket(leads=verifications, within_minutes=600), settings(captcha_provider=provider, captcha_secret_arn=CAPTCHA_SECRET, throttle_rate_per_second=10_000), PRICES)
     assert next(c.usd for c in plan.campaign_costs if c.item.startswith(provider)) == pytest.approx(usd)
 
 
