@@ -244,8 +244,9 @@ class ScriptedSqs:
         self.receives += 1
         return {"Messages": self._batches.pop()} if self._batches else {}
 
-    def delete_message_batch(self, Entries: list[dict[str, str]], **_: Any) -> None:  # noqa: N803 - boto3's name
+    def delete_message_batch(self, Entries: list[dict[str, str]], **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's name
         self.deleted.extend(entry["ReceiptHandle"] for entry in Entries)
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
 
 
 def test_paused_poller_finishes_the_batch_it_holds_then_receives_nothing() -> None:
