@@ -11,8 +11,12 @@ from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-# `\w` is Unicode: local parts in any script (jöhn@), IDN domains (exämple.com) and punycode.
-_EMAIL = re.compile(r"([\w])[\w.%+!#$&'*/=?^`{|}~-]*@((?:[\w-]+\.)+[\w-]+)")
+# Any character but a delimiter: `\w` alone misses the combining marks of Indic scripts
+# (नमस्ते@, தமிழ்@), whose addresses the contract accepts; jöhn@ and IDN domains are covered too.
+_DELIMITERS = r"\s@<>()\[\]{},;:\"\\/|"  # not "'": o'neil@ is an address
+_LOCAL_CHARACTER = f"[^{_DELIMITERS}]"
+_LABEL = f"[^{_DELIMITERS}.]+"  # one domain label: a dot ends it
+_EMAIL = re.compile(rf"({_LOCAL_CHARACTER}){_LOCAL_CHARACTER}*@((?:{_LABEL}\.)+{_LABEL})")
 _INTERNATIONAL_PHONE = re.compile(r"(?<!\w)(?:\+|00)\d[\d ().-]{6,}\d")
 # National formats: (202) 555-0143, 202-555-0143 / 202.555.0143, and trunk-prefixed 030 1234567,
 # 07700 900123. Bare digit runs without a leading 0 are left alone: ids and epoch timestamps.
