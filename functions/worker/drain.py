@@ -128,6 +128,11 @@ def run_breaker(database_answers: Callable[[], bool], read_pause_record: Callabl
     """
     pause = parse_pause_record(read_pause_record())
     decision = decide(database_answers=pause is not None or database_answers(), pause=pause)
+    if decision.receiving and pause is None:
+        # The probe may have waited seconds on the database: an operator who paused meanwhile wins.
+        pause = parse_pause_record(read_pause_record())
+        if pause is not None:
+            decision = decide(database_answers=True, pause=pause)
     if switch.is_enabled() == decision.receiving:
         return BreakerRun(decision, switched=False)
     switch.set_enabled(decision.receiving)
