@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
+
+from functions.worker.repository import leads_table_identifier
 
 # Not the worker's name: DB owners (and `leadpipe spike`) count the worker's connections against the cap.
 PROBE_APPLICATION_NAME = "leadpipe-drain-probe"
@@ -31,11 +34,20 @@ def read_parameter(ssm: Any, name: str) -> str | None:
     return ssm.get_parameter(Name=name)["Parameter"]["Value"]
 
 
-def database_answers(conninfo: str) -> bool:
-    """True when the database accepts the worker's credentials and answers `SELECT 1`."""
+def database_answers(conninfo: str, leads_table: str, connect_timeout_seconds: int | None = None) -> bool:
+    """True when the database takes the worker's writes now: it accepts the worker's credentials,
+    is not read-only (a replica after a failover), and no lock holds the leads table.
+
+    "Answers `SELECT 1`" is not enough: a read-only or locked database answers, yet every batch
+    would fail and spend a receive. The check writes nothing: its transaction is rolled back.
+    """
+    options = {} if connect_timeout_seconds is None else {"connect_timeout": connect_timeout_seconds}
     try:
-        with psycopg.connect(conninfo, autocommit=True, application_name=PROBE_APPLICATION_NAME) as connection:
-            connection.execute("SELECT 1").fetchone()
+        with psycopg.connect(conninfo, application_name=PROBE_APPLICATION_NAME, **options) as connection:
+            if connection.execute("SHOW transaction_read_only").fetchone()[0] == "on":
+                return False
+            connection.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE NOWAIT").format(leads_table_identifier(leads_table)))
+            connection.rollback()
         return True
     except psycopg.Error:
         return False

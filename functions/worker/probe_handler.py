@@ -55,7 +55,7 @@ def probe_database(worker: WorkerSettings) -> bool:
     except Exception as error:  # no credentials for the probe means none for the worker either: hold
         logger.warning("database credentials unavailable", extra={"error": type(error).__name__})
         return False
-    return database_answers(conninfo)
+    return database_answers(conninfo, worker.leads_table)
 
 
 @logger.inject_lambda_context

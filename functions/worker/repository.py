@@ -52,6 +52,18 @@ UNAVAILABLE_ERRORS = (
     psycopg.errors.TooManyConnections,  # 53300, no slot left for another writer
 )
 CONNECTION_EXCEPTION_CLASS = "08"
+# The database answers but takes no write for now, whatever the rows: read-only (a replica after a
+# failover), out of disk or memory (class 53), the table held past lock_timeout by a migration, a
+# statement timeout. Every batch would fail and burn a receive, as in an outage: it is reported as one,
+# but not retried at once (the retry is for a dead connection, and would double the wait).
+WRITES_REFUSED_SQLSTATES = frozenset({"25006", "55P03", "57014"})
+INSUFFICIENT_RESOURCES_CLASS = "53"
+
+
+def writes_refused(error: BaseException) -> bool:
+    """True when the database answered but refuses every write for now (see WRITES_REFUSED_SQLSTATES)."""
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    return sqlstate in WRITES_REFUSED_SQLSTATES or sqlstate.startswith(INSUFFICIENT_RESOURCES_CLASS)
 
 
 class DatabaseUnavailable(Exception):
@@ -241,6 +253,8 @@ class LeadRepository:
             raise  # the transaction rolled back; the connection is fine
         except psycopg.Error as error:
             self._connections.discard()
+            if writes_refused(error):
+                raise DatabaseUnavailable(f"{type(error).__name__} (SQLSTATE {error.sqlstate})") from error
             if not is_database_unavailable(error):
                 raise
             if not reusing:
@@ -252,7 +266,7 @@ class LeadRepository:
             raise
         except psycopg.Error as error:
             self._connections.discard()
-            if is_database_unavailable(error):
+            if is_database_unavailable(error) or writes_refused(error):
                 raise DatabaseUnavailable(f"{type(error).__name__} (SQLSTATE {error.sqlstate or 'none'})") from error
             raise
 

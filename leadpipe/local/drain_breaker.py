@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-import psycopg
 
 from functions.worker.drain import DrainDecision, decide, parse_pause_record
-from functions.worker.drain_switch import PROBE_APPLICATION_NAME
+from functions.worker.drain_switch import database_answers
 
 PAUSE_FILE_NAME = "drain-pause.json"  # written by `leadpipe drain pause`, removed by `resume`
 STATE_FILE_NAME = "drain.json"  # written by the runtime: what the breaker decided last
@@ -36,15 +35,9 @@ class PausableSource(Protocol):
     def wait_until_idle(self, timeout: float) -> bool: ...
 
 
-def probe_database(database_url: str) -> bool:
-    """True when the database accepts a connection and answers `SELECT 1`."""
-    try:
-        with psycopg.connect(database_url, autocommit=True, connect_timeout=PROBE_CONNECT_TIMEOUT_SECONDS,
-                             application_name=PROBE_APPLICATION_NAME) as connection:  # fmt: skip
-            connection.execute("SELECT 1").fetchone()
-        return True
-    except psycopg.Error:
-        return False
+def probe_database(database_url: str, leads_table: str) -> bool:
+    """The AWS probe's own check (connects, not read-only, leads table not locked), with a short connect timeout."""
+    return database_answers(database_url, leads_table, connect_timeout_seconds=PROBE_CONNECT_TIMEOUT_SECONDS)
 
 
 def write_atomically(path: Path, text: str) -> None:

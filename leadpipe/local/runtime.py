@@ -166,7 +166,7 @@ class LocalPipeline:
             on_batch_failed=lambda: self.drain_breaker.check_now(),
         )
         # Decided before the first receive: a database already down never costs a receive.
-        self.drain_breaker = LocalDrainBreaker(self.poller, lambda: probe_database(database_url), data_dir, options.drain_probe_seconds)
+        self.drain_breaker = LocalDrainBreaker(self.poller, lambda: probe_database(database_url, settings.leads_table), data_dir, options.drain_probe_seconds)
         self.drain_breaker.start()
         self.poller.start()
         self._ingest.start()

@@ -137,8 +137,10 @@ def deployed_mapping(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
 
 def test_probe_disables_the_mapping_while_the_database_is_away_and_enables_it_when_back(
-    deployed_mapping: Any, postgres_uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lambda_context: Any, capsys
+    deployed_mapping: Any, leads_db: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lambda_context: Any, capsys
 ) -> None:
+    postgres_uri = leads_db.uri
+    monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)  # the probe checks it can take the worker's writes
     # Given a database that does not answer (a socket folder with no server in it)
     monkeypatch.setenv("DATABASE_URL", f"postgresql://leadpipe@/postgres?host={tmp_path}&connect_timeout=1")
     # When the probe runs
