@@ -15,10 +15,11 @@ from constructs import Construct
 from functions.contract.observability import INGEST_SERVICE
 from infra.config import PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps, retention_days
-from infra.gateway_responses import GATEWAY_ANSWERS
+from infra.gateway_responses import GATEWAY_ANSWERS, WAF_RATE_LIMITED
 from infra.nag import acknowledge
 
 CORS_HEADERS = ["Content-Type", "Idempotency-Key"]
+WAF_RATE_LIMITED_BODY = "rate-limited"  # the web ACL's key for the per-IP rule's JSON body
 # AWS WAF managed rule groups, by the name used in the settings.
 MANAGED_RULE_GROUPS = {"ip_reputation": "AWSManagedRulesAmazonIpReputationList", "bot_control": "AWSManagedRulesBotControlRuleSet"}
 
@@ -135,7 +136,14 @@ class LeadApi(Construct):
                 wafv2.CfnWebACL.RuleProperty(
                     name="per-ip-rate",
                     priority=0,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    action=wafv2.CfnWebACL.RuleActionProperty(block=wafv2.CfnWebACL.BlockActionProperty(
+                        custom_response=wafv2.CfnWebACL.CustomResponseProperty(
+                            response_code=WAF_RATE_LIMITED.status,
+                            custom_response_body_key=WAF_RATE_LIMITED_BODY,
+                            response_headers=[wafv2.CfnWebACL.CustomHTTPHeaderProperty(name=name, value=value)
+                                              for name, value in WAF_RATE_LIMITED.headers(settings.allowed_origins).items()],
+                        )
+                    )),  # fmt: skip
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                             limit=settings.waf_requests_per_5_minutes_per_ip, aggregate_key_type="IP"
@@ -153,6 +161,9 @@ class LeadApi(Construct):
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=_visibility(f"{metric_prefix}-waf"),
             rules=[_with_priority(rule, priority) for priority, rule in enumerate(rules)],
+            custom_response_bodies={
+                WAF_RATE_LIMITED_BODY: wafv2.CfnWebACL.CustomResponseBodyProperty(content_type="APPLICATION_JSON", content=WAF_RATE_LIMITED.body())
+            } if settings.waf_requests_per_5_minutes_per_ip else None,
         )
         wafv2.CfnWebACLAssociation(
             self, "PerIpRateLimitAssociation", resource_arn=self.rest_api.deployment_stage.stage_arn, web_acl_arn=web_acl.attr_arn

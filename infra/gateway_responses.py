@@ -59,6 +59,11 @@ REQUEST_TOO_LARGE = GatewayAnswer("REQUEST_TOO_LARGE", 413, "payload_too_large",
 INTEGRATION_TIMEOUT = GatewayAnswer("INTEGRATION_TIMEOUT", 504, "timeout", "the API did not answer in time; please retry", 5)
 INTEGRATION_FAILURE = GatewayAnswer("INTEGRATION_FAILURE", 504, "upstream_error", "the API could not process this request; please retry", 5)
 
+# Not API Gateway's own: the WAF per-IP rate rule's custom Block response (it takes precedence over the
+# WAF_FILTERED gateway response). A 429 with Retry-After, not a 403: visitors behind one office NAT
+# share an address, and a form client retries a 429 but must treat a 403 as final.
+WAF_RATE_LIMITED = GatewayAnswer("WAF_RATE_LIMITED", 429, "throttled", "too many requests from your network; please retry later", 60)
+
 GATEWAY_ANSWERS: tuple[GatewayAnswer, ...] = (
     DEFAULT_4XX, DEFAULT_5XX, THROTTLED, QUOTA_EXCEEDED, NOT_FOUND, RESOURCE_NOT_FOUND,
     WAF_FILTERED, REQUEST_TOO_LARGE, INTEGRATION_TIMEOUT, INTEGRATION_FAILURE,

@@ -7,6 +7,7 @@ https://docs.aws.amazon.com/waf/latest/developerguide/aws-managed-rule-groups-li
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -104,3 +105,21 @@ def test_a_provider_without_its_secret_stops_synth_naming_the_key() -> None:
     # When the settings are read; Then synth stops with a message naming the key to set
     with pytest.raises(SettingsError, match="captcha_secret_arn"):
         settings_from_context(context, "dev")
+
+
+def test_the_per_ip_rate_rule_answers_a_retryable_429_in_the_project_shape(protected: Template, prod_settings: PipelineSettings) -> None:
+    # Given prod's per-IP rate rule (many visitors can share one office or carrier NAT address)
+    [web_acl] = protected.find_resources("AWS::WAFv2::WebACL").values()
+    [rule] = [rule for rule in web_acl["Properties"]["Rules"] if rule["Name"] == "per-ip-rate"]
+    # Then it blocks with a custom response, which AWS WAF documents as taking precedence over the protected
+    # resource's own (https://docs.aws.amazon.com/waf/latest/developerguide/customizing-the-response-for-blocked-requests.html):
+    # a 429 with Retry-After, which leadpipe.js retries, rather than WAF_FILTERED's final 403
+    response = rule["Action"]["Block"]["CustomResponse"]
+    assert response["ResponseCode"] == 429
+    headers = {header["Name"]: header["Value"] for header in response["ResponseHeaders"]}
+    assert headers == {"Retry-After": "60", "Access-Control-Allow-Origin": prod_settings.allowed_origins[0],
+                       "Access-Control-Expose-Headers": "Retry-After", "Vary": "Origin"}  # fmt: skip
+    # And its body is the project's error shape, served as JSON
+    body = web_acl["Properties"]["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+    assert body["ContentType"] == "APPLICATION_JSON"
+    assert json.loads(body["Content"]) == {"error": {"code": "throttled", "message": "too many requests from your network; please retry later", "fields": []}}

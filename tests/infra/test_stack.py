@@ -371,7 +371,7 @@ def test_cors_preflight_answers_only_allowed_origins(prod: Template, prod_settin
 def test_waf_per_ip_rate_rule_when_configured(prod: Template, dev: Template, prod_settings: PipelineSettings) -> None:
     acl_id, acl = only(prod, "AWS::WAFv2::WebACL")
     [rule] = acl["Properties"]["Rules"]
-    assert rule["Action"] == {"Block": {}}
+    assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429  # a retryable answer: test_spam_protection.py
     assert rule["Statement"]["RateBasedStatement"] == {
         "Limit": prod_settings.waf_requests_per_5_minutes_per_ip,
         "AggregateKeyType": "IP",
