@@ -18,7 +18,13 @@ ERROR_CODES = {
     "415": ("unsupported_media_type", "Only application/json and application/x-www-form-urlencoded are accepted."),
     "422": ("invalid_lead", "One or more fields are invalid; each is named in error.fields."),
     "503": ("queue_unavailable", "The lead could not be queued; retry after Retry-After seconds. Never a 2xx in that case."),
+    # Answered by API Gateway or AWS WAF before the ingest runs (infra/gateway_responses.py), or by the captcha check.
+    "403": ("captcha_invalid", "The captcha token was refused (a stage with captcha_provider), or AWS WAF blocked the request (`forbidden`)."),
+    "429": ("throttled", "The stage throttle or the per-IP rate rule; retry after Retry-After seconds."),
+    "502": ("upstream_error", "The function failed or outran its timeout; retry after Retry-After seconds."),
+    "504": ("timeout", "API Gateway's 29 s integration timeout; retry after Retry-After seconds."),
 }
+RETRYABLE_STATUSES = ("429", "502", "503", "504")
 
 
 def openapi_document(server_url: str = "/") -> dict[str, Any]:
@@ -72,7 +78,8 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
     }  # fmt: skip
     for status, (code, description) in ERROR_CODES.items():
         responses[status] = {"description": f"`{code}`: {description}", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    responses["503"]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
+    for status in RETRYABLE_STATUSES:
+        responses[status]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Leadpipe ingest", "version": "1", "description": (
