@@ -362,37 +362,12 @@ def decoupling_and_cap(handler_seconds_per_batch: float, leads: int = 6_000) -> 
 
 
 def local_event_source_seconds_per_batch(sqs: Any, settings: Any, batches_per_poller: int = 10) -> float:
-    """What the local event source itself costs per batch: its poller, run at `max_concurrency`
-    on a queue of its own with a function that returns at once, so only the receives, the
-    deletes and the event building are timed. Lambda's pollers do this beside the function."""
-    from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
-    from leadpipe.local.sqs_server import LOCAL_REGION
+    """What the local event source itself costs per batch (leadpipe spike's calibration, larger): its
+    poller at `max_concurrency` on a queue of its own, with a function that returns at once."""
+    from leadpipe.spike import calibrate_local_event_source
 
-    url = sqs.create_queue(QueueName="leadpipe-bench-event-source")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    in_flight = settings.max_concurrency * settings.batch_size
-    total = in_flight * batches_per_poller
-    # More than is timed: no batch is ever short and left waiting out the batching window. Each
-    # message is what the ingest sends: the envelope and its attributes.
-    for batch in chunks(envelopes(total + 2 * in_flight, "es"), 10):
-        entries = [{"Id": str(i), "MessageBody": e.to_message_body(), "MessageAttributes": message_attributes(e)} for i, e in enumerate(batch)]
-        sqs.send_message_batch(QueueUrl=url, Entries=entries)
-    poller = SqsEventSourcePoller(
-        sqs,
-        EventSourceSettings(queue_url=url, queue_arn=arn, region=LOCAL_REGION, batch_size=settings.batch_size,
-                            max_batching_window_seconds=settings.max_batching_window_seconds, max_concurrency=settings.max_concurrency),  # fmt: skip
-        invoke=lambda event: {"batchItemFailures": []},
-    )
-    started = time.perf_counter()
-    poller.start()
-    try:
-        while poller.stats.snapshot()["records_deleted"] < total:
-            time.sleep(0.005)
-        seconds = time.perf_counter() - started
-    finally:
-        poller.stop()
-        sqs.delete_queue(QueueUrl=url)
-    return seconds * in_flight / total
+    return calibrate_local_event_source(sqs, settings.batch_size, settings.max_concurrency,
+                                        settings.max_batching_window_seconds, batches_per_poller)  # fmt: skip
 
 
 def main() -> None:
