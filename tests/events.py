@@ -84,3 +84,14 @@ def emitted_metrics(stdout: str) -> dict[str, float]:
                 values = document[metric["Name"]]
                 totals[metric["Name"]] = totals.get(metric["Name"], 0.0) + sum(values if isinstance(values, list) else [values])
     return totals
+
+
+class RecordingQueue:
+    """A stand-in publisher that keeps what the ingest would have sent to SQS."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def publish(self, envelope: Any) -> str:
+        self.sent.append(envelope)
+        return "message-id"

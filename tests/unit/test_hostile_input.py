@@ -10,11 +10,10 @@ from urllib.parse import urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.contract import LeadEnvelope
 from functions.ingest import handler as ingest
 from functions.ingest.api import build_app
 from functions.ingest.settings import IngestSettings
-from tests.events import api_event
+from tests.events import RecordingQueue, api_event
 
 ALLOWED = {202, 303, 400, 413, 415, 422}
 # Example counts and seeds come from the hypothesis profile (tests/conftest.py: "ci" or "fuzz").
@@ -38,15 +37,6 @@ lead_like = st.fixed_dictionaries(
         "website": st.text(max_size=5),
     },
 )
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.sent: list[LeadEnvelope] = []
-
-    def publish(self, envelope: LeadEnvelope) -> str:
-        self.sent.append(envelope)
-        return "message-id"
 
 
 def make_app() -> tuple[Any, RecordingQueue]:

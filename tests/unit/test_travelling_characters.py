@@ -23,7 +23,7 @@ from functions.ingest import handler as ingest
 from functions.ingest.api import build_app
 from functions.ingest.settings import IngestSettings
 from tests.all_of_unicode import any_character, field_text
-from tests.events import api_event
+from tests.events import RecordingQueue, api_event
 
 SQS_MESSAGE_CHARACTERS = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 SQS_MAX_MESSAGE_BYTES = 1_048_576
@@ -47,15 +47,6 @@ lead_fields = st.fixed_dictionaries(
         "custom": st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,10}", fullmatch=True), field_text, max_size=4),
     },
 )
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.sent: list[LeadEnvelope] = []
-
-    def publish(self, envelope: LeadEnvelope) -> str:
-        self.sent.append(envelope)
-        return "message-id"
 
 
 def answer(event: dict[str, Any]) -> tuple[int, dict[str, Any], RecordingQueue]:
