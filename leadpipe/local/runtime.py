@@ -203,6 +203,10 @@ class LocalPipeline:
         sqs = local_sqs_client(self._sqs_server.start())
         create_pipeline_queues(sqs, self.settings)
 
+    def invoke_worker(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Hand the worker one SQS event, as the event source does (fault drills use it directly)."""
+        return self._worker.invoke(event, timeout=self.settings.worker_timeout_seconds)
+
     def stop_database(self) -> None:
         """The embedded PostgreSQL goes away; the worker's connections break."""
         if self._postgres is None:

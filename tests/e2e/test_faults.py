@@ -19,15 +19,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker.drain import DrainState
 from infra.config import PipelineSettings
 from leadpipe.cli import main as leadpipe
 from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import RunningPipeline, assert_logs_hold_no_personal_data, e2e_settings, http_request, wait_for
+from tests.events import emitted_metrics, sqs_event
 
 RECOVERY_BUDGET_SECONDS = 60  # issue 14: every lead stored within 60 s of the database's return
 BREAKER_BUDGET_SECONDS = 30  # for the breaker to notice (it probes every 0.5 s here; generous for 2 busy cores)
@@ -125,6 +129,16 @@ def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_e
     drill_pipeline.pipeline.stop_database()
     assert [post(drill_pipeline, email)[0] for email in emails] == [202] * len(emails)
     wait_for(lambda: drain_state(drill_pipeline) == DrainState.HELD_BY_BREAKER, timeout=BREAKER_BUDGET_SECONDS, message="the breaker holding")
+    # And the worker, handed a batch while the database is away (as Lambda's poller may before the breaker
+    # trips), fails it whole and reports the metric the DatabaseUnavailable alarm pages on
+    worker_log = Path(drill_pipeline.info.data_dir) / "logs" / "worker.log"
+    logged_before = worker_log.stat().st_size
+    envelope = LeadEnvelope(lead_id=uuid.uuid4(), received_at=datetime.now(UTC), source=Source(), lead=Lead(email=f"{tag}-probe@example.com"))
+    answer = drill_pipeline.pipeline.invoke_worker(sqs_event([envelope.to_message_body()]))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    with worker_log.open(encoding="utf-8") as log:
+        log.seek(logged_before)
+        assert emitted_metrics(log.read()).get("DatabaseUnavailable") == 1.0
     # When it stays away twice as long as it takes SQS to redrive a lead to the DLQ
     back_at = outage_then_recovery(drill_pipeline, outage_seconds=2 * redrive_after)
     # Then nothing reached the DLQ, and every lead is stored once within 60 s of the return
