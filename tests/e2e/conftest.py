@@ -134,8 +134,8 @@ class RunningPipeline:
         return int(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[name])["Attributes"][name])
 
 
-def start_pipeline(data_dir: Path, settings: PipelineSettings | None = None) -> RunningPipeline:
-    pipeline = LocalPipeline(LocalPipelineOptions(settings=settings or e2e_settings(), data_dir=data_dir, port=0))
+def start_pipeline(data_dir: Path, settings: PipelineSettings | None = None, **options: Any) -> RunningPipeline:
+    pipeline = LocalPipeline(LocalPipelineOptions(settings=settings or e2e_settings(), data_dir=data_dir, port=0, **options))
     return RunningPipeline(pipeline.start(), pipeline)
 
 

@@ -45,10 +45,12 @@ def test_text_in_any_script_is_stored_byte_for_byte(local_pipeline: RunningPipel
 
 
 def test_ctrl_c_keeps_a_lead_the_worker_failed_and_the_next_start_stores_it() -> None:
-    # Given a pipeline whose failed records stay in flight for a minute, and its database down
+    # Given a pipeline whose failed records stay in flight for a minute, and its database down. Its drain
+    # breaker probes only after a failed batch (not every second), so the worker does receive and fail the
+    # lead before the breaker holds the drain: a lead in flight is what this test is about.
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"inflight-{uuid.uuid4().hex[:8]}"
     settings = e2e_settings().model_copy(update={"visibility_timeout_seconds": 60, "max_receive_count": 5})
-    first = start_pipeline(data_dir, settings)
+    first = start_pipeline(data_dir, settings, drain_probe_seconds=3600)
     try:
         first.pipeline.stop_database()
         email = f"inflight-{uuid.uuid4().hex[:8]}@example.com"
