@@ -95,3 +95,14 @@ class RecordingQueue:
     def publish(self, envelope: Any) -> str:
         self.sent.append(envelope)
         return "message-id"
+
+
+def without_json_escapes(output: str) -> str:
+    """Log output with JSON's \\u escapes undone ("j\\u00f6hn@" reads jöhn@), so addresses can be searched for."""
+    lines = []
+    for line in output.splitlines():
+        try:
+            lines.append(json.dumps(json.loads(line), ensure_ascii=False))
+        except ValueError:
+            lines.append(line)
+    return "\n".join(lines)

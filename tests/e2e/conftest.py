@@ -20,6 +20,7 @@ import pytest
 from infra.config import PipelineSettings, settings_from_file
 from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions, RuntimeInfo, local_sqs_client
 from tests.conftest import REPO_ROOT
+from tests.events import without_json_escapes
 
 
 @dataclass(frozen=True)
@@ -164,15 +165,5 @@ def local_pipeline(e2e_data_dir: Path) -> Iterator[RunningPipeline]:
 def assert_logs_hold_no_personal_data(data_dir: Path) -> None:
     logged = "".join(path.read_text() for path in (data_dir / "logs").glob("*.log"))
     assert logged, "the pipeline wrote no logs at all"
-    logged += "\n" + _without_json_escapes(logged)  # "j\\u00f6hn@..." in a JSON line is jöhn@... to a reader
+    logged += "\n" + without_json_escapes(logged)  # "j\\u00f6hn@..." in a JSON line is jöhn@... to a reader
     assert RAW_EMAIL.findall(logged) == [] and RAW_PHONE.findall(logged) == []
-
-
-def _without_json_escapes(logged: str) -> str:
-    lines = []
-    for line in logged.splitlines():
-        try:
-            lines.append(json.dumps(json.loads(line), ensure_ascii=False))
-        except ValueError:
-            continue
-    return "\n".join(lines)

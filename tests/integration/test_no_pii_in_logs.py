@@ -14,7 +14,7 @@ from moto import mock_aws
 from functions.ingest import handler as ingest
 from functions.worker import handler as worker
 from tests.conftest import LeadsDatabase
-from tests.events import api_event, sqs_record
+from tests.events import api_event, sqs_record, without_json_escapes
 
 EMAILS = ["Grace.Hopper@Navy.example", "alan@turing.example", "broken@", "mallory@evil.example", "jöhn@exämple.com"]
 PHONE = "+1 202 555 0143"
@@ -22,17 +22,6 @@ NATIONAL_PHONES = ["(202) 555-0143", "030 1234567"]
 RAW_PII = re.compile(
     "|".join(re.escape(v) for v in [*EMAILS, *(e.lower() for e in EMAILS), PHONE, *NATIONAL_PHONES, "Grace", "Hopper", "555-0143"])
 )
-
-
-def decoded(output: str) -> str:
-    """The log output with JSON's \\u escapes undone, so non-ASCII addresses can be searched for."""
-    lines = []
-    for line in output.splitlines():
-        try:
-            lines.append(json.dumps(json.loads(line), ensure_ascii=False))
-        except ValueError:
-            lines.append(line)
-    return "\n".join(lines)
 
 
 def test_no_raw_email_or_phone_reaches_the_logs(
@@ -71,6 +60,6 @@ def test_no_raw_email_or_phone_reaches_the_logs(
     assert len(failed) == 2
     assert sorted(r["email"] for r in leads_db.rows()) == ["alan@turing.example", "grace.hopper@navy.example"]
     # And not one raw e-mail address, phone number or name appears in anything logged
-    logged = decoded(capsys.readouterr().out)
+    logged = without_json_escapes(capsys.readouterr().out)
     assert '"batch done"' in logged and "CheckViolation" in logged and "lead queued" in logged
     assert RAW_PII.findall(logged) == []
