@@ -43,8 +43,8 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-def make(project: Path, *args: str, pyenv_root: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": str(project.parent / "bin"), "HOME": str(project.parent), "PYENV_ROOT": str(pyenv_root)}
+def make(project: Path, *args: str, pyenv_root: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": str(project.parent / "bin"), "HOME": str(project.parent), "PYENV_ROOT": str(pyenv_root), **extra_env}
     return subprocess.run(
         [shutil.which("make"), "--no-print-directory", *args], cwd=project, env=env,
         capture_output=True, text=True, timeout=MAKE_TIMEOUT_SECONDS,
@@ -127,9 +127,12 @@ def test_python_override_still_wins(project: Path, tmp_path: Path) -> None:
     pyenv_root = tmp_path / "pyenv"
     stand_in_python(pyenv_root / f"versions/{version}.1/bin/python{version}", version)
     other = stand_in_python(tmp_path / "elsewhere/python3", "3.11")
-    # When make shows what `make install PYTHON=...` would run
-    result = make(project, "-n", "install", f"PYTHON={other}", pyenv_root=pyenv_root)
-    # Then that interpreter builds .venv, and the stamp records its version (so a later plain `make` rebuilds)
-    assert result.returncode == 0, result.stderr
-    assert venv_lines(result) == [f"{other} -m venv --clear .venv"]
-    assert "touch .venv/.installed-python3.11" in result.stdout
+    # When make shows what `make install PYTHON=...` would run, given as an argument or from the environment
+    for result in (
+        make(project, "-n", "install", f"PYTHON={other}", pyenv_root=pyenv_root),
+        make(project, "-n", "install", pyenv_root=pyenv_root, PYTHON=str(other)),
+    ):
+        # Then that interpreter builds .venv, and the stamp records its version (so a later plain `make` rebuilds)
+        assert result.returncode == 0, result.stderr
+        assert venv_lines(result) == [f"{other} -m venv --clear .venv"]
+        assert "touch .venv/.installed-python3.11" in result.stdout
