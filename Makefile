@@ -35,7 +35,7 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV_STAMP): pyproject.toml
-	@[ -n "$(PYTHON_VERSION)" ] || { echo "make: no working Python $(LAMBDA_PYTHON) (the functions deploy on Lambda python$(LAMBDA_PYTHON), set in infra/bundling.py, and the tests must run on it): install python$(LAMBDA_PYTHON) or 'pyenv install $(LAMBDA_PYTHON)', or pass PYTHON=/path/to/python$(LAMBDA_PYTHON) (make run alone also works with PYTHON=python3 on 3.11+)" >&2; exit 1; }
+	@[ -n "$(PYTHON_VERSION)" ] || { echo "make: no working Python $(LAMBDA_PYTHON) (the functions deploy on Lambda python$(LAMBDA_PYTHON), set in infra/bundling.py, and the tests must run on it): install python$(LAMBDA_PYTHON) or 'pyenv install $(LAMBDA_PYTHON)', or pass PYTHON=/path/to/python$(LAMBDA_PYTHON) (PYTHON=python3 on 3.11+ still runs make run; make test will fail on it)" >&2; exit 1; }
 	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
