@@ -1,10 +1,21 @@
 # Every target bootstraps what it needs from the project's own files: a fresh machine needs
-# only python3 (>= 3.11), make and node.
+# only Python at the Lambda runtime's version (3.13), make and node.
 SHELL := /bin/bash
-PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-VENV_STAMP := $(VENV)/.installed
+
+# The venv runs the deployed interpreter, so the tests exercise what Lambda runs: its version is
+# read from infra/bundling.py, the one place that names the runtime.
+LAMBDA_PYTHON := $(shell sed -n 's/^LAMBDA_PYTHON_VERSION = "\([0-9.]*\)"$$/\1/p' infra/bundling.py)
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+# python3.X on PATH if it runs (a pyenv shim may not), else pyenv's newest 3.X.N (free-threaded builds left out).
+FOUND_PYTHON := $(shell if python$(LAMBDA_PYTHON) -c '' >/dev/null 2>&1; then echo python$(LAMBDA_PYTHON); \
+	else ls -1d $(PYENV_VERSIONS)/$(LAMBDA_PYTHON).[0-9]*/bin/python$(LAMBDA_PYTHON) 2>/dev/null \
+	| grep -E '/$(subst .,\.,$(LAMBDA_PYTHON))\.[0-9]+/bin/' | sort -V | tail -n 1; fi)
+PYTHON ?= $(FOUND_PYTHON)
+PYTHON_VERSION := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+# The stamp names the venv's Python, so a .venv made by another interpreter is rebuilt, not reused.
+VENV_STAMP := $(VENV)/.installed-python$(or $(PYTHON_VERSION),-missing)
 
 # jsii (under aws-cdk-lib) warns on every start under node 20; the CLI must not phone home.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -24,7 +35,8 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@[ -n "$(PYTHON_VERSION)" ] || { echo "make: no working Python $(LAMBDA_PYTHON) (the functions deploy on Lambda python$(LAMBDA_PYTHON), set in infra/bundling.py, and the tests must run on it): install python$(LAMBDA_PYTHON) or 'pyenv install $(LAMBDA_PYTHON)', or pass PYTHON=/path/to/python$(LAMBDA_PYTHON) (PYTHON=python3 on 3.11+ still runs make run; make test will fail on it)" >&2; exit 1; }
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@

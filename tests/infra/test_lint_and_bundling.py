@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Template
 
+from infra.bundling import LAMBDA_PYTHON_VERSION
 from infra.config import REPO_ROOT, settings_from_file
 from tests.infra.conftest import synthesize
 
@@ -21,6 +22,16 @@ CFN_LINT_ERROR_BIT = 2
 CFN_LINT_FINDING_BITS = 2 | 4 | 8
 CFN_LINT_TIMEOUT_SECONDS = 240
 CDK_SYNTH_TIMEOUT_SECONDS = 600
+
+
+# e_machine of an ELF header (little-endian, offset 18) for AArch64, the CPU of Lambda's arm64.
+ELF_MACHINE_AARCH64 = 183
+
+
+def elf_machine(path: Path) -> int | None:
+    """The CPU an ELF file is built for, or None when it is not ELF."""
+    header = path.read_bytes()[:20]
+    return int.from_bytes(header[18:20], "little") if header[:4] == b"\x7fELF" else None
 
 
 def cfn_lint(template_path: Path) -> subprocess.CompletedProcess[str]:
@@ -104,11 +115,21 @@ def test_cdk_cli_synth_bundles_both_functions_without_docker(tmp_path: Path) -> 
     assert (worker / "functions/worker/handler.py").is_file()
     assert (worker / "functions/worker/migrations/0001_create_leads.sql").is_file()
     assert not (worker / "functions/ingest").exists()
-    # psycopg's C extension built for Lambda: CPython 3.14 on arm64 (aarch64) Linux
+    # psycopg's C extension built for Lambda: CPython 3.13 on arm64 (aarch64) Linux
     binaries = [p.name for p in (worker / "psycopg_binary").glob("_psycopg.cpython-*.so")]
-    assert binaries == ["_psycopg.cpython-314-aarch64-linux-gnu.so"]
+    assert binaries == ["_psycopg.cpython-313-aarch64-linux-gnu.so"]
     pydantic_core = [p.name for p in (worker / "pydantic_core").glob("_pydantic_core.cpython-*.so")]
-    assert pydantic_core == ["_pydantic_core.cpython-314-aarch64-linux-gnu.so"]
+    assert pydantic_core == ["_pydantic_core.cpython-313-aarch64-linux-gnu.so"]
+    # And every compiled file of both bundles is built for the deployed runtime: an extension module
+    # tagged for CPython 3.13 (or the stable ABI), and machine code for arm64, never this machine's
+    compiled = [p for bundle in (ingest, worker) for p in bundle.rglob("*.so*") if p.is_file()]
+    assert compiled, "the worker's bundle must hold psycopg's and pydantic's compiled modules"
+    wrong_machine = [str(p.relative_to(out)) for p in compiled if elf_machine(p) != ELF_MACHINE_AARCH64]
+    assert wrong_machine == [], f"built for another machine than Lambda arm64: {wrong_machine}"
+    lambda_tag = f".cpython-{LAMBDA_PYTHON_VERSION.replace('.', '')}-aarch64-linux-gnu.so"
+    extensions = [p.name for p in compiled if ".cpython-" in p.name or ".abi3." in p.name]
+    wrong_python = [name for name in extensions if not name.endswith((lambda_tag, ".abi3.so"))]
+    assert wrong_python == [], f"built for another CPython than {LAMBDA_PYTHON_VERSION}: {wrong_python}"
     # The runtime's own boto3/botocore are used; a second copy would only add 30 MB
     assert not (worker / "botocore").exists() and not (ingest / "botocore").exists()
     assert bundles["functions.worker.migrate_handler.lambda_handler"] == worker

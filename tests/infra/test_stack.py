@@ -174,7 +174,7 @@ def test_functions_are_arm64_current_python_traced_with_retained_logs(
     _, function = function_by_handler(prod, handler)
     props = function["Properties"]
     assert props["Architectures"] == ["arm64"]
-    assert props["Runtime"] == "python3.14"
+    assert props["Runtime"] == "python3.13"
     assert props["TracingConfig"] == {"Mode": "Active"}
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
     retention = prod.find_resources("AWS::Logs::LogGroup")[log_group_id]["Properties"]["RetentionInDays"]
