@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The venv runs the deployed interpreter, so the tests exercise what Lambda runs: its version is
 # read from infra/bundling.py, the one place that names the runtime.
 LAMBDA_PYTHON := $(shell sed -n 's/^LAMBDA_PYTHON_VERSION = "\([0-9.]*\)"$$/\1/p' infra/bundling.py)
-PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(shell pyenv root 2>/dev/null),$(HOME)/.pyenv)/versions
 # python3.X on PATH if it runs (a pyenv shim may not), else pyenv's newest 3.X.N (free-threaded builds left out).
 FOUND_PYTHON := $(shell if python$(LAMBDA_PYTHON) -c '' >/dev/null 2>&1; then echo python$(LAMBDA_PYTHON); \
 	else ls -1d $(PYENV_VERSIONS)/$(LAMBDA_PYTHON).[0-9]*/bin/python$(LAMBDA_PYTHON) 2>/dev/null \
