@@ -24,7 +24,6 @@ from functions.worker.drain_switch import database_answers
 PAUSE_FILE_NAME = "drain-pause.json"  # written by `leadpipe drain pause`, removed by `resume`
 STATE_FILE_NAME = "drain.json"  # written by the runtime: what the breaker decided last
 PROBE_CONNECT_TIMEOUT_SECONDS = 2
-PROBE_ANSWER_WITHIN_SECONDS = 5  # a connected database that stays silent longer counts as away, as in the AWS probe
 IDLE_WAIT_SECONDS = 60  # for pollers to finish the batch they hold before the state says "stopped"
 
 logger = logging.getLogger(__name__)
@@ -36,10 +35,11 @@ class PausableSource(Protocol):
     def wait_until_idle(self, timeout: float) -> bool: ...
 
 
-def probe_database(database_url: str, leads_table: str) -> bool:
-    """The AWS probe's own check (connects, not read-only, leads table not locked), with a short connect timeout."""
+def probe_database(database_url: str, leads_table: str, answer_within_seconds: float) -> bool:
+    """The AWS probe's own check (connects, not read-only, leads table not locked), with a short connect timeout;
+    a connected database silent for `answer_within_seconds` (the worker's round-trip limit) counts as away."""
     return database_answers(
-        database_url, leads_table, connect_timeout_seconds=PROBE_CONNECT_TIMEOUT_SECONDS, answer_within_seconds=PROBE_ANSWER_WITHIN_SECONDS
+        database_url, leads_table, connect_timeout_seconds=PROBE_CONNECT_TIMEOUT_SECONDS, answer_within_seconds=answer_within_seconds
     )
 
 
