@@ -93,17 +93,26 @@ class _Watchdog:
                 self._changed.wait(None if next_at is None else next_at - now)
 
 
-_watchdog_of_process: tuple[int, _Watchdog] | None = None
+_watchdog_of_process: _Watchdog | None = None
 _watchdog_lock = threading.Lock()
 
 
 def _watchdog() -> _Watchdog:
-    """This process's watchdog, started on first use (a forked child gets its own: threads do not survive fork)."""
+    """This process's watchdog, started on first use."""
     global _watchdog_of_process
     with _watchdog_lock:
-        if _watchdog_of_process is None or _watchdog_of_process[0] != os.getpid():
-            _watchdog_of_process = (os.getpid(), _Watchdog())
-        return _watchdog_of_process[1]
+        if _watchdog_of_process is None:
+            _watchdog_of_process = _Watchdog()
+        return _watchdog_of_process
+
+
+def _forget_watchdog_in_forked_child() -> None:
+    # Threads do not survive fork, and the lock may have been held by one that did not come along.
+    global _watchdog_of_process, _watchdog_lock
+    _watchdog_of_process, _watchdog_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_watchdog_in_forked_child)
 
 
 def shut_down_socket(connection: psycopg.Connection) -> None:
