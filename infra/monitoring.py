@@ -19,6 +19,8 @@ from infra.config import PipelineSettings
 
 ONE_MINUTE = cdk.Duration.minutes(1)
 FIVE_MINUTES = cdk.Duration.minutes(5)
+# The probe runs every minute: failing in each of three minutes is a breaker that has stopped, not a blip.
+PROBE_FAILED_MINUTES = 3
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,9 @@ class MonitoredResources:
 class PipelineMonitoring(Construct):
     """Alarms (alarm and OK actions to one SNS topic) and a dashboard. Thresholds come from settings.
 
-    Public attributes: `alarm_topic`, `alarms` (by name), `dashboard`.
+    Public attributes: `alarm_topic`, `alarms` (by name), `dashboard`. `watch_drain_probe` adds the
+    drain breaker's own alarm once the breaker exists (it is built after this construct: it trips on
+    this construct's DatabaseUnavailable alarm).
     """
 
     def __init__(
@@ -110,6 +114,31 @@ class PipelineMonitoring(Construct):
             evaluation_periods=3,
         )
         self.dashboard = self._dashboard(settings, r)
+
+    def watch_drain_probe(self, probe: lambda_.IFunction) -> cloudwatch.Alarm:
+        """Page when the drain breaker's probe fails (errors, timeouts) in each of PROBE_FAILED_MINUTES minutes.
+
+        A probe that cannot run (no route to the Lambda or SSM APIs, IAM, a bug) neither holds nor resumes
+        the drain, and pages nobody by itself. Throttles are not watched: the probe is invoked
+        asynchronously, and Lambda retries a throttled asynchronous invocation on its own.
+        """
+        self._alarm(
+            "DrainProbeErrors",
+            probe.metric_errors(period=ONE_MINUTE, statistic="Sum"),
+            1,
+            "The drain breaker's probe failed (error or timeout) every minute: the breaker neither holds nor resumes "
+            "the drain. Read the probe's log; check its route to the Lambda and SSM APIs and its role; `leadpipe drain status`.",
+            evaluation_periods=PROBE_FAILED_MINUTES,
+            datapoints_to_alarm=PROBE_FAILED_MINUTES,
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Drain breaker probe (per minute)",
+                left=[probe.metric_invocations(period=ONE_MINUTE, statistic="Sum"), probe.metric_errors(period=ONE_MINUTE, statistic="Sum")],
+            ),
+            cloudwatch.AlarmStatusWidget(title="Drain breaker", alarms=[self.alarms["DrainProbeErrors"]]),
+        )
+        return self.alarms["DrainProbeErrors"]
 
     @staticmethod
     def database_unavailable_metric() -> cloudwatch.Metric:

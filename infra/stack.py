@@ -54,6 +54,7 @@ class LeadpipeStack(cdk.Stack):
             alarms = getattr(monitoring, "alarms", {})
             breaker = DrainBreaker(self, "DrainBreaker", settings=settings, worker=worker,
                                    trip_alarms=[alarms[name] for name in ("DatabaseUnavailable",) if name in alarms])  # fmt: skip
+            monitoring.watch_drain_probe(breaker.function.function)  # a breaker that cannot run pages too
             # `leadpipe drain pause | resume | status --stack` finds the breaker by these.
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)
             cdk.CfnOutput(self, "DrainPauseParameterName", value=breaker.pause_record.parameter_name)

@@ -27,6 +27,7 @@ LAMBDA_INVOKE_OVERHEAD_SECONDS = 0.02
 INGEST_SECONDS_PER_REQUEST = 0.040  # billed duration of one validated SendMessage in Lambda
 LOG_BYTES_PER_LEAD = 1_200  # ingest line + EMF + share of the worker's per-batch line
 ALARM_COUNT = 8  # infra/monitoring.py's seven, plus DatabaseUnavailable
+DRAIN_PROBE_ALARM_COUNT = 1  # DrainProbeErrors: only a stack with a database has the drain breaker
 CUSTOM_METRICS = 9  # the EMF metrics the two functions emit, DatabaseUnavailable included
 SQS_REQUESTS_PER_LEAD = 1 + 2 / 10  # one send; receive and delete come ten at a time
 QUEUE_ALARM_PERIODS = 3  # the queue-age and queue-depth alarms need 3 one-minute periods
@@ -454,10 +455,11 @@ def _has_web_acl(settings: PipelineSettings) -> bool:
 
 def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> list[CostLine]:
     """What the stack costs each month whatever the traffic (prorated by the hour by AWS)."""
+    alarms = ALARM_COUNT + DRAIN_PROBE_ALARM_COUNT * int(settings.has_database)
     lines = [
         CostLine(
-            f"CloudWatch: {ALARM_COUNT} alarms, {CUSTOM_METRICS} custom metrics, one dashboard",
-            ALARM_COUNT * prices["cloudwatch_alarm_per_month"] + CUSTOM_METRICS * prices["cloudwatch_custom_metric_per_month"]
+            f"CloudWatch: {alarms} alarms, {CUSTOM_METRICS} custom metrics, one dashboard",
+            alarms * prices["cloudwatch_alarm_per_month"] + CUSTOM_METRICS * prices["cloudwatch_custom_metric_per_month"]
             + prices["cloudwatch_dashboard_per_month"],
         ),
     ]  # fmt: skip

@@ -8,6 +8,7 @@ import psycopg
 from psycopg import sql
 
 from functions.worker.repository import leads_table_identifier
+from functions.worker.round_trip_deadline import RoundTripDeadline
 
 # Not the worker's name: DB owners (and `leadpipe spike`) count the worker's connections against the cap.
 PROBE_APPLICATION_NAME = "leadpipe-drain-probe"
@@ -34,20 +35,24 @@ def read_parameter(ssm: Any, name: str) -> str | None:
     return ssm.get_parameter(Name=name)["Parameter"]["Value"]
 
 
-def database_answers(conninfo: str, leads_table: str, connect_timeout_seconds: int | None = None) -> bool:
+def database_answers(
+    conninfo: str, leads_table: str, connect_timeout_seconds: int | None = None, answer_within_seconds: float | None = None
+) -> bool:
     """True when the database takes the worker's writes now: it accepts the worker's credentials,
     is not read-only (a replica after a failover), and no lock holds the leads table.
 
     "Answers `SELECT 1`" is not enough: a read-only or locked database answers, yet every batch
     would fail and spend a receive. The check writes nothing: its transaction is rolled back.
+    False, not a hang, when the connected path does not answer within `answer_within_seconds`.
     """
     options = {} if connect_timeout_seconds is None else {"connect_timeout": connect_timeout_seconds}
     try:
         with psycopg.connect(conninfo, application_name=PROBE_APPLICATION_NAME, **options) as connection:
-            if connection.execute("SHOW transaction_read_only").fetchone()[0] == "on":
-                return False
-            connection.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE NOWAIT").format(leads_table_identifier(leads_table)))
-            connection.rollback()
+            with RoundTripDeadline(connection, answer_within_seconds):
+                if connection.execute("SHOW transaction_read_only").fetchone()[0] == "on":
+                    return False
+                connection.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE NOWAIT").format(leads_table_identifier(leads_table)))
+                connection.rollback()
         return True
     except psycopg.Error:
         return False

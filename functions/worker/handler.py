@@ -36,7 +36,9 @@ def get_processor() -> StoringBatchProcessor:
     connections = ConnectionProvider(lambda: connect(database_conninfo(settings), prepare_statements=settings.prepares_statements))
     # Through RDS Proxy the timeouts are set per transaction; directly they ride in the startup options.
     per_transaction = session_timeouts(settings) if settings.through_proxy else None
-    repository = LeadRepository(connections, settings.leads_table, transaction_timeouts=per_transaction)
+    repository = LeadRepository(
+        connections, settings.leads_table, transaction_timeouts=per_transaction, round_trip_limit_seconds=settings.round_trip_limit_seconds
+    )
     return StoringBatchProcessor(repository.store_batch)
 
 

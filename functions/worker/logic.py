@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -21,6 +21,12 @@ class RejectedByDatabase(Exception):
 
 class NotStored(Exception):
     """The batch's store failed as a whole (database away, timeout): this record is retried with it."""
+
+
+class StoreBatch(Protocol):
+    """`LeadRepository.store_batch`: stores the envelopes, giving up before `time_left()` seconds run out."""
+
+    def __call__(self, envelopes: Sequence[LeadEnvelope], *, time_left: Callable[[], float] | None = None) -> StoreOutcome: ...
 
 
 def parse_record(record: SQSRecord) -> LeadEnvelope:
@@ -61,7 +67,7 @@ class StoringBatchProcessor:
     as a whole, every good record is reported failed.
     """
 
-    def __init__(self, store_batch: Callable[[Sequence[LeadEnvelope]], StoreOutcome]) -> None:
+    def __init__(self, store_batch: StoreBatch) -> None:
         self._store_batch = store_batch
         self.summary = BatchSummary()
 
@@ -77,7 +83,7 @@ class StoringBatchProcessor:
             except Exception as error:  # as Powertools does per record: whatever fails it fails alone
                 errors[record.message_id] = error
         if envelopes:
-            errors.update(self._store(envelopes))
+            errors.update(self._store(envelopes, context))
         self.summary.failed = [FailedRecord(r.message_id, _reason(errors[r.message_id])) for r in records if r.message_id in errors]
 
         def settle(record: SQSRecord) -> None:
@@ -89,11 +95,13 @@ class StoringBatchProcessor:
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return process_partial_response(event=event, record_handler=settle, processor=processor, context=context)
 
-    def _store(self, envelopes: dict[str, LeadEnvelope]) -> dict[str, Exception]:
+    def _store(self, envelopes: dict[str, LeadEnvelope], context: LambdaContext | None) -> dict[str, Exception]:
         """Store the parsed envelopes; the errors of the records that were not stored, by message id."""
         self.summary.oldest_received_at = min(e.received_at for e in envelopes.values()).astimezone(UTC)
+        # The store gives up before the invocation ends: a database that never answers is an outage, not a timeout.
+        time_left = None if context is None else (lambda: context.get_remaining_time_in_millis() / 1000)
         try:
-            outcome = self._store_batch(list(envelopes.values()))
+            outcome = self._store_batch(list(envelopes.values()), time_left=time_left)
         except Exception as error:  # any failure to commit means: retry the whole batch
             self.summary.store_error = type(error).__name__
             self.summary.database_unavailable = isinstance(error, DatabaseUnavailable)

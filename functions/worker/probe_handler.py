@@ -22,6 +22,7 @@ from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
 from functions.worker.credentials import database_conninfo
 from functions.worker.drain import DrainState, run_breaker
 from functions.worker.drain_switch import EventSourceMappingSwitch, database_answers, read_parameter
+from functions.worker.round_trip_deadline import round_trip_seconds
 from functions.worker.settings import WorkerSettings
 
 DRAIN_PROBE_SERVICE = "leadpipe-drain-probe"
@@ -49,13 +50,20 @@ def get_clients() -> tuple[Any, Any]:
     return boto3.client("lambda"), boto3.client("ssm")
 
 
-def probe_database(worker: WorkerSettings) -> bool:
+def probe_database(worker: WorkerSettings, time_left_seconds: float) -> bool:
+    """Whether the database takes the worker's writes; a path that does not answer in the worker's own
+    round-trip limit (and before this invocation ends) counts as not answering."""
     try:
         conninfo = database_conninfo(worker)
     except Exception as error:  # no credentials for the probe means none for the worker either: hold
         logger.warning("database credentials unavailable", extra={"error": type(error).__name__})
         return False
-    return database_answers(conninfo, worker.leads_table)
+    # The deadline starts once connected, and connect_timeout may have been spent first.
+    answer_within = round_trip_seconds(worker.round_trip_limit_seconds, time_left_seconds - worker.connect_timeout_seconds)
+    if database_answers(conninfo, worker.leads_table, answer_within_seconds=answer_within):
+        return True
+    logger.warning("database not answering", extra={"answer_within_seconds": answer_within})
+    return False
 
 
 @logger.inject_lambda_context
@@ -64,7 +72,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     probe, worker = get_settings()
     lambda_client, ssm = get_clients()
     run = run_breaker(
-        database_answers=lambda: probe_database(worker),
+        database_answers=lambda: probe_database(worker, context.get_remaining_time_in_millis() / 1000),
         read_pause_record=lambda: read_parameter(ssm, probe.pause_parameter),
         switch=EventSourceMappingSwitch(lambda_client, probe.mapping_id),
     )

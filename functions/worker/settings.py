@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from functions.worker.round_trip_deadline import ROUND_TRIP_MARGIN_SECONDS
+
 TABLE_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$"
 
 
@@ -40,6 +42,11 @@ class WorkerSettings(BaseModel):
     def through_proxy(self) -> bool:
         """RDS Proxy multiplexes sessions: no session state may be set on its connections."""
         return self.db_proxy_endpoint is not None
+
+    @property
+    def round_trip_limit_seconds(self) -> float:
+        """The client-side deadline of one database round trip: the statement timeout plus a margin."""
+        return self.statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS
 
     @property
     def prepares_statements(self) -> bool:

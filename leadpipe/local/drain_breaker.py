@@ -35,9 +35,12 @@ class PausableSource(Protocol):
     def wait_until_idle(self, timeout: float) -> bool: ...
 
 
-def probe_database(database_url: str, leads_table: str) -> bool:
-    """The AWS probe's own check (connects, not read-only, leads table not locked), with a short connect timeout."""
-    return database_answers(database_url, leads_table, connect_timeout_seconds=PROBE_CONNECT_TIMEOUT_SECONDS)
+def probe_database(database_url: str, leads_table: str, answer_within_seconds: float) -> bool:
+    """The AWS probe's own check (connects, not read-only, leads table not locked), with a short connect timeout;
+    a connected database silent for `answer_within_seconds` (the worker's round-trip limit) counts as away."""
+    return database_answers(
+        database_url, leads_table, connect_timeout_seconds=PROBE_CONNECT_TIMEOUT_SECONDS, answer_within_seconds=answer_within_seconds
+    )
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -15,6 +15,7 @@ import psycopg
 from botocore.config import Config
 
 from functions.worker.migrate import apply_migrations
+from functions.worker.round_trip_deadline import ROUND_TRIP_MARGIN_SECONDS
 from infra.config import REPO_ROOT, PipelineSettings
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from leadpipe.local.drain_breaker import LocalDrainBreaker, probe_database
@@ -166,7 +167,10 @@ class LocalPipeline:
             on_batch_failed=lambda: self.drain_breaker.check_now(),
         )
         # Decided before the first receive: a database already down never costs a receive.
-        self.drain_breaker = LocalDrainBreaker(self.poller, lambda: probe_database(database_url, settings.leads_table), data_dir, options.drain_probe_seconds)
+        answer_within = settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS  # the worker's own round-trip limit
+        self.drain_breaker = LocalDrainBreaker(
+            self.poller, lambda: probe_database(database_url, settings.leads_table, answer_within), data_dir, options.drain_probe_seconds
+        )
         self.drain_breaker.start()
         self.poller.start()
         self._ingest.start()

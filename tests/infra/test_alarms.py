@@ -19,6 +19,7 @@ from infra.stack import LeadpipeStack
 
 INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"
+PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Watched:
     dead_letter_queue: str
     worker: str
     ingest: str
+    probe: str
     api_name: str
     topic: str
 
@@ -84,6 +86,11 @@ EXPECTED: dict[str, ExpectedAlarm] = {
         "Sum", 60, lambda s: s.alarm_db_unavailable_minutes, fixed(1),
         datapoints_to_alarm=lambda s: s.alarm_db_unavailable_minutes,
     ),
+    # A drain breaker whose probe cannot run holds nothing and says nothing: failed in each of 3 minutes, it pages.
+    "DrainProbeErrors": ExpectedAlarm(
+        "AWS/Lambda", "Errors", lambda w: {"FunctionName": {"Ref": w.probe}},
+        "Sum", 60, fixed(3), fixed(1), datapoints_to_alarm=fixed(3),
+    ),
 }  # fmt: skip
 # The API's 5XX rate is a metric-math alarm: errors over requests, both of this API, over five minutes.
 API_5XX_RATE = "Api5xxRate"
@@ -105,6 +112,7 @@ def watched(template: Template) -> Watched:
         dead_letter_queue=dlq,
         worker=only_one(template, "AWS::Lambda::Function", Handler=WORKER_HANDLER)[0],
         ingest=only_one(template, "AWS::Lambda::Function", Handler=INGEST_HANDLER)[0],
+        probe=only_one(template, "AWS::Lambda::Function", Handler=PROBE_HANDLER)[0],
         api_name=api["Properties"]["Name"],
         topic=only_one(template, "AWS::SNS::Topic")[0],
     )

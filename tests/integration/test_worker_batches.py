@@ -38,9 +38,9 @@ class StoreSpy:
         self.calls: list[list[str]] = []
         self._store_batch = store_batch
 
-    def __call__(self, envelopes: Sequence[LeadEnvelope]) -> StoreOutcome:
+    def __call__(self, envelopes: Sequence[LeadEnvelope], *, time_left=None) -> StoreOutcome:  # noqa: ANN001 - as store_batch
         self.calls.append([e.lead.email for e in envelopes])
-        return self._store_batch(envelopes)
+        return self._store_batch(envelopes, time_left=time_left)
 
 
 @pytest.fixture
