@@ -21,6 +21,8 @@ ONE_MINUTE = cdk.Duration.minutes(1)
 FIVE_MINUTES = cdk.Duration.minutes(5)
 # The probe runs every minute: failing in each of three minutes is a breaker that has stopped, not a blip.
 PROBE_FAILED_MINUTES = 3
+# The probe runs every minute, but EventBridge may shift a run into the next minute: five empty ones is a stop.
+PROBE_SILENT_MINUTES = 5
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class PipelineMonitoring(Construct):
         self.dashboard = self._dashboard(settings, r)
 
     def watch_drain_probe(self, probe: lambda_.IFunction) -> cloudwatch.Alarm:
-        """Page when the drain breaker's probe fails (errors, timeouts) in each of PROBE_FAILED_MINUTES minutes.
+        """Page when the drain breaker's probe fails (errors, timeouts) in each of PROBE_FAILED_MINUTES minutes,
+        or does not run at all for PROBE_SILENT_MINUTES.
 
         A probe that cannot run (no route to the Lambda or SSM APIs, IAM, a bug) neither holds nor resumes
         the drain, and pages nobody by itself. Throttles are not watched: the probe is invoked
@@ -131,12 +134,24 @@ class PipelineMonitoring(Construct):
             evaluation_periods=PROBE_FAILED_MINUTES,
             datapoints_to_alarm=PROBE_FAILED_MINUTES,
         )
+        # A probe that is never invoked (its schedule rule disabled or deleted) fails nothing: no runs at all pages too.
+        self._alarm(
+            "DrainProbeSilent",
+            probe.metric_invocations(period=ONE_MINUTE, statistic="Sum"),
+            1,
+            "The drain breaker's probe has not run for minutes (its schedule rule disabled or deleted?): the breaker "
+            "neither holds nor resumes the drain. Check the probe's EventBridge rule; `leadpipe drain status`.",
+            evaluation_periods=PROBE_SILENT_MINUTES,
+            datapoints_to_alarm=PROBE_SILENT_MINUTES,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,  # a function never invoked reports no datapoint at all
+        )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Drain breaker probe (per minute)",
                 left=[probe.metric_invocations(period=ONE_MINUTE, statistic="Sum"), probe.metric_errors(period=ONE_MINUTE, statistic="Sum")],
             ),
-            cloudwatch.AlarmStatusWidget(title="Drain breaker", alarms=[self.alarms["DrainProbeErrors"]]),
+            cloudwatch.AlarmStatusWidget(title="Drain breaker", alarms=[self.alarms["DrainProbeErrors"], self.alarms["DrainProbeSilent"]]),
         )
         return self.alarms["DrainProbeErrors"]
 
@@ -159,6 +174,8 @@ class PipelineMonitoring(Construct):
         description: str,
         evaluation_periods: int = 1,
         datapoints_to_alarm: int | None = None,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> None:
         alarm = cloudwatch.Alarm(
             self,
@@ -167,8 +184,8 @@ class PipelineMonitoring(Construct):
             threshold=threshold,
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=datapoints_to_alarm,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            comparison_operator=comparison,
+            treat_missing_data=missing_data,
             alarm_description=description,
         )
         action = cloudwatch_actions.SnsAction(self.alarm_topic)

@@ -45,6 +45,8 @@ class ExpectedAlarm:
     evaluation_periods: Callable[[PipelineSettings], int]
     threshold: Callable[[PipelineSettings], float]
     datapoints_to_alarm: Callable[[PipelineSettings], int] | None = None
+    comparison: str = "GreaterThanOrEqualToThreshold"
+    missing_data: str = "notBreaching"
 
 
 def queue_name(logical_id: str) -> dict[str, Any]:
@@ -90,6 +92,13 @@ EXPECTED: dict[str, ExpectedAlarm] = {
     "DrainProbeErrors": ExpectedAlarm(
         "AWS/Lambda", "Errors", lambda w: {"FunctionName": {"Ref": w.probe}},
         "Sum", 60, fixed(3), fixed(1), datapoints_to_alarm=fixed(3),
+    ),
+    # ... and one that is never invoked (schedule rule disabled) fails nothing: no run in 5 minutes pages.
+    # Lambda publishes no Invocations datapoint for a minute without runs, so missing data must breach.
+    "DrainProbeSilent": ExpectedAlarm(
+        "AWS/Lambda", "Invocations", lambda w: {"FunctionName": {"Ref": w.probe}},
+        "Sum", 60, fixed(5), fixed(1), datapoints_to_alarm=fixed(5),
+        comparison="LessThanThreshold", missing_data="breaching",
     ),
 }  # fmt: skip
 # The API's 5XX rate is a metric-math alarm: errors over requests, both of this API, over five minutes.
@@ -141,11 +150,13 @@ def prod_alarms(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPa
     )
 
 
-def assert_pages_on_call(props: dict[str, Any], topic_id: str) -> None:
+def assert_pages_on_call(
+    props: dict[str, Any], topic_id: str, comparison: str = "GreaterThanOrEqualToThreshold", missing_data: str = "notBreaching"
+) -> None:
     assert props["AlarmActions"] == [{"Ref": topic_id}]
     assert props["OKActions"] == [{"Ref": topic_id}]
-    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert props["TreatMissingData"] == "notBreaching"
+    assert props["ComparisonOperator"] == comparison
+    assert props["TreatMissingData"] == missing_data
 
 
 def test_every_alarm_in_the_stack_is_in_the_table(prod_alarms: SynthesizedAlarms) -> None:
@@ -178,7 +189,7 @@ def test_alarm_watches_the_right_metric_of_the_right_resource(
     else:
         assert props.get("DatapointsToAlarm", props["EvaluationPeriods"]) == props["EvaluationPeriods"]
     # And it pages on-call through the alarm topic, and says when it is over
-    assert_pages_on_call(props, resources.topic)
+    assert_pages_on_call(props, resources.topic, expected.comparison, expected.missing_data)
 
 
 def test_api_5xx_rate_divides_this_apis_errors_by_its_requests(prod_alarms: SynthesizedAlarms, prod_settings: PipelineSettings) -> None:
