@@ -384,49 +384,6 @@ def test_waf_per_ip_rate_rule_when_configured(prod: Template, dev: Template, pro
 # --- Monitoring --------------------------------------------------------------------------------
 
 
-def alarms_by_metric(template: Template) -> dict[str, dict[str, Any]]:
-    found = {}
-    for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
-        props = alarm["Properties"]
-        name = props.get("MetricName") or "+".join(
-            m["MetricStat"]["Metric"]["MetricName"] for m in props["Metrics"] if "MetricStat" in m
-        )
-        found[f"{props.get('Namespace', 'math')}:{name}"] = props
-    return found
-
-
-def test_each_alarm_watches_its_metric_at_its_threshold_and_notifies_the_topic(
-    prod: Template, prod_settings: PipelineSettings
-) -> None:
-    topic_id, _ = only(prod, "AWS::SNS::Topic")
-    alarms = alarms_by_metric(prod)
-    (leads_id, _), (dlq_id, _) = queues(prod)
-    expected = {
-        "AWS/SQS:ApproximateAgeOfOldestMessage": prod_settings.alarm_queue_age_seconds,
-        "AWS/SQS:ApproximateNumberOfMessagesVisible": None,  # two alarms share this metric name
-        "AWS/Lambda:Errors": prod_settings.alarm_worker_errors,
-        "AWS/Lambda:Throttles": prod_settings.alarm_worker_throttles,
-        "AWS/Lambda:Duration": prod_settings.alarm_ingest_p99_ms,
-        "math:5XXError+Count": prod_settings.alarm_api_5xx_percent,
-        "Leadpipe:DatabaseUnavailable": 1,  # tests/infra/test_database_outage_alarm.py checks the rest
-    }
-    assert set(alarms) == set(expected)
-    for key, threshold in expected.items():
-        if threshold is not None:
-            assert alarms[key]["Threshold"] == threshold, key
-    depth_alarms = {
-        ref_id(a["Properties"]["Dimensions"][0]["Value"]): a["Properties"]["Threshold"]
-        for a in resources(prod, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
-    }
-    assert depth_alarms == {leads_id: prod_settings.alarm_queue_depth, dlq_id: 1}
-    assert alarms["AWS/Lambda:Duration"]["ExtendedStatistic"] == "p99"
-    for alarm in resources(prod, "AWS::CloudWatch::Alarm").values():
-        props = alarm["Properties"]
-        assert props["AlarmActions"] == [{"Ref": topic_id}] and props["OKActions"] == [{"Ref": topic_id}]
-        assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-
-
 def test_alarm_email_subscription_and_tls_only_topic(prod: Template, dev: Template) -> None:
     _, subscription = only(prod, "AWS::SNS::Subscription")
     assert subscription["Properties"]["Protocol"] == "email"
