@@ -139,14 +139,16 @@ def test_a_503_after_the_captcha_passed_is_retried_with_the_pass_and_stored_once
     email = unique_email("captcha-503")
     # Given SQS is down, so the ingest spends the token on siteverify and then cannot queue the lead
     guarded_pipeline.pipeline.stop_queue_service()
-    # When the visitor submits once
-    page.fill("#signup-email", email)
-    page.click("#signup-form button[type=submit]")
-    first = pump_until(page, lambda: answers[:1], timeout=30, message="the first answer")[0]
-    # Then that answer is a 503 carrying a captcha pass
+    try:
+        # When the visitor submits once
+        page.fill("#signup-email", email)
+        page.click("#signup-form button[type=submit]")
+        first = pump_until(page, lambda: answers[:1], timeout=30, message="the first answer")[0]
+    finally:
+        # And SQS is back
+        guarded_pipeline.pipeline.start_queue_service()
+    # Then the first answer was a 503 carrying a captcha pass
     assert first.status == 503 and first.headers.get(PASS_HEADER)
-    # When SQS is back
-    guarded_pipeline.pipeline.start_queue_service()
     # Then the client's retry (same key, with the pass) is accepted and the visitor lands on the thank-you page
     page.wait_for_url(info.landing_page_url + "thanks", timeout=120_000)
     assert [answer.status for answer in answers][-1] == 202 and 403 not in [answer.status for answer in answers]
