@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, Page, Request, Response
 
 from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import RunningPipeline, assert_logs_hold_no_personal_data, e2e_settings, start_pipeline, wait_for
+from tests.e2e.conftest import RunningPipeline, assert_logs_hold_no_personal_data, e2e_settings, http_request, start_pipeline, wait_for
 from tests.e2e.test_browser import OUTBOX_JS, browser, outbox, pump_until, unique_email  # noqa: F401 - browser is a fixture
 
 SECRET = "0x4AAAAAAA-local-secret"
@@ -82,8 +82,45 @@ def siteverify() -> Iterator[SingleUseSiteverify]:
     stand_in.close()
 
 
+class OtherOrigin:
+    """The sample page and leadpipe.js, copied from the local runtime, on http://localhost:<port>: another
+    origin than the API's http://127.0.0.1:<port>, as in production, so the browser enforces CORS on every post."""
+
+    def __init__(self) -> None:
+        self.source = ""  # the local runtime's landing page URL, once it runs
+        other = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                answer = http_request(other.source + self.path.lstrip("/"))
+                self.send_response(answer.status)
+                self.send_header("Content-Type", answer.headers["content-type"])
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.origin = f"http://localhost:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="module")
-def guarded_pipeline(siteverify: SingleUseSiteverify) -> Iterator[RunningPipeline]:
+def other_origin() -> Iterator[OtherOrigin]:
+    served = OtherOrigin()
+    yield served
+    served.close()
+
+
+@pytest.fixture(scope="module")
+def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin) -> Iterator[RunningPipeline]:
     """The local pipeline with a Turnstile check: the secret in Secrets Manager (moto, on 127.0.0.1)."""
     secrets_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     secrets_server.start()
@@ -98,7 +135,8 @@ def guarded_pipeline(siteverify: SingleUseSiteverify) -> Iterator[RunningPipelin
         "CAPTCHA_PROVIDER": "turnstile", "CAPTCHA_SECRET_ARN": secret_arn, "CAPTCHA_VERIFY_URL": siteverify.url,
         "CAPTCHA_TIMEOUT_SECONDS": "1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
     }  # fmt: skip
-    running = start_pipeline(data_dir, e2e_settings(), ingest_environment=captcha)
+    running = start_pipeline(data_dir, e2e_settings(), ingest_environment=captcha, extra_allowed_origins=[other_origin.origin])
+    other_origin.source = running.info.landing_page_url
     yield running
     running.pipeline.stop(drain_seconds=5)
     secrets_server.stop()
@@ -126,13 +164,14 @@ def widget_gives(page: Page, token: str) -> None:
     )
 
 
+@pytest.mark.parametrize("cross_origin", [False, True], ids=["same-origin", "cross-origin"])
 def test_a_503_after_the_captcha_passed_is_retried_with_the_pass_and_stored_once(
-    browser: Browser, guarded_pipeline: RunningPipeline, siteverify: SingleUseSiteverify  # noqa: F811
+    browser: Browser, guarded_pipeline: RunningPipeline, siteverify: SingleUseSiteverify, other_origin: OtherOrigin, cross_origin: bool  # noqa: F811
 ) -> None:
     info = guarded_pipeline.info
     page = browser.new_context().new_page()
     posts, answers = record(page, info.api_url)
-    page.goto(info.landing_page_url)
+    page.goto(other_origin.origin + "/" if cross_origin else info.landing_page_url)
     page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '120')")
     token = siteverify.issue()
     widget_gives(page, token)
