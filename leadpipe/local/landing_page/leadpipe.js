@@ -163,8 +163,9 @@
       var current = load(entry.key);
       if (!current) return { status: 200, json: null, earlier: true }; // another tab delivered it
       if (current.stale) {
-        current.body = withFreshToken(current.body);
-        if (!current.body) return { status: 403, stale: true }; // still no fresh token on this page
+        var body = withFreshToken(current.body);
+        if (!body) return { status: 403, stale: true }; // still no fresh token on this page
+        current.body = body;
         current.stale = false;
       }
       return deliver(current, deadline, onRetry, resent).then(function (answer) {
