@@ -9,6 +9,7 @@ from copy import deepcopy
 from typing import Any
 
 from functions.contract import lead_json_schema
+from functions.ingest.captcha import PASS_HEADER
 from functions.ingest.logic import MAX_FORM_FIELDS, REDIRECT_FIELD
 from functions.ingest.settings import IngestSettings
 
@@ -80,6 +81,10 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
         responses[status] = {"description": f"`{code}`: {description}", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for status in RETRYABLE_STATUSES:
         responses[status]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
+    responses["503"]["headers"][PASS_HEADER] = {"schema": {"type": "string"}, "required": False, "description": (
+        "Only after the captcha passed and the lead could not be queued: send it back on the retry of this same "
+        "lead (same Idempotency-Key, same content) instead of re-verifying the single-use token. Valid 24 h."
+    )}  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {"title": "Leadpipe ingest", "version": "1", "description": (
@@ -101,6 +106,13 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                             "key, the same lead submitted again on the same UTC day gets the same lead_id."
                         ),
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    }, {
+                        "name": PASS_HEADER, "in": "header", "required": False,
+                        "description": (
+                            "Stages with a captcha: the pass a 503 gave for this lead. While valid it stands in for the "
+                            "captcha token; one for another lead, expired or tampered with is ignored."
+                        ),
+                        "schema": {"type": "string", "maxLength": 64},
                     }],  # fmt: skip
                     "requestBody": {
                         "required": True,

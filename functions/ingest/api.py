@@ -7,13 +7,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from http import HTTPStatus
 from typing import Any
+from uuid import UUID
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from functions.contract import LeadEnvelope, Source
-from functions.ingest.captcha import CaptchaOutcome, CaptchaVerifier
+from functions.ingest.captcha import PASS_HEADER, CaptchaOutcome, CaptchaVerifier, SecretUnavailable
 from functions.ingest.errors import CaptchaUnavailable, FieldError, QueueUnavailable, SubmissionRefused
 from functions.ingest.logic import (
     Submission,
@@ -24,6 +25,7 @@ from functions.ingest.logic import (
 from functions.ingest.settings import IngestSettings
 
 JSON = "application/json"
+PASSED_LEAD = "captcha_passed_lead_id"  # request context: the lead this request proved human
 
 
 def build_app(
@@ -46,13 +48,19 @@ def build_app(
     if captcha is not None:
         checker = captcha
 
-        def verify_captcha(token: object) -> None:
+        def verify_captcha(token: object, lead_id: UUID) -> None:
             # What is left of the invocation, less what publishing may need (the SQS client's budget).
             context = app.lambda_context
             time_left = context.get_remaining_time_in_millis() / 1000 - settings.sqs_budget_seconds if context else None
-            if checker.verify(token, time_left) is CaptchaOutcome.UNVERIFIED_FAIL_OPEN:
+            ticket = app.current_event.headers.get(PASS_HEADER)
+            outcome = checker.check(token, lead_id, ticket, time_left)
+            if outcome is CaptchaOutcome.UNVERIFIED_FAIL_OPEN:
                 metrics.add_metric(name="CaptchaUnverified", unit=MetricUnit.Count, value=1)
-                logger.warning("captcha verifier unreachable; lead accepted unverified (fail-open)")
+                logger.warning("captcha check unavailable; lead accepted unverified (fail-open)")
+                return
+            if outcome is CaptchaOutcome.PASSED_EARLIER:
+                metrics.add_metric(name="CaptchaPassReused", unit=MetricUnit.Count, value=1)
+            app.append_context(**{PASSED_LEAD: lead_id})
 
     @app.post("/leads", cors=True)
     def handle_submit_lead() -> Response:
@@ -103,6 +111,7 @@ def build_app(
             metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
             logger.warning("SQS refused the lead", exc_info=error.__cause__)
             headers["Retry-After"] = str(settings.retry_after_seconds)
+            headers.update(_captcha_pass(captcha, app.context.get(PASSED_LEAD)))
         if isinstance(error, CaptchaUnavailable):
             logger.warning("captcha verifier unreachable; lead refused (fail-closed)", exc_info=error.__cause__)
             headers["Retry-After"] = str(settings.retry_after_seconds)
@@ -129,10 +138,21 @@ def _cors(allowed_origins: tuple[str, ...]) -> CORSConfig | None:
     return CORSConfig(
         allow_origin=first,
         extra_origins=others,
-        allow_headers=["Content-Type", "Idempotency-Key"],
-        expose_headers=["Retry-After"],  # not CORS-safelisted: without it fetch() cannot read when to retry
+        allow_headers=["Content-Type", "Idempotency-Key", PASS_HEADER],
+        # Not CORS-safelisted: without them fetch() cannot read when to retry, nor keep its captcha pass.
+        expose_headers=["Retry-After", PASS_HEADER],
         max_age=600,
     )
+
+
+def _captcha_pass(captcha: CaptchaVerifier | None, lead_id: UUID | None) -> dict[str, str]:
+    """A 503 after the captcha passed carries a ticket, so the retry the 503 asks for does not need the spent token."""
+    if captcha is None or lead_id is None:
+        return {}
+    try:
+        return {PASS_HEADER: captcha.pass_for(lead_id)}
+    except SecretUnavailable:  # the secret was read moments ago; without it the retry falls back to the token
+        return {}
 
 
 def _header(event: Any, name: str) -> str | None:

@@ -11,13 +11,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from functions.contract import RedactingFormatter
 from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE
 from functions.ingest.api import build_app
-from functions.ingest.captcha import CaptchaPolicy, CaptchaVerifier
+from functions.ingest.captcha import CaptchaPolicy, CaptchaVerifier, SecretUnavailable
 from functions.ingest.publisher import SqsLeadPublisher, sqs_call_budget
 from functions.ingest.settings import IngestSettings
 
@@ -57,6 +58,22 @@ CAPTCHA_SECRET_MAX_AGE_SECONDS = 300  # a rotated secret is picked up within fiv
 
 
 @cache
+def get_captcha_secrets() -> parameters.SecretsProvider:
+    """Secrets Manager within the captcha check's own time: one attempt, so a throttle or a hang is a quick 503."""
+    half = get_settings().captcha_timeout_seconds / 2
+    return parameters.SecretsProvider(
+        boto_config=Config(connect_timeout=half, read_timeout=half, retries={"mode": "standard", "total_max_attempts": 1}, user_agent=INGEST_SERVICE)
+    )
+
+
+def read_captcha_secret(secret_arn: str) -> str:
+    try:
+        return str(get_captcha_secrets().get(secret_arn, max_age=CAPTCHA_SECRET_MAX_AGE_SECONDS))
+    except GetParameterError as error:  # Powertools wraps every failure (throttle, timeout, denied) in this
+        raise SecretUnavailable("the captcha secret could not be read") from error
+
+
+@cache
 def get_captcha_verifier() -> CaptchaVerifier | None:
     """The stage's captcha check, or None when it has none; the secret is read on first use and cached."""
     settings = get_settings()
@@ -70,7 +87,7 @@ def get_captcha_verifier() -> CaptchaVerifier | None:
         verify_url=settings.captcha_verify_url,
     )
     secret_arn = settings.captcha_secret_arn
-    return CaptchaVerifier(policy, lambda: str(parameters.get_secret(secret_arn, max_age=CAPTCHA_SECRET_MAX_AGE_SECONDS)))
+    return CaptchaVerifier(policy, lambda: read_captcha_secret(secret_arn))
 
 
 @cache
@@ -88,6 +105,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def reset_for_tests() -> None:
     """Forget cached settings and clients, as a new execution environment would."""
-    for factory in (get_settings, get_sqs_client, get_captcha_verifier, get_app):
+    for factory in (get_settings, get_sqs_client, get_captcha_secrets, get_captcha_verifier, get_app):
         factory.cache_clear()
     parameters.clear_caches()

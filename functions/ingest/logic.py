@@ -73,14 +73,14 @@ def accept_submission(
     policy: SubmissionPolicy,
     publish: Callable[[LeadEnvelope], Any],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    verify_captcha: Callable[[Any], Any] | None = None,
+    verify_captcha: Callable[[Any, UUID], Any] | None = None,
 ) -> Acceptance:
     """Validate and enqueue one submission.
 
     Returns only after `publish` returned, so a 2xx is never given for a lead SQS did not take.
     Raises a `SubmissionRefused` subclass for bad input (nothing enqueued), and lets the
-    publisher's `QueueUnavailable` through. `verify_captcha(token)` runs on a valid, non-spam
-    lead just before publishing, and refuses by raising.
+    publisher's `QueueUnavailable` through. `verify_captcha(token, lead_id)` runs on a valid,
+    non-spam lead just before publishing, and refuses by raising.
     """
     text = _decode_body(submission, policy.max_body_bytes)
     media_type = _media_type(submission.content_type)
@@ -108,7 +108,7 @@ def accept_submission(
     lead_id = derive_lead_id(lead, submission.idempotency_key, received_at)
     if not is_spam:
         if verify_captcha is not None:  # after validation: a token is single-use, a typo must not spend it
-            verify_captcha(captcha_token)
+            verify_captcha(captcha_token, lead_id)
         publish(LeadEnvelope(lead_id=lead_id, received_at=received_at, source=submission.source, lead=lead))
     return Acceptance(lead_id=lead_id, campaign=lead.campaign, redirect_to=redirect_to, enqueued=not is_spam)
 

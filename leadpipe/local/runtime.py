@@ -71,6 +71,7 @@ class LocalPipelineOptions:
     ingest_environments: int = 4
     extra_allowed_origins: list[str] = field(default_factory=list)
     drain_probe_seconds: float = 1.0  # the drain breaker's probe interval (AWS: once a minute)
+    ingest_environment: dict[str, str] = field(default_factory=dict)  # more ingest settings, e.g. a captcha check's
 
 
 def local_sqs_client(endpoint_url: str) -> Any:
@@ -136,6 +137,7 @@ class LocalPipeline:
                 "HONEYPOT_FIELD": settings.honeypot_field,
                 "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
                 "INGEST_TIMEOUT_SECONDS": str(settings.ingest_timeout_seconds),
+                **options.ingest_environment,
             },
             logs / "ingest.log",
             stage=settings.stage,

@@ -362,7 +362,7 @@ def test_cors_preflight_answers_only_allowed_origins(prod: Template, prod_settin
         assert "*" not in first and not any("*" in origin for origin in echoed)
         # And it allows exactly the form's method and headers
         allowed_headers = headers["method.response.header.Access-Control-Allow-Headers"].strip("'").split(",")
-        assert allowed_headers == ["Content-Type", "Idempotency-Key"]
+        assert allowed_headers == ["Content-Type", "Idempotency-Key", "Leadpipe-Captcha-Pass"]
         assert headers["method.response.header.Access-Control-Allow-Methods"] == "'POST,OPTIONS'"
         [method_response] = method["Properties"]["MethodResponses"]
         assert method_response["StatusCode"] == response["StatusCode"] == "204"

@@ -233,13 +233,10 @@ def test_honeypot_spam_is_dropped_without_asking_the_verifier(guarded_ingest: tu
 def test_the_secret_is_read_once_per_environment(guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     # Given a count of Secrets Manager reads
-    from aws_lambda_powertools.utilities.parameters import secrets
-
     reads: list[str] = []
-    provider = secrets.SecretsProvider()
+    provider = ingest.get_captcha_secrets()
     original = provider._get
     monkeypatch.setattr(provider, "_get", lambda name, **kwargs: reads.append(name) or original(name, **kwargs))
-    monkeypatch.setitem(secrets.DEFAULT_PROVIDERS, "secrets", provider)
     # When three forms are posted; Then the secret was fetched once (Powertools caches it)
     for index in range(3):
         assert post_form({"email": f"jane{index}@example.com", "cf-turnstile-response": GOOD_TOKEN}, lambda_context)[0] == 202

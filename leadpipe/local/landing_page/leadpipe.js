@@ -11,13 +11,17 @@
   var MAX_DELAY_MS = 8000;
   var REQUEST_TIMEOUT_MS = 10000;
   var DEFAULT_BUDGET_SECONDS = 30; // how long one attempt to send keeps retrying before the lead waits for the next visit
+  var PASS = "Leadpipe-Captcha-Pass"; // a 503 after the captcha passed carries it; retries send it back
+  var TOKENS = ["cf-turnstile-response", "g-recaptcha-response"];
+  var used = {}; // captcha tokens already sent: each verifies once
   var MESSAGES = {
     sending: "Sending…",
     sent: "Thanks! You are on the list.",
     invalid: "Please check the highlighted fields.",
     refused: "Sorry, this could not be sent.",
     saved: "We could not reach our server. Your details are saved in this browser and will be sent when you next open this page.",
-    resent: "Your earlier sign-up has now been sent."
+    resent: "Your earlier sign-up has now been sent.",
+    recheck: "Your details are saved in this browser. Please complete the spam check again and we will send them."
   };
 
   function newKey() {
@@ -70,12 +74,42 @@
     return isNaN(ms) || ms < 0 ? 0 : ms;
   }
 
+  // --- captcha tokens: single-use, so a lead whose token was spent or expired takes the page's fresh one ---
+  function spend(body) { // true when none of its tokens went out before
+    var fields = new URLSearchParams(body);
+    return TOKENS.reduce(function (fresh, name) {
+      var token = fields.get(name);
+      if (!token) return fresh;
+      fresh = fresh && !used[token];
+      used[token] = 1;
+      return fresh;
+    }, true);
+  }
+  function withFreshToken(body) { // the body with an unsent token from a widget on this page, or null
+    var fields = new URLSearchParams(body);
+    var inputs = document.querySelectorAll("form[data-leadpipe] [name]");
+    for (var i = 0; i < inputs.length; i++) {
+      var name = inputs[i].name, token = inputs[i].value;
+      if (TOKENS.indexOf(name) >= 0 && fields.has(name) && token && !used[token]) {
+        fields.set(name, token);
+        return fields.toString();
+      }
+    }
+    return null;
+  }
+  function spentToken(answer) {
+    return answer.status === 403 && answer.json && answer.json.error && answer.json.error.code === "captcha_invalid";
+  }
+
   function post(entry) {
     var abort = new AbortController();
     var timer = setTimeout(function () { abort.abort(); }, REQUEST_TIMEOUT_MS);
+    var headers = { "Content-Type": FORM_TYPE, "Idempotency-Key": entry.key };
+    if (entry.pass) headers[PASS] = entry.pass;
+    spend(entry.body);
     return fetch(entry.url, {
       method: "POST",
-      headers: { "Content-Type": FORM_TYPE, "Idempotency-Key": entry.key },
+      headers: headers,
       body: entry.body,
       credentials: "omit",
       signal: abort.signal
@@ -84,7 +118,7 @@
       return response.text().then(function (text) {
         var json = null;
         try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
-        return { status: response.status, retryAfter: response.headers.get("Retry-After"), json: json };
+        return { status: response.status, retryAfter: response.headers.get("Retry-After"), pass: response.headers.get(PASS), json: json };
       });
     }, function () {
       return { status: 0 }; // offline, refused, timed out or blocked by CORS: all look alike to fetch
@@ -94,10 +128,23 @@
     });
   }
 
-  function deliver(entry, deadline, onRetry) {
+  // `resent`: the lead comes from the outbox, so a refused token may have expired rather than be wrong.
+  function deliver(entry, deadline, onRetry, resent) {
     var attempt = 0;
     function next() {
+      entry.posts = (entry.posts || 0) + 1;
+      store(entry);
       return post(entry).then(function (answer) {
+        if (answer.pass) entry.pass = answer.pass;
+        if (spentToken(answer) && (resent || entry.posts > 1)) {
+          // This token went out before: it was spent or expired, not wrong. Never forget the lead for it.
+          var body = withFreshToken(entry.body);
+          entry.stale = !body;
+          if (body) entry.body = body;
+          store(entry);
+          if (body) return next();
+          answer.stale = true;
+        }
         if (!retryable(answer.status)) return answer;
         // Full jitter spreads a crowd of throttled pages; Retry-After is a floor, never shortened.
         var backoff = Math.random() * Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, attempt++));
@@ -111,11 +158,18 @@
   }
 
   // Sends `entry` once (under its lock) and settles the outbox: kept only while it may still go through.
-  function send(entry, deadline, wait, onRetry) {
+  function send(entry, deadline, wait, onRetry, resent) {
     return exclusively(entry.key, wait, function () {
-      if (!load(entry.key)) return { status: 200, json: null, earlier: true }; // another tab delivered it
-      return deliver(entry, deadline, onRetry).then(function (answer) {
-        if (!retryable(answer.status)) forget(entry.key);
+      var current = load(entry.key);
+      if (!current) return { status: 200, json: null, earlier: true }; // another tab delivered it
+      if (current.stale) {
+        var body = withFreshToken(current.body);
+        if (!body) return { status: 403, stale: true }; // still no fresh token on this page
+        current.body = body;
+        current.stale = false;
+      }
+      return deliver(current, deadline, onRetry, resent).then(function (answer) {
+        if (!retryable(answer.status) && !answer.stale) forget(entry.key);
         return answer;
       });
     });
@@ -123,6 +177,19 @@
 
   function emit(target, name, detail) {
     target.dispatchEvent(new CustomEvent("leadpipe:" + name, { bubbles: true, detail: detail }));
+  }
+
+  // A lead whose token is spent waits for the page's captcha widget to produce a fresh one, then goes out.
+  var watching = 0;
+  function recheck(form, key) {
+    if (form) statusSlot(form).textContent = message(form, "recheck");
+    emit(form || document, "recheck", { key: key });
+    watching = watching || setInterval(function () {
+      if (!unsent().some(function (entry) { return entry.stale && withFreshToken(entry.body); })) return;
+      clearInterval(watching);
+      watching = 0;
+      flush();
+    }, 1000);
   }
 
   // --- the form ---
@@ -188,7 +255,10 @@
       var lead = leadFrom(form, event.submitter);
       var queued = unsent().filter(function (e) { return e.url === lead.url && e.body === lead.body; })[0];
       var same = last && last.url === lead.url && last.body === lead.body ? last : queued;
-      var entry = { key: same ? same.key : newKey(), url: lead.url, body: lead.body, redirect: lead.redirect, savedAt: Date.now() };
+      var key = same ? same.key : newKey();
+      // What an earlier try learnt (its captcha pass, that its token is spent) stays with the lead.
+      var entry = Object.assign(load(key) || {}, { key: key, url: lead.url, body: lead.body, redirect: lead.redirect, savedAt: Date.now() });
+      if (spend(lead.body)) entry.stale = false;
       last = entry;
       busy = true;
       form.setAttribute("aria-busy", "true");
@@ -209,6 +279,8 @@
           if (entry.redirect) { window.location.assign(entry.redirect); return; }
           status.textContent = message(form, "sent");
           form.reset();
+        } else if (answer.stale) {
+          recheck(form, entry.key);
         } else if (retryable(answer.status)) {
           status.textContent = message(form, "saved");
           emit(form, "saved", { key: entry.key, status: answer.status });
@@ -226,10 +298,11 @@
     var entries = unsent();
     return entries.reduce(function (previous, entry) {
       return previous.then(function () {
-        return send(entry, Date.now() + DEFAULT_BUDGET_SECONDS * 1000, false).then(function (answer) {
+        return send(entry, Date.now() + DEFAULT_BUDGET_SECONDS * 1000, false, null, true).then(function (answer) {
+          var form = document.querySelector("form[data-leadpipe]");
+          if (answer.stale) recheck(form, entry.key);
           if (answer.status >= 200 && answer.status < 300 && !answer.earlier) {
             emit(document, "resent", { key: entry.key });
-            var form = document.querySelector("form[data-leadpipe]");
             if (form) statusSlot(form).textContent = message(form, "resent");
           }
         });
