@@ -236,4 +236,17 @@ def test_a_saved_lead_whose_token_expired_waits_for_a_fresh_token_then_is_stored
     assert {request.headers["idempotency-key"] for request in posts} == {posts[0].headers["idempotency-key"]}
     assert siteverify.checked[-1] == fresh
     assert wait_for(lambda: guarded_pipeline.count("email = %s", (email,)) == 1, message="one row")
+    # When the visitor now signs up someone else while the widget still shows the token the saved lead just spent
+    second = unique_email("captcha-after-outbox")
+    page.fill("#signup-email", second)
+    page.click("#signup-form button[type=submit]")
+    # Then that lead is not refused for good: it waits in the outbox for the widget's next token
+    page.wait_for_function("document.querySelector('#signup-status').textContent.startsWith('Your details are saved')")
+    assert len(outbox(page)) == 1 and guarded_pipeline.count("email = %s", (second,)) == 0
+    # And once the widget gives one, it is sent with it and stored exactly once
+    newest = siteverify.issue()
+    widget_gives(page, newest)
+    page.wait_for_function(f"({OUTBOX_JS}).length === 0", timeout=30_000)
+    assert siteverify.checked[-1] == newest and siteverify.checked.count(fresh) == 1
+    assert wait_for(lambda: guarded_pipeline.count("email = %s", (second,)) == 1, message="one row")
     context.close()

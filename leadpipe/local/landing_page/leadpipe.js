@@ -75,13 +75,13 @@
   }
 
   // --- captcha tokens: single-use, so a lead whose token was spent or expired takes the page's fresh one ---
-  function spend(body) { // true when none of its tokens went out before
+  function spend(body, key) { // true when none of its tokens went out before with another lead
     var fields = new URLSearchParams(body);
     return TOKENS.reduce(function (fresh, name) {
       var token = fields.get(name);
       if (!token) return fresh;
-      fresh = fresh && !used[token];
-      used[token] = 1;
+      fresh = fresh && (!used[token] || used[token] === key);
+      used[token] = used[token] || key;
       return fresh;
     }, true);
   }
@@ -106,7 +106,7 @@
     var timer = setTimeout(function () { abort.abort(); }, REQUEST_TIMEOUT_MS);
     var headers = { "Content-Type": FORM_TYPE, "Idempotency-Key": entry.key };
     if (entry.pass) headers[PASS] = entry.pass;
-    spend(entry.body);
+    spend(entry.body, entry.key);
     return fetch(entry.url, {
       method: "POST",
       headers: headers,
@@ -258,7 +258,8 @@
       var key = same ? same.key : newKey();
       // What an earlier try learnt (its captcha pass, that its token is spent) stays with the lead.
       var entry = Object.assign(load(key) || {}, { key: key, url: lead.url, body: lead.body, redirect: lead.redirect, savedAt: Date.now() });
-      if (spend(lead.body)) entry.stale = false;
+      // A token this page already sent (an outbox lead took it) would be refused: wait for the widget's next one.
+      entry.stale = !spend(lead.body, key) && !entry.pass;
       last = entry;
       busy = true;
       form.setAttribute("aria-busy", "true");
