@@ -10,14 +10,12 @@ The stand-in for siteverify below is as strict. The page's widget is played by a
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import boto3
 import pytest
@@ -28,51 +26,32 @@ from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import RunningPipeline, assert_logs_hold_no_personal_data, e2e_settings, http_request, start_pipeline, wait_for
 from tests.e2e.test_browser import OUTBOX_JS, browser, outbox, pump_until, unique_email  # noqa: F401 - browser is a fixture
+from tests.siteverify import SiteverifyStandIn
 
 SECRET = "0x4AAAAAAA-local-secret"
 PASS_HEADER = "leadpipe-captcha-pass"  # as Playwright reports request headers: lower case
 
 
-class SingleUseSiteverify:
-    """siteverify on 127.0.0.1: a token the widget issued verifies once; after that, or unknown, it fails."""
+class SingleUseSiteverify(SiteverifyStandIn):
+    """A token the widget issued verifies once; after that, or unknown, it fails."""
 
     def __init__(self) -> None:
         self.issued: set[str] = set()
         self.spent: set[str] = set()
         self.checked: list[str] = []
-        stand_in = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
-                token = form.get("response", [""])[0]
-                stand_in.checked.append(token)
-                success = form.get("secret") == [SECRET] and token in stand_in.issued and token not in stand_in.spent
-                stand_in.spent.add(token)
-                answer = {"success": success, "error-codes": [] if success else ["timeout-or-duplicate"]}
-                payload = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/siteverify"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def answer(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any] | None]:
+        token = form.get("response", [""])[0]
+        self.checked.append(token)
+        success = form.get("secret") == [SECRET] and token in self.issued and token not in self.spent
+        self.spent.add(token)
+        return 200, {"success": success, "error-codes": [] if success else ["timeout-or-duplicate"]}
 
     def issue(self) -> str:
         token = f"turnstile-{uuid.uuid4().hex}"
         self.issued.add(token)
         return token
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,12 @@
-"""The captcha check, against a stand-in for the verification endpoint on 127.0.0.1: nothing leaves the machine.
-
-The stand-in answers as Cloudflare and Google document their `siteverify` endpoints: a form POST of
-`secret` and `response`, a JSON answer with `success` (and `score`, 0.0-1.0, for reCAPTCHA v3).
-https://developers.cloudflare.com/turnstile/get-started/server-side-validation/
-https://developers.google.com/recaptcha/docs/verify
-"""
+"""The captcha check, against a stand-in for the verification endpoint on 127.0.0.1 (tests/siteverify.py)."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -24,54 +16,32 @@ from functions.ingest import handler as ingest
 from functions.ingest.captcha import CaptchaOutcome, CaptchaPolicy, CaptchaVerifier
 from functions.ingest.errors import CaptchaInvalid, CaptchaMissing, CaptchaUnavailable
 from tests.events import api_event
+from tests.siteverify import SiteverifyStandIn
 
 SECRET = "0x4AAAAAAA-test-secret"
 GOOD_TOKEN = "XXXX.DUMMY.TOKEN.XXXX"
 ALLOWED_ORIGIN = "https://www.example.com"
 
 
-class VerifierStandIn:
-    """siteverify on 127.0.0.1. `mode`: "answer" (scores below), "slow" (never in time), "error" (HTTP 500)."""
+class VerifierStandIn(SiteverifyStandIn):
+    """`mode`: "answer" (scores below), "slow" (never in time), "error" (HTTP 500)."""
 
     def __init__(self) -> None:
         self.mode = "answer"
         self.scores: dict[str, float] = {GOOD_TOKEN: 0.9}
-        self.requests: list[dict[str, list[str]]] = []
-        stand_in = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
-                stand_in.requests.append(form)
-                if stand_in.mode == "slow":
-                    time.sleep(2)
-                if stand_in.mode == "error":
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                token, secret = form.get("response", [""])[0], form.get("secret", [""])[0]
-                known = secret == SECRET and token in stand_in.scores
-                answer: dict[str, Any] = {"success": known, "error-codes": [] if known else ["invalid-input-response"]}
-                if known:
-                    answer["score"] = stand_in.scores[token]
-                payload = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/siteverify"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any] | None]:
+        if self.mode == "slow":
+            time.sleep(2)
+        if self.mode == "error":
+            return 500, None
+        token, secret = form.get("response", [""])[0], form.get("secret", [""])[0]
+        known = secret == SECRET and token in self.scores
+        answer: dict[str, Any] = {"success": known, "error-codes": [] if known else ["invalid-input-response"]}
+        if known:
+            answer["score"] = self.scores[token]
+        return 200, answer
 
 
 @pytest.fixture
