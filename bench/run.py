@@ -188,11 +188,12 @@ def ingest_cost(requests: int = 3_000) -> dict[str, float]:
         return {"statusCode": 202, "body": "{}"}
 
     timings: dict[str, list[float]] = {"ingest": [], "baseline": [], "validating_baseline": []}
-    calls = (("ingest", lambda: ingest.lambda_handler(event, LocalLambdaContext(function_name="bench", aws_request_id="bench"))), ("baseline", lambda: baseline(event)),
+    context = LocalLambdaContext(function_name="bench", aws_request_id="bench")
+    calls = (("ingest", lambda: ingest.lambda_handler(event, context)), ("baseline", lambda: baseline(event)),
              ("validating_baseline", lambda: validating_baseline(event)))  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()) as log_lines:  # the handlers' log lines are not the benchmark
         for _ in range(200):
-            ingest.lambda_handler(event, LocalLambdaContext(function_name="bench", aws_request_id="bench"))
+            ingest.lambda_handler(event, context)
         for _ in range(requests):
             for name, call in calls:
                 started = time.perf_counter()
