@@ -6,8 +6,9 @@ its round-trip deadline (`time_left - connect_timeout`, floored at 0.5 s). Its L
 `worker_timeout_seconds` (infra/config.py). With db_connect_timeout_seconds=30 a path that drops the SYN (a security
 group or NACL change, a NAT losing the flow) makes libpq wait the full connect_timeout ("Maximum time to wait while
 connecting", libpq docs, https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-CONNECT-TIMEOUT),
-so Lambda ends the probe at 30 s ("Lambda stops the execution" when a function reaches its timeout, Lambda Developer
-Guide, "Configure Lambda function timeout"). A probe that times out neither holds nor resumes the drain: the worker's
+so Lambda ends the probe at its 30 s timeout (Lambda Developer Guide, "Configure Lambda function timeout",
+https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html). With connect_timeout >= 28 the probe's
+round-trip deadline is also floored to 0.5 s for three round trips: a false "held" on a slow but healthy path. A probe that times out neither holds nor resumes the drain: the worker's
 batches keep failing on the same path and burn receives into the DLQ (invariant 8). DrainProbeErrors pages after
 3 minutes, but the drain is not held meanwhile, nor after.
 """

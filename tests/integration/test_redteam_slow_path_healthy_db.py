@@ -1,9 +1,11 @@
 """Red team: a healthy database behind a slow-to-borrow path now fails every batch, and the probe keeps the drain on.
 
-Through RDS Proxy the first statement of a transaction waits until the proxy borrows a database connection, up to
-ConnectionBorrowTimeout (default 120 s, RDS API `ConnectionPoolConfiguration`; "If no reader instance becomes
-available within the connection borrow timeout period, the request fails", https://repost.aws answer on RDS Proxy
-endpoints). That wait is not part of the statement, so statement_timeout does not count it. The new client-side
+Through RDS Proxy a client's transaction waits until the proxy can borrow a database connection: ConnectionBorrowTimeout
+is "The number of seconds for a proxy to wait for a connection to become available in the connection pool. This
+setting only applies when the proxy has opened its maximum number of connections and all connections are busy with
+client sessions. Default: 120" (RDS API `ConnectionPoolConfiguration`; RDS User Guide, "RDS Proxy connection
+considerations", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connections.html) -- e.g. at peak,
+when other clients share the proxy's pool. That wait is not part of the statement, so statement_timeout does not count it. The new client-side
 deadline (statement timeout + 2 s) does: a borrow wait of W seconds plus a healthy INSERT of S < statement_timeout
 seconds fails the batch as DatabaseNotAnswering whenever W + S > statement_timeout + 2. Before the deadline the same
 batch committed well inside the function timeout. The probe's own check (SHOW, LOCK ... NOWAIT, ROLLBACK) takes W plus
