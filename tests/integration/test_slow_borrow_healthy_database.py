@@ -1,17 +1,18 @@
-"""Red team: a healthy database behind a slow-to-borrow path now fails every batch, and the probe keeps the drain on.
+"""A healthy database behind a slow-to-borrow path stores the batch: the worker's deadline is the invocation's time left.
 
 Through RDS Proxy a client's transaction waits until the proxy can borrow a database connection: ConnectionBorrowTimeout
 is "The number of seconds for a proxy to wait for a connection to become available in the connection pool. This
 setting only applies when the proxy has opened its maximum number of connections and all connections are busy with
 client sessions. Default: 120" (RDS API `ConnectionPoolConfiguration`; RDS User Guide, "RDS Proxy connection
 considerations", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connections.html) -- e.g. at peak,
-when other clients share the proxy's pool. That wait is not part of the statement, so statement_timeout does not count it. The new client-side
-deadline (statement timeout + 2 s) does: a borrow wait of W seconds plus a healthy INSERT of S < statement_timeout
-seconds fails the batch as DatabaseNotAnswering whenever W + S > statement_timeout + 2. Before the deadline the same
-batch committed well inside the function timeout. The probe's own check (SHOW, LOCK ... NOWAIT, ROLLBACK) takes W plus
+when other clients share the proxy's pool. That wait is not part of the statement, so statement_timeout does not count it. A
+client-side deadline of statement timeout + 2 s did: a borrow wait of W seconds plus a healthy INSERT of S < statement_timeout
+seconds failed the batch as DatabaseNotAnswering whenever W + S > statement_timeout + 2, though the same batch commits well
+inside the function timeout. The probe's own check (SHOW, LOCK ... NOWAIT, ROLLBACK) takes W plus
 milliseconds, passes, and keeps the drain running: every redelivery fails the same way, burns a receive and counts a
 DatabaseUnavailable (a false page), and after max_receive_count the leads go to the DLQ although the database never
-refused or lost anything (invariant 8: only poison goes to the DLQ).
+refused or lost anything (invariant 8: only poison goes to the DLQ). The worker's round trip now may take what the
+invocation has left less the reserve to answer (functions/worker/round_trip_deadline.py).
 
 Played here on 127.0.0.1: a proxy that forwards everything but holds the first statement of each session for
 BORROW_WAIT seconds, and a statement-level trigger that makes the INSERT take INSERT_SECONDS (< statement_timeout).
@@ -113,3 +114,4 @@ def test_a_healthy_database_behind_a_slow_borrow_stores_the_batch(
         f"a healthy batch failed as {summary['store_error']} (DatabaseUnavailable={emitted_metrics(output).get('DatabaseUnavailable')}) "
         "while the probe keeps the drain running: every redelivery fails the same way and burns a receive"
     )
+    assert leads_db.count_rows() == 3 and "DatabaseUnavailable" not in emitted_metrics(output)
