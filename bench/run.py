@@ -31,6 +31,7 @@ from functions.worker.migrate import apply_migrations
 from functions.worker.repository import LEAD_COLUMNS, ConnectionProvider, LeadRepository, connect, lead_row
 from infra.config import REPO_ROOT, settings_from_file
 from leadpipe.embedded_postgres import start_embedded_postgres
+from leadpipe.local.lambda_pool import LocalLambdaContext, function_timeout_seconds
 
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
 ROUNDS = 3
@@ -58,6 +59,13 @@ def row_values(envelope: LeadEnvelope) -> tuple[object, ...]:
 
 def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def bench_context(memory_limit_in_mb: int) -> LocalLambdaContext:
+    """A fresh invocation's context, as the local runtime builds one: its time left counts down from the function's timeout."""
+    return LocalLambdaContext(function_name="bench", aws_request_id="bench", memory_limit_in_mb=memory_limit_in_mb,
+                              invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:bench",
+                              timeout_seconds=function_timeout_seconds(os.environ))  # fmt: skip
 
 
 # --- 1 and 2: the worker's store path -----------------------------------------------------------
@@ -130,12 +138,8 @@ def handler_vs_store(uri: str, table: str, rows: int = 5_000, batch_size: int = 
     worker.reset_for_tests()
     repository = LeadRepository(ConnectionProvider(lambda: connect(uri)), table)
 
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "bench", 512, "bench"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-
     def run_handler(event: dict[str, Any]) -> None:
-        assert worker.lambda_handler(event, Context()) == {"batchItemFailures": []}
+        assert worker.lambda_handler(event, bench_context(memory_limit_in_mb=512)) == {"batchItemFailures": []}
 
     measured: dict[str, list[float]] = {"handler": [], "store": []}
     for _ in range(ROUNDS):
@@ -177,10 +181,6 @@ def ingest_cost(requests: int = 3_000) -> dict[str, float]:
     ingest.get_sqs_client = lambda: stub  # type: ignore[assignment]
     event = api_event(json.dumps({"email": "Jane.Doe@Example.com", "first_name": "Jane", "campaign": "summersale20", "consent": True}))
 
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "bench", 256, "bench"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-
     def baseline(raw_event: dict[str, Any]) -> dict[str, Any]:
         body = json.loads(raw_event["body"])
         stub.send_message(QueueUrl="q", MessageBody=json.dumps(body))
@@ -194,11 +194,11 @@ def ingest_cost(requests: int = 3_000) -> dict[str, float]:
         return {"statusCode": 202, "body": "{}"}
 
     timings: dict[str, list[float]] = {"ingest": [], "baseline": [], "validating_baseline": []}
-    calls = (("ingest", lambda: ingest.lambda_handler(event, Context())), ("baseline", lambda: baseline(event)),
+    calls = (("ingest", lambda: ingest.lambda_handler(event, bench_context(memory_limit_in_mb=256))), ("baseline", lambda: baseline(event)),
              ("validating_baseline", lambda: validating_baseline(event)))  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()) as log_lines:  # the handlers' log lines are not the benchmark
         for _ in range(200):
-            ingest.lambda_handler(event, Context())
+            ingest.lambda_handler(event, bench_context(memory_limit_in_mb=256))
         for _ in range(requests):
             for name, call in calls:
                 started = time.perf_counter()
