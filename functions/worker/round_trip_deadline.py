@@ -4,8 +4,10 @@
 round trip the server never receives: RDS Proxy authenticates the client itself, then waits up to
 ConnectionBorrowTimeout (default 120 s, AWS RDS API `ConnectionPoolConfiguration`) to borrow a database
 connection for the first statement; a half-open TCP path (a NAT or security group dropping the flow)
-answers nothing at all. Without a deadline of its own the worker would wait until Lambda kills it, and
-count no `DatabaseUnavailable`.
+answers nothing at all; a commit waiting for a synchronous standby is not ended by statement_timeout.
+Without a deadline of its own the worker would wait until Lambda kills it, and count no `DatabaseUnavailable`.
+The worker's deadline is what its invocation has left less a reserve (`invocation_round_trip_seconds`); the
+drain breaker's probe uses the bounded `round_trip_seconds`.
 """
 
 from __future__ import annotations
