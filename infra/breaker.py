@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import aws_cdk as cdk
@@ -14,16 +15,34 @@ from constructs import Construct
 
 from functions.worker.drain import NOT_PAUSED
 from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
+from functions.worker.round_trip_deadline import RESPONSE_RESERVE_SECONDS, ROUND_TRIP_MARGIN_SECONDS
 from infra.config import PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps
 from infra.worker import LeadWorker
 
 # EventBridge's finest schedule; it bounds the resume after the database answers again (issue 14: within 60 s).
-PROBE_SCHEDULE = events.Schedule.rate(cdk.Duration.minutes(1))
+PROBE_SCHEDULE_SECONDS = 60
+PROBE_SCHEDULE = events.Schedule.rate(cdk.Duration.seconds(PROBE_SCHEDULE_SECONDS))
 # Only lambda:GetEventSourceMapping and UpdateEventSourceMapping, on the one mapping's ARN: no grant_* exists for them.
 MAPPING_ACTIONS = ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"]
-# A minute to the next probe, plus the probe itself: a failed message must stay invisible longer than that.
-TRIP_SECONDS = 90
+# The probe's calls besides the database (the secret, the pause record twice, the mapping read and set): tens of ms each.
+PROBE_API_CALLS_SECONDS = 10
+# What the probe had before its timeout followed the settings: a shorter one saves nothing.
+PROBE_SHORTEST_TIMEOUT_SECONDS = 30
+
+
+def probe_timeout_seconds(settings: PipelineSettings) -> int:
+    """The probe's Lambda timeout: its connect, one round trip of the worker's limit (statement timeout + margin),
+    the reserve to answer and its API calls, and never under 30 s. Shorter, a slow path ends the probe before it
+    decides: it neither holds nor resumes the drain."""
+    database = settings.db_connect_timeout_seconds + settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS
+    return max(PROBE_SHORTEST_TIMEOUT_SECONDS, math.ceil(database + RESPONSE_RESERVE_SECONDS + PROBE_API_CALLS_SECONDS))
+
+
+def trip_seconds(settings: PipelineSettings) -> int:
+    """The longest from a database going away to the held drain: the wait for the next probe, plus the probe.
+    A failed message must stay invisible longer than that."""
+    return PROBE_SCHEDULE_SECONDS + probe_timeout_seconds(settings)
 
 
 class DrainBreaker(Construct):
@@ -44,11 +63,12 @@ class DrainBreaker(Construct):
         super().__init__(scope, construct_id)
         if worker.database_secret is None:
             raise ValueError("the drain breaker probes the worker's database: it needs db_secret_arn")
-        if settings.queue_visibility_timeout_seconds < TRIP_SECONDS:
+        if settings.queue_visibility_timeout_seconds < trip_seconds(settings):
             cdk.Annotations.of(self).add_warning_v2(
                 "leadpipe:breaker-slower-than-visibility",
                 f"The visibility timeout ({settings.queue_visibility_timeout_seconds} s) is shorter than the breaker's "
-                f"{TRIP_SECONDS} s to trip: an outage may cost a message two receives. Raise worker_timeout_seconds to 15 or more.",
+                f"{trip_seconds(settings)} s to trip: an outage may cost a message two receives. Raise worker_timeout_seconds "
+                f"(the visibility timeout is at least 6x it) or visibility_timeout_seconds.",
             )
         self.pause_record = ssm.StringParameter(
             self,
@@ -65,7 +85,7 @@ class DrainBreaker(Construct):
                 service_name=DRAIN_PROBE_SERVICE,
                 description="Drain breaker: enables the worker's event source only while the database answers",
                 memory_mb=256,
-                timeout=cdk.Duration.seconds(30),
+                timeout=cdk.Duration.seconds(probe_timeout_seconds(settings)),
                 log_retention_days=settings.log_retention_days,
                 environment={
                     **worker.environment,

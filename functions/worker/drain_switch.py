@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from functions.worker.repository import leads_table_identifier
+from functions.worker.repository import heartbeat_table_identifier, leads_table_identifier
 from functions.worker.round_trip_deadline import RoundTripDeadline
 
 # Not the worker's name: DB owners (and `leadpipe spike`) count the worker's connections against the cap.
@@ -38,21 +38,25 @@ def read_parameter(ssm: Any, name: str) -> str | None:
 def database_answers(
     conninfo: str, leads_table: str, connect_timeout_seconds: int | None = None, answer_within_seconds: float | None = None
 ) -> bool:
-    """True when the database takes the worker's writes now: it accepts the worker's credentials,
-    is not read-only (a replica after a failover), and no lock holds the leads table.
+    """True when the database takes and commits the worker's writes now: it accepts the worker's
+    credentials, no lock holds the leads table, and a write to the heartbeat table commits.
 
     "Answers `SELECT 1`" is not enough: a read-only or locked database answers, yet every batch
-    would fail and spend a receive. The check writes nothing: its transaction is rolled back.
-    False, not a hang, when the connected path does not answer within `answer_within_seconds`.
+    would fail and spend a receive. Nor is a write that is rolled back: a database whose commits
+    never finish (a synchronous standby away, a stalled disk flush), out of disk (53100) or refusing
+    writes near xid wraparound (54000) takes the login, the reads and the lock. So the probe commits
+    one real row (migration 0003), as the worker's batch would. False, not a hang, when the connected
+    path does not answer within `answer_within_seconds`.
     """
     options = {} if connect_timeout_seconds is None else {"connect_timeout": connect_timeout_seconds}
+    leads, heartbeat = leads_table_identifier(leads_table), heartbeat_table_identifier(leads_table)
     try:
         with psycopg.connect(conninfo, application_name=PROBE_APPLICATION_NAME, **options) as connection:
-            with RoundTripDeadline(connection, answer_within_seconds):
-                if connection.execute("SHOW transaction_read_only").fetchone()[0] == "on":
-                    return False
-                connection.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE NOWAIT").format(leads_table_identifier(leads_table)))
-                connection.rollback()
+            with RoundTripDeadline(connection, answer_within_seconds), connection.transaction():
+                connection.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE NOWAIT").format(leads))
+                connection.execute(
+                    sql.SQL("INSERT INTO {} (only_row) VALUES (true) ON CONFLICT (only_row) DO UPDATE SET at = now()").format(heartbeat)
+                )
         return True
     except psycopg.Error:
         return False

@@ -37,7 +37,7 @@ def get_processor() -> StoringBatchProcessor:
     # Through RDS Proxy the timeouts are set per transaction; directly they ride in the startup options.
     per_transaction = session_timeouts(settings) if settings.through_proxy else None
     repository = LeadRepository(
-        connections, settings.leads_table, transaction_timeouts=per_transaction, round_trip_limit_seconds=settings.round_trip_limit_seconds
+        connections, settings.leads_table, transaction_timeouts=per_transaction, fallback_round_trip_seconds=settings.round_trip_limit_seconds
     )
     return StoringBatchProcessor(repository.store_batch)
 

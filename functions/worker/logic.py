@@ -23,6 +23,10 @@ class NotStored(Exception):
     """The batch's store failed as a whole (database away, timeout): this record is retried with it."""
 
 
+class NotTriedInTime(Exception):
+    """Row by row, the invocation ran out of time before this record's row was tried: it is retried, not refused."""
+
+
 class StoreBatch(Protocol):
     """`LeadRepository.store_batch`: stores the envelopes, giving up before `time_left()` seconds run out."""
 
@@ -109,11 +113,15 @@ class StoringBatchProcessor:
             return dict.fromkeys(envelopes, failure)
         self.summary.inserted = outcome.inserted
         self.summary.duplicates = outcome.duplicates
-        return {
-            message_id: RejectedByDatabase(f"the database refused the row: {outcome.rejected[str(envelope.lead_id)]}")
-            for message_id, envelope in envelopes.items()
-            if str(envelope.lead_id) in outcome.rejected
-        }
+        errors: dict[str, Exception] = {}
+        not_tried = set(outcome.not_tried)
+        for message_id, envelope in envelopes.items():
+            lead_id = str(envelope.lead_id)
+            if lead_id in outcome.rejected:
+                errors[message_id] = RejectedByDatabase(f"the database refused the row: {outcome.rejected[lead_id]}")
+            elif lead_id in not_tried:
+                errors[message_id] = NotTriedInTime("the invocation ran out of time before this row was tried")
+        return errors
 
 
 def _reason(error: Exception) -> str:

@@ -7,7 +7,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from functions.worker.repository import erasure_salt_table_identifier, erasures_table_identifier
+from functions.worker.repository import erasure_salt_table_identifier, erasures_table_identifier, heartbeat_table_identifier
 
 MIGRATIONS_PACKAGE = "functions.worker.migrations"
 
@@ -34,6 +34,7 @@ def apply_migrations(connection: psycopg.Connection, leads_table: str) -> list[s
         "received_at_index": sql.Identifier(f"{table}_received_at_idx"),
         "erasures_table": erasures_table_identifier(leads_table),
         "erasure_salt_table": erasure_salt_table_identifier(leads_table),
+        "heartbeat_table": heartbeat_table_identifier(leads_table),
     }
     ledger = sql.Identifier(schema, "schema_migrations")
     applied: list[str] = []

@@ -51,8 +51,9 @@ def get_clients() -> tuple[Any, Any]:
 
 
 def probe_database(worker: WorkerSettings, time_left_seconds: float) -> bool:
-    """Whether the database takes the worker's writes; a path that does not answer in the worker's own
-    round-trip limit (and before this invocation ends) counts as not answering."""
+    """Whether the database takes and commits the worker's writes; a path that does not answer within the
+    round-trip limit (statement timeout + margin, and before this invocation ends) counts as not answering.
+    Stricter than the worker, whose round trip may take its whole invocation: a false hold costs time, not leads."""
     try:
         conninfo = database_conninfo(worker)
     except Exception as error:  # no credentials for the probe means none for the worker either: hold

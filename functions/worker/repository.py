@@ -10,7 +10,7 @@ import pydantic_core
 from psycopg import sql
 
 from functions.contract import LeadEnvelope
-from functions.worker.round_trip_deadline import RoundTripDeadline, round_trip_seconds
+from functions.worker.round_trip_deadline import RoundTripDeadline, invocation_round_trip_seconds, time_for_another_round_trip
 
 WORKER_APPLICATION_NAME = "leadpipe-worker"
 SERVER_KEEPALIVE_IDLE_SECONDS = 30
@@ -93,12 +93,14 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class StoreOutcome:
-    """What one batch did to the table: rows inserted, deliveries that were already there, and
-    the lead ids the database refused (each with the error's class name)."""
+    """What one batch did to the table: rows inserted, deliveries that were already there, the lead
+    ids the database refused (each with the error's class name), and the lead ids not tried because
+    the invocation ran out of time (to be retried: nothing is known to be wrong with them)."""
 
     inserted: int
     duplicates: int
     rejected: dict[str, str] = field(default_factory=dict)
+    not_tried: tuple[str, ...] = ()
 
 
 def leads_table_identifier(leads_table: str) -> sql.Identifier:
@@ -117,6 +119,12 @@ def erasure_salt_table_identifier(leads_table: str) -> sql.Identifier:
     """The one-row table with this database's random salt for the tombstones' hashes (migration 0002)."""
     schema, table = leads_table.split(".", 1)
     return sql.Identifier(schema, f"{table}_erasure_salt")
+
+
+def heartbeat_table_identifier(leads_table: str) -> sql.Identifier:
+    """The one-row table the drain breaker's probe writes and commits to, next to the leads table (migration 0003)."""
+    schema, table = leads_table.split(".", 1)
+    return sql.Identifier(schema, f"{table}_heartbeat")
 
 
 @dataclass(frozen=True)
@@ -200,13 +208,14 @@ class LeadRepository:
         leads_table: str,
         *,
         transaction_timeouts: SessionTimeouts | None = None,
-        round_trip_limit_seconds: float | None = None,
+        fallback_round_trip_seconds: float | None = None,
     ) -> None:
         """`transaction_timeouts`: set per transaction (through RDS Proxy, where a session-wide SET would pin).
-        `round_trip_limit_seconds`: the client-side deadline of each round trip (None: none)."""
+        `fallback_round_trip_seconds`: the client-side deadline of a round trip when `store_batch` gets no
+        `time_left` (None: none); with one, each round trip may use all the invocation has left but a reserve."""
         self._connections = connections
         self._transaction_timeouts = transaction_timeouts
-        self._round_trip_limit = round_trip_limit_seconds
+        self._fallback_round_trip = fallback_round_trip_seconds
         columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in LEAD_COLUMNS)
         definitions = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in LEAD_COLUMNS)
         # One statement for the whole batch, whose rows travel as ONE json parameter. Measured at
@@ -239,8 +248,10 @@ class LeadRepository:
         out dead, the batch is tried once more at once on a fresh one (the INSERT is idempotent).
         Raises `DatabaseUnavailable` when the database cannot be reached, any other error as it
         is; either way nothing of the batch is stored and the connection is discarded.
-        Every round trip gives up after `round_trip_limit_seconds`, and before `time_left()` (the
-        invocation's seconds left) runs out: then it raises `DatabaseNotAnswering`, without a retry.
+        Every round trip gives up before `time_left()` (the invocation's seconds left) runs out, less
+        a reserve to answer (without `time_left`: after `fallback_round_trip_seconds`): then it raises
+        `DatabaseNotAnswering`, without a retry. Row by row, no row is started once too little time is
+        left for it: the rows not tried are returned in `not_tried`.
         """
         if not envelopes:
             return StoreOutcome(inserted=0, duplicates=0)
@@ -252,7 +263,12 @@ class LeadRepository:
 
     def _store_row_by_row(self, envelopes: Sequence[LeadEnvelope], time_left: Callable[[], float] | None) -> StoreOutcome:
         inserted, rejected = 0, {}
-        for envelope in envelopes:
+        for tried, envelope in enumerate(envelopes):
+            # Past the invocation's end Lambda would fail the whole batch, the rows already stored included.
+            if time_left is not None and not time_for_another_round_trip(time_left()):
+                not_tried = tuple(str(e.lead_id) for e in envelopes[tried:])
+                duplicates = tried - inserted - len(rejected)
+                return StoreOutcome(inserted=inserted, duplicates=duplicates, rejected=rejected, not_tried=not_tried)
             try:
                 inserted += self._insert_in_one_transaction([envelope], time_left)
             except ROW_REJECTIONS as error:
@@ -295,9 +311,7 @@ class LeadRepository:
 
     def _execute_insert(self, rows: str, time_left: Callable[[], float] | None) -> int:
         connection = self._connections.get()  # the connect itself is bounded by connect_timeout
-        seconds = None
-        if self._round_trip_limit is not None:
-            seconds = round_trip_seconds(self._round_trip_limit, None if time_left is None else time_left())
+        seconds = invocation_round_trip_seconds(None if time_left is None else time_left(), self._fallback_round_trip)
         with RoundTripDeadline(connection, seconds) as deadline:
             try:
                 inserted = self._run_insert(connection, rows)

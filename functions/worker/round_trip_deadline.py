@@ -4,8 +4,10 @@
 round trip the server never receives: RDS Proxy authenticates the client itself, then waits up to
 ConnectionBorrowTimeout (default 120 s, AWS RDS API `ConnectionPoolConfiguration`) to borrow a database
 connection for the first statement; a half-open TCP path (a NAT or security group dropping the flow)
-answers nothing at all. Without a deadline of its own the worker would wait until Lambda kills it, and
-count no `DatabaseUnavailable`.
+answers nothing at all; a commit waiting for a synchronous standby is not ended by statement_timeout.
+Without a deadline of its own the worker would wait until Lambda kills it, and count no `DatabaseUnavailable`.
+The worker's deadline is what its invocation has left less a reserve (`invocation_round_trip_seconds`); the
+drain breaker's probe uses the bounded `round_trip_seconds`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,24 @@ def round_trip_seconds(limit_seconds: float, time_left_seconds: float | None) ->
     if time_left_seconds is None:
         return limit_seconds
     return max(SHORTEST_ROUND_TRIP_SECONDS, min(limit_seconds, time_left_seconds - RESPONSE_RESERVE_SECONDS))
+
+
+def invocation_round_trip_seconds(time_left_seconds: float | None, fallback_seconds: float | None) -> float | None:
+    """How long the worker's next round trip may wait: all the invocation has left but the reserve to answer.
+
+    Not the statement timeout plus a margin: through RDS Proxy a healthy statement may first wait to borrow a
+    connection (up to ConnectionBorrowTimeout), which statement_timeout does not count. What must hold is only
+    that the round trip gives up, and `DatabaseUnavailable` is counted, before Lambda ends the invocation.
+    `fallback_seconds` when there is no invocation clock (a script, a test without a Lambda context).
+    """
+    if time_left_seconds is None:
+        return fallback_seconds
+    return max(SHORTEST_ROUND_TRIP_SECONDS, time_left_seconds - RESPONSE_RESERVE_SECONDS)
+
+
+def time_for_another_round_trip(time_left_seconds: float | None) -> bool:
+    """Whether a round trip started now could still get its shortest try and leave the reserve to answer."""
+    return time_left_seconds is None or time_left_seconds >= RESPONSE_RESERVE_SECONDS + SHORTEST_ROUND_TRIP_SECONDS
 
 
 class RoundTripDeadline:

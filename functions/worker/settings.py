@@ -45,7 +45,8 @@ class WorkerSettings(BaseModel):
 
     @property
     def round_trip_limit_seconds(self) -> float:
-        """The client-side deadline of one database round trip: the statement timeout plus a margin."""
+        """The probe's client-side limit on one round trip, and the worker's when it has no Lambda context to size
+        it from: the statement timeout plus a margin for the server's own answer."""
         return self.statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS
 
     @property

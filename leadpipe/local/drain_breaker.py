@@ -36,8 +36,8 @@ class PausableSource(Protocol):
 
 
 def probe_database(database_url: str, leads_table: str, answer_within_seconds: float) -> bool:
-    """The AWS probe's own check (connects, not read-only, leads table not locked), with a short connect timeout;
-    a connected database silent for `answer_within_seconds` (the worker's round-trip limit) counts as away."""
+    """The AWS probe's own check (connects, leads table not locked, a heartbeat write commits), with a short connect
+    timeout; a connected database silent for `answer_within_seconds` (the probe's round-trip limit) counts as away."""
     return database_answers(
         database_url, leads_table, connect_timeout_seconds=PROBE_CONNECT_TIMEOUT_SECONDS, answer_within_seconds=answer_within_seconds
     )

@@ -14,27 +14,44 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# Each function's own timeout, as the stack hands it to the function (infra/config.py, infra/api.py).
+FUNCTION_TIMEOUT_VARIABLES = ("WORKER_TIMEOUT_SECONDS", "INGEST_TIMEOUT_SECONDS")
+LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3  # what Lambda gives a function that configures no timeout
+
+
+def function_timeout_seconds(environ: Mapping[str, str]) -> float:
+    """The timeout of the function whose environment this is, from its own setting (Lambda's default without one)."""
+    for name in FUNCTION_TIMEOUT_VARIABLES:
+        if environ.get(name):
+            return float(environ[name])
+    return LAMBDA_DEFAULT_TIMEOUT_SECONDS
 
 
 @dataclass
 class LocalLambdaContext:
-    """The parts of Lambda's context object that Powertools reads."""
+    """The parts of Lambda's context object that Powertools and the handlers read.
+
+    As on Lambda, the time left starts at the function's timeout and counts down from the invocation's start.
+    """
 
     function_name: str
     aws_request_id: str
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = ""
-    timeout_ms: int = 30_000
+    timeout_seconds: float = LAMBDA_DEFAULT_TIMEOUT_SECONDS
+    started_at: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_ms
+        return max(0, int((self.started_at + self.timeout_seconds - time.monotonic()) * 1000))
 
 
-FUNCTION_SETTING_PREFIXES = ("AWS_", "POWERTOOLS_", "DATABASE_URL", "DB_", "LEADS_", "ALLOWED_ORIGINS", "MAX_BODY", "HONEYPOT", "METRIC_", "INGEST_", "CAPTCHA_")
+FUNCTION_SETTING_PREFIXES = ("AWS_", "POWERTOOLS_", "DATABASE_URL", "DB_", "LEADS_", "ALLOWED_ORIGINS", "MAX_BODY", "HONEYPOT", "METRIC_", "INGEST_", "CAPTCHA_", "WORKER_")
 _handler: Any = None
 _function_name = ""
 
@@ -56,7 +73,7 @@ def become_environment(handler_path: str, function_name: str, environment: dict[
 
 
 def invoke_loaded_handler(event: dict[str, Any]) -> dict[str, Any]:
-    context = LocalLambdaContext(function_name=_function_name, aws_request_id=str(uuid.uuid4()))
+    context = LocalLambdaContext(function_name=_function_name, aws_request_id=str(uuid.uuid4()), timeout_seconds=function_timeout_seconds(os.environ))
     return _handler(event, context)
 
 

@@ -169,7 +169,7 @@ class LocalPipeline:
             on_batch_failed=lambda: self.drain_breaker.check_now(),
         )
         # Decided before the first receive: a database already down never costs a receive.
-        answer_within = settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS  # the worker's own round-trip limit
+        answer_within = settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS  # the AWS probe's own round-trip limit
         self.drain_breaker = LocalDrainBreaker(
             self.poller, lambda: probe_database(database_url, settings.leads_table, answer_within), data_dir, options.drain_probe_seconds
         )
