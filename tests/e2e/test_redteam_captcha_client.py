@@ -54,6 +54,9 @@ class CaptchaApi:
 
     queue_up: bool = True
     network_up: bool = True
+    drop_next: int = 0  # the next n POSTs are lost on the network (status 0 in fetch)
+    low_score: bool = False  # reCAPTCHA v3: this visitor's every token scores below the threshold
+    token_field: str = TOKEN_FIELD  # g-recaptcha-response for reCAPTCHA v3
     issued: set[str] = field(default_factory=set)
     spent: set[str] = field(default_factory=set)
     passes: dict[str, str] = field(default_factory=dict)  # pass -> the lead_id it was issued for
@@ -74,13 +77,15 @@ class CaptchaApi:
             route.fulfill(status=200, content_type="application/javascript", body=CLIENT_JS)
             return
         if request.method != "POST":
-            route.fulfill(status=200, content_type="text/html", body=PAGE)
+            route.fulfill(status=200, content_type="text/html", body=PAGE.replace(TOKEN_FIELD, self.token_field))
             return
-        if not self.network_up:
+        if not self.network_up or self.drop_next > 0:
+            self.drop_next = max(0, self.drop_next - 1)
+            self.answers.append((0, "network", request.headers.get("idempotency-key", "")))
             route.abort("internetdisconnected")
             return
         fields = dict(parse_qsl(request.post_data or "", keep_blank_values=True))
-        token = fields.pop(TOKEN_FIELD, None)
+        token = fields.pop(self.token_field, None)
         key = request.headers.get("idempotency-key", "")
         lead_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key + json.dumps(fields, sort_keys=True)))
         ticket = request.headers.get(PASS_HEADER.lower())
@@ -90,10 +95,11 @@ class CaptchaApi:
             self._answer(route, 400, "captcha_missing", key)
             return
         else:
-            passed = token in self.issued and token not in self.spent
+            passed = token in self.issued and token not in self.spent and not self.low_score
             self.spent.add(token)
             if not passed:
-                self._answer(route, 403, "captcha_invalid", key)
+                why = [{"field": self.token_field, "code": "low_score" if self.low_score else "invalid", "message": "the captcha token was not accepted"}]
+                self._answer(route, 403, "captcha_invalid", key, fields=why)
                 return
         if not self.queue_up:
             ticket = f"pass-{uuid.uuid4().hex}"
@@ -103,9 +109,11 @@ class CaptchaApi:
         self.rows.setdefault(lead_id, fields["email"])
         self._answer(route, 202, "", key, body={"lead_id": lead_id, "status": "queued"})
 
-    def _answer(self, route: Route, status: int, code: str, key: str, headers: dict | None = None, body: dict | None = None) -> None:
+    def _answer(
+        self, route: Route, status: int, code: str, key: str, headers: dict | None = None, body: dict | None = None, fields: list | None = None
+    ) -> None:
         self.answers.append((status, code, key))
-        payload = body if body is not None else {"error": {"code": code, "message": code, "fields": []}}
+        payload = body if body is not None else {"error": {"code": code, "message": code, "fields": fields or []}}
         route.fulfill(status=status, content_type="application/json", headers=headers or {}, body=json.dumps(payload))
 
 
@@ -117,8 +125,8 @@ def open_page(browser: Browser, api: CaptchaApi) -> Page:  # noqa: F811
     return page
 
 
-def widget_gives(page: Page, token: str) -> None:
-    page.evaluate("(t) => { document.querySelector('#signup-form').elements['cf-turnstile-response'].value = t; }", token)
+def widget_gives(page: Page, token: str, field: str = TOKEN_FIELD) -> None:
+    page.evaluate("([t, f]) => { document.querySelector('#signup-form').elements[f].value = t; }", [token, field])
 
 
 def status_text(page: Page) -> str:
@@ -192,7 +200,7 @@ def test_a_lead_saved_before_the_widget_had_a_token_is_not_silently_dropped(brow
     page.wait_for_timeout(3000)  # the recheck watcher looks once a second
     # Then the lead is stored, or at least still waits in the outbox for the token (never silently gone)
     left = page.evaluate(OUTBOX_JS)
-    assert api.rows_for(email) == 1 or len(left) == 1, f"lead dropped: answers {api.answers}, outbox {left}, rows {api.rows_for(email)}"
+    assert api.rows_for(email) == 1 or len(left) == 1, f"lead dropped: answers {api.answers[-1:]}, outbox {left}, rows {api.rows_for(email)}"
     page.context.close()
 
 
@@ -221,4 +229,34 @@ def test_the_captcha_pass_of_the_last_503_is_kept_with_the_saved_lead(browser: B
     pump_until(page, lambda: len(api.answers) >= 2, timeout=20, message="the resend")
     # Then the saved lead went out with its pass and was stored, without a second captcha
     assert api.answers[-1][0] == 202 and api.rows_for(email) == 1, f"answers {api.answers}; the pass was not kept"
+    page.context.close()
+
+
+def test_a_token_refused_for_its_score_is_not_retried_forever(browser: Browser) -> None:  # noqa: F811
+    """reCAPTCHA v3 answers `success: true` with a `score`; below the stage's min_score the ingest answers
+    `403 captcha_invalid` (field code `low_score`): https://developers.google.com/recaptcha/docs/v3. That token
+    was not spent or expired, it was judged; a fresh one from the same visitor scores the same.
+
+    leadpipe.js treats every `403 captcha_invalid` of a lead already tried (posts > 1) or resent from the outbox
+    as "spent": it marks the lead stale, fires leadpipe:recheck, and resends as soon as the input holds a new
+    token. docs/browser-client.md tells pages to answer leadpipe:recheck with `grecaptcha.execute` and fill the
+    input. So one network blip before a low-score verdict puts the page in an endless loop of execute -> POST ->
+    403 -> recheck, once a second, for as long as the page is open (and again on every later visit), and the
+    visitor is told "Please complete the spam check again" with nothing they can do.
+    """
+    api = CaptchaApi(low_score=True, drop_next=1, token_field="g-recaptcha-response")
+    page = open_page(browser, api)
+    # The page does what the docs say: on leadpipe:recheck, run grecaptcha.execute and fill the input
+    page.evaluate(
+        """() => document.addEventListener('leadpipe:recheck', () => setTimeout(() => {
+             document.querySelector('#signup-form').elements['g-recaptcha-response'].value = 'execute-' + Math.random();
+           }, 50))"""
+    )
+    widget_gives(page, api.issue(), "g-recaptcha-response")
+    # When a visitor whose score is low submits, and the first POST is lost on the network
+    submit(page, f"lowscore-{uuid.uuid4().hex[:8]}@example.com")
+    page.wait_for_timeout(10_000)
+    refusals = [a for a in api.answers if a[0] == 403]
+    # Then the client gives up on the judged token (a final refusal the visitor sees), it does not loop
+    assert len(refusals) <= 2, f"{len(refusals)} POSTs refused for their score in 10 s, and counting: status {status_text(page)!r}"
     page.context.close()
