@@ -210,9 +210,10 @@ def test_the_captcha_pass_of_the_last_503_is_kept_with_the_saved_lead(browser: B
     "covers the client's outbox: a lead saved during an outage is resent on the visitor's next page load".
 
     deliver() sets `entry.pass` after the answer but only calls store(entry) at the start of the NEXT try. When
-    the 503 with the pass is the last try of this visit (Retry-After past the budget, or the budget spent),
-    which is exactly when the lead is saved for the next visit, the pass never reaches localStorage. The next
-    visit resends the spent token without the pass: 403, and the visitor is asked to do the captcha again.
+    the 503 with the pass is the last try of this visit (its Retry-After reaches past the budget: RETRY_AFTER_SECONDS
+    may be up to 3600; or earlier tries got no pass: network errors, 429s, captcha_unavailable), which is exactly
+    when the lead is saved for the next visit, the pass never reaches localStorage. The next visit resends the
+    spent token without the pass: 403, and the visitor is asked to do the captcha again.
     """
     api = CaptchaApi(queue_up=False)
     page = open_page(browser, api)
