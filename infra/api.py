@@ -13,13 +13,13 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from functions.contract.observability import INGEST_SERVICE
-from functions.ingest.captcha import PASS_HEADER
+from functions.ingest.api import CORS_ALLOW_HEADERS
 from infra.config import PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps, retention_days
 from infra.gateway_responses import GATEWAY_ANSWERS, WAF_RATE_LIMITED
 from infra.nag import acknowledge
 
-CORS_HEADERS = ["Content-Type", "Idempotency-Key", PASS_HEADER]  # the form client sends its captcha pass on retries
+CORS_HEADERS = list(CORS_ALLOW_HEADERS)  # the function's own CORS answers allow the same: local = AWS
 WAF_RATE_LIMITED_BODY = "rate-limited"  # the web ACL's key for the per-IP rule's JSON body
 # AWS WAF managed rule groups, by the name used in the settings.
 MANAGED_RULE_GROUPS = {"ip_reputation": "AWSManagedRulesAmazonIpReputationList", "bot_control": "AWSManagedRulesBotControlRuleSet"}
