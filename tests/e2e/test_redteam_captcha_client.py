@@ -6,8 +6,8 @@ ingest's captcha rules exactly as functions/ingest/{logic,captcha,api}.py implem
 - a token verifies ONCE and expires: Turnstile tokens are single-use and valid for 300 s, a second
   siteverify answers `timeout-or-duplicate`
   (https://developers.cloudflare.com/turnstile/get-started/server-side-validation/);
-- no token / an empty token is `400 captcha_missing` (captcha.CaptchaVerifier.verify), a refused one
-  `403 captcha_invalid`;
+- no token / an empty token is `400 captcha_missing` (captcha.CaptchaVerifier.verify), a spent one
+  `403 captcha_expired` (siteverify's `timeout-or-duplicate`), any other refused one `403 captcha_invalid`;
 - a 503 after the token verified carries `Leadpipe-Captcha-Pass`, which admits the same lead_id later;
 - the table has `lead_id` as primary key: one row per lead_id.
 
@@ -95,11 +95,13 @@ class CaptchaApi:
             self._answer(route, 400, "captcha_missing", key)
             return
         else:
-            passed = token in self.issued and token not in self.spent and not self.low_score
+            spent = token in self.spent  # siteverify: timeout-or-duplicate, which the ingest answers as captcha_expired
+            passed = token in self.issued and not spent and not self.low_score
             self.spent.add(token)
             if not passed:
-                why = [{"field": self.token_field, "code": "low_score" if self.low_score else "invalid", "message": "the captcha token was not accepted"}]
-                self._answer(route, 403, "captcha_invalid", key, fields=why)
+                code = "expired" if spent else "low_score" if self.low_score else "invalid"
+                why = [{"field": self.token_field, "code": code, "message": "the captcha token was not accepted"}]
+                self._answer(route, 403, "captcha_expired" if spent else "captcha_invalid", key, fields=why)
                 return
         if not self.queue_up:
             ticket = f"pass-{uuid.uuid4().hex}"
