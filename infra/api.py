@@ -13,13 +13,12 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from functions.contract.observability import INGEST_SERVICE
-from functions.ingest.captcha import PASS_HEADER
 from infra.config import PipelineSettings
+from infra.cors import CORS_HEADERS, CORS_MAX_AGE_SECONDS, CORS_METHODS
 from infra.function import PipelineFunction, PipelineFunctionProps, retention_days
 from infra.gateway_responses import GATEWAY_ANSWERS, WAF_RATE_LIMITED
 from infra.nag import acknowledge
 
-CORS_HEADERS = ["Content-Type", "Idempotency-Key", PASS_HEADER]  # the form client sends its captcha pass on retries
 WAF_RATE_LIMITED_BODY = "rate-limited"  # the web ACL's key for the per-IP rule's JSON body
 # AWS WAF managed rule groups, by the name used in the settings.
 MANAGED_RULE_GROUPS = {"ip_reputation": "AWSManagedRulesAmazonIpReputationList", "bot_control": "AWSManagedRulesBotControlRuleSet"}
@@ -89,9 +88,9 @@ class LeadApi(Construct):
             ),
             default_cors_preflight_options=apigw.CorsOptions(
                 allow_origins=list(settings.allowed_origins),
-                allow_methods=["POST", "OPTIONS"],
+                allow_methods=CORS_METHODS,
                 allow_headers=CORS_HEADERS,
-                max_age=cdk.Duration.minutes(10),
+                max_age=cdk.Duration.seconds(CORS_MAX_AGE_SECONDS),
             ),
         )
         leads = self.rest_api.root.add_resource("leads")

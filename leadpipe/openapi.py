@@ -20,7 +20,11 @@ ERROR_CODES = {
     "422": ("invalid_lead", "One or more fields are invalid; each is named in error.fields."),
     "503": ("queue_unavailable", "The lead could not be queued; retry after Retry-After seconds. Never a 2xx in that case."),
     # Answered by API Gateway or AWS WAF before the ingest runs (infra/gateway_responses.py), or by the captcha check.
-    "403": ("captcha_invalid", "The captcha token was refused (a stage with captcha_provider), or AWS WAF blocked the request (`forbidden`)."),
+    "403": ("captcha_invalid", (
+        "The captcha token was refused (a stage with captcha_provider), or AWS WAF blocked the request (`forbidden`). "
+        "`captcha_expired`: the token was already verified or is too old (siteverify's `timeout-or-duplicate`); send the "
+        "same lead again, same Idempotency-Key, with the widget's next token."
+    )),
     "429": ("throttled", "The stage throttle or the per-IP rate rule; retry after Retry-After seconds."),
     "502": ("upstream_error", "The function failed or outran its timeout; retry after Retry-After seconds."),
     "504": ("timeout", "API Gateway's 29 s integration timeout; retry after Retry-After seconds."),

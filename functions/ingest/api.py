@@ -26,6 +26,8 @@ from functions.ingest.settings import IngestSettings
 
 JSON = "application/json"
 PASSED_LEAD = "captcha_passed_lead_id"  # request context: the lead this request proved human
+# The headers a page may send; the stack's preflight (infra/api.py) allows exactly these.
+CORS_ALLOW_HEADERS = ("Content-Type", "Idempotency-Key", PASS_HEADER)
 
 
 def build_app(
@@ -135,14 +137,16 @@ def _cors(allowed_origins: tuple[str, ...]) -> CORSConfig | None:
     if not allowed_origins:
         return None
     first, *others = allowed_origins
-    return CORSConfig(
+    config = CORSConfig(
         allow_origin=first,
         extra_origins=others,
-        allow_headers=["Content-Type", "Idempotency-Key", PASS_HEADER],
         # Not CORS-safelisted: without them fetch() cannot read when to retry, nor keep its captcha pass.
         expose_headers=["Retry-After", PASS_HEADER],
         max_age=600,
     )
+    # Powertools always adds Authorization, X-Api-Key, X-Amz-*: API Gateway's mock preflight allows none of them.
+    config.allow_headers = set(CORS_ALLOW_HEADERS)
+    return config
 
 
 def _captcha_pass(captcha: CaptchaVerifier | None, lead_id: UUID | None) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Server-side check of a Cloudflare Turnstile or Google reCAPTCHA v3 token: the only code that calls a verifier.
 
 Both verifiers take a form POST of `secret` and `response` and answer JSON with `success`
-(reCAPTCHA v3 adds `score`, 0.0 to 1.0):
+(reCAPTCHA v3 adds `score`, 0.0 to 1.0) and `error-codes`, where both document `timeout-or-duplicate`
+for a token already verified or too old:
 https://developers.cloudflare.com/turnstile/get-started/server-side-validation/
 https://developers.google.com/recaptcha/docs/verify
 """
@@ -22,7 +23,7 @@ from typing import Literal
 from urllib.parse import urlencode
 from uuid import UUID
 
-from functions.ingest.errors import CaptchaInvalid, CaptchaMissing, CaptchaUnavailable, FieldError
+from functions.ingest.errors import CaptchaExpired, CaptchaInvalid, CaptchaMissing, CaptchaUnavailable, FieldError
 
 Provider = Literal["turnstile", "recaptcha_v3"]
 VERIFY_URLS: dict[str, str] = {
@@ -34,6 +35,7 @@ TOKEN_FIELDS: dict[str, str] = {"turnstile": "cf-turnstile-response", "recaptcha
 MAX_TOKEN_LENGTH = 2048  # Turnstile documents 2048 characters; a longer value is not a token
 MAX_ANSWER_BYTES = 65_536
 MIN_USEFUL_TIMEOUT_SECONDS = 0.1
+SPENT_OR_EXPIRED = "timeout-or-duplicate"  # siteverify's error code for a token verified before or too old
 
 
 class CaptchaOutcome(Enum):
@@ -151,7 +153,8 @@ class CaptchaVerifier:
         return CaptchaPass(self._secret()).issue(lead_id)
 
     def verify(self, token: object, time_left_seconds: float | None = None) -> CaptchaOutcome:
-        """VERIFIED, or UNVERIFIED_FAIL_OPEN; raises CaptchaMissing, CaptchaInvalid or CaptchaUnavailable.
+        """VERIFIED, or UNVERIFIED_FAIL_OPEN; raises CaptchaMissing, CaptchaInvalid (CaptchaExpired for a spent or
+        expired token) or CaptchaUnavailable.
 
         `time_left_seconds` is what the invocation can spend here; the check never waits longer.
         """
@@ -176,6 +179,11 @@ class CaptchaVerifier:
         except (VerifierUnreachable, SecretUnavailable, ValueError) as error:
             return self._unreachable(error)
         if not verdict["success"]:
+            codes = verdict.get("error-codes")
+            if isinstance(codes, list) and SPENT_OR_EXPIRED in codes:
+                # Not a judgement on the visitor: the client may send the same lead with the widget's next token.
+                raise CaptchaExpired("the spam check has expired; please complete it again",
+                                     [FieldError(field, "expired", "the captcha token was already used or has expired")])  # fmt: skip
             raise _invalid(field, "invalid")
         if self.policy.provider == "recaptcha_v3":
             score = verdict.get("score")

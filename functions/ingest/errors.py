@@ -74,6 +74,12 @@ class CaptchaInvalid(SubmissionRefused):
     code = "captcha_invalid"
 
 
+class CaptchaExpired(CaptchaInvalid):
+    """The token was valid once but is spent or too old (siteverify's `timeout-or-duplicate`): a fresh token may pass."""
+
+    code = "captcha_expired"
+
+
 class CaptchaUnavailable(SubmissionRefused):
     """The verifier could not be reached and the stage fails closed; the client must retry."""
 

@@ -30,6 +30,7 @@ from infra.gateway_responses import (
     THROTTLED,
     GatewayAnswer,
 )
+from infra.cors import PREFLIGHT_STATUS, preflight_headers
 from leadpipe.local.asgi import read_body
 from leadpipe.local.stage_throttle import StageThrottle
 
@@ -37,7 +38,7 @@ API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29.0  # REST API's default integration timeout
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota, each way
 LEADS_PATH = "/leads"
-ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads
+ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads; OPTIONS is answered here, as API Gateway does
 PAGES = {"/": "index.html", "/thanks": "thanks.html"}
 SCRIPTS = {"/leadpipe.js": "leadpipe.js"}  # the browser client, served as is at a stable path
 
@@ -193,6 +194,8 @@ class ApiGatewayApp:
             # API Gateway's MISSING_AUTHENTICATION_TOKEN, which the stack turns into a 404.
             return gateway_answer(NOT_FOUND, self._origins)
         headers = [(k.decode("latin-1").title(), v.decode("latin-1")) for k, v in scope["headers"]]
+        if method == "OPTIONS":  # the stack's mock integration: the function never sees a preflight
+            return PREFLIGHT_STATUS, preflight_headers(self._origins, dict(headers).get("Origin")), b""
         if int(dict(headers).get("Content-Length") or 0) > API_GATEWAY_MAX_BODY_BYTES:
             return gateway_answer(REQUEST_TOO_LARGE, self._origins, Connection="close")
         body = await read_body(receive, API_GATEWAY_MAX_BODY_BYTES)

@@ -105,10 +105,11 @@ def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin)
     secrets_server.start()
     host, port = secrets_server.get_host_and_port()
     secrets_url = f"http://{host}:{port}"
+    # A unique name: moto keeps one Secrets Manager per process, and other test modules reuse this fixture.
     secret_arn = boto3.client(
         "secretsmanager", endpoint_url=secrets_url, region_name=LOCAL_REGION,
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    ).create_secret(Name="leadpipe/local/turnstile", SecretString=SECRET)["ARN"]  # fmt: skip
+    ).create_secret(Name=f"leadpipe/local/turnstile-{uuid.uuid4().hex[:8]}", SecretString=SECRET)["ARN"]  # fmt: skip
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-captcha-{uuid.uuid4().hex[:8]}"
     captcha = {
         "CAPTCHA_PROVIDER": "turnstile", "CAPTCHA_SECRET_ARN": secret_arn, "CAPTCHA_VERIFY_URL": siteverify.url,

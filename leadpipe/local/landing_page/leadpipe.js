@@ -13,6 +13,7 @@
   var DEFAULT_BUDGET_SECONDS = 30; // how long one attempt to send keeps retrying before the lead waits for the next visit
   var PASS = "Leadpipe-Captcha-Pass"; // a 503 after the captcha passed carries it; retries send it back
   var TOKENS = ["cf-turnstile-response", "g-recaptcha-response"];
+  var MAX_RECHECKS = 3; // fresh tokens one lead may try before its refusal is final: a judged visitor scores the same again
   var used = {}; // captcha tokens already sent: each verifies once
   var MESSAGES = {
     sending: "Sending…",
@@ -21,7 +22,8 @@
     refused: "Sorry, this could not be sent.",
     saved: "We could not reach our server. Your details are saved in this browser and will be sent when you next open this page.",
     resent: "Your earlier sign-up has now been sent.",
-    recheck: "Your details are saved in this browser. Please complete the spam check again and we will send them."
+    recheck: "Your details are saved in this browser. Please complete the spam check again and we will send them.",
+    dropped: "Your earlier sign-up could not be sent. Please fill in the form again."
   };
 
   function newKey() {
@@ -85,20 +87,28 @@
       return fresh;
     }, true);
   }
-  function withFreshToken(body) { // the body with an unsent token from a widget on this page, or null
+  function withFreshToken(body) { // the body with an unsent token from a widget on this page (added if it had none), or null
     var fields = new URLSearchParams(body);
     var inputs = document.querySelectorAll("form[data-leadpipe] [name]");
     for (var i = 0; i < inputs.length; i++) {
       var name = inputs[i].name, token = inputs[i].value;
-      if (TOKENS.indexOf(name) >= 0 && fields.has(name) && token && !used[token]) {
+      if (TOKENS.indexOf(name) >= 0 && token && !used[token]) {
         fields.set(name, token);
         return fields.toString();
       }
     }
     return null;
   }
-  function spentToken(answer) {
-    return answer.status === 403 && answer.json && answer.json.error && answer.json.error.code === "captcha_invalid";
+  function withoutTokens(body) { // the lead itself: the same details keep their key when the widget's token changed
+    var fields = new URLSearchParams(body);
+    TOKENS.forEach(function (name) { fields.delete(name); });
+    return fields.toString();
+  }
+  // Only a token the API calls spent or expired, or one a lead already tried never had (saved before the widget
+  // solved), is worth a fresh one: any other refusal (a forged token, a low reCAPTCHA score) is final.
+  function needsToken(answer, tried) {
+    var code = answer.json && answer.json.error && answer.json.error.code;
+    return (answer.status === 403 && code === "captcha_expired") || (tried && answer.status === 400 && code === "captcha_missing");
   }
 
   function post(entry) {
@@ -128,16 +138,19 @@
     });
   }
 
-  // `resent`: the lead comes from the outbox, so a refused token may have expired rather than be wrong.
+  // `resent`: the lead comes from the outbox, so it may have been saved before the widget had a token.
   function deliver(entry, deadline, onRetry, resent) {
     var attempt = 0;
     function next() {
       entry.posts = (entry.posts || 0) + 1;
       store(entry);
       return post(entry).then(function (answer) {
-        if (answer.pass) entry.pass = answer.pass;
-        if (spentToken(answer) && (resent || entry.posts > 1)) {
-          // This token went out before: it was spent or expired, not wrong. Never forget the lead for it.
+        if (answer.pass) {
+          entry.pass = answer.pass;
+          store(entry); // this may be the visit's last try: the next visit sends the pass instead of a spent token
+        }
+        if (needsToken(answer, resent || entry.posts > 1) && (entry.rechecks = (entry.rechecks || 0) + 1) <= MAX_RECHECKS) {
+          // Not a wrong token: it was spent or expired, or the lead was saved without one. Never forget the lead for it.
           var body = withFreshToken(entry.body);
           entry.stale = !body;
           if (body) entry.body = body;
@@ -253,10 +266,12 @@
       event.preventDefault();
       if (busy) return; // a second click while sending never sends twice
       var lead = leadFrom(form, event.submitter);
-      var queued = unsent().filter(function (e) { return e.url === lead.url && e.body === lead.body; })[0];
-      var same = last && last.url === lead.url && last.body === lead.body ? last : queued;
+      var details = withoutTokens(lead.body);
+      function sameLead(e) { return e.url === lead.url && withoutTokens(e.body) === details; }
+      var queued = unsent().filter(sameLead)[0];
+      var same = last && sameLead(last) ? last : queued;
       var key = same ? same.key : newKey();
-      // What an earlier try learnt (its captcha pass, that its token is spent) stays with the lead.
+      // What an earlier try learnt (its captcha pass) stays with the lead; the body takes the widget's current token.
       var entry = Object.assign(load(key) || {}, { key: key, url: lead.url, body: lead.body, redirect: lead.redirect, savedAt: Date.now() });
       // A token this page already sent (an outbox lead took it) would be refused: wait for the widget's next one.
       entry.stale = !spend(lead.body, key) && !entry.pass;
@@ -305,6 +320,11 @@
           if (answer.status >= 200 && answer.status < 300 && !answer.earlier) {
             emit(document, "resent", { key: entry.key });
             if (form) statusSlot(form).textContent = message(form, "resent");
+          }
+          if (answer.status >= 400 && !retryable(answer.status) && !answer.stale) {
+            // Refused for good and forgotten: the visitor is told, never left believing it went out.
+            emit(form || document, "dropped", { key: entry.key, status: answer.status, error: answer.json && answer.json.error });
+            if (form) statusSlot(form).textContent = message(form, "dropped");
           }
         });
       });
