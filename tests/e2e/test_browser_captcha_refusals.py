@@ -1,7 +1,7 @@
 """leadpipe.js in a real headless Chromium: a captcha refusal ends in a message the visitor sees, never a loop
 and never a lead forgotten without a word.
 
-The API is the in-memory stand-in of tests/e2e/test_redteam_captcha_client.py (the ingest's captcha rules:
+The API is the in-memory stand-in of tests.e2e.test_captcha_client_sequences.py (the ingest's captcha rules:
 a spent token is `403 captcha_expired`, siteverify's `timeout-or-duplicate`,
 https://developers.cloudflare.com/turnstile/get-started/server-side-validation/), answered by Playwright's `route`.
 """
@@ -13,7 +13,7 @@ import uuid
 from playwright.sync_api import Browser, Page, Route
 
 from tests.e2e.test_browser import OUTBOX_JS, browser, pump_until  # noqa: F401 - browser is a fixture
-from tests.e2e.test_redteam_captcha_client import ORIGIN, CaptchaApi, open_page, status_text, submit, widget_gives
+from tests.e2e.test_captcha_client_sequences import ORIGIN, CaptchaApi, open_page, status_text, submit, widget_gives
 
 DROPPED = "Your earlier sign-up could not be sent. Please fill in the form again."
 MAX_RECHECKS = 3  # leadpipe.js: fresh tokens one lead may try after a captcha_expired

@@ -6,10 +6,10 @@ API Gateway answer OPTIONS from a MOCK integration with the static Access-Contro
 with a mock integration" whose 200 response carries Access-Control-Allow-Headers), which is exactly
 infra.api.CORS_HEADERS (tests/infra/test_stack.py holds the template to it).
 
-Locally leadpipe/local/gateway.py routes OPTIONS /leads to the ingest function (ROUTED_METHODS), where the
-Powertools CORSConfig answers. Powertools adds its own defaults (Authorization, X-Amz-Date, X-Api-Key,
-X-Amz-Security-Token) to `allow_headers`, so a page that sends any of them works against `make run` and
-is blocked by every browser in the cloud.
+Found by the red team: the local gateway used to route OPTIONS /leads to the ingest function, where the
+Powertools CORSConfig answered and added its own defaults (Authorization, X-Amz-Date, X-Api-Key,
+X-Amz-Security-Token) to `allow_headers`, so a page that sent any of them worked against `make run` and
+was blocked by every browser in the cloud. The local gateway now answers the preflight itself.
 """
 
 from __future__ import annotations
