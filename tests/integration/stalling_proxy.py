@@ -105,12 +105,17 @@ class StallingProxy:
             _quietly(link.server.sendall, b"".join(link.held))
             link.held.clear()
 
+    def before_forwarding(self, link: _Link) -> None:
+        """Called with each chunk of the client's bytes after the login, before it goes on: a subclass may delay it here."""
+
     def _client_to_server(self, link: _Link) -> None:
         while True:
             try:
                 data = link.client.recv(65536)
             except OSError:
                 data = b""
+            if data and link.ready.is_set():
+                self.before_forwarding(link)
             with link.lock:
                 if self._holding(link):
                     if data:

@@ -20,7 +20,6 @@ BORROW_WAIT seconds, and a statement-level trigger that makes the INSERT take IN
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from functions.worker import probe_handler
 from functions.worker.settings import WorkerSettings
 from tests.conftest import LeadsDatabase
 from tests.events import emitted_metrics, sqs_event
-from tests.integration.stalling_proxy import StallingProxy, _Link, _quietly
+from tests.integration.stalling_proxy import StallingProxy, _Link
 from tests.integration.test_database_outage import make_envelope, worker_summaries
 
 STATEMENT_TIMEOUT_SECONDS = 2  # the deadline: 2 + 2 = 4 s
@@ -44,20 +43,14 @@ BORROW_WAIT = 3.0  # the proxy borrowing a database connection for the session's
 class BorrowWaitProxy(StallingProxy):
     """Forwards everything; the first client bytes after the login wait BORROW_WAIT seconds (a borrow)."""
 
-    def _client_to_server(self, link: _Link) -> None:
-        borrowed = False
-        while True:
-            try:
-                data = link.client.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                _quietly(link.server.shutdown, socket.SHUT_WR)
-                return
-            if link.ready.is_set() and not borrowed:
-                time.sleep(BORROW_WAIT)
-                borrowed = True
-            _quietly(link.server.sendall, data)
+    def __init__(self, postgres_uri: str) -> None:
+        self._borrowed: set[int] = set()  # the links whose session already has its database connection
+        super().__init__(postgres_uri)
+
+    def before_forwarding(self, link: _Link) -> None:
+        if id(link) not in self._borrowed:
+            self._borrowed.add(id(link))
+            time.sleep(BORROW_WAIT)
 
 
 @pytest.fixture
