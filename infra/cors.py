@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from functions.ingest.api import CORS_ALLOW_HEADERS
+from functions.ingest.api import CORS_ALLOW_HEADERS, CORS_MAX_AGE_SECONDS
 
 CORS_HEADERS = list(CORS_ALLOW_HEADERS)  # the function's own CORS answers allow the same: local = AWS
 CORS_METHODS = ["POST", "OPTIONS"]
-CORS_MAX_AGE_SECONDS = 600
 PREFLIGHT_STATUS = 204  # CDK's default for the mock integration's answer
 
 

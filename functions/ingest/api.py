@@ -28,6 +28,7 @@ JSON = "application/json"
 PASSED_LEAD = "captcha_passed_lead_id"  # request context: the lead this request proved human
 # The headers a page may send; the stack's preflight (infra/api.py) allows exactly these.
 CORS_ALLOW_HEADERS = ("Content-Type", "Idempotency-Key", PASS_HEADER)
+CORS_MAX_AGE_SECONDS = 600  # how long a browser may reuse a preflight; the stack's preflight says the same
 
 
 def build_app(
@@ -142,7 +143,7 @@ def _cors(allowed_origins: tuple[str, ...]) -> CORSConfig | None:
         extra_origins=others,
         # Not CORS-safelisted: without them fetch() cannot read when to retry, nor keep its captcha pass.
         expose_headers=["Retry-After", PASS_HEADER],
-        max_age=600,
+        max_age=CORS_MAX_AGE_SECONDS,
     )
     # Powertools always adds Authorization, X-Api-Key, X-Amz-*: API Gateway's mock preflight allows none of them.
     config.allow_headers = set(CORS_ALLOW_HEADERS)
