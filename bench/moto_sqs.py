@@ -41,10 +41,18 @@ def measure(patched: bool, depth: int) -> dict:
         drained = 0
         while drained < DRAIN:
             messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
             drained += len(messages)
         drain_rate = drained / (time.perf_counter() - started)
-    return {"depth": depth, "fill_msgs_per_s": depth / fill_seconds, "send_at_depth_msgs_per_s": last_thousand, "receive_delete_msgs_per_s": drain_rate}
+    return {
+        "depth": depth,
+        "fill_msgs_per_s": depth / fill_seconds,
+        "send_at_depth_msgs_per_s": last_thousand,
+        "receive_delete_msgs_per_s": drain_rate,
+    }
 
 
 def run_variant(patched: bool, depth: int) -> dict:

@@ -23,7 +23,9 @@ def main() -> int:
     data_dir = REPO_ROOT / ".leadpipe" / "soak"
     shutil.rmtree(data_dir, ignore_errors=True)
     # The stage throttle at its ceiling: the soak measures the pipeline, not dev's 100/s throttle.
-    settings = settings_from_file("dev").model_copy(update={"throttle_rate_per_second": 10_000, "throttle_burst": 5_000})
+    settings = settings_from_file("dev").model_copy(
+        update={"throttle_rate_per_second": 10_000, "throttle_burst": 5_000}
+    )
     pipeline = LocalPipeline(LocalPipelineOptions(settings=settings, data_dir=data_dir, port=0))
     info = pipeline.start()
     sqs = local_sqs_client(info.sqs_endpoint_url)
@@ -31,7 +33,9 @@ def main() -> int:
     try:
         sampler = spike.PipelineSampler(sqs, info.leads_queue_url, info.database_url, info.leads_table, campaign)
         sampler.start()
-        options = spike.SpikeOptions(url=info.api_url, total=TOTAL, concurrency=16, campaign=campaign, timeout_seconds=DEADLINE_SECONDS / 2)
+        options = spike.SpikeOptions(
+            url=info.api_url, total=TOTAL, concurrency=16, campaign=campaign, timeout_seconds=DEADLINE_SECONDS / 2
+        )
         requests, seconds = spike.send_spike(options)
         summary = spike.summarise(requests, seconds)
         while time.monotonic() - started < DEADLINE_SECONDS:

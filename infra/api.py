@@ -21,7 +21,10 @@ from infra.nag import acknowledge
 
 WAF_RATE_LIMITED_BODY = "rate-limited"  # the web ACL's key for the per-IP rule's JSON body
 # AWS WAF managed rule groups, by the name used in the settings.
-MANAGED_RULE_GROUPS = {"ip_reputation": "AWSManagedRulesAmazonIpReputationList", "bot_control": "AWSManagedRulesBotControlRuleSet"}
+MANAGED_RULE_GROUPS = {
+    "ip_reputation": "AWSManagedRulesAmazonIpReputationList",
+    "bot_control": "AWSManagedRulesBotControlRuleSet",
+}
 
 
 class LeadApi(Construct):
@@ -62,7 +65,10 @@ class LeadApi(Construct):
             self.captcha_secret.grant_read(self.ingest.function)
 
         access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=retention_days(settings.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
+            self,
+            "AccessLogs",
+            retention=retention_days(settings.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.rest_api = apigw.RestApi(
             self,
@@ -82,9 +88,16 @@ class LeadApi(Construct):
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 # No IP, caller or user: they are personal data and the WAF rule needs none of them.
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=False, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=False,
-                ),  # fmt: skip
+                    caller=False,
+                    http_method=True,
+                    ip=False,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
+                ),
             ),
             default_cors_preflight_options=apigw.CorsOptions(
                 allow_origins=list(settings.allowed_origins),
@@ -98,18 +111,34 @@ class LeadApi(Construct):
         self.leads_url = f"{self.rest_api.url}leads"
         self._add_gateway_responses(settings)
 
-        self.web_acl = self._web_acl(settings) if settings.waf_requests_per_5_minutes_per_ip or settings.waf_managed_rule_groups else None
+        self.web_acl = (
+            self._web_acl(settings)
+            if settings.waf_requests_per_5_minutes_per_ip or settings.waf_managed_rule_groups
+            else None
+        )
         acknowledge(
             self.rest_api,
-            ("AwsSolutions-APIG2", "Bodies are validated by the ingest function: JSON and form posts share one pydantic model that an API Gateway model cannot express for forms."),
-            ("AwsSolutions-APIG4", "A public landing-page form has no caller identity; abuse is bounded by stage throttling, the optional WAF rule and the honeypot."),
+            (
+                "AwsSolutions-APIG2",
+                "Bodies are validated by the ingest function: JSON and form posts share one pydantic model that an API Gateway model cannot express for forms.",
+            ),
+            (
+                "AwsSolutions-APIG4",
+                "A public landing-page form has no caller identity; abuse is bounded by stage throttling, the optional WAF rule and the honeypot.",
+            ),
             ("AwsSolutions-COG4", "A public landing-page form has no Cognito user to authorise."),
-            ("AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]", "The policy API Gateway's account-level logging role requires; access logs need it."),
-        )  # fmt: skip
+            (
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+                "The policy API Gateway's account-level logging role requires; access logs need it.",
+            ),
+        )
         if self.web_acl is None:
             acknowledge(
                 self.rest_api,
-                ("AwsSolutions-APIG3", "WAF is optional (waf_requests_per_5_minutes_per_ip, waf_managed_rule_groups); stage throttling caps load without it."),
+                (
+                    "AwsSolutions-APIG3",
+                    "WAF is optional (waf_requests_per_5_minutes_per_ip, waf_managed_rule_groups); stage throttling caps load without it.",
+                ),
             )
 
     def _add_gateway_responses(self, settings: PipelineSettings) -> None:
@@ -120,7 +149,9 @@ class LeadApi(Construct):
                 type=apigw.ResponseType.of(answer.response_type),
                 status_code=str(answer.status) if answer.status else None,
                 # Static values are quoted; an unquoted one would be read as a request parameter.
-                response_headers={name: f"'{value}'" for name, value in answer.headers(settings.allowed_origins).items()},
+                response_headers={
+                    name: f"'{value}'" for name, value in answer.headers(settings.allowed_origins).items()
+                },
                 templates={"application/json": answer.body()},
             )
 
@@ -136,14 +167,18 @@ class LeadApi(Construct):
                 wafv2.CfnWebACL.RuleProperty(
                     name="per-ip-rate",
                     priority=0,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block=wafv2.CfnWebACL.BlockActionProperty(
-                        custom_response=wafv2.CfnWebACL.CustomResponseProperty(
-                            response_code=WAF_RATE_LIMITED.status,
-                            custom_response_body_key=WAF_RATE_LIMITED_BODY,
-                            response_headers=[wafv2.CfnWebACL.CustomHTTPHeaderProperty(name=name, value=value)
-                                              for name, value in WAF_RATE_LIMITED.headers(settings.allowed_origins).items()],
+                    action=wafv2.CfnWebACL.RuleActionProperty(
+                        block=wafv2.CfnWebACL.BlockActionProperty(
+                            custom_response=wafv2.CfnWebACL.CustomResponseProperty(
+                                response_code=WAF_RATE_LIMITED.status,
+                                custom_response_body_key=WAF_RATE_LIMITED_BODY,
+                                response_headers=[
+                                    wafv2.CfnWebACL.CustomHTTPHeaderProperty(name=name, value=value)
+                                    for name, value in WAF_RATE_LIMITED.headers(settings.allowed_origins).items()
+                                ],
+                            )
                         )
-                    )),  # fmt: skip
+                    ),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                             limit=settings.waf_requests_per_5_minutes_per_ip, aggregate_key_type="IP"
@@ -162,11 +197,18 @@ class LeadApi(Construct):
             visibility_config=_visibility(f"{metric_prefix}-waf"),
             rules=[_with_priority(rule, priority) for priority, rule in enumerate(rules)],
             custom_response_bodies={
-                WAF_RATE_LIMITED_BODY: wafv2.CfnWebACL.CustomResponseBodyProperty(content_type="APPLICATION_JSON", content=WAF_RATE_LIMITED.body())
-            } if settings.waf_requests_per_5_minutes_per_ip else None,
+                WAF_RATE_LIMITED_BODY: wafv2.CfnWebACL.CustomResponseBodyProperty(
+                    content_type="APPLICATION_JSON", content=WAF_RATE_LIMITED.body()
+                )
+            }
+            if settings.waf_requests_per_5_minutes_per_ip
+            else None,
         )
         wafv2.CfnWebACLAssociation(
-            self, "PerIpRateLimitAssociation", resource_arn=self.rest_api.deployment_stage.stage_arn, web_acl_arn=web_acl.attr_arn
+            self,
+            "PerIpRateLimitAssociation",
+            resource_arn=self.rest_api.deployment_stage.stage_arn,
+            web_acl_arn=web_acl.attr_arn,
         )
         return web_acl
 
@@ -176,9 +218,13 @@ def _managed_rule_group(group: str, metric_prefix: str) -> wafv2.CfnWebACL.RuleP
     configs = None
     if group == "bot_control":
         # COMMON: self-identifying and unverified bots (TARGETED costs more and challenges browsers).
-        configs = [wafv2.CfnWebACL.ManagedRuleGroupConfigProperty(
-            aws_managed_rules_bot_control_rule_set=wafv2.CfnWebACL.AWSManagedRulesBotControlRuleSetProperty(inspection_level="COMMON")
-        )]  # fmt: skip
+        configs = [
+            wafv2.CfnWebACL.ManagedRuleGroupConfigProperty(
+                aws_managed_rules_bot_control_rule_set=wafv2.CfnWebACL.AWSManagedRulesBotControlRuleSetProperty(
+                    inspection_level="COMMON"
+                )
+            )
+        ]
     return wafv2.CfnWebACL.RuleProperty(
         name=group.replace("_", "-"),
         priority=0,
@@ -194,9 +240,13 @@ def _managed_rule_group(group: str, metric_prefix: str) -> wafv2.CfnWebACL.RuleP
 
 def _with_priority(rule: wafv2.CfnWebACL.RuleProperty, priority: int) -> wafv2.CfnWebACL.RuleProperty:
     return wafv2.CfnWebACL.RuleProperty(
-        name=rule.name, priority=priority, statement=rule.statement, visibility_config=rule.visibility_config,
-        action=rule.action, override_action=rule.override_action,
-    )  # fmt: skip
+        name=rule.name,
+        priority=priority,
+        statement=rule.statement,
+        visibility_config=rule.visibility_config,
+        action=rule.action,
+        override_action=rule.override_action,
+    )
 
 
 def _captcha_environment(settings: PipelineSettings) -> dict[str, str]:

@@ -58,8 +58,15 @@ class DrainBreaker(Construct):
     `schedule` and `alarm_trigger` (EventBridge rules; the latter None without trip alarms).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, worker: LeadWorker,
-                 trip_alarms: Sequence[cloudwatch.IAlarm] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        worker: LeadWorker,
+        trip_alarms: Sequence[cloudwatch.IAlarm] = (),
+    ) -> None:
         super().__init__(scope, construct_id)
         if worker.database_secret is None:
             raise ValueError("the drain breaker probes the worker's database: it needs db_secret_arn")
@@ -100,11 +107,18 @@ class DrainBreaker(Construct):
         role = self.function.role
         worker.database_secret.grant_read(role)
         self.pause_record.grant_read(role)
-        role.add_to_policy(iam.PolicyStatement(actions=MAPPING_ACTIONS, resources=[worker.event_source.event_source_mapping_arn]))
+        role.add_to_policy(
+            iam.PolicyStatement(actions=MAPPING_ACTIONS, resources=[worker.event_source.event_source_mapping_arn])
+        )
 
         target = events_targets.LambdaFunction(self.function.function, retry_attempts=0)  # the next minute is the retry
-        self.schedule = events.Rule(self, "EveryMinute", schedule=PROBE_SCHEDULE, targets=[target],
-                                    description="Leadpipe drain breaker: probe the database every minute")  # fmt: skip
+        self.schedule = events.Rule(
+            self,
+            "EveryMinute",
+            schedule=PROBE_SCHEDULE,
+            targets=[target],
+            description="Leadpipe drain breaker: probe the database every minute",
+        )
         self.alarm_trigger = None
         if trip_alarms:
             # Trip (and resume) without waiting for the minute: the alarm says batches found the database away.

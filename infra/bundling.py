@@ -47,16 +47,31 @@ def bundle_function(function: str, output_dir: Path) -> None:
         raise BundlingFailed(f"{requirements} is missing")
     output_dir.mkdir(parents=True, exist_ok=True)
     pip = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--target", str(output_dir), "--requirement", str(requirements),
-        "--only-binary=:all:", "--implementation", "cp", "--python-version", LAMBDA_PYTHON_VERSION,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(output_dir),
+        "--requirement",
+        str(requirements),
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        LAMBDA_PYTHON_VERSION,
         *(arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)),
         "--upgrade",
-    ]  # fmt: skip
+    ]
     try:
         result = subprocess.run(pip, capture_output=True, text=True, check=False, timeout=PIP_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        raise BundlingFailed(f"pip could not bundle {function} within {PIP_TIMEOUT_SECONDS} s (is the package index reachable?)") from None
+        raise BundlingFailed(
+            f"pip could not bundle {function} within {PIP_TIMEOUT_SECONDS} s (is the package index reachable?)"
+        ) from None
     if result.returncode != 0:
         raise BundlingFailed(f"pip could not bundle {function}:\n{result.stderr.strip()}")
     for provided in RUNTIME_PROVIDED:
@@ -84,7 +99,9 @@ class LocalPythonBundling:
 
 def function_code(function: str) -> lambda_.Code:
     """The asset of `functions/<function>`, hashed over its sources and pinned requirements."""
-    other_functions = [p.name for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and p.name not in (*SHARED_PACKAGES, function)]
+    other_functions = [
+        p.name for p in FUNCTIONS_DIR.iterdir() if p.is_dir() and p.name not in (*SHARED_PACKAGES, function)
+    ]
     return lambda_.Code.from_asset(
         str(FUNCTIONS_DIR),
         exclude=["__pycache__", "*.pyc", *other_functions],

@@ -57,14 +57,17 @@ class PipelineSettings(BaseModel):
     )
     max_body_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
     honeypot_field: str = Field(default="website", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    metric_campaigns: list[str] = Field(default_factory=list, max_length=20, description="Campaigns with their own metric")
+    metric_campaigns: list[str] = Field(
+        default_factory=list, max_length=20, description="Campaigns with their own metric"
+    )
 
     # --- Spam protection beyond the honeypot (optional, off by default)
     captcha_provider: Literal["turnstile", "recaptcha_v3"] | None = Field(
         default=None, description="Verify a Turnstile or reCAPTCHA v3 token server-side; unset means no check"
     )
     captcha_secret_arn: str | None = Field(
-        default=None, pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$",
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$",
         description="Secrets Manager secret holding the verifier's secret key",
     )
     captcha_min_score: float = Field(default=0.5, ge=0, le=1, description="reCAPTCHA v3: lowest score accepted")
@@ -103,7 +106,9 @@ class PipelineSettings(BaseModel):
     alarm_db_unavailable_minutes: int = Field(default=2, ge=1, le=5)
 
     # --- Database
-    db_secret_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
+    db_secret_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
+    )
     db_proxy_endpoint: str | None = Field(default=None, min_length=1)
     db_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "require"
     leads_table: str = Field(default="leadpipe.leads", pattern=TABLE_NAME_PATTERN)
@@ -114,8 +119,12 @@ class PipelineSettings(BaseModel):
 
     # --- Worker's database session: a stuck connect or INSERT ends well inside the function's timeout
     db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60, description="libpq connect_timeout")
-    db_statement_timeout_seconds: int = Field(default=10, ge=1, le=600, description="server-side statement_timeout of the batch INSERT")
-    db_lock_timeout_seconds: int = Field(default=5, ge=1, le=600, description="server-side lock_timeout, e.g. behind a migration")
+    db_statement_timeout_seconds: int = Field(
+        default=10, ge=1, le=600, description="server-side statement_timeout of the batch INSERT"
+    )
+    db_lock_timeout_seconds: int = Field(
+        default=5, ge=1, le=600, description="server-side lock_timeout, e.g. behind a migration"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSettings:
@@ -125,13 +134,18 @@ class PipelineSettings(BaseModel):
                 f"{self.max_concurrency} is above reserved_concurrency ({self.reserved_concurrency}); "
                 "the event source would be throttled by the function's own cap",
             )
-        if self.visibility_timeout_seconds is not None and self.visibility_timeout_seconds < self.minimum_visibility_timeout:
+        if (
+            self.visibility_timeout_seconds is not None
+            and self.visibility_timeout_seconds < self.minimum_visibility_timeout
+        ):
             raise _Conflict(
                 "visibility_timeout_seconds",
                 f"{self.visibility_timeout_seconds} is below {VISIBILITY_TIMEOUT_FACTOR}x worker_timeout_seconds "
                 f"+ max_batching_window_seconds ({self.minimum_visibility_timeout}); batches in flight would be delivered twice",
             )
-        database_seconds = self.db_connect_timeout_seconds + self.db_statement_timeout_seconds + self.db_lock_timeout_seconds
+        database_seconds = (
+            self.db_connect_timeout_seconds + self.db_statement_timeout_seconds + self.db_lock_timeout_seconds
+        )
         if database_seconds >= self.worker_timeout_seconds:
             raise _Conflict(
                 "db_statement_timeout_seconds",
@@ -140,7 +154,10 @@ class PipelineSettings(BaseModel):
                 "and its server session outlives it",
             )
         if self.batch_size > 10 and self.max_batching_window_seconds < 1:
-            raise _Conflict("max_batching_window_seconds", "a batch_size above 10 needs a batching window of at least 1 second (an SQS rule)")
+            raise _Conflict(
+                "max_batching_window_seconds",
+                "a batch_size above 10 needs a batching window of at least 1 second (an SQS rule)",
+            )
         vpc_keys = (self.vpc_id, self.vpc_subnet_ids, self.vpc_security_group_ids)
         if any(vpc_keys) and not all(vpc_keys):
             raise _Conflict("vpc_id", "set vpc_id, vpc_subnet_ids and vpc_security_group_ids together")
@@ -149,7 +166,10 @@ class PipelineSettings(BaseModel):
         if self.db_proxy_endpoint and not self.db_secret_arn:
             raise _Conflict("db_proxy_endpoint", "an RDS Proxy needs db_secret_arn for its credentials")
         if self.captcha_provider and not self.captcha_secret_arn:
-            raise _Conflict("captcha_secret_arn", f"captcha_provider {self.captcha_provider!r} needs the secret that holds its secret key")
+            raise _Conflict(
+                "captcha_secret_arn",
+                f"captcha_provider {self.captcha_provider!r} needs the secret that holds its secret key",
+            )
         if self.stage == "prod" and not self.db_secret_arn:
             raise _Conflict("db_secret_arn", "prod must name its database secret")
         return self
@@ -224,5 +244,7 @@ def _describe(error: ValidationError, stage: str) -> str:
             key, message = cause.key, str(cause)
         else:
             message = detail["msg"].removeprefix("Value error, ")
-        lines.append(f"{CONTEXT_KEY}.stages.{stage}.{key}: {message}" if key else f"{CONTEXT_KEY}.stages.{stage}: {message}")
+        lines.append(
+            f"{CONTEXT_KEY}.stages.{stage}.{key}: {message}" if key else f"{CONTEXT_KEY}.stages.{stage}: {message}"
+        )
     return "invalid settings:\n  " + "\n  ".join(lines)

@@ -81,16 +81,32 @@ class PipelineFunction(Construct):
         self.log_group.grant_write(self.role)
         acknowledge(
             self.function,
-            ("AwsSolutions-L1", "python3.13, not python3.14, on purpose: the tests run on the deployed Python, and CPython 3.14 cannot be installed from the registries the project builds from (PyPI, npm, Debian); AWS supports python3.13 until 2029-06-30."),
-        )  # fmt: skip
+            (
+                "AwsSolutions-L1",
+                "python3.13, not python3.14, on purpose: the tests run on the deployed Python, and CPython 3.14 cannot be installed from the registries the project builds from (PyPI, npm, Debian); AWS supports python3.13 until 2029-06-30.",
+            ),
+        )
         acknowledge(
             self.role,
-            ("AwsSolutions-IAM5[Resource::*]", "Active tracing: X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions."),
-        )  # fmt: skip
+            (
+                "AwsSolutions-IAM5[Resource::*]",
+                "Active tracing: X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+            ),
+        )
 
 
 def retention_days(days: int) -> logs.RetentionDays:
     """CDK's enum member for a number of days the settings model allows."""
-    names = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
-             60: "TWO_MONTHS", 90: "THREE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR"}  # fmt: skip
+    names = {
+        1: "ONE_DAY",
+        3: "THREE_DAYS",
+        5: "FIVE_DAYS",
+        7: "ONE_WEEK",
+        14: "TWO_WEEKS",
+        30: "ONE_MONTH",
+        60: "TWO_MONTHS",
+        90: "THREE_MONTHS",
+        180: "SIX_MONTHS",
+        365: "ONE_YEAR",
+    }
     return logs.RetentionDays[names[days]]

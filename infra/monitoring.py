@@ -46,7 +46,9 @@ class PipelineMonitoring(Construct):
         self, scope: Construct, construct_id: str, *, settings: PipelineSettings, resources: MonitoredResources
     ) -> None:
         super().__init__(scope, construct_id)
-        self.alarm_topic = sns.Topic(self, "AlarmTopic", display_name=f"Leadpipe {settings.stage} alarms", enforce_ssl=True)
+        self.alarm_topic = sns.Topic(
+            self, "AlarmTopic", display_name=f"Leadpipe {settings.stage} alarms", enforce_ssl=True
+        )
         if settings.alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 
@@ -149,9 +151,14 @@ class PipelineMonitoring(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Drain breaker probe (per minute)",
-                left=[probe.metric_invocations(period=ONE_MINUTE, statistic="Sum"), probe.metric_errors(period=ONE_MINUTE, statistic="Sum")],
+                left=[
+                    probe.metric_invocations(period=ONE_MINUTE, statistic="Sum"),
+                    probe.metric_errors(period=ONE_MINUTE, statistic="Sum"),
+                ],
             ),
-            cloudwatch.AlarmStatusWidget(title="Drain breaker", alarms=[self.alarms["DrainProbeErrors"], self.alarms["DrainProbeSilent"]]),
+            cloudwatch.AlarmStatusWidget(
+                title="Drain breaker", alarms=[self.alarms["DrainProbeErrors"], self.alarms["DrainProbeSilent"]]
+            ),
         )
         return self.alarms["DrainProbeErrors"]
 
@@ -196,16 +203,25 @@ class PipelineMonitoring(Construct):
     def _dashboard(self, settings: PipelineSettings, r: MonitoredResources) -> cloudwatch.Dashboard:
         def custom(name: str, service: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": service},
-                statistic="Sum", period=ONE_MINUTE,
-            )  # fmt: skip
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": service},
+                statistic="Sum",
+                period=ONE_MINUTE,
+            )
 
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"leadpipe-{settings.stage}")
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Ingest rate (per minute)",
-                left=[r.rest_api.metric_count(period=ONE_MINUTE, statistic="SampleCount"), custom("LeadsAccepted", INGEST_SERVICE)],
-                right=[r.rest_api.metric_server_error(period=ONE_MINUTE), r.rest_api.metric_client_error(period=ONE_MINUTE)],
+                left=[
+                    r.rest_api.metric_count(period=ONE_MINUTE, statistic="SampleCount"),
+                    custom("LeadsAccepted", INGEST_SERVICE),
+                ],
+                right=[
+                    r.rest_api.metric_server_error(period=ONE_MINUTE),
+                    r.rest_api.metric_client_error(period=ONE_MINUTE),
+                ],
             ),
             cloudwatch.GraphWidget(
                 title="Queue depth and age",
@@ -221,12 +237,18 @@ class PipelineMonitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="DLQ depth",
-                left=[r.dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum")],
+                left=[
+                    r.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        period=ONE_MINUTE, statistic="Maximum"
+                    )
+                ],
             ),
             cloudwatch.GraphWidget(
                 title=f"Worker concurrency (DB writers, cap {settings.max_concurrency})",
                 left=[r.worker.metric("ConcurrentExecutions", period=ONE_MINUTE, statistic="Maximum")],
-                left_annotations=[cloudwatch.HorizontalAnnotation(value=settings.max_concurrency, label="max_concurrency")],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=settings.max_concurrency, label="max_concurrency")
+                ],
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values())),
         )
@@ -235,7 +257,9 @@ class PipelineMonitoring(Construct):
                 title="Database unreachable (batches per minute)",
                 left=[self.database_unavailable_metric()],
                 left_annotations=[
-                    cloudwatch.HorizontalAnnotation(value=1, label=f"pages after {settings.alarm_db_unavailable_minutes} min")
+                    cloudwatch.HorizontalAnnotation(
+                        value=1, label=f"pages after {settings.alarm_db_unavailable_minutes} min"
+                    )
                 ],
             ),
         )

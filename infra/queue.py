@@ -7,7 +7,6 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 
-
 class LeadQueue(Construct):
     """Encrypted, TLS-only leads queue whose poison messages move to a DLQ after N receives.
 

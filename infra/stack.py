@@ -52,8 +52,13 @@ class LeadpipeStack(cdk.Stack):
         if settings.has_database:
             # Built after monitoring: the DatabaseUnavailable alarm (when there) trips it at once.
             alarms = getattr(monitoring, "alarms", {})
-            breaker = DrainBreaker(self, "DrainBreaker", settings=settings, worker=worker,
-                                   trip_alarms=[alarms[name] for name in ("DatabaseUnavailable",) if name in alarms])  # fmt: skip
+            breaker = DrainBreaker(
+                self,
+                "DrainBreaker",
+                settings=settings,
+                worker=worker,
+                trip_alarms=[alarms[name] for name in ("DatabaseUnavailable",) if name in alarms],
+            )
             monitoring.watch_drain_probe(breaker.function.function)  # a breaker that cannot run pages too
             # `leadpipe drain pause | resume | status --stack` finds the breaker by these.
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)

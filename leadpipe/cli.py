@@ -78,22 +78,36 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(command=command_status)
 
     drain = commands.add_parser(
-        "drain", help="pause, resume or show the worker's drain (the DB owner's maintenance window)",
+        "drain",
+        help="pause, resume or show the worker's drain (the DB owner's maintenance window)",
         description="The worker's drain: the queue's event source. `pause` stops receiving (a batch in hand is "
         "finished) and records who and why; `resume` hands it back to the drain breaker, which resumes once the "
         "database answers. In AWS this is the event source mapping's Enabled flag; locally, the poller.",
-    )  # fmt: skip
+    )
     drain_commands = drain.add_subparsers(title="drain commands", required=True, metavar="ACTION")
-    drain_pause = drain_commands.add_parser("pause", help="stop receiving, recording who and why",
-                                            description="Stop the drain until `leadpipe drain resume`; the breaker never resumes it.")  # fmt: skip
+    drain_pause = drain_commands.add_parser(
+        "pause",
+        help="stop receiving, recording who and why",
+        description="Stop the drain until `leadpipe drain resume`; the breaker never resumes it.",
+    )
     drain_pause.add_argument("--who", default=os.environ.get("USER"), help="who is pausing (default: $USER)")
     drain_pause.add_argument("--why", required=True, help="why, e.g. 'DB maintenance until 02:00, ticket OPS-42'")
-    drain_resume = drain_commands.add_parser("resume", help="end an operator's pause",
-                                             description="End the operator's pause; the drain runs if the database answers, else the breaker holds it.")  # fmt: skip
-    drain_status = drain_commands.add_parser("status", help="running, paused by an operator, or held by the breaker",
-                                             description="Whether the drain is running, paused by an operator (who, why, since) or held by the breaker.")  # fmt: skip
+    drain_resume = drain_commands.add_parser(
+        "resume",
+        help="end an operator's pause",
+        description="End the operator's pause; the drain runs if the database answers, else the breaker holds it.",
+    )
+    drain_status = drain_commands.add_parser(
+        "status",
+        help="running, paused by an operator, or held by the breaker",
+        description="Whether the drain is running, paused by an operator (who, why, since) or held by the breaker.",
+    )
     drain_status.add_argument("--json", action="store_true", help="machine-readable output")
-    for action, handler in ((drain_pause, command_drain_pause), (drain_resume, command_drain_resume), (drain_status, command_drain_status)):
+    for action, handler in (
+        (drain_pause, command_drain_pause),
+        (drain_resume, command_drain_resume),
+        (drain_status, command_drain_status),
+    ):
         _target_arguments(action)
         action.set_defaults(command=handler)
 
@@ -115,12 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     purge.set_defaults(command=command_dlq_purge)
 
     plan = commands.add_parser(
-        "plan", help="campaign launch review: capacity, lag, alarms and cost",
+        "plan",
+        help="campaign launch review: capacity, lag, alarms and cost",
         description="The campaign launch review, as markdown for the launch ticket (or --json): throttling, backlog, drain time "
         "and alarms for the stage's settings; the AWS quotas the campaign meets and what to ask AWS for; the recommended "
         "settings and the same campaign again with them; the cost by what reaches each service, per million leads, and the "
         "fixed monthly costs. Prices and quotas: leadpipe/prices/, with their as-of dates.",
-    )  # fmt: skip
+    )
     plan.add_argument("--campaign", required=True, help="the campaign's name or code")
     plan.add_argument("--launch", type=_datetime, help="launch date and time, ISO 8601 (e.g. 2026-12-01T09:00)")
     plan.add_argument("--leads", type=_non_negative, help="expected leads in total")
@@ -130,20 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--peak-hour-share", type=float, help="the share (0-1] of leads arriving in the busiest hour")
     plan.add_argument("--endpoint", help="the URL the campaign's forms post to")
     plan.add_argument("--new-field", action="append", default=[], help="a field the campaign collects (repeatable)")
-    plan.add_argument("--store-ms-per-batch", type=float, default=50.0, help="measured store time per batch (make bench)")
-    plan.add_argument("--event-source-ms-per-batch", type=float,
-                      help="what the SQS event source adds per batch (default: Lambda's hand-off, 20 ms)")  # fmt: skip
+    plan.add_argument(
+        "--store-ms-per-batch", type=float, default=50.0, help="measured store time per batch (make bench)"
+    )
+    plan.add_argument(
+        "--event-source-ms-per-batch",
+        type=float,
+        help="what the SQS event source adds per batch (default: Lambda's hand-off, 20 ms)",
+    )
     plan.add_argument("--stage", default="dev", help="whose settings from cdk.json to check")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(command=command_plan)
 
     spike = commands.add_parser(
-        "spike", help="send a burst of realistic leads and check every one was stored once",
+        "spike",
+        help="send a burst of realistic leads and check every one was stored once",
         description="Send a bounded burst of realistic leads (the local runtime by default; a deployed API only with --url), "
         "then verify every accepted lead was stored exactly once. Locally, --db-outage-after stalls the embedded "
         "PostgreSQL for part of the burst; --report draws the API, the queue against the planner, the database writes "
         "and the writers.",
-    )  # fmt: skip
+    )
     spike.add_argument("--url", help="the API to load; default: the local runtime. Required for anything else")
     spike.add_argument("--total", type=_positive, default=2_000, help="how many leads (at most 100,000; default 2,000)")
     spike.add_argument("--rate", type=float, help="leads per second (default: as fast as the connections go)")
@@ -156,15 +177,32 @@ def build_parser() -> argparse.ArgumentParser:
     spike.add_argument("--stack", help="refused without --url: a deployed API is loaded only when named explicitly")
     spike.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="verify against this database")
     spike.add_argument("--json", action="store_true", help="machine-readable summary")
-    spike.add_argument("--db-outage-after", type=float, metavar="SECONDS",
-                       help="local only: stall the embedded PostgreSQL this many seconds into the burst")  # fmt: skip
-    spike.add_argument("--db-outage-seconds", type=float, default=20.0, help="how long the database stays stalled (default 20)")
-    spike.add_argument("--store-ms-per-batch", type=float, default=11.0,
-                       help="the planner's store time per batch for the picture (default: make bench's local handler, 11 ms)")  # fmt: skip
-    spike.add_argument("--event-source-ms-per-batch", type=float, default=168.0,
-                       help="the planner's event-source cost per batch (default: make bench's local poller, 168 ms)")  # fmt: skip
-    spike.add_argument("--calibrate", action="store_true",
-                       help="measure the local event source's cost per batch just before the burst, for the planner's line")  # fmt: skip
+    spike.add_argument(
+        "--db-outage-after",
+        type=float,
+        metavar="SECONDS",
+        help="local only: stall the embedded PostgreSQL this many seconds into the burst",
+    )
+    spike.add_argument(
+        "--db-outage-seconds", type=float, default=20.0, help="how long the database stays stalled (default 20)"
+    )
+    spike.add_argument(
+        "--store-ms-per-batch",
+        type=float,
+        default=11.0,
+        help="the planner's store time per batch for the picture (default: make bench's local handler, 11 ms)",
+    )
+    spike.add_argument(
+        "--event-source-ms-per-batch",
+        type=float,
+        default=168.0,
+        help="the planner's event-source cost per batch (default: make bench's local poller, 168 ms)",
+    )
+    spike.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure the local event source's cost per batch just before the burst, for the planner's line",
+    )
     spike.set_defaults(command=command_spike)
 
     openapi = commands.add_parser("openapi", help="print the ingest API's OpenAPI 3.1 document (docs/openapi.json)")
@@ -178,7 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     erase = db_commands.add_parser("erase", help="delete every lead of one person (right to erasure)")
     erase.add_argument("--email", required=True, help="the person's e-mail address (any case)")
     erase.add_argument("--stage", required=True, help="whose leads table (from cdk.json) to erase from")
-    erase.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL, else the local runtime's")
+    erase.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="default: $DATABASE_URL, else the local runtime's",
+    )
     erase.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
     erase.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
     erase.add_argument("--stack", help="the deployed stack whose DLQ to search (default: the local runtime's)")
@@ -187,7 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _database_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL, else the local runtime's")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="default: $DATABASE_URL, else the local runtime's",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="the local runtime's data folder")
     parser.add_argument("--table", default=None, help="schema.table (default: the stage's leads_table)")
     parser.add_argument("--stage", default="dev", help="whose settings to read the table name from")
@@ -259,7 +305,7 @@ Leadpipe is running (stage {info.stage}).
   landing page  {info.landing_page_url}
   API           POST {info.api_url}
   SQS (moto)    {info.sqs_endpoint_url}  queue + DLQ, redrive after {settings.max_receive_count} receives
-  PostgreSQL    {'embedded, data in ' + info.postgres_data_dir if info.postgres_data_dir else 'DATABASE_URL'}  table {info.leads_table}
+  PostgreSQL    {"embedded, data in " + info.postgres_data_dir if info.postgres_data_dir else "DATABASE_URL"}  table {info.leads_table}
   worker        at most {settings.max_concurrency} concurrent batches of {settings.batch_size}, window {settings.max_batching_window_seconds} s
   logs          {info.data_dir}/logs/
 
@@ -316,7 +362,9 @@ def command_dlq_redrive(args: argparse.Namespace) -> int:
 
     target = _resolve(args)
     if target.in_aws:
-        task = dlq.start_move_task(target.sqs, target.dead_letter_queue_url, target.leads_queue_url, args.max_per_second)
+        task = dlq.start_move_task(
+            target.sqs, target.dead_letter_queue_url, target.leads_queue_url, args.max_per_second
+        )
         print(f"started an SQS message-move task to the leads queue: {task}")
     else:
         moved = dlq.move_messages(target.sqs, target.dead_letter_queue_url, target.leads_queue_url, args.limit)
@@ -343,16 +391,34 @@ def command_dlq_purge(args: argparse.Namespace) -> int:
 
 
 def command_plan(args: argparse.Namespace) -> int:
-    from leadpipe.plan import LAMBDA_INVOKE_OVERHEAD_SECONDS, LaunchTicket, PlanError, load_price_table, plan_launch, to_markdown
+    from leadpipe.plan import (
+        LAMBDA_INVOKE_OVERHEAD_SECONDS,
+        LaunchTicket,
+        PlanError,
+        load_price_table,
+        plan_launch,
+        to_markdown,
+    )
 
-    event_source_ms = LAMBDA_INVOKE_OVERHEAD_SECONDS * 1000 if args.event_source_ms_per_batch is None else args.event_source_ms_per_batch
+    event_source_ms = (
+        LAMBDA_INVOKE_OVERHEAD_SECONDS * 1000
+        if args.event_source_ms_per_batch is None
+        else args.event_source_ms_per_batch
+    )
     try:
         ticket = LaunchTicket.from_inputs(
-            campaign=args.campaign, leads=args.leads, audience=args.audience, conversion_percent=args.conversion,
-            within_minutes=args.within_minutes, peak_hour_share=args.peak_hour_share, launch=args.launch,
-            endpoint=args.endpoint, new_fields=tuple(args.new_field), store_seconds_per_batch=args.store_ms_per_batch / 1000,
+            campaign=args.campaign,
+            leads=args.leads,
+            audience=args.audience,
+            conversion_percent=args.conversion,
+            within_minutes=args.within_minutes,
+            peak_hour_share=args.peak_hour_share,
+            launch=args.launch,
+            endpoint=args.endpoint,
+            new_fields=tuple(args.new_field),
+            store_seconds_per_batch=args.store_ms_per_batch / 1000,
             event_source_seconds_per_batch=event_source_ms / 1000,
-        )  # fmt: skip
+        )
         plan = plan_launch(ticket, settings_from_file(args.stage), load_price_table())
     except PlanError as error:
         raise CliError(str(error)) from None
@@ -378,14 +444,24 @@ def command_spike(args: argparse.Namespace) -> int:
     outage = None
     if args.db_outage_after is not None:
         if info is None:
-            raise CliError("--db-outage-after stalls the local runtime's own database: it is refused with --url (a deployed or foreign API)")
+            raise CliError(
+                "--db-outage-after stalls the local runtime's own database: it is refused with --url (a deployed or foreign API)"
+            )
         try:
-            outage = spike.DatabaseOutage.for_local_runtime(info.postgres_data_dir, args.db_outage_after, args.db_outage_seconds)
+            outage = spike.DatabaseOutage.for_local_runtime(
+                info.postgres_data_dir, args.db_outage_after, args.db_outage_seconds
+            )
         except spike.SpikeRefused as error:
             raise CliError(str(error)) from None
     campaign = (args.campaign or f"SPIKE{int(time.time())}").strip().upper()
-    options = spike.SpikeOptions(url=url, total=args.total, concurrency=args.concurrency, campaign=campaign,
-                                 rate_per_second=args.rate, timeout_seconds=args.timeout)  # fmt: skip
+    options = spike.SpikeOptions(
+        url=url,
+        total=args.total,
+        concurrency=args.concurrency,
+        campaign=campaign,
+        rate_per_second=args.rate,
+        timeout_seconds=args.timeout,
+    )
     try:
         options.check()
     except spike.SpikeRefused as error:
@@ -401,7 +477,9 @@ def command_spike(args: argparse.Namespace) -> int:
             sqs, stage_settings.batch_size, stage_settings.max_concurrency, stage_settings.max_batching_window_seconds
         )
         print(f"local event source, calibrated now: {event_source_ms:.0f} ms per batch", file=sys.stderr)
-    sampler = spike.PipelineSampler(sqs, info.leads_queue_url if info else None, database_url, leads_table, campaign, outage=outage)
+    sampler = spike.PipelineSampler(
+        sqs, info.leads_queue_url if info else None, database_url, leads_table, campaign, outage=outage
+    )
     begin = time.perf_counter()
     sampler.start(begin)
     quiet = args.json or not sys.stderr.isatty()
@@ -425,13 +503,20 @@ def command_spike(args: argparse.Namespace) -> int:
     if stage_settings:
         from leadpipe.plan import drain_rate_per_s
 
-        summary.predicted_drain_per_s = round(drain_rate_per_s(stage_settings, args.store_ms_per_batch / 1000, event_source_ms / 1000), 1)
+        summary.predicted_drain_per_s = round(
+            drain_rate_per_s(stage_settings, args.store_ms_per_batch / 1000, event_source_ms / 1000), 1
+        )
         summary.planner_event_source_ms_per_batch = round(event_source_ms, 1)
     summary.db_outage = outage.window if outage else None
     queued = [s.queued for s in sampler.samples if s.queued is not None]
     summary.max_queued = max(queued) if queued else None
     if summary.predicted_drain_per_s:
-        summary.predicted_max_queued = round(max(spike.predicted_backlog(requests, sampler.samples, summary.predicted_drain_per_s, summary.db_outage) or [0]))
+        summary.predicted_max_queued = round(
+            max(
+                spike.predicted_backlog(requests, sampler.samples, summary.predicted_drain_per_s, summary.db_outage)
+                or [0]
+            )
+        )
     if summary.db_outage:
         summary.observed_drain_per_s = spike.observed_drain_after(sampler.samples, summary.db_outage[1])
     writers = [s for s in sampler.samples if s.worker_connections is not None]
@@ -440,8 +525,14 @@ def command_spike(args: argparse.Namespace) -> int:
         summary.max_active_writers = max(s.active_writers for s in writers)
     if args.report:
         cap = stage_settings.max_concurrency if stage_settings else None
-        csv_path = spike.write_report(requests, sampler.samples, args.report, writer_cap=cap,
-                                      predicted_drain_per_s=summary.predicted_drain_per_s, outage=summary.db_outage)  # fmt: skip
+        csv_path = spike.write_report(
+            requests,
+            sampler.samples,
+            args.report,
+            writer_cap=cap,
+            predicted_drain_per_s=summary.predicted_drain_per_s,
+            outage=summary.db_outage,
+        )
         print(f"report: {args.report} and {csv_path}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
@@ -453,9 +544,13 @@ def command_spike(args: argparse.Namespace) -> int:
             f"latency p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms\n"
             + (f"lost = {summary.lost}, duplicates = {summary.duplicates}\n" if summary.lost is not None else "")
             + (f"most worker DB connections seen: {summary.max_worker_connections}\n" if writers else "")
-            + (f"database stalled from {summary.db_outage[0]} s to {summary.db_outage[1]} s; queue peaked at {summary.max_queued} "
-               f"(planner {summary.predicted_max_queued}); drained afterwards at {summary.observed_drain_per_s}/s "
-               f"(planner {summary.predicted_drain_per_s}/s)" if summary.db_outage else "")
+            + (
+                f"database stalled from {summary.db_outage[0]} s to {summary.db_outage[1]} s; queue peaked at {summary.max_queued} "
+                f"(planner {summary.predicted_max_queued}); drained afterwards at {summary.observed_drain_per_s}/s "
+                f"(planner {summary.predicted_drain_per_s}/s)"
+                if summary.db_outage
+                else ""
+            )
         )
     return 0 if not summary.lost and not summary.duplicates else 1
 
@@ -545,7 +640,9 @@ def wait_for_ctrl_c() -> None:
 def _drain_control(args: argparse.Namespace):  # noqa: ANN202 - a DrainControl
     target = _resolve(args)
     if target.drain is None:
-        raise CliError(f"{target.description} has no drain breaker (it is deployed only with a database: set db_secret_arn)")
+        raise CliError(
+            f"{target.description} has no drain breaker (it is deployed only with a database: set db_secret_arn)"
+        )
     return target.drain
 
 

@@ -70,7 +70,9 @@ def peek(sqs: Any, dead_letter_url: str, limit: int = 100) -> list[DeadLetter]:
         chunk = messages[start : start + SQS_MAX_BATCH]
         sqs.change_message_visibility_batch(
             QueueUrl=dead_letter_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)
+            ],
         )
     now = datetime.now(UTC)
     return [describe(m, now) for m in messages]
@@ -98,9 +100,9 @@ def move_messages(sqs: Any, dead_letter_url: str, leads_url: str, limit: int | N
     """
     moved = 0
     while limit is None or moved < limit:
-        batch = sqs.receive_message(QueueUrl=dead_letter_url, MaxNumberOfMessages=SQS_MAX_BATCH, VisibilityTimeout=60).get(
-            "Messages", []
-        )
+        batch = sqs.receive_message(
+            QueueUrl=dead_letter_url, MaxNumberOfMessages=SQS_MAX_BATCH, VisibilityTimeout=60
+        ).get("Messages", [])
         if not batch:
             break
         if limit is not None:

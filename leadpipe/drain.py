@@ -69,8 +69,12 @@ class LocalDrainControl:
 
     def status(self) -> DrainStatus:
         state = read_local_drain_state(self._data_dir)
-        return DrainStatus(state=state["state"], receiving=state["receiving"], pause=state["pause"],
-                           detail=f"since {state['since']}" if state.get("since") else "")  # fmt: skip
+        return DrainStatus(
+            state=state["state"],
+            receiving=state["receiving"],
+            pause=state["pause"],
+            detail=f"since {state['since']}" if state.get("since") else "",
+        )
 
     def _wait_for(self, reached, what: str) -> DrainStatus:  # noqa: ANN001 - a predicate on DrainStatus
         deadline = time.monotonic() + self._timeout
@@ -79,14 +83,18 @@ class LocalDrainControl:
             if reached(status):
                 return status
             if time.monotonic() >= deadline:
-                raise DrainControlError(f"the local runtime did not apply it within {self._timeout:.0f} s (waiting for {what})")
+                raise DrainControlError(
+                    f"the local runtime did not apply it within {self._timeout:.0f} s (waiting for {what})"
+                )
             time.sleep(0.1)
 
 
 class AwsDrainControl:
     """A deployed stack: the pause record in SSM, the worker's event source mapping, the probe function."""
 
-    def __init__(self, lambda_client: Any, ssm: Any, mapping_id: str, pause_parameter: str, probe_function: str) -> None:
+    def __init__(
+        self, lambda_client: Any, ssm: Any, mapping_id: str, pause_parameter: str, probe_function: str
+    ) -> None:
         self._lambda = lambda_client
         self._ssm = ssm
         self._mapping_id = mapping_id
@@ -103,7 +111,9 @@ class AwsDrainControl:
         # The probe decides, with the worker's own credentials and network path: held if the database is away.
         answer = self._lambda.invoke(FunctionName=self._probe_function, InvocationType="RequestResponse")
         if answer.get("FunctionError"):
-            raise DrainControlError(f"the probe function failed ({answer['FunctionError']}); it runs again within a minute")
+            raise DrainControlError(
+                f"the probe function failed ({answer['FunctionError']}); it runs again within a minute"
+            )
         return self.status()
 
     def status(self) -> DrainStatus:
@@ -113,5 +123,9 @@ class AwsDrainControl:
         # Enabling and Disabling are on their way; count them as where they are going.
         receiving = mapping["State"] in ("Enabled", "Enabling")
         state = observed_state(receiving, pause)
-        return DrainStatus(state=state.value, receiving=receiving, pause=asdict(pause) if pause else None,
-                           detail=f"event source mapping {mapping['State']}")  # fmt: skip
+        return DrainStatus(
+            state=state.value,
+            receiving=receiving,
+            pause=asdict(pause) if pause else None,
+            detail=f"event source mapping {mapping['State']}",
+        )

@@ -53,7 +53,9 @@ def erase_person(database_url: str, leads_table: str, email: str) -> int:
             ).format(**names),
             (normalised,),
         )
-        return connection.execute(sql.SQL("DELETE FROM {leads} WHERE email = %s").format(**names), (normalised,)).rowcount
+        return connection.execute(
+            sql.SQL("DELETE FROM {leads} WHERE email = %s").format(**names), (normalised,)
+        ).rowcount
 
 
 def erase_from_dead_letters(sqs: Any, dead_letter_url: str, email: str) -> int:
@@ -68,7 +70,10 @@ def erase_from_dead_letters(sqs: Any, dead_letter_url: str, email: str) -> int:
     while True:
         # Long polling asks every SQS server: a short poll may answer "empty" while letters remain.
         batch = sqs.receive_message(
-            QueueUrl=dead_letter_url, MaxNumberOfMessages=SQS_MAX_BATCH, VisibilityTimeout=SEARCH_VISIBILITY_SECONDS, WaitTimeSeconds=1
+            QueueUrl=dead_letter_url,
+            MaxNumberOfMessages=SQS_MAX_BATCH,
+            VisibilityTimeout=SEARCH_VISIBILITY_SECONDS,
+            WaitTimeSeconds=1,
         ).get("Messages", [])
         fresh = [m for m in batch if m["MessageId"] not in seen]
         if not fresh:
@@ -78,14 +83,17 @@ def erase_from_dead_letters(sqs: Any, dead_letter_url: str, email: str) -> int:
         keep.extend(m for m in fresh if m not in theirs)
         if theirs:
             sqs.delete_message_batch(
-                QueueUrl=dead_letter_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(theirs)]
+                QueueUrl=dead_letter_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(theirs)],
             )
             erased += len(theirs)
     for start in range(0, len(keep), SQS_MAX_BATCH):
         chunk = keep[start : start + SQS_MAX_BATCH]
         sqs.change_message_visibility_batch(
             QueueUrl=dead_letter_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)
+            ],
         )
     return erased
 

@@ -14,17 +14,26 @@ from functions.ingest.logic import MAX_FORM_FIELDS, REDIRECT_FIELD
 from functions.ingest.settings import IngestSettings
 
 ERROR_CODES = {
-    "400": ("malformed_body", "The body is not valid JSON, UTF-8 or form data, or the Idempotency-Key header is invalid."),
+    "400": (
+        "malformed_body",
+        "The body is not valid JSON, UTF-8 or form data, or the Idempotency-Key header is invalid.",
+    ),
     "413": ("payload_too_large", "The body is over the byte limit."),
     "415": ("unsupported_media_type", "Only application/json and application/x-www-form-urlencoded are accepted."),
     "422": ("invalid_lead", "One or more fields are invalid; each is named in error.fields."),
-    "503": ("queue_unavailable", "The lead could not be queued; retry after Retry-After seconds. Never a 2xx in that case."),
+    "503": (
+        "queue_unavailable",
+        "The lead could not be queued; retry after Retry-After seconds. Never a 2xx in that case.",
+    ),
     # Answered by API Gateway or AWS WAF before the ingest runs (infra/gateway_responses.py), or by the captcha check.
-    "403": ("captcha_invalid", (
-        "The captcha token was refused (a stage with captcha_provider), or AWS WAF blocked the request (`forbidden`). "
-        "`captcha_expired`: the token was already verified or is too old (siteverify's `timeout-or-duplicate`); send the "
-        "same lead again, same Idempotency-Key, with the widget's next token."
-    )),
+    "403": (
+        "captcha_invalid",
+        (
+            "The captcha token was refused (a stage with captcha_provider), or AWS WAF blocked the request (`forbidden`). "
+            "`captcha_expired`: the token was already verified or is too old (siteverify's `timeout-or-duplicate`); send the "
+            "same lead again, same Idempotency-Key, with the widget's next token."
+        ),
+    ),
     "429": ("throttled", "The stage throttle or the per-IP rate rule; retry after Retry-After seconds."),
     "502": ("upstream_error", "The function failed or outran its timeout; retry after Retry-After seconds."),
     "504": ("timeout", "API Gateway's 29 s integration timeout; retry after Retry-After seconds."),
@@ -37,16 +46,25 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
     lead = lead_json_schema()
     definitions = lead.pop("$defs", {})
     control = {
-        REDIRECT_FIELD: {"type": "string", "maxLength": 2048, "description": "Form posts only: a thank-you page on an allowed origin (answer 303)."},
-        defaults.honeypot_field: {"type": "string", "description": "Honeypot: leave empty. When filled the answer is the usual one and the lead is dropped."},
-    }  # fmt: skip
+        REDIRECT_FIELD: {
+            "type": "string",
+            "maxLength": 2048,
+            "description": "Form posts only: a thank-you page on an allowed origin (answer 303).",
+        },
+        defaults.honeypot_field: {
+            "type": "string",
+            "description": "Honeypot: leave empty. When filled the answer is the usual one and the lead is dropped.",
+        },
+    }
     json_body = deepcopy(lead)
     json_body["properties"] = {**json_body["properties"], **control}
     json_body["properties"].pop(REDIRECT_FIELD)  # a redirect makes no sense for fetch()
     form_body = deepcopy(lead)
     form_body["properties"] = {**form_body["properties"], **control}
     form_body["properties"].pop("custom")
-    form_body["patternProperties"] = {r"^custom(\[[A-Za-z][A-Za-z0-9_]{0,63}\]|\.[A-Za-z][A-Za-z0-9_]{0,63})$": {"type": "string", "maxLength": 500}}
+    form_body["patternProperties"] = {
+        r"^custom(\[[A-Za-z][A-Za-z0-9_]{0,63}\]|\.[A-Za-z][A-Za-z0-9_]{0,63})$": {"type": "string", "maxLength": 500}
+    }
     form_body["maxProperties"] = MAX_FORM_FIELDS
     error = {
         "type": "object",
@@ -63,7 +81,11 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                         "items": {
                             "type": "object",
                             "required": ["field", "code", "message"],
-                            "properties": {"field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}},
+                            "properties": {
+                                "field": {"type": "string"},
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
                         },
                     },
                 },
@@ -73,51 +95,76 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
     responses: dict[str, Any] = {
         "202": {
             "description": "SQS has the lead.",
-            "content": {"application/json": {"schema": {
-                "type": "object", "required": ["lead_id", "status"],
-                "properties": {"lead_id": {"type": "string", "format": "uuid"}, "status": {"const": "queued"}},
-            }}},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["lead_id", "status"],
+                        "properties": {"lead_id": {"type": "string", "format": "uuid"}, "status": {"const": "queued"}},
+                    }
+                }
+            },
         },
-        "303": {"description": "Form post with an allowed _redirect: SQS has the lead; the browser goes to the thank-you page.",
-                "headers": {"Location": {"schema": {"type": "string"}}}},
-    }  # fmt: skip
+        "303": {
+            "description": "Form post with an allowed _redirect: SQS has the lead; the browser goes to the thank-you page.",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
+    }
     for status, (code, description) in ERROR_CODES.items():
-        responses[status] = {"description": f"`{code}`: {description}", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[status] = {
+            "description": f"`{code}`: {description}",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
     for status in RETRYABLE_STATUSES:
         responses[status]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
-    responses["503"]["headers"][PASS_HEADER] = {"schema": {"type": "string"}, "required": False, "description": (
-        "Only after the captcha passed and the lead could not be queued: send it back on the retry of this same "
-        "lead (same Idempotency-Key, same content) instead of re-verifying the single-use token. Valid 24 h."
-    )}  # fmt: skip
+    responses["503"]["headers"][PASS_HEADER] = {
+        "schema": {"type": "string"},
+        "required": False,
+        "description": (
+            "Only after the captcha passed and the lead could not be queued: send it back on the retry of this same "
+            "lead (same Idempotency-Key, same content) instead of re-verifying the single-use token. Valid 24 h."
+        ),
+    }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Leadpipe ingest", "version": "1", "description": (
-            "POST a lead from a landing-page form. Every text value, custom keys and values included, may hold "
-            "only characters SQS can carry and PostgreSQL can store (tab, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, "
-            "U+10000-U+10FFFF): any other (NUL, a lone surrogate, U+FFFE, U+FFFF) gets a 422 naming the field."
-        )},
+        "info": {
+            "title": "Leadpipe ingest",
+            "version": "1",
+            "description": (
+                "POST a lead from a landing-page form. Every text value, custom keys and values included, may hold "
+                "only characters SQS can carry and PostgreSQL can store (tab, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, "
+                "U+10000-U+10FFFF): any other (NUL, a lone surrogate, U+FFFE, U+FFFF) gets a 422 naming the field."
+            ),
+        },
         "servers": [{"url": server_url}],
         "paths": {
             "/leads": {
                 "post": {
                     "operationId": "submitLead",
                     "summary": "Submit one lead",
-                    "parameters": [{
-                        "name": "Idempotency-Key", "in": "header", "required": False,
-                        "description": (
-                            "A retry with the same key and the same lead gets the same lead_id (one row). The same key "
-                            "with a different lead gets a lead_id of its own: both are stored, never merged. Without a "
-                            "key, the same lead submitted again on the same UTC day gets the same lead_id."
-                        ),
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                    }, {
-                        "name": PASS_HEADER, "in": "header", "required": False,
-                        "description": (
-                            "Stages with a captcha: the pass a 503 gave for this lead. While valid it stands in for the "
-                            "captcha token; one for another lead, expired or tampered with is ignored."
-                        ),
-                        "schema": {"type": "string", "maxLength": 64},
-                    }],  # fmt: skip
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": (
+                                "A retry with the same key and the same lead gets the same lead_id (one row). The same key "
+                                "with a different lead gets a lead_id of its own: both are stored, never merged. Without a "
+                                "key, the same lead submitted again on the same UTC day gets the same lead_id."
+                            ),
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        },
+                        {
+                            "name": PASS_HEADER,
+                            "in": "header",
+                            "required": False,
+                            "description": (
+                                "Stages with a captcha: the pass a 503 gave for this lead. While valid it stands in for the "
+                                "captcha token; one for another lead, expired or tampered with is ignored."
+                            ),
+                            "schema": {"type": "string", "maxLength": 64},
+                        },
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {

@@ -52,9 +52,16 @@ class LaunchTicket:
 
     @classmethod
     def from_inputs(
-        cls, *, campaign: str, leads: float | None = None, audience: float | None = None, conversion_percent: float | None = None,
-        within_minutes: float | None = None, peak_hour_share: float | None = None, **rest: Any,
-    ) -> LaunchTicket:  # fmt: skip
+        cls,
+        *,
+        campaign: str,
+        leads: float | None = None,
+        audience: float | None = None,
+        conversion_percent: float | None = None,
+        within_minutes: float | None = None,
+        peak_hour_share: float | None = None,
+        **rest: Any,
+    ) -> LaunchTicket:
         if leads is None:
             if audience is None or conversion_percent is None:
                 raise PlanError("give --leads, or --audience with --conversion")
@@ -140,8 +147,11 @@ def load_quota_table(name: str = "aws-quotas.json") -> dict[str, Any]:
     return json.loads(resources.files("leadpipe.prices").joinpath(name).read_text())
 
 
-def drain_rate_per_s(settings: PipelineSettings, store_seconds_per_batch: float,
-                     event_source_seconds_per_batch: float = LAMBDA_INVOKE_OVERHEAD_SECONDS) -> float:  # fmt: skip
+def drain_rate_per_s(
+    settings: PipelineSettings,
+    store_seconds_per_batch: float,
+    event_source_seconds_per_batch: float = LAMBDA_INVOKE_OVERHEAD_SECONDS,
+) -> float:
     """Leads per second the worker takes off a full queue: each of `max_concurrency` writers
     stores one full batch per (store + event source) seconds. The database owner's cap is this
     rate; `make bench` checks it against a measured drain."""
@@ -163,8 +173,9 @@ def oldest_lead_age(t: float, accepted_rate: float, drain_rate: float, arrival_s
     return t * (accepted_rate - drain_rate) / accepted_rate
 
 
-def backlog_curve(times: list[float], arrived: list[float], drain_rate: float,
-                  outage: tuple[float, float] | None = None) -> list[float]:  # fmt: skip
+def backlog_curve(
+    times: list[float], arrived: list[float], drain_rate: float, outage: tuple[float, float] | None = None
+) -> list[float]:
     """The predicted queue depth at each of `times` (ascending): `arrived[i]` leads accepted in
     total by `times[i]`, the worker draining at `drain_rate` except during `outage` (start, end)."""
     depth, previous_time, previous_arrived, out = 0.0, 0.0, 0.0, []
@@ -182,8 +193,9 @@ def settings_ceiling(name: str) -> float:
     return min(m.le for m in PipelineSettings.model_fields[name].metadata if isinstance(m, Le))
 
 
-def plan_launch(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any],
-                quotas: dict[str, Any] | None = None) -> LaunchPlan:  # fmt: skip
+def plan_launch(
+    ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any], quotas: dict[str, Any] | None = None
+) -> LaunchPlan:
     """The review with the current settings, its advice, and the review again with that advice taken.
 
     Every recommended value is one the settings model accepts: the recommended settings are
@@ -294,7 +306,9 @@ def _round_up(value: float, step: int) -> int:
     return int(math.ceil(round(value / step, 6)) * step)  # 20000.000000000004 is 20,000
 
 
-def _review(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any], quotas: dict[str, Any]) -> LaunchPlan:
+def _review(
+    ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any], quotas: dict[str, Any]
+) -> LaunchPlan:
     peak_leads = ticket.leads * ticket.peak_share
     window = ticket.arrival_seconds
     peak_rate = peak_leads / window
@@ -385,56 +399,115 @@ def _quota_checks(peak_rate: float, settings: PipelineSettings, quotas: dict[str
     needed = ingest + reserved
     left = concurrency["value"] - needed
     ramp_seconds = math.ceil(ingest / scaling["environments_per_10_s"]) * 10
-    writers_ramp = max(0.0, (settings.max_concurrency - event_source["initial_concurrent_batches"]) / event_source["added_per_minute"] * 60)
+    writers_ramp = max(
+        0.0,
+        (settings.max_concurrency - event_source["initial_concurrent_batches"]) / event_source["added_per_minute"] * 60,
+    )
     return [
         QuotaCheck(
-            "API Gateway requests/s (account, Region)", api["value"], peak_rate, peak_rate <= api["value"],
+            "API Gateway requests/s (account, Region)",
+            api["value"],
+            peak_rate,
+            peak_rate <= api["value"],
             f"peak {peak_rate:,.0f}/s against {api['value']:,}/s (burst {api['burst']:,}), shared by every API in the account and Region",
         ),
         QuotaCheck(
-            "Lambda concurrent executions (account, Region)", concurrency["value"], needed, left >= 0,
+            "Lambda concurrent executions (account, Region)",
+            concurrency["value"],
+            needed,
+            left >= 0,
             f"ingest {ingest:,} ({peak_rate:,.0f}/s x {INGEST_SECONDS_PER_REQUEST * 1000:.0f} ms) + worker reserved {reserved:,}; "
-            + (f"leaves {left:,} for every other function in the account" if left >= 0 else f"{-left:,} short before any other function runs"),
+            + (
+                f"leaves {left:,} for every other function in the account"
+                if left >= 0
+                else f"{-left:,} short before any other function runs"
+            ),
         ),
         QuotaCheck(
-            "Lambda scaling rate (per function)", scaling["environments_per_10_s"], ingest, ingest <= scaling["environments_per_10_s"],
+            "Lambda scaling rate (per function)",
+            scaling["environments_per_10_s"],
+            ingest,
+            ingest <= scaling["environments_per_10_s"],
             f"the ingest reaches {ingest:,} environments within {ramp_seconds} s"
-            + ("" if ingest <= scaling["environments_per_10_s"] else "; until then the excess gets 429 (the form retries)"),
+            + (
+                ""
+                if ingest <= scaling["environments_per_10_s"]
+                else "; until then the excess gets 429 (the form retries)"
+            ),
         ),
         QuotaCheck(
-            "SQS event source scaling (worker)", event_source["maximum_concurrency"], settings.max_concurrency, writers_ramp <= 60,
-            (f"{settings.max_concurrency} writers from the start (Lambda starts at {event_source['initial_concurrent_batches']} batches at once)"
-             if writers_ramp == 0 else
-             f"{settings.max_concurrency} writers reached within {_duration(writers_ramp)} (Lambda starts at "
-             f"{event_source['initial_concurrent_batches']}, +{event_source['added_per_minute']} a minute)")
+            "SQS event source scaling (worker)",
+            event_source["maximum_concurrency"],
+            settings.max_concurrency,
+            writers_ramp <= 60,
+            (
+                f"{settings.max_concurrency} writers from the start (Lambda starts at {event_source['initial_concurrent_batches']} batches at once)"
+                if writers_ramp == 0
+                else f"{settings.max_concurrency} writers reached within {_duration(writers_ramp)} (Lambda starts at "
+                f"{event_source['initial_concurrent_batches']}, +{event_source['added_per_minute']} a minute)"
+            )
             + ("" if writers_ramp <= 60 else ": the drain runs below its full rate that long"),
         ),
-    ]  # fmt: skip
+    ]
 
 
-def _campaign_costs(ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any], *, arrived: float, accepted: float) -> list[CostLine]:
+def _campaign_costs(
+    ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any], *, arrived: float, accepted: float
+) -> list[CostLine]:
     """What this campaign's traffic costs, priced by what reaches each service: a 429 stops at
     API Gateway, which does not bill it; WAF inspects (and bills) everything that arrives."""
     per_million = 1_000_000
     batches = accepted / settings.batch_size
-    worker_gb_seconds = batches * (ticket.store_seconds_per_batch + ticket.event_source_seconds_per_batch) * settings.worker_memory_mb / 1024
+    worker_gb_seconds = (
+        batches
+        * (ticket.store_seconds_per_batch + ticket.event_source_seconds_per_batch)
+        * settings.worker_memory_mb
+        / 1024
+    )
     ingest_gb_seconds = accepted * INGEST_SECONDS_PER_REQUEST * settings.ingest_memory_mb / 1024
     lines = [
-        CostLine("API Gateway REST requests (accepted; 429s are not billed)", accepted / per_million * prices["api_gateway_rest_per_million_requests"]),
-        CostLine("Lambda requests (ingest + worker)", (accepted + batches) / per_million * prices["lambda_per_million_requests"]),
-        CostLine("Lambda compute, arm64 GB-seconds", (ingest_gb_seconds + worker_gb_seconds) * prices["lambda_arm64_per_gb_second"]),
-        CostLine("SQS requests", accepted * SQS_REQUESTS_PER_LEAD / per_million * prices["sqs_standard_per_million_requests"]),
-        CostLine("CloudWatch Logs ingestion", accepted * LOG_BYTES_PER_LEAD / 1e9 * prices["cloudwatch_logs_ingest_per_gb"]),
-        CostLine("Secrets Manager reads (cached)", batches / 100 / 10_000 * prices["secrets_manager_per_10k_api_calls"]),
-    ]  # fmt: skip
+        CostLine(
+            "API Gateway REST requests (accepted; 429s are not billed)",
+            accepted / per_million * prices["api_gateway_rest_per_million_requests"],
+        ),
+        CostLine(
+            "Lambda requests (ingest + worker)",
+            (accepted + batches) / per_million * prices["lambda_per_million_requests"],
+        ),
+        CostLine(
+            "Lambda compute, arm64 GB-seconds",
+            (ingest_gb_seconds + worker_gb_seconds) * prices["lambda_arm64_per_gb_second"],
+        ),
+        CostLine(
+            "SQS requests", accepted * SQS_REQUESTS_PER_LEAD / per_million * prices["sqs_standard_per_million_requests"]
+        ),
+        CostLine(
+            "CloudWatch Logs ingestion", accepted * LOG_BYTES_PER_LEAD / 1e9 * prices["cloudwatch_logs_ingest_per_gb"]
+        ),
+        CostLine(
+            "Secrets Manager reads (cached)", batches / 100 / 10_000 * prices["secrets_manager_per_10k_api_calls"]
+        ),
+    ]
     if _has_web_acl(settings):
-        lines.append(CostLine("WAF requests (every request that arrives, 429s included)", arrived / per_million * prices["waf_per_million_requests"]))
+        lines.append(
+            CostLine(
+                "WAF requests (every request that arrives, 429s included)",
+                arrived / per_million * prices["waf_per_million_requests"],
+            )
+        )
     for group in settings.waf_managed_rule_groups:
         price = prices["waf_managed_rule_groups"][group]
         if price["per_million_requests"]:
-            lines.append(CostLine(f"WAF {group} requests inspected", arrived / per_million * price["per_million_requests"]))
+            lines.append(
+                CostLine(f"WAF {group} requests inspected", arrived / per_million * price["per_million_requests"])
+            )
     if settings.captcha_provider:
-        lines.append(CostLine(f"{settings.captcha_provider} verifications (one per accepted post)", _captcha_usd(settings.captcha_provider, accepted, prices)))
+        lines.append(
+            CostLine(
+                f"{settings.captcha_provider} verifications (one per accepted post)",
+                _captcha_usd(settings.captcha_provider, accepted, prices),
+            )
+        )
     return [CostLine(c.item, round(c.usd, 4)) for c in lines]
 
 
@@ -459,16 +532,24 @@ def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> 
     lines = [
         CostLine(
             f"CloudWatch: {alarms} alarms, {CUSTOM_METRICS} custom metrics, one dashboard",
-            alarms * prices["cloudwatch_alarm_per_month"] + CUSTOM_METRICS * prices["cloudwatch_custom_metric_per_month"]
+            alarms * prices["cloudwatch_alarm_per_month"]
+            + CUSTOM_METRICS * prices["cloudwatch_custom_metric_per_month"]
             + prices["cloudwatch_dashboard_per_month"],
         ),
-    ]  # fmt: skip
+    ]
     secrets = int(settings.has_database) + int(bool(settings.captcha_secret_arn))
     if secrets:
-        lines.append(CostLine(f"Secrets Manager: {secrets} secret(s)", secrets * prices["secrets_manager_secret_per_month"]))
+        lines.append(
+            CostLine(f"Secrets Manager: {secrets} secret(s)", secrets * prices["secrets_manager_secret_per_month"])
+        )
     if _has_web_acl(settings):
         rules = int(bool(settings.waf_requests_per_5_minutes_per_ip)) + len(settings.waf_managed_rule_groups)
-        lines.append(CostLine(f"WAF: web ACL and {rules} rule(s)", prices["waf_web_acl_per_month"] + rules * prices["waf_rule_per_month"]))
+        lines.append(
+            CostLine(
+                f"WAF: web ACL and {rules} rule(s)",
+                prices["waf_web_acl_per_month"] + rules * prices["waf_rule_per_month"],
+            )
+        )
     for group in settings.waf_managed_rule_groups:
         price = prices["waf_managed_rule_groups"][group]
         if price["per_month"]:
@@ -476,7 +557,9 @@ def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> 
     return [CostLine(c.item, round(c.usd, 2)) for c in lines]
 
 
-def _database_comparison(peak_rate: float, drain_rate: float, batch_commits_per_s: float, prices: dict[str, Any]) -> dict[str, Any]:
+def _database_comparison(
+    peak_rate: float, drain_rate: float, batch_commits_per_s: float, prices: dict[str, Any]
+) -> dict[str, Any]:
     """What it costs to keep a database big enough to take the peak unbuffered, all month long."""
     instances = prices["rds_postgresql_single_az"]
 
@@ -519,11 +602,25 @@ def _outcome_rows(plan: LaunchPlan) -> list[tuple[str, str]]:
         ("max queue backlog", f"{plan.max_backlog:,.0f} leads"),
         ("time to drain after the peak", _duration(plan.drain_seconds_after_peak)),
         ("oldest lead waits at most", _duration(plan.max_queue_age_seconds)),
-        ("queue-age alarm", f"{_duration(plan.age_alarm_fires_after_seconds)}" + (" after the peak starts" if plan.age_alarm_fires_after_seconds else "")),
-        ("queue-depth alarm", f"{_duration(plan.depth_alarm_fires_after_seconds)}" + (" after the peak starts" if plan.depth_alarm_fires_after_seconds else "")),
-        ("database-unavailable alarm", f"only if the database is unreachable: {low / 60:.0f}-{high / 60:.0f} min after the outage starts, plus CloudWatch's delay"),
-        ("this campaign's AWS cost", f"{_usd(plan.campaign_cost_usd)} ({_usd(plan.usd_per_million_leads)} per million leads stored)"),
-    ]  # fmt: skip
+        (
+            "queue-age alarm",
+            f"{_duration(plan.age_alarm_fires_after_seconds)}"
+            + (" after the peak starts" if plan.age_alarm_fires_after_seconds else ""),
+        ),
+        (
+            "queue-depth alarm",
+            f"{_duration(plan.depth_alarm_fires_after_seconds)}"
+            + (" after the peak starts" if plan.depth_alarm_fires_after_seconds else ""),
+        ),
+        (
+            "database-unavailable alarm",
+            f"only if the database is unreachable: {low / 60:.0f}-{high / 60:.0f} min after the outage starts, plus CloudWatch's delay",
+        ),
+        (
+            "this campaign's AWS cost",
+            f"{_usd(plan.campaign_cost_usd)} ({_usd(plan.usd_per_million_leads)} per million leads stored)",
+        ),
+    ]
 
 
 def to_markdown(plan: LaunchPlan) -> str:
@@ -545,7 +642,10 @@ def to_markdown(plan: LaunchPlan) -> str:
         "",
         "| quota | default | this campaign needs | |",
         "| --- | ---: | ---: | --- |",
-        *[f"| {q.quota} | {q.limit:,.0f} | {q.needed:,.0f} | {'ok' if q.fits else '**over**'}: {q.detail} |" for q in plan.quotas],
+        *[
+            f"| {q.quota} | {q.limit:,.0f} | {q.needed:,.0f} | {'ok' if q.fits else '**over**'}: {q.detail} |"
+            for q in plan.quotas
+        ],
         "",
         "### Recommended changes",
         *([f"- {r}" for r in plan.recommendations] or ["- none: the current settings take this campaign."]),
@@ -553,13 +653,19 @@ def to_markdown(plan: LaunchPlan) -> str:
     ]
     after = plan.after_recommendations
     if after is not None:
-        changed = ", ".join(f"`{k}: {v:g}`" if isinstance(v, float | int) else f"`{k}: {v}`" for k, v in plan.recommended_settings.items())
+        changed = ", ".join(
+            f"`{k}: {v:g}`" if isinstance(v, float | int) else f"`{k}: {v}`"
+            for k, v in plan.recommended_settings.items()
+        )
         out += [
             f"### After the recommended changes ({changed})",
             "",
             "| | as set | after |",
             "| --- | --- | --- |",
-            *[f"| {name} | {now} | {then} |" for (name, now), (_, then) in zip(_outcome_rows(plan), _outcome_rows(after), strict=True)],
+            *[
+                f"| {name} | {now} | {then} |"
+                for (name, now), (_, then) in zip(_outcome_rows(plan), _outcome_rows(after), strict=True)
+            ],
             "",
         ]
     out += [
@@ -580,7 +686,9 @@ def to_markdown(plan: LaunchPlan) -> str:
         "",
     ]
     db = plan.database_comparison
-    unbuffered_cost = f"${db['unbuffered_month_usd']:,.0f}/month" if db["unbuffered_month_usd"] is not None else "not listed"
+    unbuffered_cost = (
+        f"${db['unbuffered_month_usd']:,.0f}/month" if db["unbuffered_month_usd"] is not None else "not listed"
+    )
     out += [
         "### Versus sizing the database for the unbuffered peak",
         f"Writing each lead straight to PostgreSQL at {db['unbuffered_peak_writes_per_s']:,}/s needs about "

@@ -30,8 +30,32 @@ from leadpipe.status import queue_depth
 
 MAX_TOTAL = 100_000
 MAX_OUTAGE_SECONDS = 120  # past the worker's 30 s timeout the story is retries, not buffering
-FIRST_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "Margaret", "Linus"]
-LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Berners-Lee"]
+FIRST_NAMES = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Margaret",
+    "Linus",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+]
 COMPANIES = ["Analytical Engines", "Navy Labs", "Bletchley Systems", "Structured Ltd", "Abstract Data", "TeX Works"]
 TITLES = ["CTO", "Head of Data", "Engineer", "Product Manager", "Marketing Lead", "Founder"]
 SOURCES = [("newsletter", "email"), ("google", "cpc"), ("linkedin", "social"), ("partner", "referral")]
@@ -133,7 +157,9 @@ class DatabaseOutage:
 
     def __init__(self, postgres_data_dir: Path, start_after: float, seconds: float) -> None:
         if start_after < 0 or not 0 < seconds <= MAX_OUTAGE_SECONDS:
-            raise SpikeRefused(f"the database outage must start at 0 s or later and last more than 0 and at most {MAX_OUTAGE_SECONDS} s")
+            raise SpikeRefused(
+                f"the database outage must start at 0 s or later and last more than 0 and at most {MAX_OUTAGE_SECONDS} s"
+            )
         self.data_dir, self.start_after, self.seconds = postgres_data_dir, start_after, seconds
         self.gate = threading.Lock()  # held around each sampler query, so a stall never lands mid-query
         self.active = False
@@ -145,7 +171,9 @@ class DatabaseOutage:
     @classmethod
     def for_local_runtime(cls, postgres_data_dir: str | None, start_after: float, seconds: float) -> DatabaseOutage:
         if postgres_data_dir is None:
-            raise SpikeRefused("the database outage needs the local runtime's embedded PostgreSQL; this runtime uses DATABASE_URL, which it does not own")
+            raise SpikeRefused(
+                "the database outage needs the local runtime's embedded PostgreSQL; this runtime uses DATABASE_URL, which it does not own"
+            )
         folder = Path(postgres_data_dir)
         if not (folder / "postmaster.pid").is_file():
             raise SpikeRefused(f"no PostgreSQL is running in {folder}")
@@ -216,8 +244,9 @@ def _retry_after(value: str | None) -> float:
         return THROTTLE_RETRY_SECONDS
 
 
-def send_spike(options: SpikeOptions, on_answer: Callable[[], None] = lambda: None,
-               begin: float | None = None) -> tuple[list[Request], float]:  # fmt: skip
+def send_spike(
+    options: SpikeOptions, on_answer: Callable[[], None] = lambda: None, begin: float | None = None
+) -> tuple[list[Request], float]:
     """POST `total` leads with `concurrency` keep-alive connections, at most `rate` per second;
     times count from `begin` (a `time.perf_counter()`, default now)."""
     options.check()
@@ -289,15 +318,28 @@ def summarise(requests: list[Request], seconds: float) -> SpikeSummary:
         errors=sum(1 for s in statuses if s == 0 or s >= 500),
         seconds=round(seconds, 2),
         rate_per_s=round(len(requests) / seconds, 1) if seconds else 0.0,
-        latency_ms={"p50": percentile(0.50), "p95": percentile(0.95), "p99": percentile(0.99), "max": latencies[-1] if latencies else 0.0},
+        latency_ms={
+            "p50": percentile(0.50),
+            "p95": percentile(0.95),
+            "p99": percentile(0.99),
+            "max": latencies[-1] if latencies else 0.0,
+        },
     )
 
 
 class PipelineSampler:
     """Every `interval` seconds: queue depth, rows of this campaign stored, worker connections."""
 
-    def __init__(self, sqs: Any | None, queue_url: str | None, database_url: str | None, leads_table: str, campaign: str,
-                 interval: float = 0.5, outage: DatabaseOutage | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sqs: Any | None,
+        queue_url: str | None,
+        database_url: str | None,
+        leads_table: str,
+        campaign: str,
+        interval: float = 0.5,
+        outage: DatabaseOutage | None = None,
+    ) -> None:
         self._sqs, self._queue_url, self._outage = sqs, queue_url, outage
         self._database_url, self._campaign, self._interval = database_url, campaign, interval
         self._count = sql.SQL("SELECT count(*) FROM {} WHERE campaign = %s").format(leads_table_identifier(leads_table))
@@ -321,7 +363,9 @@ class PipelineSampler:
         connection = None
         if self._database_url:
             # A stalled database must not stall the sampler: give up on a sample instead.
-            connection = psycopg.connect(self._database_url, autocommit=True, options="-c lock_timeout=200 -c statement_timeout=2000")
+            connection = psycopg.connect(
+                self._database_url, autocommit=True, options="-c lock_timeout=200 -c statement_timeout=2000"
+            )
         try:
             while not self._stop.is_set():
                 self.samples.append(self._sample(connection))
@@ -359,16 +403,24 @@ def verify_stored(database_url: str, leads_table: str, campaign: str, accepted_i
     """(lost, duplicates): accepted leads missing from the table, and extra rows for one person."""
     target = leads_table_identifier(leads_table)
     with psycopg.connect(database_url, autocommit=True) as connection:
-        stored = {str(r[0]) for r in connection.execute(sql.SQL("SELECT lead_id FROM {} WHERE campaign = %s").format(target), (campaign,))}
+        stored = {
+            str(r[0])
+            for r in connection.execute(
+                sql.SQL("SELECT lead_id FROM {} WHERE campaign = %s").format(target), (campaign,)
+            )
+        }
         duplicates = connection.execute(
-            sql.SQL("SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {} WHERE campaign = %s GROUP BY email) AS per_email").format(target),
+            sql.SQL(
+                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {} WHERE campaign = %s GROUP BY email) AS per_email"
+            ).format(target),
             (campaign,),
         ).fetchone()[0]
     return len(accepted_ids - stored), int(duplicates)
 
 
-def calibrate_local_event_source(sqs: Any, batch_size: int, max_concurrency: int, batching_window_seconds: int,
-                                 batches_per_poller: int = 5) -> float:  # fmt: skip
+def calibrate_local_event_source(
+    sqs: Any, batch_size: int, max_concurrency: int, batching_window_seconds: int, batches_per_poller: int = 5
+) -> float:
     """Seconds per batch the local event source itself costs on this machine now: `make bench`'s
     calibration, smaller. Its poller drains a queue of its own into a function that returns at
     once, so only the receives, the deletes and the event building are timed."""
@@ -381,13 +433,23 @@ def calibrate_local_event_source(sqs: Any, batch_size: int, max_concurrency: int
     total = in_flight * batches_per_poller
     rng = random.Random(0)
     # more than is timed, so no batch is left short waiting out the batching window
-    bodies = [json.dumps({"v": 1, "lead": realistic_lead(i, "CALIBRATION", "0", rng)}) for i in range(total + 2 * in_flight)]
+    bodies = [
+        json.dumps({"v": 1, "lead": realistic_lead(i, "CALIBRATION", "0", rng)}) for i in range(total + 2 * in_flight)
+    ]
     for start in range(0, len(bodies), 10):
-        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[start : start + 10])])
+        sqs.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": b} for n, b in enumerate(bodies[start : start + 10])]
+        )
     poller = SqsEventSourcePoller(
         sqs,
-        EventSourceSettings(queue_url=url, queue_arn=arn, region=LOCAL_REGION, batch_size=batch_size,
-                            max_batching_window_seconds=batching_window_seconds, max_concurrency=max_concurrency),  # fmt: skip
+        EventSourceSettings(
+            queue_url=url,
+            queue_arn=arn,
+            region=LOCAL_REGION,
+            batch_size=batch_size,
+            max_batching_window_seconds=batching_window_seconds,
+            max_concurrency=max_concurrency,
+        ),
         invoke=lambda event: {"batchItemFailures": []},
     )
     started = time.perf_counter()
@@ -422,8 +484,9 @@ def smoothed_write_rate(samples: list[Sample], window_seconds: float = 3.0) -> l
     return rates
 
 
-def predicted_backlog(requests: list[Request], samples: list[Sample], drain_rate: float,
-                      outage: tuple[float, float] | None) -> list[float]:  # fmt: skip
+def predicted_backlog(
+    requests: list[Request], samples: list[Sample], drain_rate: float, outage: tuple[float, float] | None
+) -> list[float]:
     """The planner's queue depth at each sample: the leads actually accepted by then, drained
     at the planner's rate except while the database was away."""
     from leadpipe.plan import backlog_curve
@@ -451,9 +514,15 @@ def observed_drain_after(samples: list[Sample], since: float) -> float | None:
     return round((drained.stored - first.stored) / (drained.at - first.at), 1)
 
 
-def write_report(requests: list[Request], samples: list[Sample], png_path: Path, writer_cap: int | None = None,
-                 predicted_drain_per_s: float | None = None, outage: tuple[float, float] | None = None,
-                 bucket_seconds: float = 1.0) -> Path:  # fmt: skip
+def write_report(
+    requests: list[Request],
+    samples: list[Sample],
+    png_path: Path,
+    writer_cap: int | None = None,
+    predicted_drain_per_s: float | None = None,
+    outage: tuple[float, float] | None = None,
+    bucket_seconds: float = 1.0,
+) -> Path:
     """A CSV (beside the PNG) and a picture: the API answers steadily, the queue takes what the
     database cannot, and the database sees a smoothed load at the cap, never above it."""
     import matplotlib
@@ -474,18 +543,48 @@ def write_report(requests: list[Request], samples: list[Sample], png_path: Path,
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         # db_write_rate_per_s: over the 3 s before the sample; predicted_queued: the planner's
-        writer.writerow(["seconds", "queued", "stored", "db_write_rate_per_s", "worker_connections", "active_writers", "predicted_queued"])
+        writer.writerow(
+            [
+                "seconds",
+                "queued",
+                "stored",
+                "db_write_rate_per_s",
+                "worker_connections",
+                "active_writers",
+                "predicted_queued",
+            ]
+        )
         for i, sample in enumerate(samples):
             rate = write_rate[i]
-            writer.writerow([sample.at, sample.queued, sample.stored, None if rate is None else round(rate, 1),
-                             sample.worker_connections, sample.active_writers, None if predicted is None else round(predicted[i])])  # fmt: skip
+            writer.writerow(
+                [
+                    sample.at,
+                    sample.queued,
+                    sample.stored,
+                    None if rate is None else round(rate, 1),
+                    sample.worker_connections,
+                    sample.active_writers,
+                    None if predicted is None else round(predicted[i]),
+                ]
+            )
 
     figure, axes = plt.subplots(4, 1, figsize=(10, 10.5), sharex=True)
-    axes[0].bar([i * bucket_seconds for i in range(buckets)], [v / bucket_seconds for v in ingest], width=bucket_seconds,
-                color="#d9534f", label="202 accepted")  # fmt: skip
+    axes[0].bar(
+        [i * bucket_seconds for i in range(buckets)],
+        [v / bucket_seconds for v in ingest],
+        width=bucket_seconds,
+        color="#d9534f",
+        label="202 accepted",
+    )
     if any(refused):
-        axes[0].bar([i * bucket_seconds for i in range(buckets)], [v / bucket_seconds for v in refused], width=bucket_seconds,
-                    bottom=[v / bucket_seconds for v in ingest], color="#999999", label="not accepted")  # fmt: skip
+        axes[0].bar(
+            [i * bucket_seconds for i in range(buckets)],
+            [v / bucket_seconds for v in refused],
+            width=bucket_seconds,
+            bottom=[v / bucket_seconds for v in ingest],
+            color="#999999",
+            label="not accepted",
+        )
     axes[0].set_ylabel("API answers (leads/s)")
     axes[0].legend(loc="upper right")
     title = "Leadpipe spike: the API keeps answering"
@@ -495,19 +594,41 @@ def write_report(requests: list[Request], samples: list[Sample], png_path: Path,
     axes[0].set_title(title)
     axes[1].plot(times, [s.queued or 0 for s in samples], color="#f0ad4e", label="queue depth, observed")
     if predicted is not None:
-        axes[1].plot(times, predicted, color="#8a6d3b", linestyle="--", label=f"planner: drain {predicted_drain_per_s:,.0f}/s")
+        axes[1].plot(
+            times, predicted, color="#8a6d3b", linestyle="--", label=f"planner: drain {predicted_drain_per_s:,.0f}/s"
+        )
     axes[1].set_ylabel("queued leads")
     axes[1].legend(loc="upper right")
-    axes[2].plot(times, [r if r is not None else float("nan") for r in write_rate], color="#5cb85c", label="rows stored/s (3 s average)")
+    axes[2].plot(
+        times,
+        [r if r is not None else float("nan") for r in write_rate],
+        color="#5cb85c",
+        label="rows stored/s (3 s average)",
+    )
     if predicted_drain_per_s:
-        axes[2].axhline(predicted_drain_per_s, color="#d9534f", linestyle="--", label=f"writer cap: {writer_cap} writers = {predicted_drain_per_s:,.0f} rows/s (planner)")
+        axes[2].axhline(
+            predicted_drain_per_s,
+            color="#d9534f",
+            linestyle="--",
+            label=f"writer cap: {writer_cap} writers = {predicted_drain_per_s:,.0f} rows/s (planner)",
+        )
     axes[2].set_ylabel("DB writes (rows/s)")
     axes[2].legend(loc="upper right")
     unknown = float("nan")  # while the database is stalled nobody can ask it
-    axes[3].step(times, [unknown if s.worker_connections is None else s.worker_connections for s in samples], where="post",
-                 label="worker connections", color="#337ab7")  # fmt: skip
-    axes[3].step(times, [unknown if s.active_writers is None else s.active_writers for s in samples], where="post",
-                 label="busy at sample time", color="#5bc0de")  # fmt: skip
+    axes[3].step(
+        times,
+        [unknown if s.worker_connections is None else s.worker_connections for s in samples],
+        where="post",
+        label="worker connections",
+        color="#337ab7",
+    )
+    axes[3].step(
+        times,
+        [unknown if s.active_writers is None else s.active_writers for s in samples],
+        where="post",
+        label="busy at sample time",
+        color="#5bc0de",
+    )
     if writer_cap:
         axes[3].axhline(writer_cap, color="#d9534f", linestyle="--", label=f"max_concurrency = {writer_cap}")
         axes[3].set_ylim(0, writer_cap + 1)

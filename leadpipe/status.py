@@ -73,7 +73,11 @@ def queue_depth(sqs: Any, queue_url: str) -> int:
 
 def queue_status(sqs: Any, leads_queue_url: str, dead_letter_url: str) -> dict[str, int]:
     leads = queue_counts(sqs, leads_queue_url)
-    return {"queued": leads["visible"], "in_flight": leads["in_flight"], "dead_letters": queue_depth(sqs, dead_letter_url)}
+    return {
+        "queued": leads["visible"],
+        "in_flight": leads["in_flight"],
+        "dead_letters": queue_depth(sqs, dead_letter_url),
+    }
 
 
 def database_status(database_url: str, leads_table: str) -> dict[str, Any]:
@@ -82,7 +86,9 @@ def database_status(database_url: str, leads_table: str) -> dict[str, Any]:
     with psycopg.connect(database_url, autocommit=True) as connection:
         total, last = connection.execute(sql.SQL("SELECT count(*), max(stored_at) FROM {}").format(target)).fetchone()
         rows = connection.execute(
-            sql.SQL("SELECT coalesce(campaign, '(none)'), count(*) FROM {} WHERE stored_at >= %s GROUP BY 1").format(target),
+            sql.SQL("SELECT coalesce(campaign, '(none)'), count(*) FROM {} WHERE stored_at >= %s GROUP BY 1").format(
+                target
+            ),
             (since,),
         ).fetchall()
     return {

@@ -36,8 +36,12 @@ class PipelineTarget:
         return self.cloudwatch is not None
 
 
-def resolve_target(stack_name: str | None, data_dir: Path = DEFAULT_DATA_DIR, database_url: str | None = None,
-                   leads_table: str = "leadpipe.leads") -> PipelineTarget:  # fmt: skip
+def resolve_target(
+    stack_name: str | None,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    database_url: str | None = None,
+    leads_table: str = "leadpipe.leads",
+) -> PipelineTarget:
     if stack_name is None:
         try:
             info = RuntimeInfo.load(data_dir)

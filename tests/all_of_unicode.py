@@ -9,8 +9,32 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 # Just outside and just inside each edge of SQS's set: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF
-EDGE_CHARACTERS = ["\x00", "\x01", "\x08", "\t", "\n", "\x0b", "\x0c", "\r", "\x1f", " ", "\x7f", "\x85", "\ud7ff", "\ud800",
-                   "\udbff", "\udc00", "\udfff", "\ue000", "\ufeff", "\ufffd", "\ufffe", "\uffff", "\U00010000", "\U0010ffff"]  # fmt: skip
+EDGE_CHARACTERS = [
+    "\x00",
+    "\x01",
+    "\x08",
+    "\t",
+    "\n",
+    "\x0b",
+    "\x0c",
+    "\r",
+    "\x1f",
+    " ",
+    "\x7f",
+    "\x85",
+    "\ud7ff",
+    "\ud800",
+    "\udbff",
+    "\udc00",
+    "\udfff",
+    "\ue000",
+    "\ufeff",
+    "\ufffd",
+    "\ufffe",
+    "\uffff",
+    "\U00010000",
+    "\U0010ffff",
+]
 
 any_character = st.one_of(
     st.characters(codec=None, exclude_categories=[]),  # everything, surrogates included

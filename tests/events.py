@@ -19,7 +19,11 @@ def api_event(
     base64_body: bool = False,
 ) -> dict[str, Any]:
     """An API Gateway REST (v1) proxy event."""
-    all_headers = {"User-Agent": "pytest", **({"Content-Type": content_type} if content_type else {}), **(headers or {})}
+    all_headers = {
+        "User-Agent": "pytest",
+        **({"Content-Type": content_type} if content_type else {}),
+        **(headers or {}),
+    }
     if isinstance(body, bytes) or base64_body:
         raw = body if isinstance(body, bytes) else (body or "").encode()
         body, is_base64 = base64.b64encode(raw).decode(), True
@@ -82,7 +86,9 @@ def emitted_metrics(stdout: str) -> dict[str, float]:
         for directive in document["_aws"]["CloudWatchMetrics"]:
             for metric in directive["Metrics"]:
                 values = document[metric["Name"]]
-                totals[metric["Name"]] = totals.get(metric["Name"], 0.0) + sum(values if isinstance(values, list) else [values])
+                totals[metric["Name"]] = totals.get(metric["Name"], 0.0) + sum(
+                    values if isinstance(values, list) else [values]
+                )
     return totals
 
 

@@ -18,7 +18,6 @@ KNOWN_ENVELOPE_VERSIONS = frozenset({ENVELOPE_VERSION})
 QUEUED = {ALREADY_NORMALISED: True}
 
 
-
 def _replace_untravellable(value: Any) -> Any:
     # A browser's header is not the visitor's data: one odd byte in it must not cost the lead.
     return UNTRAVELLABLE_CHARACTER.sub("\ufffd", value) if isinstance(value, str) else value

@@ -149,8 +149,7 @@ class Lead(BaseModel):
     consent: bool = Field(default=False, description="The visitor ticked the consent box")
     custom: dict[CustomKey, CustomValue] = Field(
         default_factory=dict,
-        description=f"Extra answers: at most {MAX_CUSTOM_KEYS} keys, values up to "
-        f"{MAX_CUSTOM_VALUE_LENGTH} characters",
+        description=f"Extra answers: at most {MAX_CUSTOM_KEYS} keys, values up to {MAX_CUSTOM_VALUE_LENGTH} characters",
     )
 
     @field_validator("landing_page")

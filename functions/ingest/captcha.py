@@ -85,7 +85,9 @@ class CaptchaPass:
     re-sends the same lead, which lands on the same row. Rotating the secret voids every ticket.
     """
 
-    def __init__(self, secret: str, lifetime_seconds: int = PASS_LIFETIME_SECONDS, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, secret: str, lifetime_seconds: int = PASS_LIFETIME_SECONDS, now: Callable[[], float] = time.time
+    ) -> None:
         self._key = hmac.new(secret.encode(), _PASS_KEY_LABEL, hashlib.sha256).digest()
         self._lifetime = lifetime_seconds
         self._now = now
@@ -118,7 +120,9 @@ PostForm = Callable[[str, bytes, float], bytes]
 
 def post_form(url: str, body: bytes, timeout_seconds: float) -> bytes:
     """POST a form and return the answer's body; raises VerifierUnreachable for anything but a 2xx."""
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as answer:  # noqa: S310 - https URL from settings
             return answer.read(MAX_ANSWER_BYTES)
@@ -135,7 +139,9 @@ class CaptchaVerifier:
         self._secret = secret
         self._post = post
 
-    def check(self, token: object, lead_id: UUID, ticket: object = None, time_left_seconds: float | None = None) -> CaptchaOutcome:
+    def check(
+        self, token: object, lead_id: UUID, ticket: object = None, time_left_seconds: float | None = None
+    ) -> CaptchaOutcome:
         """PASSED_EARLIER for a valid pass ticket of this lead (no verifier call); otherwise `verify(token)`.
 
         A ticket that is invalid, expired or for another lead is ignored: the token decides.
@@ -160,8 +166,10 @@ class CaptchaVerifier:
         """
         field = self.policy.token_field
         if not isinstance(token, str) or not token.strip():
-            raise CaptchaMissing("the spam check is missing; reload the page and submit again",
-                                 [FieldError(field, "missing", "the captcha token is required")])  # fmt: skip
+            raise CaptchaMissing(
+                "the spam check is missing; reload the page and submit again",
+                [FieldError(field, "missing", "the captcha token is required")],
+            )
         if len(token) > MAX_TOKEN_LENGTH:
             raise _invalid(field, "invalid")
         started = time.monotonic()
@@ -182,8 +190,10 @@ class CaptchaVerifier:
             codes = verdict.get("error-codes")
             if isinstance(codes, list) and SPENT_OR_EXPIRED in codes:
                 # Not a judgement on the visitor: the client may send the same lead with the widget's next token.
-                raise CaptchaExpired("the spam check has expired; please complete it again",
-                                     [FieldError(field, "expired", "the captcha token was already used or has expired")])  # fmt: skip
+                raise CaptchaExpired(
+                    "the spam check has expired; please complete it again",
+                    [FieldError(field, "expired", "the captcha token was already used or has expired")],
+                )
             raise _invalid(field, "invalid")
         if self.policy.provider == "recaptcha_v3":
             score = verdict.get("score")
@@ -199,5 +209,7 @@ class CaptchaVerifier:
 
 
 def _invalid(field: str, code: str) -> CaptchaInvalid:
-    return CaptchaInvalid("the spam check failed; reload the page and submit again",
-                          [FieldError(field, code, "the captcha token was not accepted")])  # fmt: skip
+    return CaptchaInvalid(
+        "the spam check failed; reload the page and submit again",
+        [FieldError(field, code, "the captcha token was not accepted")],
+    )

@@ -62,7 +62,12 @@ def get_captcha_secrets() -> parameters.SecretsProvider:
     """Secrets Manager within the captcha check's own time: one attempt, so a throttle or a hang is a quick 503."""
     half = get_settings().captcha_timeout_seconds / 2
     return parameters.SecretsProvider(
-        boto_config=Config(connect_timeout=half, read_timeout=half, retries={"mode": "standard", "total_max_attempts": 1}, user_agent=INGEST_SERVICE)
+        boto_config=Config(
+            connect_timeout=half,
+            read_timeout=half,
+            retries={"mode": "standard", "total_max_attempts": 1},
+            user_agent=INGEST_SERVICE,
+        )
     )
 
 

@@ -135,7 +135,11 @@ def check_idempotency_key(key: str | None) -> str | None:
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise MalformedBody(
             "the Idempotency-Key header is invalid",
-            [FieldError("Idempotency-Key", "invalid_header", f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters")],
+            [
+                FieldError(
+                    "Idempotency-Key", "invalid_header", f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
+                )
+            ],
         )
     return key
 
@@ -247,6 +251,8 @@ def _origin(scheme: str, hostname: str | None, port: int | None) -> str | None:
 def _field_errors(error: ValidationError) -> list[FieldError]:
     # Never echo the input back: it is personal data, and could be huge.
     return [
-        FieldError(".".join(str(part) for part in detail["loc"]), detail["type"], detail["msg"].removeprefix("Value error, "))
+        FieldError(
+            ".".join(str(part) for part in detail["loc"]), detail["type"], detail["msg"].removeprefix("Value error, ")
+        )
         for detail in error.errors(include_url=False, include_input=False)
     ]

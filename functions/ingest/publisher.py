@@ -22,7 +22,9 @@ class SqsLeadPublisher:
         """Return SQS's message id once SQS has accepted (and checksummed) the message."""
         try:
             response = self._sqs.send_message(
-                QueueUrl=self._queue_url, MessageBody=envelope.to_message_body(), MessageAttributes=message_attributes(envelope)
+                QueueUrl=self._queue_url,
+                MessageBody=envelope.to_message_body(),
+                MessageAttributes=message_attributes(envelope),
             )
         except (BotoCoreError, ClientError) as error:
             # botocore verifies MD5OfMessageBody, so a corrupted send also lands here.

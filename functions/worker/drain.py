@@ -81,7 +81,11 @@ class DrainDecision:
         return self.state is DrainState.RUNNING
 
     def as_dict(self) -> dict[str, object]:
-        return {"state": self.state.value, "receiving": self.receiving, "pause": asdict(self.pause) if self.pause else None}
+        return {
+            "state": self.state.value,
+            "receiving": self.receiving,
+            "pause": asdict(self.pause) if self.pause else None,
+        }
 
 
 def decide(database_answers: bool, pause: OperatorPause | None) -> DrainDecision:
@@ -120,7 +124,9 @@ class BreakerRun:
         return {**self.decision.as_dict(), "switched": self.switched}
 
 
-def run_breaker(database_answers: Callable[[], bool], read_pause_record: Callable[[], str | None], switch: DrainSwitch) -> BreakerRun:
+def run_breaker(
+    database_answers: Callable[[], bool], read_pause_record: Callable[[], str | None], switch: DrainSwitch
+) -> BreakerRun:
     """One breaker run: read the operator's record, probe (unless paused), set the switch if it differs.
 
     Also disables a drain an operator paused whose switch is still on (say the CLI stopped

@@ -36,7 +36,10 @@ def read_parameter(ssm: Any, name: str) -> str | None:
 
 
 def database_answers(
-    conninfo: str, leads_table: str, connect_timeout_seconds: int | None = None, answer_within_seconds: float | None = None
+    conninfo: str,
+    leads_table: str,
+    connect_timeout_seconds: int | None = None,
+    answer_within_seconds: float | None = None,
 ) -> bool:
     """True when the database takes and commits the worker's writes now: it accepts the worker's
     credentials, no lock holds the leads table, and a write to the heartbeat table commits.
@@ -55,7 +58,9 @@ def database_answers(
             with RoundTripDeadline(connection, answer_within_seconds), connection.transaction():
                 connection.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE NOWAIT").format(leads))
                 connection.execute(
-                    sql.SQL("INSERT INTO {} (only_row) VALUES (true) ON CONFLICT (only_row) DO UPDATE SET at = now()").format(heartbeat)
+                    sql.SQL(
+                        "INSERT INTO {} (only_row) VALUES (true) ON CONFLICT (only_row) DO UPDATE SET at = now()"
+                    ).format(heartbeat)
                 )
         return True
     except psycopg.Error:

@@ -33,11 +33,16 @@ def get_settings() -> WorkerSettings:
 def get_processor() -> StoringBatchProcessor:
     """One processor, repository and (lazily opened) connection per execution environment."""
     settings = get_settings()
-    connections = ConnectionProvider(lambda: connect(database_conninfo(settings), prepare_statements=settings.prepares_statements))
+    connections = ConnectionProvider(
+        lambda: connect(database_conninfo(settings), prepare_statements=settings.prepares_statements)
+    )
     # Through RDS Proxy the timeouts are set per transaction; directly they ride in the startup options.
     per_transaction = session_timeouts(settings) if settings.through_proxy else None
     repository = LeadRepository(
-        connections, settings.leads_table, transaction_timeouts=per_transaction, fallback_round_trip_seconds=settings.round_trip_limit_seconds
+        connections,
+        settings.leads_table,
+        transaction_timeouts=per_transaction,
+        fallback_round_trip_seconds=settings.round_trip_limit_seconds,
     )
     return StoringBatchProcessor(repository.store_batch)
 

@@ -30,7 +30,9 @@ class NotTriedInTime(Exception):
 class StoreBatch(Protocol):
     """`LeadRepository.store_batch`: stores the envelopes, giving up before `time_left()` seconds run out."""
 
-    def __call__(self, envelopes: Sequence[LeadEnvelope], *, time_left: Callable[[], float] | None = None) -> StoreOutcome: ...
+    def __call__(
+        self, envelopes: Sequence[LeadEnvelope], *, time_left: Callable[[], float] | None = None
+    ) -> StoreOutcome: ...
 
 
 def parse_record(record: SQSRecord) -> LeadEnvelope:
@@ -88,7 +90,9 @@ class StoringBatchProcessor:
                 errors[record.message_id] = error
         if envelopes:
             errors.update(self._store(envelopes, context))
-        self.summary.failed = [FailedRecord(r.message_id, _reason(errors[r.message_id])) for r in records if r.message_id in errors]
+        self.summary.failed = [
+            FailedRecord(r.message_id, _reason(errors[r.message_id])) for r in records if r.message_id in errors
+        ]
 
         def settle(record: SQSRecord) -> None:
             if record.message_id in errors:

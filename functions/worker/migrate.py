@@ -7,7 +7,11 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from functions.worker.repository import erasure_salt_table_identifier, erasures_table_identifier, heartbeat_table_identifier
+from functions.worker.repository import (
+    erasure_salt_table_identifier,
+    erasures_table_identifier,
+    heartbeat_table_identifier,
+)
 
 MIGRATIONS_PACKAGE = "functions.worker.migrations"
 

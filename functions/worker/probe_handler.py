@@ -60,7 +60,9 @@ def probe_database(worker: WorkerSettings, time_left_seconds: float) -> bool:
         logger.warning("database credentials unavailable", extra={"error": type(error).__name__})
         return False
     # The deadline starts once connected, and connect_timeout may have been spent first.
-    answer_within = round_trip_seconds(worker.round_trip_limit_seconds, time_left_seconds - worker.connect_timeout_seconds)
+    answer_within = round_trip_seconds(
+        worker.round_trip_limit_seconds, time_left_seconds - worker.connect_timeout_seconds
+    )
     if database_answers(conninfo, worker.leads_table, answer_within_seconds=answer_within):
         return True
     logger.warning("database not answering", extra={"answer_within_seconds": answer_within})
@@ -82,10 +84,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if held:
         # While the drain is held no batch runs, so the worker reports nothing: the probe speaks for it,
         # and the DatabaseUnavailable alarm stays in ALARM (no false OK) until the database answers.
-        with single_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE,
-                           default_dimensions={"service": WORKER_SERVICE}):  # fmt: skip
+        with single_metric(
+            name="DatabaseUnavailable",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": WORKER_SERVICE},
+        ):
             pass
-    logger.info("drain decided", extra={"state": run.decision.state.value, "switched": run.switched, "trigger": event.get("detail-type")})
+    logger.info(
+        "drain decided",
+        extra={"state": run.decision.state.value, "switched": run.switched, "trigger": event.get("detail-type")},
+    )
     return run.as_dict()
 
 

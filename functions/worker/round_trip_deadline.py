@@ -74,7 +74,9 @@ class RoundTripDeadline:
             _watchdog().arm(self, time.monotonic() + self.seconds)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self.seconds is not None:
             _watchdog().disarm(self)  # from here on, a late expiry leaves the socket alone
 

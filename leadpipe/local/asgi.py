@@ -86,7 +86,9 @@ def asgi_from_wsgi(app: WsgiApp, may_block: Callable[[Mapping[str, Any]], bool])
             return
         environ = _environ(scope, await read_body(receive) or b"")
         if may_block(environ):
-            status, response_headers, body = await asyncio.get_running_loop().run_in_executor(executor, _call, app, environ)
+            status, response_headers, body = await asyncio.get_running_loop().run_in_executor(
+                executor, _call, app, environ
+            )
         else:
             status, response_headers, body = _call(app, environ)
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
@@ -100,9 +102,16 @@ def serve_asgi(app: Callable[..., Any], listener: socket.socket) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        app, loop="uvloop", http="httptools", lifespan="off", log_level="error", access_log=False,
-        server_header=False, timeout_graceful_shutdown=1, timeout_keep_alive=300,
-    )  # fmt: skip
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        log_level="error",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=300,
+    )
     uvicorn.Server(config).run(sockets=[listener])
 
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-
 from functions.worker.drain import DrainDecision, decide, parse_pause_record
 from functions.worker.drain_switch import database_answers
 
@@ -39,7 +38,10 @@ def probe_database(database_url: str, leads_table: str, answer_within_seconds: f
     """The AWS probe's own check (connects, leads table not locked, a heartbeat write commits), with a short connect
     timeout; a connected database silent for `answer_within_seconds` (the probe's round-trip limit) counts as away."""
     return database_answers(
-        database_url, leads_table, connect_timeout_seconds=PROBE_CONNECT_TIMEOUT_SECONDS, answer_within_seconds=answer_within_seconds
+        database_url,
+        leads_table,
+        connect_timeout_seconds=PROBE_CONNECT_TIMEOUT_SECONDS,
+        answer_within_seconds=answer_within_seconds,
     )
 
 
@@ -53,7 +55,9 @@ def write_atomically(path: Path, text: str) -> None:
 class LocalDrainBreaker:
     """Drives `source` (the poller) from probes of the database and the operator's pause file."""
 
-    def __init__(self, source: PausableSource, probe: Callable[[], bool], data_dir: Path, interval_seconds: float = 1.0) -> None:
+    def __init__(
+        self, source: PausableSource, probe: Callable[[], bool], data_dir: Path, interval_seconds: float = 1.0
+    ) -> None:
         self._source = source
         self._probe = probe
         self._pause_file = data_dir / PAUSE_FILE_NAME

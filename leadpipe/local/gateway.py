@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from infra.cors import PREFLIGHT_STATUS, preflight_headers
 from infra.gateway_responses import (
     DEFAULT_5XX,
     INTEGRATION_TIMEOUT,
@@ -30,7 +31,6 @@ from infra.gateway_responses import (
     THROTTLED,
     GatewayAnswer,
 )
-from infra.cors import PREFLIGHT_STATUS, preflight_headers
 from leadpipe.local.asgi import read_body
 from leadpipe.local.stage_throttle import StageThrottle
 
@@ -38,14 +38,19 @@ API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29.0  # REST API's default integration timeout
 LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota, each way
 LEADS_PATH = "/leads"
-ROUTED_METHODS = ("POST", "OPTIONS")  # the methods the stack defines on /leads; OPTIONS is answered here, as API Gateway does
+ROUTED_METHODS = (
+    "POST",
+    "OPTIONS",
+)  # the methods the stack defines on /leads; OPTIONS is answered here, as API Gateway does
 PAGES = {"/": "index.html", "/thanks": "thanks.html"}
 SCRIPTS = {"/leadpipe.js": "leadpipe.js"}  # the browser client, served as is at a stable path
 
 Answer = tuple[int, dict[str, str], bytes]
 
 
-def to_proxy_event(method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, stage: str) -> dict[str, Any]:
+def to_proxy_event(
+    method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, stage: str
+) -> dict[str, Any]:
     """The API Gateway REST (v1) proxy event for one request."""
     parts = urlsplit(raw_path)
     single: dict[str, str] = {}
@@ -103,8 +108,12 @@ class InvocationTimedOut(BaseException):
         self.by_integration = by_integration
 
 
-def invoke_within(invoke: Callable[[dict[str, Any]], dict[str, Any]], event: dict[str, Any],
-                  function_timeout: float | None, integration_timeout: float | None) -> dict[str, Any]:  # fmt: skip
+def invoke_within(
+    invoke: Callable[[dict[str, Any]], dict[str, Any]],
+    event: dict[str, Any],
+    function_timeout: float | None,
+    integration_timeout: float | None,
+) -> dict[str, Any]:
     """`invoke(event)`, stopped with `InvocationTimedOut` at whichever of the two timeouts comes first.
 
     Lambda stops a function at its timeout; API Gateway stops waiting at its integration timeout.
@@ -142,8 +151,9 @@ def page(name: str, replacements: dict[str, str]) -> bytes:
     return text.encode("utf-8")
 
 
-def gateway_answer(answer: GatewayAnswer, allowed_origins: tuple[str, ...], status: int | None = None,
-                   **extra_headers: str) -> Answer:  # fmt: skip
+def gateway_answer(
+    answer: GatewayAnswer, allowed_origins: tuple[str, ...], status: int | None = None, **extra_headers: str
+) -> Answer:
     """The answer API Gateway sends for `answer`'s response type; `status` for the DEFAULT_* families."""
     code = answer.status or status
     if code is None:
@@ -161,23 +171,39 @@ class ApiGatewayApp:
     the gateway's own answers allow, as in the stack (default: the local page's).
     """
 
-    def __init__(self, invoke: Callable[[dict[str, Any]], dict[str, Any]], stage: str, public_url: str,
-                 page_settings: dict[str, str] | None = None, *, allowed_origins: tuple[str, ...] | None = None,
-                 throttle: StageThrottle | None = None, function_timeout_seconds: float | None = None,
-                 integration_timeout_seconds: float | None = API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        invoke: Callable[[dict[str, Any]], dict[str, Any]],
+        stage: str,
+        public_url: str,
+        page_settings: dict[str, str] | None = None,
+        *,
+        allowed_origins: tuple[str, ...] | None = None,
+        throttle: StageThrottle | None = None,
+        function_timeout_seconds: float | None = None,
+        integration_timeout_seconds: float | None = API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS,
+    ) -> None:
         self._invoke = invoke
         self._function_timeout = function_timeout_seconds
         self._integration_timeout = integration_timeout_seconds
         self._stage = stage
         self._origins = tuple(allowed_origins or (public_url,))
         self._throttle = throttle
-        self._pages = {"API_URL": f"{public_url}{LEADS_PATH}", "THANKS_URL": f"{public_url}/thanks", **(page_settings or {})}
+        self._pages = {
+            "API_URL": f"{public_url}{LEADS_PATH}",
+            "THANKS_URL": f"{public_url}/thanks",
+            **(page_settings or {}),
+        }
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             return
         status, headers, data = await self._answer(scope, receive)
-        raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items() if k.lower() != "content-length"]
+        raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in headers.items()
+            if k.lower() != "content-length"
+        ]
         raw_headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else data})

@@ -25,12 +25,25 @@ from leadpipe.local.stage_throttle import StageThrottle
 INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 
 
-def _serve(listener: socket.socket, function_name: str, environment: dict[str, str], log_file: str,
-           stage: str, public_url: str, ready: Connection, gateway: GatewaySettings) -> None:  # fmt: skip
+def _serve(
+    listener: socket.socket,
+    function_name: str,
+    environment: dict[str, str],
+    log_file: str,
+    stage: str,
+    public_url: str,
+    ready: Connection,
+    gateway: GatewaySettings,
+) -> None:
     become_environment(INGEST_HANDLER, function_name, environment, log_file)
-    app = ApiGatewayApp(invoke_loaded_handler, stage=stage, public_url=public_url,
-                        allowed_origins=(public_url, *gateway.allowed_origins), throttle=gateway.throttle,
-                        function_timeout_seconds=gateway.function_timeout_seconds)  # fmt: skip
+    app = ApiGatewayApp(
+        invoke_loaded_handler,
+        stage=stage,
+        public_url=public_url,
+        allowed_origins=(public_url, *gateway.allowed_origins),
+        throttle=gateway.throttle,
+        function_timeout_seconds=gateway.function_timeout_seconds,
+    )
     ready.send(True)  # the cold start is over: imports done, clients built lazily as in Lambda
     ready.close()
     serve_asgi(app, listener)
@@ -49,16 +62,29 @@ class GatewaySettings:
     function_timeout_seconds: float | None = None  # the ingest's Lambda timeout
 
     @classmethod
-    def for_stage(cls, rate_per_second: float, burst: int, allowed_origins: tuple[str, ...] = (),
-                  function_timeout_seconds: float | None = None) -> GatewaySettings:  # fmt: skip
+    def for_stage(
+        cls,
+        rate_per_second: float,
+        burst: int,
+        allowed_origins: tuple[str, ...] = (),
+        function_timeout_seconds: float | None = None,
+    ) -> GatewaySettings:
         return cls(StageThrottle(rate_per_second, burst), tuple(allowed_origins), function_timeout_seconds)
 
 
 class IngestEnvironments:
     """Start, and stop, the processes that answer on `listener`."""
 
-    def __init__(self, listener: socket.socket, size: int, function_name: str, environment: dict[str, str],
-                 log_file: Path, stage: str, gateway: GatewaySettings | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        listener: socket.socket,
+        size: int,
+        function_name: str,
+        environment: dict[str, str],
+        log_file: Path,
+        stage: str,
+        gateway: GatewaySettings | None = None,
+    ) -> None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         host, port = listener.getsockname()[:2]
         self.url = f"http://{host}:{port}"
@@ -72,10 +98,14 @@ class IngestEnvironments:
             receive, send = context.Pipe(duplex=False)
             self._ready.append(receive)
             self._ready_senders.append(send)
-            self._processes.append(context.Process(
-                target=_serve, name=f"{function_name}-{index}", daemon=True,
-                args=(listener, function_name, environment, str(log_file), stage, self.url, send, self._gateway),
-            ))  # fmt: skip
+            self._processes.append(
+                context.Process(
+                    target=_serve,
+                    name=f"{function_name}-{index}",
+                    daemon=True,
+                    args=(listener, function_name, environment, str(log_file), stage, self.url, send, self._gateway),
+                )
+            )
 
     def start(self, timeout: float = 120) -> None:
         for process, send in zip(self._processes, self._ready_senders, strict=True):
@@ -88,7 +118,9 @@ class IngestEnvironments:
                 receive.recv()
             except EOFError:
                 self.stop()
-                raise RuntimeError(f"ingest environment {process.name} did not start within {timeout:.0f} s; see its log") from None
+                raise RuntimeError(
+                    f"ingest environment {process.name} did not start within {timeout:.0f} s; see its log"
+                ) from None
 
     def stop(self, grace_seconds: float = 5.0) -> None:
         """Stop taking requests; those in flight get uvicorn's one-second grace."""

@@ -51,7 +51,20 @@ class LocalLambdaContext:
         return max(0, int((self.started_at + self.timeout_seconds - time.monotonic()) * 1000))
 
 
-FUNCTION_SETTING_PREFIXES = ("AWS_", "POWERTOOLS_", "DATABASE_URL", "DB_", "LEADS_", "ALLOWED_ORIGINS", "MAX_BODY", "HONEYPOT", "METRIC_", "INGEST_", "CAPTCHA_", "WORKER_")
+FUNCTION_SETTING_PREFIXES = (
+    "AWS_",
+    "POWERTOOLS_",
+    "DATABASE_URL",
+    "DB_",
+    "LEADS_",
+    "ALLOWED_ORIGINS",
+    "MAX_BODY",
+    "HONEYPOT",
+    "METRIC_",
+    "INGEST_",
+    "CAPTCHA_",
+    "WORKER_",
+)
 _handler: Any = None
 _function_name = ""
 
@@ -73,7 +86,11 @@ def become_environment(handler_path: str, function_name: str, environment: dict[
 
 
 def invoke_loaded_handler(event: dict[str, Any]) -> dict[str, Any]:
-    context = LocalLambdaContext(function_name=_function_name, aws_request_id=str(uuid.uuid4()), timeout_seconds=function_timeout_seconds(os.environ))
+    context = LocalLambdaContext(
+        function_name=_function_name,
+        aws_request_id=str(uuid.uuid4()),
+        timeout_seconds=function_timeout_seconds(os.environ),
+    )
     return _handler(event, context)
 
 

@@ -49,10 +49,18 @@ COUNT_ATTRIBUTES = frozenset(
 )
 # Backend calls that read or change messages; all run under one lock.
 SERIALISED_CALLS = (
-    "create_queue", "delete_queue", "get_queue_attributes", "set_queue_attributes", "purge_queue",
-    "send_message", "send_message_batch", "delete_message", "delete_message_batch",
-    "change_message_visibility", "change_message_visibility_batch",
-)  # fmt: skip
+    "create_queue",
+    "delete_queue",
+    "get_queue_attributes",
+    "set_queue_attributes",
+    "purge_queue",
+    "send_message",
+    "send_message_batch",
+    "delete_message",
+    "delete_message_batch",
+    "change_message_visibility",
+    "change_message_visibility_batch",
+)
 # Calls that need the queue's settings but never its message counts.
 SETTINGS_ONLY_CALLS = ("send_message", "send_message_batch", "_validate_message")
 RECEIVE_POLL_INTERVAL_SECONDS = 0.02
@@ -63,8 +71,25 @@ _BYTES_WITHOUT_A_FAIR_LETTER = bytes(range(256 - 256 % 26, 256))
 
 # What this module relies on, checked before anything is patched.
 EXPECTED_SIGNATURES = {
-    "SQSBackend.receive_message": ["self", "queue_name", "count", "wait_seconds_timeout", "visibility_timeout", "message_attribute_names"],
-    "SQSBackend.send_message": ["self", "queue_name", "message_body", "message_attributes", "delay_seconds", "deduplication_id", "group_id", "system_attributes", "validate_group_id"],
+    "SQSBackend.receive_message": [
+        "self",
+        "queue_name",
+        "count",
+        "wait_seconds_timeout",
+        "visibility_timeout",
+        "message_attribute_names",
+    ],
+    "SQSBackend.send_message": [
+        "self",
+        "queue_name",
+        "message_body",
+        "message_attributes",
+        "delay_seconds",
+        "deduplication_id",
+        "group_id",
+        "system_attributes",
+        "validate_group_id",
+    ],
     "SQSBackend.delete_message": ["self", "queue_name", "receipt_handle"],
     "SQSBackend.is_message_valid_based_on_retention_period": ["self", "queue_name", "message"],
     "Queue.delete_message": ["self", "receipt_handle"],
@@ -72,10 +97,17 @@ EXPECTED_SIGNATURES = {
     "backends.list_of_moto_modules": [],
     "utils.generate_receipt_handle": [],
     "responses.method_names_from_class": ["clazz"],
-}  # fmt: skip
+}
 EXPECTED_INSTANCE_FIELDS = {
-    "Queue": ("_messages", "_pending_messages", "deleted_messages", "BASE_ATTRIBUTES", "FIFO_ATTRIBUTES", "KMS_ATTRIBUTES",
-              "message_retention_period"),
+    "Queue": (
+        "_messages",
+        "_pending_messages",
+        "deleted_messages",
+        "BASE_ATTRIBUTES",
+        "FIFO_ATTRIBUTES",
+        "KMS_ATTRIBUTES",
+        "message_retention_period",
+    ),
     "Message": ("visible_at", "delayed_until", "receipt_handle", "_old_receipt_handles", "sent_timestamp"),
 }
 
@@ -126,7 +158,9 @@ def check_moto_internals() -> None:
         )
     for dotted, expected in EXPECTED_SIGNATURES.items():
         owner, attribute = dotted.split(".")
-        namespace = {"backends": moto_backends, "responses": moto_responses, "utils": sqs_utils}.get(owner) or getattr(sqs_models, owner)
+        namespace = {"backends": moto_backends, "responses": moto_responses, "utils": sqs_utils}.get(owner) or getattr(
+            sqs_models, owner
+        )
         actual = list(inspect.signature(getattr(namespace, attribute)).parameters)
         if actual != expected:
             raise MotoInternalsChanged(f"moto {dotted} now takes {actual}, expected {expected}")
@@ -137,7 +171,9 @@ def check_moto_internals() -> None:
         if missing:
             raise MotoInternalsChanged(f"moto {owner} lost {missing}")
     if sqs_models.generate_receipt_handle is not sqs_utils.generate_receipt_handle:
-        raise MotoInternalsChanged("moto's Message no longer takes its receipt handles from sqs.utils.generate_receipt_handle")
+        raise MotoInternalsChanged(
+            "moto's Message no longer takes its receipt handles from sqs.utils.generate_receipt_handle"
+        )
     if len(sqs_utils.generate_receipt_handle()) != RECEIPT_HANDLE_LENGTH:
         raise MotoInternalsChanged(f"moto's receipt handles are no longer {RECEIPT_HANDLE_LENGTH} characters")
 
@@ -184,7 +220,9 @@ def _attribute_field(name: str) -> str:
 def _receipt_handle() -> str:
     letters = b""
     while len(letters) < RECEIPT_HANDLE_LENGTH:  # one round, all but never two: 225 bytes keep ~206 letters
-        letters += mock_random.randbytes(RECEIPT_HANDLE_LENGTH + 40).translate(_LETTER_OF_BYTE, _BYTES_WITHOUT_A_FAIR_LETTER)
+        letters += mock_random.randbytes(RECEIPT_HANDLE_LENGTH + 40).translate(
+            _LETTER_OF_BYTE, _BYTES_WITHOUT_A_FAIR_LETTER
+        )
     return letters[:RECEIPT_HANDLE_LENGTH].decode("ascii")
 
 
@@ -242,8 +280,14 @@ def _polling_receive(original: Callable[..., Any]) -> Callable[..., Any]:
     """Long polling without holding the lock: short receives until a message or the deadline."""
 
     @functools.wraps(original)
-    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, visibility_timeout: int,
-                        message_attribute_names: list[str] | None = None) -> list[Any]:  # fmt: skip
+    def receive_message(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> list[Any]:
         deadline = time.monotonic() + (wait_seconds_timeout or 0)
         while True:
             with _backend_lock:

@@ -83,8 +83,13 @@ def to_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[
 class SqsEventSourcePoller:
     """Runs `max_concurrency` polling threads until `stop()`."""
 
-    def __init__(self, sqs: Any, settings: EventSourceSettings, invoke: Callable[[dict[str, Any]], dict[str, Any]],
-                 on_batch_failed: Callable[[], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        sqs: Any,
+        settings: EventSourceSettings,
+        invoke: Callable[[dict[str, Any]], dict[str, Any]],
+        on_batch_failed: Callable[[], None] | None = None,
+    ):
         self._sqs = sqs
         self._settings = settings
         self._invoke = invoke

@@ -37,13 +37,16 @@ def save_queue_snapshot(sqs: Any, path: Path, queue_urls: Mapping[str, str]) -> 
     for name, url in queue_urls.items():
         while True:
             batch = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=SQS_MAX_BATCH, VisibilityTimeout=SNAPSHOT_VISIBILITY_SECONDS,
+                QueueUrl=url,
+                MaxNumberOfMessages=SQS_MAX_BATCH,
+                VisibilityTimeout=SNAPSHOT_VISIBILITY_SECONDS,
                 MessageAttributeNames=["All"],
-            ).get("Messages", [])  # fmt: skip
+            ).get("Messages", [])
             if not batch:
                 break
             saved.extend(
-                {"queue": name, "body": m["Body"], "attributes": _storable(m.get("MessageAttributes", {}))} for m in batch
+                {"queue": name, "body": m["Body"], "attributes": _storable(m.get("MessageAttributes", {}))}
+                for m in batch
             )
     if saved:
         path.write_text(json.dumps(saved))
@@ -66,16 +69,22 @@ def restore_queue_snapshot(sqs: Any, path: Path, queue_urls: Mapping[str, str]) 
 
 def _storable(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        name: {"DataType": value["DataType"], **(
-            {"BinaryValue": base64.b64encode(value["BinaryValue"]).decode()} if "BinaryValue" in value
-            else {"StringValue": value["StringValue"]}
-        )}  # fmt: skip
+        name: {
+            "DataType": value["DataType"],
+            **(
+                {"BinaryValue": base64.b64encode(value["BinaryValue"]).decode()}
+                if "BinaryValue" in value
+                else {"StringValue": value["StringValue"]}
+            ),
+        }
         for name, value in attributes.items()
     }
 
 
 def _sendable(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        name: {**value, "BinaryValue": base64.b64decode(value["BinaryValue"])} if "BinaryValue" in value else dict(value)
+        name: {**value, "BinaryValue": base64.b64decode(value["BinaryValue"])}
+        if "BinaryValue" in value
+        else dict(value)
         for name, value in attributes.items()
     }

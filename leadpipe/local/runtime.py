@@ -58,7 +58,9 @@ class RuntimeInfo:
             os.kill(info.pid, 0)
         except ProcessLookupError:
             path.unlink(missing_ok=True)
-            raise FileNotFoundError(f"no local pipeline is running (process {info.pid} is gone); start one with `make run`") from None
+            raise FileNotFoundError(
+                f"no local pipeline is running (process {info.pid} is gone); start one with `make run`"
+            ) from None
         return info
 
 
@@ -118,7 +120,9 @@ class LocalPipeline:
         endpoint = self._sqs_server.start()
         sqs = local_sqs_client(endpoint)
         queues = create_pipeline_queues(sqs, settings)
-        restore_queue_snapshot(sqs, data_dir / SNAPSHOT_FILE_NAME, {"leads": queues.leads_url, "dead_letters": queues.dead_letter_url})
+        restore_queue_snapshot(
+            sqs, data_dir / SNAPSHOT_FILE_NAME, {"leads": queues.leads_url, "dead_letters": queues.dead_letter_url}
+        )
 
         # The port is bound first: the page it serves is an origin the ingest must allow.
         listener = socket.create_server(("127.0.0.1", options.port))
@@ -142,7 +146,10 @@ class LocalPipeline:
             logs / "ingest.log",
             stage=settings.stage,
             gateway=GatewaySettings.for_stage(
-                settings.throttle_rate_per_second, settings.throttle_burst, tuple(origins), settings.ingest_timeout_seconds
+                settings.throttle_rate_per_second,
+                settings.throttle_burst,
+                tuple(origins),
+                settings.ingest_timeout_seconds,
             ),
         )
         # One process per allowed concurrent batch: the DB never sees more writers than this.
@@ -150,7 +157,12 @@ class LocalPipeline:
             "functions.worker.handler.lambda_handler",
             "leadpipe-worker",
             settings.max_concurrency,
-            {**aws_env, "DATABASE_URL": database_url, "LEADS_TABLE": settings.leads_table, **settings.worker_database_environment()},
+            {
+                **aws_env,
+                "DATABASE_URL": database_url,
+                "LEADS_TABLE": settings.leads_table,
+                **settings.worker_database_environment(),
+            },
             logs / "worker.log",
         )
         self._worker.warm_up()
@@ -169,9 +181,14 @@ class LocalPipeline:
             on_batch_failed=lambda: self.drain_breaker.check_now(),
         )
         # Decided before the first receive: a database already down never costs a receive.
-        answer_within = settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS  # the AWS probe's own round-trip limit
+        answer_within = (
+            settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS
+        )  # the AWS probe's own round-trip limit
         self.drain_breaker = LocalDrainBreaker(
-            self.poller, lambda: probe_database(database_url, settings.leads_table, answer_within), data_dir, options.drain_probe_seconds
+            self.poller,
+            lambda: probe_database(database_url, settings.leads_table, answer_within),
+            data_dir,
+            options.drain_probe_seconds,
         )
         self.drain_breaker.start()
         self.poller.start()
@@ -243,9 +260,10 @@ class LocalPipeline:
             # Failed records wait out their visibility timeout, invisible to the snapshot: end it.
             make_visible(sqs, self.info.leads_queue_url, self.poller.held_receipt_handles())
             saved = save_queue_snapshot(
-                sqs, Path(self.info.data_dir) / SNAPSHOT_FILE_NAME,
+                sqs,
+                Path(self.info.data_dir) / SNAPSHOT_FILE_NAME,
                 {"leads": self.info.leads_queue_url, "dead_letters": self.info.dead_letter_queue_url},
-            )  # fmt: skip
+            )
         if self._worker:
             self._worker.close()
         self._sqs_server.stop()

@@ -39,16 +39,29 @@ QUEUE_URL = re.compile(r"^https?://[^/]+/(\d{12})/([\w.-]+)$")
 SQS_MAX_BATCH_ENTRIES = 10
 # The message system attributes moto's ReceiveMessage can return, in its order.
 RECEIVABLE_SYSTEM_ATTRIBUTES = (
-    "AWSTraceHeader", "ApproximateFirstReceiveTimestamp", "ApproximateReceiveCount", "MessageDeduplicationId",
-    "MessageGroupId", "SenderId", "SentTimestamp", "SequenceNumber",
-)  # fmt: skip
+    "AWSTraceHeader",
+    "ApproximateFirstReceiveTimestamp",
+    "ApproximateReceiveCount",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+    "SenderId",
+    "SentTimestamp",
+    "SequenceNumber",
+)
 
 # What each direct answer accepts; a request with any other parameter goes to moto.
 SEND_PARAMETERS = frozenset({"QueueUrl", "MessageBody", "MessageAttributes"})
 RECEIVE_PARAMETERS = frozenset(
-    {"QueueUrl", "MaxNumberOfMessages", "WaitTimeSeconds", "VisibilityTimeout", "AttributeNames",
-     "MessageSystemAttributeNames", "MessageAttributeNames"}
-)  # fmt: skip
+    {
+        "QueueUrl",
+        "MaxNumberOfMessages",
+        "WaitTimeSeconds",
+        "VisibilityTimeout",
+        "AttributeNames",
+        "MessageSystemAttributeNames",
+        "MessageAttributeNames",
+    }
+)
 DELETE_BATCH_PARAMETERS = frozenset({"QueueUrl", "Entries"})
 
 
@@ -69,7 +82,10 @@ def sqs_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
             return _answer(start_response, "400 Bad Request", _error_body(*checked.refusal), checked.refusal[0])
         if checked.failed and checked.body is None:  # every entry refused: nothing to send
             return _answer(start_response, "200 OK", json.dumps({"Successful": [], "Failed": checked.failed}).encode())
-        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(checked.body or body), str(len(checked.body or body))
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = (
+            io.BytesIO(checked.body or body),
+            str(len(checked.body or body)),
+        )
         if checked.failed:
             return _adding_failed_entries(environ, start_response, checked.failed)
     answer_directly = DIRECT_ANSWERS.get(target)
@@ -77,8 +93,11 @@ def sqs_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
         body = environ["wsgi.input"].read()
         answer = answer_directly(body, environ.get("HTTP_AUTHORIZATION", ""))
         if answer is not None:
-            headers = [("Content-Type", JSON_PROTOCOL_CONTENT_TYPE), ("x-amzn-RequestId", str(uuid.uuid4())),
-                       ("Content-Length", str(len(answer)))]  # fmt: skip
+            headers = [
+                ("Content-Type", JSON_PROTOCOL_CONTENT_TYPE),
+                ("x-amzn-RequestId", str(uuid.uuid4())),
+                ("Content-Length", str(len(answer))),
+            ]
             start_response("200 OK", headers)
             return [answer]
         environ["wsgi.input"] = io.BytesIO(body)
@@ -91,9 +110,13 @@ def sqs_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
 # a batch, and 10 entries with distinct ids per batch call.
 
 LIMITED_ACTIONS = frozenset(
-    {"AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch", "AmazonSQS.DeleteMessageBatch",
-     "AmazonSQS.ChangeMessageVisibilityBatch"}
-)  # fmt: skip
+    {
+        "AmazonSQS.SendMessage",
+        "AmazonSQS.SendMessageBatch",
+        "AmazonSQS.DeleteMessageBatch",
+        "AmazonSQS.ChangeMessageVisibilityBatch",
+    }
+)
 SQS_MAX_BATCH_BYTES = 1_048_576  # 1 MiB, the sum of a SendMessageBatch's messages
 _NOT_A_MESSAGE_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -116,14 +139,20 @@ def check_sqs_limits(target: str, body: bytes, authorization: str) -> CheckedReq
     except Exception:  # noqa: BLE001 - unreadable or unknown queue: moto words that error
         return CheckedRequest()
     if target == "AmazonSQS.SendMessage":
-        refusal = _message_refusal(params.get("MessageBody"), params.get("MessageAttributes"), queue.maximum_message_size)
+        refusal = _message_refusal(
+            params.get("MessageBody"), params.get("MessageAttributes"), queue.maximum_message_size
+        )
         return CheckedRequest(refusal=refusal)
     entries = params.get("Entries")
     if not isinstance(entries, list) or not entries:
         return CheckedRequest()  # moto refuses an empty batch with SQS's code
     if len(entries) > SQS_MAX_BATCH_ENTRIES:
-        return CheckedRequest(refusal=("TooManyEntriesInBatchRequest",
-                                       f"Maximum number of entries per request are {SQS_MAX_BATCH_ENTRIES}. You have sent {len(entries)}."))  # fmt: skip
+        return CheckedRequest(
+            refusal=(
+                "TooManyEntriesInBatchRequest",
+                f"Maximum number of entries per request are {SQS_MAX_BATCH_ENTRIES}. You have sent {len(entries)}.",
+            )
+        )
     ids = [entry.get("Id") for entry in entries]
     repeated = next((entry_id for index, entry_id in enumerate(ids) if entry_id in ids[:index]), None)
     if repeated is not None:
@@ -132,8 +161,12 @@ def check_sqs_limits(target: str, body: bytes, authorization: str) -> CheckedReq
         return CheckedRequest()
     total = sum(_message_bytes(entry.get("MessageBody"), entry.get("MessageAttributes")) for entry in entries)
     if total > SQS_MAX_BATCH_BYTES:
-        return CheckedRequest(refusal=("BatchRequestTooLong",
-                                       f"Batch requests cannot be longer than {SQS_MAX_BATCH_BYTES} bytes. You have sent {total} bytes."))  # fmt: skip
+        return CheckedRequest(
+            refusal=(
+                "BatchRequestTooLong",
+                f"Batch requests cannot be longer than {SQS_MAX_BATCH_BYTES} bytes. You have sent {total} bytes.",
+            )
+        )
     failed, passing = [], []
     for entry in entries:
         refusal = _message_refusal(entry.get("MessageBody"), entry.get("MessageAttributes"), queue.maximum_message_size)
@@ -151,10 +184,16 @@ def _message_refusal(message_body: Any, attributes: Any, maximum_size: int) -> t
         return None  # moto refuses a missing body
     bad = _NOT_A_MESSAGE_CHARACTER.search(message_body)
     if bad:
-        return ("InvalidMessageContents", f"Invalid binary character '#x{ord(bad.group()):X}' was found in the message body, the set "
-                "of allowed characters is #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF")
+        return (
+            "InvalidMessageContents",
+            f"Invalid binary character '#x{ord(bad.group()):X}' was found in the message body, the set "
+            "of allowed characters is #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF",
+        )
     if _message_bytes(message_body, attributes) > maximum_size:
-        return ("InvalidParameterValue", f"One or more parameters are invalid. Reason: Message must be shorter than {maximum_size} bytes.")
+        return (
+            "InvalidParameterValue",
+            f"One or more parameters are invalid. Reason: Message must be shorter than {maximum_size} bytes.",
+        )
     return None
 
 
@@ -178,18 +217,25 @@ def _error_body(code: str, message: str) -> bytes:
 
 
 def _answer(start_response: Callable[..., Any], status: str, body: bytes, error_code: str | None = None) -> list[bytes]:
-    headers = [("Content-Type", JSON_PROTOCOL_CONTENT_TYPE), ("x-amzn-RequestId", str(uuid.uuid4())),
-               ("Content-Length", str(len(body)))]  # fmt: skip
+    headers = [
+        ("Content-Type", JSON_PROTOCOL_CONTENT_TYPE),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+        ("Content-Length", str(len(body))),
+    ]
     if error_code:
         headers.append(("x-amzn-query-error", f"{error_code};Sender"))  # the code botocore reports
     start_response(status, headers)
     return [body]
 
 
-def _adding_failed_entries(environ: dict[str, Any], start_response: Callable[..., Any], failed: list[dict[str, Any]]) -> list[bytes]:
+def _adding_failed_entries(
+    environ: dict[str, Any], start_response: Callable[..., Any], failed: list[dict[str, Any]]
+) -> list[bytes]:
     """moto answers the entries that passed; the ones refused here join its `Failed` list."""
     started: dict[str, Any] = {}
-    chunks = moto_wsgi_app(environ, lambda status, headers, exc_info=None: started.update(status=status, headers=headers))
+    chunks = moto_wsgi_app(
+        environ, lambda status, headers, exc_info=None: started.update(status=status, headers=headers)
+    )
     answer = b"".join(chunks)
     if not started["status"].startswith("200"):
         start_response(started["status"], started["headers"])
@@ -235,8 +281,15 @@ def send_message_directly(body: bytes, authorization: str) -> dict[str, Any]:
     attributes = params.get("MessageAttributes", {})
     validate_message_attributes(attributes)
     # moto's backend validates before it adds: if this raises, nothing was queued
-    message = backend.send_message(queue.name, params["MessageBody"], message_attributes=attributes,
-                                   delay_seconds=None, deduplication_id=None, group_id=None, system_attributes=None)  # fmt: skip
+    message = backend.send_message(
+        queue.name,
+        params["MessageBody"],
+        message_attributes=attributes,
+        delay_seconds=None,
+        deduplication_id=None,
+        group_id=None,
+        system_attributes=None,
+    )
     answer = {"MD5OfMessageBody": message.body_md5, "MessageId": message.id}
     if message.message_attributes:
         answer["MD5OfMessageAttributes"] = message.attribute_md5
@@ -292,10 +345,16 @@ def _whole(value: Any, lowest: int, highest: int) -> bool:
 
 def _received_message(message: Any, system_attributes: list[str]) -> dict[str, Any]:
     """One received message in the JSON moto's serialiser writes for it."""
-    answer: dict[str, Any] = {"MessageId": message.id, "ReceiptHandle": message.receipt_handle,
-                              "MD5OfBody": message.body_md5, "Body": message.body}  # fmt: skip
+    answer: dict[str, Any] = {
+        "MessageId": message.id,
+        "ReceiptHandle": message.receipt_handle,
+        "MD5OfBody": message.body_md5,
+        "Body": message.body,
+    }
     if message.message_attributes:
-        answer["MessageAttributes"] = {name: _attribute_value(value) for name, value in message.message_attributes.items()}
+        answer["MessageAttributes"] = {
+            name: _attribute_value(value) for name, value in message.message_attributes.items()
+        }
         answer["MD5OfMessageAttributes"] = message.attribute_md5
     if system_attributes:
         values = {

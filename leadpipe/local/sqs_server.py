@@ -77,7 +77,9 @@ def create_pipeline_queues(sqs: Any, settings: PipelineSettings, prefix: str = "
     dead_letter_url = sqs.create_queue(
         QueueName=f"{prefix}-{settings.stage}-dead-letters", Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)}
     )["QueueUrl"]
-    dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letter_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     leads_url = sqs.create_queue(
         QueueName=f"{prefix}-{settings.stage}-leads",
         Attributes={

@@ -23,8 +23,9 @@ class StageThrottle:
     on Linux. Tests inject their own clock.
     """
 
-    def __init__(self, rate_per_second: float, burst: int, clock: Callable[[], float] = time.monotonic,
-                 context: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self, rate_per_second: float, burst: int, clock: Callable[[], float] = time.monotonic, context: Any = None
+    ) -> None:
         if rate_per_second <= 0 or burst < 1:
             raise ValueError("a stage throttle needs a rate above 0 and a burst of at least 1")
         context = context or multiprocessing.get_context("spawn")

@@ -37,7 +37,9 @@ class HttpAnswer:
 HTTP_TIMEOUT_SECONDS = 10
 
 
-def http_request(url: str, method: str = "GET", body: bytes | str | None = None, headers: dict[str, str] | None = None) -> HttpAnswer:
+def http_request(
+    url: str, method: str = "GET", body: bytes | str | None = None, headers: dict[str, str] | None = None
+) -> HttpAnswer:
     """One request, no redirect following (a 303 must be seen as a 303)."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT_SECONDS)
@@ -92,7 +94,11 @@ def assert_every_202_is_a_row(running: RunningPipeline, timeout: float = 60) -> 
 
     def missing() -> dict[str, str]:
         stored = {str(r["lead_id"]) for r in running.rows("lead_id::text = ANY(%s)", (list(accepted),))}
-        return {lead_id: email for lead_id, email in accepted.items() if lead_id not in stored and email not in ERASED_EMAILS}
+        return {
+            lead_id: email
+            for lead_id, email in accepted.items()
+            if lead_id not in stored and email not in ERASED_EMAILS
+        }
 
     try:
         wait_for(lambda: not missing(), timeout=timeout, message=f"every 202 as a row ({len(accepted)} accepted)")
@@ -123,9 +129,10 @@ class RunningPipeline:
         self.sqs = local_sqs_client(info.sqs_endpoint_url)
 
     def rows(self, where: str = "true", params: tuple = ()) -> list[dict]:
-        with psycopg.connect(self.info.database_url, autocommit=True) as connection, connection.cursor(
-            row_factory=psycopg.rows.dict_row
-        ) as cursor:
+        with (
+            psycopg.connect(self.info.database_url, autocommit=True) as connection,
+            connection.cursor(row_factory=psycopg.rows.dict_row) as cursor,
+        ):
             return cursor.execute(f"SELECT * FROM {self.info.leads_table} WHERE {where}", params).fetchall()
 
     def count(self, where: str = "true", params: tuple = ()) -> int:
@@ -136,7 +143,9 @@ class RunningPipeline:
 
 
 def start_pipeline(data_dir: Path, settings: PipelineSettings | None = None, **options: Any) -> RunningPipeline:
-    pipeline = LocalPipeline(LocalPipelineOptions(settings=settings or e2e_settings(), data_dir=data_dir, port=0, **options))
+    pipeline = LocalPipeline(
+        LocalPipelineOptions(settings=settings or e2e_settings(), data_dir=data_dir, port=0, **options)
+    )
     return RunningPipeline(pipeline.start(), pipeline)
 
 
@@ -148,7 +157,9 @@ def e2e_data_dir() -> Iterator[Path]:
 
 
 RAW_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+\.[\w.-]+")  # \w: any script, IDN domains too
-RAW_PHONE = re.compile(r"\+\d[\d ().-]{6,}\d|\(\d{2,5}\) ?\d{3}[ -]?\d{4}|\b\d{3}-\d{3}-\d{4}\b|\b0\d{2,4}[ /-]\d{5,8}\b")
+RAW_PHONE = re.compile(
+    r"\+\d[\d ().-]{6,}\d|\(\d{2,5}\) ?\d{3}[ -]?\d{4}|\b\d{3}-\d{3}-\d{4}\b|\b0\d{2,4}[ /-]\d{5,8}\b"
+)
 
 
 @pytest.fixture(scope="session")

@@ -27,9 +27,15 @@ from tests.e2e.conftest import (
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
 OUTBOX_JS = "Object.keys(localStorage).filter(k => k.startsWith('leadpipe:outbox:')).map(k => JSON.parse(localStorage.getItem(k)))"
 SAVED_MESSAGE = "We could not reach our server."
 
@@ -53,7 +59,10 @@ def unique_email(prefix: str) -> str:
 def record_posts(target: Page | BrowserContext, api_url: str) -> list[Request]:
     """Every POST the page(s) make to the API, in order, whatever became of it."""
     posts: list[Request] = []
-    target.on("request", lambda request: posts.append(request) if request.url == api_url and request.method == "POST" else None)
+    target.on(
+        "request",
+        lambda request: posts.append(request) if request.url == api_url and request.method == "POST" else None,
+    )
     return posts
 
 
@@ -96,7 +105,9 @@ def reopen_until_outbox_empty(page: Page, landing_url: str, timeout_ms: float = 
 # --- the plain form and the client's basic behaviour ---------------------------------------
 
 
-def test_plain_form_without_javascript_lands_on_thank_you_page(browser: Browser, local_pipeline: RunningPipeline) -> None:
+def test_plain_form_without_javascript_lands_on_thank_you_page(
+    browser: Browser, local_pipeline: RunningPipeline
+) -> None:
     # Given the landing page in a browser with JavaScript switched off
     page = new_page(browser, javascript=False)
     page.goto(local_pipeline.info.landing_page_url)
@@ -128,7 +139,9 @@ def test_the_client_is_served_as_javascript_at_a_stable_path(local_pipeline: Run
     assert b'<script src="/leadpipe.js" defer></script>' in page_html and b"data-leadpipe" in page_html
 
 
-def test_client_shows_field_errors_inline_then_sends_the_corrected_lead(browser: Browser, local_pipeline: RunningPipeline) -> None:
+def test_client_shows_field_errors_inline_then_sends_the_corrected_lead(
+    browser: Browser, local_pipeline: RunningPipeline
+) -> None:
     page = new_page(browser, javascript=True)
     posts = record_posts(page, local_pipeline.info.api_url)
     page.goto(local_pipeline.info.landing_page_url)
@@ -161,7 +174,9 @@ def test_two_submits_in_one_go_send_one_request(browser: Browser, local_pipeline
     email = unique_email("double")
     page.fill("#signup-email", email)
     # When the form is submitted twice before the first answer can arrive (a double click)
-    page.evaluate("() => { const form = document.querySelector('#signup-form'); form.requestSubmit(); form.requestSubmit(); }")
+    page.evaluate(
+        "() => { const form = document.querySelector('#signup-form'); form.requestSubmit(); form.requestSubmit(); }"
+    )
     page.wait_for_url(local_pipeline.info.landing_page_url + "thanks")
     # Then one request went out and one row exists
     assert len(posts) == 1
@@ -169,7 +184,9 @@ def test_two_submits_in_one_go_send_one_request(browser: Browser, local_pipeline
     page.context.close()
 
 
-def test_throttles_and_bare_5xx_bodies_are_retried_with_one_key(browser: Browser, local_pipeline: RunningPipeline) -> None:
+def test_throttles_and_bare_5xx_bodies_are_retried_with_one_key(
+    browser: Browser, local_pipeline: RunningPipeline
+) -> None:
     page = new_page(browser, javascript=True)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -201,11 +218,15 @@ def test_throttles_and_bare_5xx_bodies_are_retried_with_one_key(browser: Browser
     page.context.close()
 
 
-def test_retry_after_beyond_the_budget_keeps_the_lead_for_the_next_visit(browser: Browser, local_pipeline: RunningPipeline) -> None:
+def test_retry_after_beyond_the_budget_keeps_the_lead_for_the_next_visit(
+    browser: Browser, local_pipeline: RunningPipeline
+) -> None:
     page = new_page(browser, javascript=True)
     posts = record_posts(page, local_pipeline.info.api_url)
     # Given an API that asks for an hour's pause (longer than the client's 30 s retry budget)
-    page.route(local_pipeline.info.api_url, lambda route: route.fulfill(status=503, headers={"Retry-After": "3600"}, body=""))
+    page.route(
+        local_pipeline.info.api_url, lambda route: route.fulfill(status=503, headers={"Retry-After": "3600"}, body="")
+    )
     page.goto(local_pipeline.info.landing_page_url)
     email = unique_email("later")
     # When the visitor submits
@@ -223,7 +244,9 @@ def test_retry_after_beyond_the_budget_keeps_the_lead_for_the_next_visit(browser
     page.context.close()
 
 
-def test_a_saved_lead_is_sent_by_one_tab_when_two_open_at_once(browser: Browser, local_pipeline: RunningPipeline) -> None:
+def test_a_saved_lead_is_sent_by_one_tab_when_two_open_at_once(
+    browser: Browser, local_pipeline: RunningPipeline
+) -> None:
     api_url = local_pipeline.info.api_url
     context = browser.new_context()
     posts = record_posts(context, api_url)
@@ -233,7 +256,9 @@ def test_a_saved_lead_is_sent_by_one_tab_when_two_open_at_once(browser: Browser,
     first.goto(local_pipeline.info.landing_page_url)
     email = unique_email("two-tabs")
     submit_lead(first, email)
-    assert wait_until_sent_or_saved(first, local_pipeline.info.landing_page_url + "thanks", timeout_ms=10_000) == "saved"
+    assert (
+        wait_until_sent_or_saved(first, local_pipeline.info.landing_page_url + "thanks", timeout_ms=10_000) == "saved"
+    )
     first.close()
     # When two tabs open while the first one's resend is still on its way (held here, unanswered)
     held: list[Route] = []
@@ -257,7 +282,9 @@ def test_a_saved_lead_is_sent_by_one_tab_when_two_open_at_once(browser: Browser,
 # --- the lead survives the network, SQS and the browser window -----------------------------
 
 
-def test_a_lead_submitted_offline_is_sent_when_the_page_is_opened_again(browser: Browser, local_pipeline: RunningPipeline) -> None:
+def test_a_lead_submitted_offline_is_sent_when_the_page_is_opened_again(
+    browser: Browser, local_pipeline: RunningPipeline
+) -> None:
     api_url = local_pipeline.info.api_url
     context = browser.new_context()
     posts = record_posts(context, api_url)
@@ -288,7 +315,9 @@ def test_a_lead_submitted_offline_is_sent_when_the_page_is_opened_again(browser:
 def patient_pipeline() -> Iterator[RunningPipeline]:
     """Visibility 3 s x 5 receives: a short outage must not send anything to the DLQ."""
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-{uuid.uuid4().hex[:8]}"
-    running = start_pipeline(data_dir, e2e_settings().model_copy(update={"visibility_timeout_seconds": 3, "max_receive_count": 5}))
+    running = start_pipeline(
+        data_dir, e2e_settings().model_copy(update={"visibility_timeout_seconds": 3, "max_receive_count": 5})
+    )
     yield running
     running.pipeline.stop(drain_seconds=5)
     assert_logs_hold_no_personal_data(data_dir)
@@ -299,13 +328,17 @@ SQS_OUTAGE_SECONDS = 15
 SQS_OUTAGE_PAGES = 8
 
 
-def test_leads_submitted_while_sqs_is_down_are_stored_after_it(browser: Browser, patient_pipeline: RunningPipeline) -> None:
+def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
+    browser: Browser, patient_pipeline: RunningPipeline
+) -> None:
     info = patient_pipeline.info
     thanks_url = info.landing_page_url + "thanks"
     contexts = [browser.new_context() for _ in range(SQS_OUTAGE_PAGES)]
     statuses: list[int] = []
     for context in contexts:
-        context.on("response", lambda response: statuses.append(response.status) if response.url == info.api_url else None)
+        context.on(
+            "response", lambda response: statuses.append(response.status) if response.url == info.api_url else None
+        )
     pages = [context.new_page() for context in contexts]
     for page in pages:
         page.goto(info.landing_page_url)
@@ -316,7 +349,9 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(browser: Browser,
     # When visitors submit during the stop
     for page, email in zip(pages, emails, strict=True):
         submit_lead(page, email)
-    pump_until(pages[0], lambda: len(statuses) >= len(pages), timeout=SQS_OUTAGE_SECONDS, message="every page's first answer")
+    pump_until(
+        pages[0], lambda: len(statuses) >= len(pages), timeout=SQS_OUTAGE_SECONDS, message="every page's first answer"
+    )
     pages[0].wait_for_timeout(max(0, SQS_OUTAGE_SECONDS - (time.monotonic() - stopped_at)) * 1000)
     # Then during the stop every answer was a 503 (never a false 202), and no page gave up yet
     assert statuses and set(statuses) == {503}
@@ -329,15 +364,18 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(browser: Browser,
         if outcome == "saved":
             reopen_until_outbox_empty(page, info.landing_page_url)
     rows = wait_for(
-        lambda: (found := patient_pipeline.rows("email LIKE %s", ("sqs-down-%",))) and len(found) >= len(emails) and found,
+        lambda: (
+            (found := patient_pipeline.rows("email LIKE %s", ("sqs-down-%",))) and len(found) >= len(emails) and found
+        ),
         timeout=60,
         message="every lead of the outage stored",
     )
     assert sorted(r["email"] for r in rows) == sorted(emails)  # each exactly once, none missing
-    print(f"SQS outage {SQS_OUTAGE_SECONDS} s: {len(emails)} leads, {len(statuses)} answers, outcomes {outcomes}, lost 0")
+    print(
+        f"SQS outage {SQS_OUTAGE_SECONDS} s: {len(emails)} leads, {len(statuses)} answers, outcomes {outcomes}, lost 0"
+    )
     for context in contexts:
         context.close()
-
 
 
 THROTTLED_LEADS = 200
@@ -378,23 +416,31 @@ def test_every_lead_from_concurrent_pages_is_stored_once_through_a_hard_throttle
     statuses: list[int] = []
     contexts = [browser.new_context() for _ in range(THROTTLED_PAGES)]
     for context in contexts:
-        context.on("response", lambda response: statuses.append(response.status) if response.url == info.api_url else None)
+        context.on(
+            "response", lambda response: statuses.append(response.status) if response.url == info.api_url else None
+        )
     pages = [context.new_page() for context in contexts]
     emails = [unique_email("throttled") for _ in range(THROTTLED_LEADS)]
-    per_page = [emails[i :: THROTTLED_PAGES] for i in range(THROTTLED_PAGES)]
+    per_page = [emails[i::THROTTLED_PAGES] for i in range(THROTTLED_PAGES)]
     # When 200 visitors submit from 20 pages at once, each page sending its next lead as soon as one is done
     # (without `_redirect` the form stays on the page, so a lead costs no page load)
     for page, its_emails in zip(pages, per_page, strict=True):
         page.goto(info.landing_page_url)
         page.evaluate("document.querySelector('#signup-form input[name=_redirect]').remove()")
         page.evaluate(f"(emails) => {{ ({VISITOR_JS})(emails).then((done) => (window.outcomes = done)); }}", its_emails)
-    outcomes = [outcome for page in pages for outcome in page.wait_for_function("window.outcomes", timeout=300_000).json_value()]
+    outcomes = [
+        outcome for page in pages for outcome in page.wait_for_function("window.outcomes", timeout=300_000).json_value()
+    ]
     # And each page is opened again, which sends whatever ran out of retries the first time
     for page in pages:
         reopen_until_outbox_empty(page, info.landing_page_url, timeout_ms=120_000)
     # Then the throttle did bite, and still every lead is in the table exactly once, none missing
     rows = wait_for(
-        lambda: (found := throttled_pipeline.rows("email LIKE %s", ("throttled-%",))) and len(found) >= len(emails) and found,
+        lambda: (
+            (found := throttled_pipeline.rows("email LIKE %s", ("throttled-%",)))
+            and len(found) >= len(emails)
+            and found
+        ),
         timeout=120,
         message="every throttled lead stored",
     )

@@ -24,7 +24,14 @@ from playwright.sync_api import Browser, Page, Request, Response
 
 from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import RunningPipeline, assert_logs_hold_no_personal_data, e2e_settings, http_request, start_pipeline, wait_for
+from tests.e2e.conftest import (
+    RunningPipeline,
+    assert_logs_hold_no_personal_data,
+    e2e_settings,
+    http_request,
+    start_pipeline,
+    wait_for,
+)
 from tests.e2e.test_browser import OUTBOX_JS, browser, outbox, pump_until, unique_email  # noqa: F401 - browser is a fixture
 from tests.siteverify import SiteverifyStandIn
 
@@ -107,15 +114,23 @@ def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin)
     secrets_url = f"http://{host}:{port}"
     # A unique name: moto keeps one Secrets Manager per process, and other test modules reuse this fixture.
     secret_arn = boto3.client(
-        "secretsmanager", endpoint_url=secrets_url, region_name=LOCAL_REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    ).create_secret(Name=f"leadpipe/local/turnstile-{uuid.uuid4().hex[:8]}", SecretString=SECRET)["ARN"]  # fmt: skip
+        "secretsmanager",
+        endpoint_url=secrets_url,
+        region_name=LOCAL_REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    ).create_secret(Name=f"leadpipe/local/turnstile-{uuid.uuid4().hex[:8]}", SecretString=SECRET)["ARN"]
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-captcha-{uuid.uuid4().hex[:8]}"
     captcha = {
-        "CAPTCHA_PROVIDER": "turnstile", "CAPTCHA_SECRET_ARN": secret_arn, "CAPTCHA_VERIFY_URL": siteverify.url,
-        "CAPTCHA_TIMEOUT_SECONDS": "1", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
-    }  # fmt: skip
-    running = start_pipeline(data_dir, e2e_settings(), ingest_environment=captcha, extra_allowed_origins=[other_origin.origin])
+        "CAPTCHA_PROVIDER": "turnstile",
+        "CAPTCHA_SECRET_ARN": secret_arn,
+        "CAPTCHA_VERIFY_URL": siteverify.url,
+        "CAPTCHA_TIMEOUT_SECONDS": "1",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+    }
+    running = start_pipeline(
+        data_dir, e2e_settings(), ingest_environment=captcha, extra_allowed_origins=[other_origin.origin]
+    )
     other_origin.source = running.info.landing_page_url
     yield running
     running.pipeline.stop(drain_seconds=5)
@@ -127,8 +142,16 @@ def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin)
 def record(page: Page, api_url: str) -> tuple[list[Request], list[Response]]:
     posts: list[Request] = []
     answers: list[Response] = []
-    page.on("request", lambda request: posts.append(request) if request.url == api_url and request.method == "POST" else None)
-    page.on("response", lambda response: answers.append(response) if response.url == api_url and response.request.method == "POST" else None)
+    page.on(
+        "request",
+        lambda request: posts.append(request) if request.url == api_url and request.method == "POST" else None,
+    )
+    page.on(
+        "response",
+        lambda response: (
+            answers.append(response) if response.url == api_url and response.request.method == "POST" else None
+        ),
+    )
     return posts, answers
 
 
@@ -146,7 +169,11 @@ def widget_gives(page: Page, token: str) -> None:
 
 @pytest.mark.parametrize("cross_origin", [False, True], ids=["same-origin", "cross-origin"])
 def test_a_503_after_the_captcha_passed_is_retried_with_the_pass_and_stored_once(
-    browser: Browser, guarded_pipeline: RunningPipeline, siteverify: SingleUseSiteverify, other_origin: OtherOrigin, cross_origin: bool  # noqa: F811
+    browser: Browser,
+    guarded_pipeline: RunningPipeline,
+    siteverify: SingleUseSiteverify,
+    other_origin: OtherOrigin,
+    cross_origin: bool,  # noqa: F811
 ) -> None:
     info = guarded_pipeline.info
     page = browser.new_context().new_page()
@@ -181,7 +208,9 @@ def test_a_503_after_the_captcha_passed_is_retried_with_the_pass_and_stored_once
 
 
 def test_a_saved_lead_whose_token_expired_waits_for_a_fresh_token_then_is_stored_once(
-    browser: Browser, guarded_pipeline: RunningPipeline, siteverify: SingleUseSiteverify  # noqa: F811
+    browser: Browser,
+    guarded_pipeline: RunningPipeline,
+    siteverify: SingleUseSiteverify,  # noqa: F811
 ) -> None:
     info = guarded_pipeline.info
     context = browser.new_context()

@@ -32,7 +32,13 @@ class ExpiringApi(CaptchaApi):
             super().handle(route)
             return
         key = route.request.headers.get("idempotency-key", "")
-        self._answer(route, 403, "captcha_expired", key, fields=[{"field": self.token_field, "code": "expired", "message": "expired"}])
+        self._answer(
+            route,
+            403,
+            "captcha_expired",
+            key,
+            fields=[{"field": self.token_field, "code": "expired", "message": "expired"}],
+        )
 
 
 class RefusingApi(CaptchaApi):
@@ -45,7 +51,9 @@ class RefusingApi(CaptchaApi):
             super().handle(route)
             return
         key = route.request.headers.get("idempotency-key", "")
-        self._answer(route, 422, "invalid_lead", key, fields=[{"field": "email", "code": "invalid", "message": "not accepted"}])
+        self._answer(
+            route, 422, "invalid_lead", key, fields=[{"field": "email", "code": "invalid", "message": "not accepted"}]
+        )
 
 
 def record_dropped(page: Page) -> None:

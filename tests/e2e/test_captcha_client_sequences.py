@@ -24,7 +24,6 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-import pytest
 from playwright.sync_api import Browser, Page, Route
 
 from tests.conftest import REPO_ROOT
@@ -112,7 +111,14 @@ class CaptchaApi:
         self._answer(route, 202, "", key, body={"lead_id": lead_id, "status": "queued"})
 
     def _answer(
-        self, route: Route, status: int, code: str, key: str, headers: dict | None = None, body: dict | None = None, fields: list | None = None
+        self,
+        route: Route,
+        status: int,
+        code: str,
+        key: str,
+        headers: dict | None = None,
+        body: dict | None = None,
+        fields: list | None = None,
     ) -> None:
         self.answers.append((status, code, key))
         payload = body if body is not None else {"error": {"code": code, "message": code, "fields": fields or []}}
@@ -202,7 +208,9 @@ def test_a_lead_saved_before_the_widget_had_a_token_is_not_silently_dropped(brow
     page.wait_for_timeout(3000)  # the recheck watcher looks once a second
     # Then the lead is stored, or at least still waits in the outbox for the token (never silently gone)
     left = page.evaluate(OUTBOX_JS)
-    assert api.rows_for(email) == 1 or len(left) == 1, f"lead dropped: answers {api.answers[-1:]}, outbox {left}, rows {api.rows_for(email)}"
+    assert api.rows_for(email) == 1 or len(left) == 1, (
+        f"lead dropped: answers {api.answers[-1:]}, outbox {left}, rows {api.rows_for(email)}"
+    )
     page.context.close()
 
 
@@ -261,5 +269,7 @@ def test_a_token_refused_for_its_score_is_not_retried_forever(browser: Browser) 
     page.wait_for_timeout(10_000)
     refusals = [a for a in api.answers if a[0] == 403]
     # Then the client gives up on the judged token (a final refusal the visitor sees), it does not loop
-    assert len(refusals) <= 2, f"{len(refusals)} POSTs refused for their score in 10 s, and counting: status {status_text(page)!r}"
+    assert len(refusals) <= 2, (
+        f"{len(refusals)} POSTs refused for their score in 10 s, and counting: status {status_text(page)!r}"
+    )
     page.context.close()

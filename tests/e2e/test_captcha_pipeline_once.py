@@ -25,7 +25,9 @@ from tests.e2e.test_browser_captcha import (  # noqa: F401 - fixtures
 
 
 def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
-    browser: Browser, guarded_pipeline: RunningPipeline, siteverify: SingleUseSiteverify  # noqa: F811
+    browser: Browser,
+    guarded_pipeline: RunningPipeline,
+    siteverify: SingleUseSiteverify,  # noqa: F811
 ) -> None:
     """Invariant 2 ("a double-submitted form ... does not create a second row").
 
@@ -46,7 +48,9 @@ def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
     try:
         page.fill("#signup-email", email)
         page.click("#signup-form button[type=submit]")
-        page.wait_for_function("document.querySelector('#signup-status').textContent.startsWith('We could not reach')", timeout=60_000)
+        page.wait_for_function(
+            "document.querySelector('#signup-status').textContent.startsWith('We could not reach')", timeout=60_000
+        )
     finally:
         guarded_pipeline.pipeline.start_queue_service()
     assert 503 in [answer.status for answer in answers]
@@ -62,13 +66,22 @@ def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
     keys = {request.headers["idempotency-key"] for request in posts}
     wait_for(lambda: guarded_pipeline.count("email = %s", (email,)) >= 1, message="stored")
     if len(keys) > 1:  # give the worker time to store the second lead too
-        pump_until(page, lambda: guarded_pipeline.count("email = %s", (email,)) >= 2, timeout=10, message="a second row (the break)")
-    assert guarded_pipeline.count("email = %s", (email,)) == 1, f"one sign-up, {guarded_pipeline.count('email = %s', (email,))} rows, keys {keys}"
+        pump_until(
+            page,
+            lambda: guarded_pipeline.count("email = %s", (email,)) >= 2,
+            timeout=10,
+            message="a second row (the break)",
+        )
+    assert guarded_pipeline.count("email = %s", (email,)) == 1, (
+        f"one sign-up, {guarded_pipeline.count('email = %s', (email,))} rows, keys {keys}"
+    )
     context.close()
 
 
 def test_a_saved_lead_keeps_the_captcha_pass_its_last_503_carried(
-    browser: Browser, guarded_pipeline: RunningPipeline, siteverify: SingleUseSiteverify  # noqa: F811
+    browser: Browser,
+    guarded_pipeline: RunningPipeline,
+    siteverify: SingleUseSiteverify,  # noqa: F811
 ) -> None:
     """docs/browser-client.md: the pass is kept "with the lead in localStorage" for "resends on later visits".
 
@@ -86,12 +99,16 @@ def test_a_saved_lead_keeps_the_captcha_pass_its_last_503_carried(
     try:
         page.fill("#signup-email", unique_email("redteam-pass"))
         page.click("#signup-form button[type=submit]")
-        page.wait_for_function("document.querySelector('#signup-status').textContent.startsWith('We could not reach')", timeout=60_000)
+        page.wait_for_function(
+            "document.querySelector('#signup-status').textContent.startsWith('We could not reach')", timeout=60_000
+        )
     finally:
         guarded_pipeline.pipeline.start_queue_service()
     # Given the API's last answer was a 503 carrying a captcha pass
     assert answers[-1].status == 503 and answers[-1].headers.get("leadpipe-captcha-pass")
     # Then the saved lead holds that pass for the next visit
     saved = page.evaluate(OUTBOX_JS)
-    assert len(saved) == 1 and saved[0].get("pass") == answers[-1].headers["leadpipe-captcha-pass"], f"outbox entry without the pass: {sorted(saved[0])}"
+    assert len(saved) == 1 and saved[0].get("pass") == answers[-1].headers["leadpipe-captcha-pass"], (
+        f"outbox entry without the pass: {sorted(saved[0])}"
+    )
     context.close()

@@ -24,7 +24,9 @@ def test_hostile_characters_get_a_4xx_naming_the_field_and_never_a_false_202(loc
     surrogate = http_request(api, "POST", '{"email": "s-' + tag + '@example.com", "last_name": "x\\udc00"}', JSON)
     # Then each is refused with a 422 naming its field, and nothing of them was stored
     assert [(a.status, [f["field"] for f in a.json()["error"]["fields"]]) for a in (nul, ffff, surrogate)] == [
-        (422, ["custom.k"]), (422, ["first_name"]), (422, ["last_name"]),
+        (422, ["custom.k"]),
+        (422, ["first_name"]),
+        (422, ["last_name"]),
     ]
     assert local_pipeline.count("email LIKE %s", (f"%-{tag}@example.com",)) == 0
 
@@ -32,15 +34,28 @@ def test_hostile_characters_get_a_4xx_naming_the_field_and_never_a_false_202(loc
 def test_text_in_any_script_is_stored_byte_for_byte(local_pipeline: RunningPipeline) -> None:
     # Given a lead in several scripts, with an IDN address, a national phone and a multi-line note
     tag = uuid.uuid4().hex[:8]
-    lead = {"email": f"jöhn-{tag}@exämple.com", "first_name": "山田 😀", "last_name": "Ñúñez-Øster", "phone": "(202) 555-0143",
-            "company": "Société Générale\u00a0Ltd", "custom": {"note": "line 1\n\tline 2 \U0010fffd"}}  # fmt: skip
+    lead = {
+        "email": f"jöhn-{tag}@exämple.com",
+        "first_name": "山田 😀",
+        "last_name": "Ñúñez-Øster",
+        "phone": "(202) 555-0143",
+        "company": "Société Générale\u00a0Ltd",
+        "custom": {"note": "line 1\n\tline 2 \U0010fffd"},
+    }
     answer = http_request(local_pipeline.info.api_url, "POST", json.dumps(lead), JSON)
-    form_answer = http_request(local_pipeline.info.api_url, "POST", urlencode({"email": f"form-{tag}@例子.中国", "custom[q]": "ü\r\nü"}), FORM)
+    form_answer = http_request(
+        local_pipeline.info.api_url, "POST", urlencode({"email": f"form-{tag}@例子.中国", "custom[q]": "ü\r\nü"}), FORM
+    )
     assert (answer.status, form_answer.status) == (202, 202)
     # Then both rows hold exactly what was sent (after the contract's documented normalisation)
     [row] = wait_for(lambda: local_pipeline.rows("lead_id = %s", (answer.json()["lead_id"],)), message="row")
-    assert {k: row[k] for k in ("email", "first_name", "last_name", "phone", "company", "custom")} == {**lead, "email": lead["email"].lower()}
-    [form_row] = wait_for(lambda: local_pipeline.rows("lead_id = %s", (form_answer.json()["lead_id"],)), message="form row")
+    assert {k: row[k] for k in ("email", "first_name", "last_name", "phone", "company", "custom")} == {
+        **lead,
+        "email": lead["email"].lower(),
+    }
+    [form_row] = wait_for(
+        lambda: local_pipeline.rows("lead_id = %s", (form_answer.json()["lead_id"],)), message="form row"
+    )
     assert (form_row["email"], form_row["custom"]) == (f"form-{tag}@例子.中国", {"q": "ü\r\nü"})
 
 
@@ -57,7 +72,10 @@ def test_ctrl_c_keeps_a_lead_the_worker_failed_and_the_next_start_stores_it() ->
         answer = http_request(first.info.api_url, "POST", json.dumps({"email": email}), JSON)
         assert answer.status == 202
         # When the worker has failed it (it now waits out its visibility timeout, invisible)
-        wait_for(lambda: (s := first.pipeline.poller.stats.snapshot())["records_failed"] + s["function_errors"] >= 1, message="failed once")
+        wait_for(
+            lambda: (s := first.pipeline.poller.stats.snapshot())["records_failed"] + s["function_errors"] >= 1,
+            message="failed once",
+        )
         first.pipeline.start_database()
         # And the pipeline is stopped (Ctrl-C) long before that timeout ends
         saved = first.pipeline.stop(drain_seconds=1)

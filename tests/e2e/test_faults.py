@@ -41,11 +41,18 @@ DRILL_MAX_RECEIVE_COUNT = 3
 
 
 def drill_settings() -> PipelineSettings:
-    return e2e_settings().model_copy(update={"visibility_timeout_seconds": DRILL_VISIBILITY_SECONDS, "max_receive_count": DRILL_MAX_RECEIVE_COUNT})
+    return e2e_settings().model_copy(
+        update={"visibility_timeout_seconds": DRILL_VISIBILITY_SECONDS, "max_receive_count": DRILL_MAX_RECEIVE_COUNT}
+    )
 
 
 def post(pipeline: RunningPipeline, email: str, campaign: str = "faults") -> tuple[int, dict, dict]:
-    answer = http_request(pipeline.info.api_url, "POST", json.dumps({"email": email, "campaign": campaign}), {"Content-Type": "application/json"})
+    answer = http_request(
+        pipeline.info.api_url,
+        "POST",
+        json.dumps({"email": email, "campaign": campaign}),
+        {"Content-Type": "application/json"},
+    )
     return answer.status, answer.headers, answer.json()
 
 
@@ -53,7 +60,9 @@ def post(pipeline: RunningPipeline, email: str, campaign: str = "faults") -> tup
 def drill_pipeline() -> Iterator[RunningPipeline]:
     """The drill stage (visibility 5 s x 3 receives) with the breaker probing every 0.5 s."""
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"faults-{uuid.uuid4().hex[:8]}"
-    options = LocalPipelineOptions(settings=drill_settings(), data_dir=data_dir, port=0, drain_probe_seconds=DRILL_PROBE_SECONDS)
+    options = LocalPipelineOptions(
+        settings=drill_settings(), data_dir=data_dir, port=0, drain_probe_seconds=DRILL_PROBE_SECONDS
+    )
     pipeline = LocalPipeline(options)
     running = RunningPipeline(pipeline.start(), pipeline)
     yield running
@@ -64,7 +73,9 @@ def drill_pipeline() -> Iterator[RunningPipeline]:
 
 def dead_letters(pipeline: RunningPipeline) -> int:
     url = pipeline.info.dead_letter_queue_url
-    return pipeline.queue_attribute(url, "ApproximateNumberOfMessages") + pipeline.queue_attribute(url, "ApproximateNumberOfMessagesNotVisible")
+    return pipeline.queue_attribute(url, "ApproximateNumberOfMessages") + pipeline.queue_attribute(
+        url, "ApproximateNumberOfMessagesNotVisible"
+    )
 
 
 def drain_state(pipeline: RunningPipeline) -> str:
@@ -80,8 +91,11 @@ def cli_status(pipeline: RunningPipeline, capsys: pytest.CaptureFixture) -> dict
 def wait_until_all_stored(pipeline: RunningPipeline, tag: str, expected: int) -> None:
     """Within issue 14's 60 s of the database's return; on failure, say where the rest are."""
     try:
-        wait_for(lambda: pipeline.count("email LIKE %s", (f"{tag}-%",)) == expected, timeout=RECOVERY_BUDGET_SECONDS,
-                 message="every lead stored after the database returned")  # fmt: skip
+        wait_for(
+            lambda: pipeline.count("email LIKE %s", (f"{tag}-%",)) == expected,
+            timeout=RECOVERY_BUDGET_SECONDS,
+            message="every lead stored after the database returned",
+        )
     except AssertionError as error:
         stored = pipeline.count("email LIKE %s", (f"{tag}-%",))
         raise AssertionError(f"{error}: {stored} of {expected} stored, {dead_letters(pipeline)} in the DLQ") from None
@@ -94,7 +108,9 @@ def outage_then_recovery(pipeline: RunningPipeline, outage_seconds: float) -> fl
     return time.monotonic()
 
 
-def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_dlq(drill_pipeline: RunningPipeline, capsys) -> None:
+def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_dlq(
+    drill_pipeline: RunningPipeline, capsys
+) -> None:
     # Given a burst of 200 leads, posted from a thread, and the database stopping part-way through it
     tag = f"burst-{uuid.uuid4().hex[:6]}"
     emails = [f"{tag}-{i}@example.com" for i in range(200)]
@@ -104,7 +120,11 @@ def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_d
     wait_for(lambda: len(statuses) >= 50, timeout=120, message="a quarter of the burst sent")
     drill_pipeline.pipeline.stop_database()
     # When the breaker notices, and the burst goes on into the outage
-    wait_for(lambda: drain_state(drill_pipeline) == DrainState.HELD_BY_BREAKER, timeout=BREAKER_BUDGET_SECONDS, message="the breaker holding")
+    wait_for(
+        lambda: drain_state(drill_pipeline) == DrainState.HELD_BY_BREAKER,
+        timeout=BREAKER_BUDGET_SECONDS,
+        message="the breaker holding",
+    )
     assert cli_status(drill_pipeline, capsys)["drain"]["state"] == "held_by_breaker"
     sender.join(timeout=300)
     assert not sender.is_alive(), "the burst did not finish within 300 s"
@@ -117,10 +137,14 @@ def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_d
     assert sorted(r["email"] for r in rows) == sorted(emails)
     assert dead_letters(drill_pipeline) == 0
     assert drain_state(drill_pipeline) == DrainState.RUNNING
-    print(f"\n[drill] short outage mid-burst: all {len(emails)} stored {recovery:.1f} s after the database returned; DLQ {dead_letters(drill_pipeline)}")
+    print(
+        f"\n[drill] short outage mid-burst: all {len(emails)} stored {recovery:.1f} s after the database returned; DLQ {dead_letters(drill_pipeline)}"
+    )
 
 
-def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_empty(drill_pipeline: RunningPipeline, capsys) -> None:
+def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_empty(
+    drill_pipeline: RunningPipeline, capsys
+) -> None:
     settings = drill_pipeline.pipeline.settings
     redrive_after = settings.max_receive_count * settings.queue_visibility_timeout_seconds  # 3 x 5 s
     tag = f"long-{uuid.uuid4().hex[:6]}"
@@ -128,12 +152,21 @@ def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_e
     # Given the database going away while leads keep coming
     drill_pipeline.pipeline.stop_database()
     assert [post(drill_pipeline, email)[0] for email in emails] == [202] * len(emails)
-    wait_for(lambda: drain_state(drill_pipeline) == DrainState.HELD_BY_BREAKER, timeout=BREAKER_BUDGET_SECONDS, message="the breaker holding")
+    wait_for(
+        lambda: drain_state(drill_pipeline) == DrainState.HELD_BY_BREAKER,
+        timeout=BREAKER_BUDGET_SECONDS,
+        message="the breaker holding",
+    )
     # And the worker, handed a batch while the database is away (as Lambda's poller may before the breaker
     # trips), fails it whole and reports the metric the DatabaseUnavailable alarm pages on
     worker_log = Path(drill_pipeline.info.data_dir) / "logs" / "worker.log"
     logged_before = worker_log.stat().st_size
-    envelope = LeadEnvelope(lead_id=uuid.uuid4(), received_at=datetime.now(UTC), source=Source(), lead=Lead(email=f"{tag}-probe@example.com"))
+    envelope = LeadEnvelope(
+        lead_id=uuid.uuid4(),
+        received_at=datetime.now(UTC),
+        source=Source(),
+        lead=Lead(email=f"{tag}-probe@example.com"),
+    )
     answer = drill_pipeline.pipeline.invoke_worker(sqs_event([envelope.to_message_body()]))
     assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
     with worker_log.open(encoding="utf-8") as log:
@@ -147,8 +180,10 @@ def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_e
     assert sorted(r["email"] for r in drill_pipeline.rows("email LIKE %s", (f"{tag}-%",))) == sorted(emails)
     assert dead_letters(drill_pipeline) == 0
     assert cli_status(drill_pipeline, capsys)["drain"]["state"] == "running"
-    print(f"\n[drill] outage of {2 * redrive_after} s (> {redrive_after} s to the DLQ): all {len(emails)} stored "
-          f"{recovery:.1f} s after the database returned; DLQ {dead_letters(drill_pipeline)}")  # fmt: skip
+    print(
+        f"\n[drill] outage of {2 * redrive_after} s (> {redrive_after} s to the DLQ): all {len(emails)} stored "
+        f"{recovery:.1f} s after the database returned; DLQ {dead_letters(drill_pipeline)}"
+    )
 
 
 def test_operator_pause_holds_leads_in_the_queue_until_resume(drill_pipeline: RunningPipeline, capsys) -> None:
@@ -157,13 +192,20 @@ def test_operator_pause_holds_leads_in_the_queue_until_resume(drill_pipeline: Ru
     emails = [f"{tag}-{i}@example.com" for i in range(20)]
     # Given the DB owner pauses the drain for a maintenance window
     capsys.readouterr()
-    assert leadpipe(["drain", "pause", "--who", "dba-on-call", "--why", "VACUUM FULL, OPS-42", "--data-dir", info.data_dir]) == 0
+    assert (
+        leadpipe(
+            ["drain", "pause", "--who", "dba-on-call", "--why", "VACUUM FULL, OPS-42", "--data-dir", info.data_dir]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("drain paused by an operator: dba-on-call, since ")
     # When leads arrive during the window
     assert [post(drill_pipeline, email)[0] for email in emails] == [202] * len(emails)
     # Then they wait in the queue, visible (never received, so no receive is spent), and status says who and why
-    wait_for(lambda: drill_pipeline.queue_attribute(info.leads_queue_url, "ApproximateNumberOfMessages") >= len(emails),
-             message="the leads waiting in the queue")  # fmt: skip
+    wait_for(
+        lambda: drill_pipeline.queue_attribute(info.leads_queue_url, "ApproximateNumberOfMessages") >= len(emails),
+        message="the leads waiting in the queue",
+    )
     status = cli_status(drill_pipeline, capsys)
     assert status["drain"]["state"] == "paused_by_operator" and status["drain"]["receiving"] is False
     assert (status["drain"]["pause"]["who"], status["drain"]["pause"]["why"]) == ("dba-on-call", "VACUUM FULL, OPS-42")
@@ -175,7 +217,11 @@ def test_operator_pause_holds_leads_in_the_queue_until_resume(drill_pipeline: Ru
     assert leadpipe(["drain", "resume", "--data-dir", info.data_dir]) == 0
     assert capsys.readouterr().out.startswith("drain running (since ")
     # Then every lead is stored once, none in the DLQ
-    wait_for(lambda: drill_pipeline.count("email LIKE %s", (f"{tag}-%",)) == len(emails), timeout=RECOVERY_BUDGET_SECONDS, message="stored after resume")
+    wait_for(
+        lambda: drill_pipeline.count("email LIKE %s", (f"{tag}-%",)) == len(emails),
+        timeout=RECOVERY_BUDGET_SECONDS,
+        message="stored after resume",
+    )
     assert dead_letters(drill_pipeline) == 0
     capsys.readouterr()
     assert leadpipe(["drain", "status", "--data-dir", info.data_dir]) == 0
@@ -193,5 +239,7 @@ def test_queue_unavailable_answers_503_never_202_and_recovers(drill_pipeline: Ru
     # When SQS is back, the same ingest environments recover by themselves
     drill_pipeline.pipeline.start_queue_service()
     wait_for(lambda: post(drill_pipeline, "sqs-back@example.com")[0] == 202, message="ingest recovered")
-    wait_for(lambda: drill_pipeline.count("email = %s", ("sqs-back@example.com",)) == 1, message="stored after recovery")
+    wait_for(
+        lambda: drill_pipeline.count("email = %s", ("sqs-back@example.com",)) == 1, message="stored after recovery"
+    )
     assert drill_pipeline.count("email LIKE %s", ("sqs-down-%",)) == 0  # refused leads were never half-stored

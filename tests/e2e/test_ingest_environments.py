@@ -52,6 +52,7 @@ def test_four_ingest_environments_share_the_port(local_pipeline: RunningPipeline
     assert len(holders) == local_pipeline.pipeline.options.ingest_environments == 4
     assert os.getpid() not in holders
     assert {parent_of(pid) for pid in holders} == {os.getpid()}
+
     # And concurrent posts on that one port are all answered by them
     def post(index: int) -> int:
         body = json.dumps({"email": f"shared-port-{index}-{uuid.uuid4().hex[:6]}@example.com"})

@@ -26,7 +26,12 @@ def test_json_and_form_leads_are_stored_exactly_once(local_pipeline: RunningPipe
         http_request(api, "POST", json_body, {"Content-Type": "application/json", "Idempotency-Key": "k-" + json_email})
         for _ in range(2)
     ]
-    form_answer = http_request(api, "POST", urlencode({"email": form_email, "consent": "on"}), {"Content-Type": "application/x-www-form-urlencoded"})
+    form_answer = http_request(
+        api,
+        "POST",
+        urlencode({"email": form_email, "consent": "on"}),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
     # Then each was accepted with its id
     assert [a.status for a in answers] == [202, 202] and form_answer.status == 202
     assert answers[0].json()["lead_id"] == answers[1].json()["lead_id"]
@@ -40,7 +45,9 @@ def test_json_and_form_leads_are_stored_exactly_once(local_pipeline: RunningPipe
 def test_form_redirects_to_the_thank_you_page(local_pipeline: RunningPipeline) -> None:
     thanks = local_pipeline.info.landing_page_url + "thanks"
     form = urlencode({"email": unique_email("redirect"), "_redirect": thanks})
-    answer = http_request(local_pipeline.info.api_url, "POST", form, {"Content-Type": "application/x-www-form-urlencoded"})
+    answer = http_request(
+        local_pipeline.info.api_url, "POST", form, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert answer.status == 303 and answer.headers["location"] == thanks
     assert b"Thank you" in http_request(thanks).body
 
@@ -52,7 +59,9 @@ def test_gateway_behaves_like_api_gateway(local_pipeline: RunningPipeline) -> No
     assert http_request(base + "/admin").status == 404
     assert http_request(base + "/admin").json()["error"]["code"] == "not_found"
     # The function's own answers pass through untouched
-    too_big = http_request(api, "POST", json.dumps({"email": "a@example.com", "x": "y" * 20_000}), {"Content-Type": "application/json"})
+    too_big = http_request(
+        api, "POST", json.dumps({"email": "a@example.com", "x": "y" * 20_000}), {"Content-Type": "application/json"}
+    )
     assert too_big.status == 413 and too_big.json()["error"]["code"] == "payload_too_large"
     invalid = http_request(api, "POST", "{}", {"Content-Type": "application/json"})
     assert invalid.status == 422 and invalid.json()["error"]["fields"][0]["field"] == "email"
@@ -69,11 +78,14 @@ def test_poison_message_reaches_the_dlq_after_max_receive_count(local_pipeline: 
     # Given a message from an unknown producer version, between good leads
     good = [unique_email("around-poison") for _ in range(3)]
     http_request(info.api_url, "POST", json.dumps({"email": good[0]}), {"Content-Type": "application/json"})
-    poison_id = local_pipeline.sqs.send_message(QueueUrl=info.leads_queue_url, MessageBody=json.dumps({"v": 99, "lead": {}}))["MessageId"]
+    poison_id = local_pipeline.sqs.send_message(
+        QueueUrl=info.leads_queue_url, MessageBody=json.dumps({"v": 99, "lead": {}})
+    )["MessageId"]
     for email in good[1:]:
         http_request(info.api_url, "POST", json.dumps({"email": email}), {"Content-Type": "application/json"})
     # Then the good ones are stored and the poison one moves to the DLQ, retried max_receive_count times
     wait_for(lambda: local_pipeline.count("email = ANY(%s)", (good,)) == 3, message="good leads stored")
+
     def poison_in_dlq() -> list[dict]:
         messages = local_pipeline.sqs.receive_message(
             QueueUrl=info.dead_letter_queue_url, AttributeNames=["All"], VisibilityTimeout=0, MaxNumberOfMessages=10
@@ -87,7 +99,12 @@ def test_poison_message_reaches_the_dlq_after_max_receive_count(local_pipeline: 
 
 def test_logs_of_the_whole_run_hold_no_raw_email(local_pipeline: RunningPipeline) -> None:
     email = unique_email("logscan")
-    http_request(local_pipeline.info.api_url, "POST", json.dumps({"email": email, "phone": "+44 20 7946 0000"}), {"Content-Type": "application/json"})
+    http_request(
+        local_pipeline.info.api_url,
+        "POST",
+        json.dumps({"email": email, "phone": "+44 20 7946 0000"}),
+        {"Content-Type": "application/json"},
+    )
     wait_for(lambda: local_pipeline.count("email = %s", (email,)) == 1, message="row")
     logs = Path(local_pipeline.info.data_dir) / "logs"
     text = "".join(p.read_text() for p in logs.glob("*.log"))
@@ -101,7 +118,9 @@ def test_stored_leads_survive_a_restart() -> None:
     email = unique_email("restart")
     first = start_pipeline(data_dir)
     try:
-        answer = http_request(first.info.api_url, "POST", json.dumps({"email": email}), {"Content-Type": "application/json"})
+        answer = http_request(
+            first.info.api_url, "POST", json.dumps({"email": email}), {"Content-Type": "application/json"}
+        )
         assert answer.status == 202
         wait_for(lambda: first.count("email = %s", (email,)) == 1, message="row before restart")
     finally:

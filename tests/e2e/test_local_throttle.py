@@ -63,4 +63,8 @@ def test_the_stage_bucket_is_shared_by_every_process(throttled_pipeline: Running
     assert headers["retry-after"] == "1" and headers["access-control-allow-origin"] == origin
     # And only the accepted leads were queued and stored
     assert len(accepted) == len({json.loads(a[2])["lead_id"] for a in accepted})
-    wait_for(lambda: throttled_pipeline.count("campaign = %s", (campaign,)) == len(accepted), timeout=60, message="the accepted leads stored")
+    wait_for(
+        lambda: throttled_pipeline.count("campaign = %s", (campaign,)) == len(accepted),
+        timeout=60,
+        message="the accepted leads stored",
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance, unsupported_method
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance, unsupported_method
 
 from leadpipe.openapi import openapi_document, openapi_json
 from tests.conftest import REPO_ROOT
@@ -20,7 +20,9 @@ schema.config.checks.negative_data_rejection.expected_statuses = [
 
 
 def test_checked_in_document_matches_the_code() -> None:
-    assert (REPO_ROOT / "docs" / "openapi.json").read_text() == openapi_json(), "regenerate: .venv/bin/leadpipe openapi > docs/openapi.json"
+    assert (REPO_ROOT / "docs" / "openapi.json").read_text() == openapi_json(), (
+        "regenerate: .venv/bin/leadpipe openapi > docs/openapi.json"
+    )
 
 
 @pytest.mark.timeout(900)  # 150 HTTP cases plus shrinking on a failure: slow on a busy machine
@@ -32,5 +34,6 @@ def test_api_keeps_to_its_openapi_document(case, local_pipeline: RunningPipeline
     # and "schema-valid data gets a 2xx": the contract checks more than JSON Schema can say (RFC 5321 e-mail
     # syntax, phone and campaign formats), so some schema-valid bodies rightly get a 422 with field errors.
     case.call_and_validate(
-        base_url=local_pipeline.info.landing_page_url.rstrip("/"), excluded_checks=[unsupported_method, positive_data_acceptance]
+        base_url=local_pipeline.info.landing_page_url.rstrip("/"),
+        excluded_checks=[unsupported_method, positive_data_acceptance],
     )

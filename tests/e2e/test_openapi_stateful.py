@@ -36,7 +36,10 @@ def document_with_retry_link() -> dict[str, Any]:
 
 
 schema = schemathesis.openapi.from_dict(document_with_retry_link())
-schema.config.checks.negative_data_rejection.expected_statuses = [*schema.config.checks.negative_data_rejection.expected_statuses, "413"]
+schema.config.checks.negative_data_rejection.expected_statuses = [
+    *schema.config.checks.negative_data_rejection.expected_statuses,
+    "413",
+]
 
 
 @pytest.mark.timeout(900)  # a failure is shrunk by replaying HTTP scenarios: slow on a busy machine
@@ -53,12 +56,20 @@ def test_retries_with_the_same_key_get_the_same_lead_id(local_pipeline: RunningP
 
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
             # The same checks as the stateless contract test (see test_openapi_contract.py for the two left out)
-            case.validate_response(response, excluded_checks=[unsupported_method, positive_data_acceptance], transport_kwargs=kwargs or None)
+            case.validate_response(
+                response,
+                excluded_checks=[unsupported_method, positive_data_acceptance],
+                transport_kwargs=kwargs or None,
+            )
             key = (case.headers or {}).get("Idempotency-Key")
             if response.status_code == 202 and key is not None:
                 lead_id = response.json()["lead_id"]
-                assert self.first_lead_id.setdefault(key, lead_id) == lead_id, f"a retry with key {key!r} got a second lead_id"
+                assert self.first_lead_id.setdefault(key, lead_id) == lead_id, (
+                    f"a retry with key {key!r} got a second lead_id"
+                )
 
     # Given the running pipeline  When schemathesis chains submissions and retries (examples: the profile)
     # Then every answer is as documented and no key ever maps to two leads
-    run_state_machine_as_test(RetryingClient, settings=settings(suppress_health_check=list(HealthCheck), stateful_step_count=6))
+    run_state_machine_as_test(
+        RetryingClient, settings=settings(suppress_health_check=list(HealthCheck), stateful_step_count=6)
+    )

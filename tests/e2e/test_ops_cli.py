@@ -26,8 +26,14 @@ def test_poison_is_listed_fixed_redriven_and_stored_once(local_pipeline: Running
     with psycopg.connect(info.database_url, autocommit=True) as admin:
         admin.execute(f"ALTER TABLE {info.leads_table} ADD CONSTRAINT e2e_no_blocked CHECK (campaign <> 'BLOCKED')")
     try:
-        answer = http_request(info.api_url, "POST", json.dumps({"email": email, "campaign": "blocked"}), {"Content-Type": "application/json"})
+        answer = http_request(
+            info.api_url,
+            "POST",
+            json.dumps({"email": email, "campaign": "blocked"}),
+            {"Content-Type": "application/json"},
+        )
         assert answer.status == 202
+
         # When it has failed max_receive_count times it sits in the DLQ
         def listed() -> list[dict]:
             code, out = run_cli(capsys, "dlq", "list", "--json", *data_dir)
@@ -90,8 +96,21 @@ def test_spike_sends_verifies_and_draws(local_pipeline: RunningPipeline, capsys,
     # Given the running local pipeline
     report = tmp_path / "spike.png"
     # When a small spike is sent through it with a report
-    code, out = run_cli(capsys, "spike", "--data-dir", local_pipeline.info.data_dir, "--total", "300", "--concurrency", "8",
-                        "--campaign", "e2espike", "--report", str(report), "--json")  # fmt: skip
+    code, out = run_cli(
+        capsys,
+        "spike",
+        "--data-dir",
+        local_pipeline.info.data_dir,
+        "--total",
+        "300",
+        "--concurrency",
+        "8",
+        "--campaign",
+        "e2espike",
+        "--report",
+        str(report),
+        "--json",
+    )
     summary = json.loads(out)
     # Then every lead was accepted and stored exactly once, never past the writer cap; a post the stage
     # throttle answered 429 (dev: 100/s, burst 200) was sent again after Retry-After, as a form would
@@ -119,16 +138,26 @@ def test_db_erase_removes_one_persons_leads(local_pipeline: RunningPipeline, cap
     info = local_pipeline.info
     email = f"Erase.Me-{uuid.uuid4().hex[:6]}@Example.com"
     for campaign in ("one", "two"):
-        http_request(info.api_url, "POST", json.dumps({"email": email, "campaign": campaign}), {"Content-Type": "application/json"})
+        http_request(
+            info.api_url,
+            "POST",
+            json.dumps({"email": email, "campaign": campaign}),
+            {"Content-Type": "application/json"},
+        )
     http_request(info.api_url, "POST", json.dumps({"email": "keep-" + email}), {"Content-Type": "application/json"})
     wait_for(lambda: local_pipeline.count("email LIKE %s", ("%" + email.lower(),)) == 3, message="rows to erase")
     # When ops erase the person, typed in another case
-    code, out = run_cli(capsys, "db", "erase", "--email", email.upper(), "--stage", "dev", "--database-url", info.database_url)
+    code, out = run_cli(
+        capsys, "db", "erase", "--email", email.upper(), "--stage", "dev", "--database-url", info.database_url
+    )
     # Then both of their leads are gone and nobody else's
     assert code == 0 and out.startswith("erased 2 row(s)")
     assert local_pipeline.count("email = %s", (email.lower(),)) == 0
     assert local_pipeline.count("email = %s", ("keep-" + email.lower(),)) == 1
-    assert leadpipe(["db", "erase", "--email", "not-an-address", "--stage", "dev", "--database-url", info.database_url]) == 2
+    assert (
+        leadpipe(["db", "erase", "--email", "not-an-address", "--stage", "dev", "--database-url", info.database_url])
+        == 2
+    )
     assert "is not an e-mail address" in capsys.readouterr().err
 
 

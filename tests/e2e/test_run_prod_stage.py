@@ -41,7 +41,18 @@ def test_make_run_with_the_prod_stage_stores_a_lead_and_stops_on_ctrl_c() -> Non
     # Given `make run STAGE=prod`, i.e. `leadpipe run --stage prod`, on a free port with data of its own
     # (under the project, like the e2e runtime's: the embedded PostgreSQL's own user must reach it)
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"run-prod-{uuid.uuid4().hex[:8]}"
-    command = [sys.executable, "-m", "leadpipe.cli", "run", "--stage", "prod", "--port", "0", "--data-dir", str(data_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "leadpipe.cli",
+        "run",
+        "--stage",
+        "prod",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+    ]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # When it has started
@@ -50,14 +61,19 @@ def test_make_run_with_the_prod_stage_stores_a_lead_and_stops_on_ctrl_c() -> Non
         api_url = re.search(r"API\s+POST (\S+)", banner).group(1)
         # And a lead is posted to it
         email = f"prod-stage-{uuid.uuid4().hex[:8]}@example.com"
-        answer = http_request(api_url, "POST", json.dumps({"email": email, "campaign": "prodlocal"}), {"Content-Type": "application/json"})
+        answer = http_request(
+            api_url, "POST", json.dumps({"email": email, "campaign": "prodlocal"}), {"Content-Type": "application/json"}
+        )
         # Then it is accepted and stored in the embedded database (prod's secret ARN is never used locally)
         assert answer.status == 202, answer.body
         status = [sys.executable, "-m", "leadpipe.cli", "status", "--json", "--data-dir", str(data_dir)]
 
         def stored() -> bool:
             result = subprocess.run(status, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
-            return result.returncode == 0 and json.loads(result.stdout)["stored_last_hour_by_campaign"].get("PRODLOCAL") == 1
+            return (
+                result.returncode == 0
+                and json.loads(result.stdout)["stored_last_hour_by_campaign"].get("PRODLOCAL") == 1
+            )
 
         wait_for(stored, timeout=60, message="the lead stored by the prod-stage runtime")
         # And Ctrl-C stops it cleanly

@@ -12,12 +12,34 @@ from leadpipe.cli import main as leadpipe
 from tests.e2e.conftest import RunningPipeline
 
 
-def test_a_stalled_database_costs_time_never_leads(local_pipeline: RunningPipeline, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+def test_a_stalled_database_costs_time_never_leads(
+    local_pipeline: RunningPipeline, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
     # Given the running local pipeline, its own embedded PostgreSQL
     report = tmp_path / "outage.png"
     # When 300 leads are sent at 60/s and the database is stalled from 1 s to 6 s
-    code = leadpipe(["spike", "--data-dir", local_pipeline.info.data_dir, "--total", "300", "--rate", "60", "--concurrency", "4",
-                     "--campaign", "e2eoutage", "--db-outage-after", "1", "--db-outage-seconds", "5", "--report", str(report), "--json"])  # fmt: skip
+    code = leadpipe(
+        [
+            "spike",
+            "--data-dir",
+            local_pipeline.info.data_dir,
+            "--total",
+            "300",
+            "--rate",
+            "60",
+            "--concurrency",
+            "4",
+            "--campaign",
+            "e2eoutage",
+            "--db-outage-after",
+            "1",
+            "--db-outage-seconds",
+            "5",
+            "--report",
+            str(report),
+            "--json",
+        ]
+    )
     summary = json.loads(capsys.readouterr().out)
     # Then the API accepted every lead, the database away or not
     assert code == 0

@@ -23,7 +23,10 @@ def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any],
     # Bundling is skipped here for speed; tests/infra/test_lint_and_bundling.py builds the real assets.
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=outdir)
     stack = LeadpipeStack(
-        app, f"Leadpipe-{settings.stage}", settings=settings, env=cdk.Environment(account="123456789012", region="eu-west-1")
+        app,
+        f"Leadpipe-{settings.stage}",
+        settings=settings,
+        env=cdk.Environment(account="123456789012", region="eu-west-1"),
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()

@@ -59,48 +59,96 @@ def fixed(value: float) -> Callable[[PipelineSettings], float]:
 
 EXPECTED: dict[str, ExpectedAlarm] = {
     "QueueAge": ExpectedAlarm(
-        "AWS/SQS", "ApproximateAgeOfOldestMessage", lambda w: {"QueueName": queue_name(w.leads_queue)},
-        "Maximum", 60, fixed(3), lambda s: s.alarm_queue_age_seconds,
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        lambda w: {"QueueName": queue_name(w.leads_queue)},
+        "Maximum",
+        60,
+        fixed(3),
+        lambda s: s.alarm_queue_age_seconds,
     ),
     "QueueDepth": ExpectedAlarm(
-        "AWS/SQS", "ApproximateNumberOfMessagesVisible", lambda w: {"QueueName": queue_name(w.leads_queue)},
-        "Maximum", 60, fixed(3), lambda s: s.alarm_queue_depth,
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        lambda w: {"QueueName": queue_name(w.leads_queue)},
+        "Maximum",
+        60,
+        fixed(3),
+        lambda s: s.alarm_queue_depth,
     ),
     "DeadLetters": ExpectedAlarm(
-        "AWS/SQS", "ApproximateNumberOfMessagesVisible", lambda w: {"QueueName": queue_name(w.dead_letter_queue)},
-        "Maximum", 60, fixed(1), fixed(1),
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        lambda w: {"QueueName": queue_name(w.dead_letter_queue)},
+        "Maximum",
+        60,
+        fixed(1),
+        fixed(1),
     ),
     "WorkerErrors": ExpectedAlarm(
-        "AWS/Lambda", "Errors", lambda w: {"FunctionName": {"Ref": w.worker}},
-        "Sum", 300, fixed(1), lambda s: s.alarm_worker_errors,
+        "AWS/Lambda",
+        "Errors",
+        lambda w: {"FunctionName": {"Ref": w.worker}},
+        "Sum",
+        300,
+        fixed(1),
+        lambda s: s.alarm_worker_errors,
     ),
     "WorkerThrottles": ExpectedAlarm(
-        "AWS/Lambda", "Throttles", lambda w: {"FunctionName": {"Ref": w.worker}},
-        "Sum", 300, fixed(1), lambda s: s.alarm_worker_throttles,
+        "AWS/Lambda",
+        "Throttles",
+        lambda w: {"FunctionName": {"Ref": w.worker}},
+        "Sum",
+        300,
+        fixed(1),
+        lambda s: s.alarm_worker_throttles,
     ),
     "IngestLatencyP99": ExpectedAlarm(
-        "AWS/Lambda", "Duration", lambda w: {"FunctionName": {"Ref": w.ingest}},
-        "p99", 300, fixed(3), lambda s: s.alarm_ingest_p99_ms,
+        "AWS/Lambda",
+        "Duration",
+        lambda w: {"FunctionName": {"Ref": w.ingest}},
+        "p99",
+        300,
+        fixed(3),
+        lambda s: s.alarm_ingest_p99_ms,
     ),
     # The agreed interface with the worker: one DatabaseUnavailable datapoint per batch the database refused.
     "DatabaseUnavailable": ExpectedAlarm(
-        METRICS_NAMESPACE, "DatabaseUnavailable", lambda w: {"service": WORKER_SERVICE},
-        "Sum", 60, lambda s: s.alarm_db_unavailable_minutes, fixed(1),
+        METRICS_NAMESPACE,
+        "DatabaseUnavailable",
+        lambda w: {"service": WORKER_SERVICE},
+        "Sum",
+        60,
+        lambda s: s.alarm_db_unavailable_minutes,
+        fixed(1),
         datapoints_to_alarm=lambda s: s.alarm_db_unavailable_minutes,
     ),
     # A drain breaker whose probe cannot run holds nothing and says nothing: failed in each of 3 minutes, it pages.
     "DrainProbeErrors": ExpectedAlarm(
-        "AWS/Lambda", "Errors", lambda w: {"FunctionName": {"Ref": w.probe}},
-        "Sum", 60, fixed(3), fixed(1), datapoints_to_alarm=fixed(3),
+        "AWS/Lambda",
+        "Errors",
+        lambda w: {"FunctionName": {"Ref": w.probe}},
+        "Sum",
+        60,
+        fixed(3),
+        fixed(1),
+        datapoints_to_alarm=fixed(3),
     ),
     # ... and one that is never invoked (schedule rule disabled) fails nothing: no run in 5 minutes pages.
     # Lambda publishes no Invocations datapoint for a minute without runs, so missing data must breach.
     "DrainProbeSilent": ExpectedAlarm(
-        "AWS/Lambda", "Invocations", lambda w: {"FunctionName": {"Ref": w.probe}},
-        "Sum", 60, fixed(5), fixed(1), datapoints_to_alarm=fixed(5),
-        comparison="LessThanThreshold", missing_data="breaching",
+        "AWS/Lambda",
+        "Invocations",
+        lambda w: {"FunctionName": {"Ref": w.probe}},
+        "Sum",
+        60,
+        fixed(5),
+        fixed(1),
+        datapoints_to_alarm=fixed(5),
+        comparison="LessThanThreshold",
+        missing_data="breaching",
     ),
-}  # fmt: skip
+}
 # The API's 5XX rate is a metric-math alarm: errors over requests, both of this API, over five minutes.
 API_5XX_RATE = "Api5xxRate"
 
@@ -138,9 +186,13 @@ class SynthesizedAlarms:
 def prod_alarms(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedAlarms:
     """The prod stack, with each alarm found through PipelineMonitoring.alarms (the agreed names)."""
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path_factory.mktemp("alarms")))
-    stack = LeadpipeStack(app, "Leadpipe-prod", settings=prod_settings, env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    stack = LeadpipeStack(
+        app, "Leadpipe-prod", settings=prod_settings, env=cdk.Environment(account="123456789012", region="eu-west-1")
+    )
     [monitoring] = [child for child in stack.node.children if isinstance(child, PipelineMonitoring)]
-    logical_ids = {name: stack.resolve(alarm.node.default_child.logical_id) for name, alarm in monitoring.alarms.items()}
+    logical_ids = {
+        name: stack.resolve(alarm.node.default_child.logical_id) for name, alarm in monitoring.alarms.items()
+    }
     template = Template.from_stack(stack)
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     return SynthesizedAlarms(
@@ -151,7 +203,10 @@ def prod_alarms(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPa
 
 
 def assert_pages_on_call(
-    props: dict[str, Any], topic_id: str, comparison: str = "GreaterThanOrEqualToThreshold", missing_data: str = "notBreaching"
+    props: dict[str, Any],
+    topic_id: str,
+    comparison: str = "GreaterThanOrEqualToThreshold",
+    missing_data: str = "notBreaching",
 ) -> None:
     assert props["AlarmActions"] == [{"Ref": topic_id}]
     assert props["OKActions"] == [{"Ref": topic_id}]
@@ -192,7 +247,9 @@ def test_alarm_watches_the_right_metric_of_the_right_resource(
     assert_pages_on_call(props, resources.topic, expected.comparison, expected.missing_data)
 
 
-def test_api_5xx_rate_divides_this_apis_errors_by_its_requests(prod_alarms: SynthesizedAlarms, prod_settings: PipelineSettings) -> None:
+def test_api_5xx_rate_divides_this_apis_errors_by_its_requests(
+    prod_alarms: SynthesizedAlarms, prod_settings: PipelineSettings
+) -> None:
     # Given the prod stack's API
     resources = watched(prod_alarms.template)
     # When the 5XX-rate alarm is read
@@ -203,7 +260,10 @@ def test_api_5xx_rate_divides_this_apis_errors_by_its_requests(prod_alarms: Synt
     assert expression.get("ReturnData", True) is True
     stats = {m["Id"]: m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m}
     assert set(stats) == {"errors", "requests"}
-    for metric_id, (metric_name, statistic) in {"errors": ("5XXError", "Sum"), "requests": ("Count", "SampleCount")}.items():
+    for metric_id, (metric_name, statistic) in {
+        "errors": ("5XXError", "Sum"),
+        "requests": ("Count", "SampleCount"),
+    }.items():
         stat = stats[metric_id]
         assert stat["Metric"]["Namespace"] == "AWS/ApiGateway"
         assert stat["Metric"]["MetricName"] == metric_name

@@ -20,7 +20,11 @@ from tests.infra.test_stack import only, resources
 
 
 def database_unavailable_alarm(template: Template) -> dict[str, Any]:
-    [alarm] = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values() if a["Properties"].get("MetricName") == "DatabaseUnavailable"]
+    [alarm] = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "DatabaseUnavailable"
+    ]
     return alarm
 
 
@@ -62,17 +66,39 @@ def dashboard_widgets(template: Template) -> list[dict[str, Any]]:
 
 
 def test_the_dashboard_graphs_the_metric(prod: Template, prod_settings: PipelineSettings) -> None:
-    [widget] = [w for w in dashboard_widgets(prod) if w["properties"].get("title") == "Database unreachable (batches per minute)"]
+    [widget] = [
+        w
+        for w in dashboard_widgets(prod)
+        if w["properties"].get("title") == "Database unreachable (batches per minute)"
+    ]
     [metric] = widget["properties"]["metrics"]
-    assert metric == [METRICS_NAMESPACE, "DatabaseUnavailable", "service", WORKER_SERVICE, {"period": 60, "stat": "Sum"}]
+    assert metric == [
+        METRICS_NAMESPACE,
+        "DatabaseUnavailable",
+        "service",
+        WORKER_SERVICE,
+        {"period": 60, "stat": "Sum"},
+    ]
     [line] = widget["properties"]["annotations"]["horizontal"]
     assert (line["value"], line["label"]) == (1, f"pages after {prod_settings.alarm_db_unavailable_minutes} min")
 
 
 def test_the_worker_gets_its_database_limits_from_the_settings(prod: Template, prod_settings: PipelineSettings) -> None:
-    [worker] = [f for f in resources(prod, "AWS::Lambda::Function").values() if f["Properties"].get("Handler") == "functions.worker.handler.lambda_handler"]
+    [worker] = [
+        f
+        for f in resources(prod, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "functions.worker.handler.lambda_handler"
+    ]
     env = worker["Properties"]["Environment"]["Variables"]
-    assert {k: env[k] for k in ("DB_CONNECT_TIMEOUT_SECONDS", "DB_STATEMENT_TIMEOUT_SECONDS", "DB_LOCK_TIMEOUT_SECONDS", "WORKER_TIMEOUT_SECONDS")} == {
+    assert {
+        k: env[k]
+        for k in (
+            "DB_CONNECT_TIMEOUT_SECONDS",
+            "DB_STATEMENT_TIMEOUT_SECONDS",
+            "DB_LOCK_TIMEOUT_SECONDS",
+            "WORKER_TIMEOUT_SECONDS",
+        )
+    } == {
         "DB_CONNECT_TIMEOUT_SECONDS": str(prod_settings.db_connect_timeout_seconds),
         "DB_STATEMENT_TIMEOUT_SECONDS": str(prod_settings.db_statement_timeout_seconds),
         "DB_LOCK_TIMEOUT_SECONDS": str(prod_settings.db_lock_timeout_seconds),

@@ -28,7 +28,9 @@ def test_the_worker_and_its_event_source_wait_for_the_migration_trigger(prod: Te
     # Given the prod stack, where a CDK trigger runs the migrations on deploy
     [trigger_id] = prod.find_resources("Custom::Trigger")
     # When CloudFormation orders the deploy
-    [(worker_id, worker)] = prod.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": WORKER_HANDLER}}).items()
+    [(worker_id, worker)] = prod.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": WORKER_HANDLER}}
+    ).items()
     [(_, mapping)] = prod.find_resources("AWS::Lambda::EventSourceMapping").items()
     # Then the new worker code, and the mapping that feeds it messages, are created or updated only after it
     assert trigger_id in depends_on(worker), worker.get("DependsOn")
@@ -46,7 +48,11 @@ class StackWithACarelessQueue(LeadpipeStack):
 
 def run_app_py(monkeypatch: pytest.MonkeyPatch, outdir: Path, stack_class: type[LeadpipeStack]) -> None:
     """app.py's own main(), with the context the CDK CLI would pass for prod (bundling skipped)."""
-    context = {**json.loads((REPO_ROOT / "cdk.json").read_text())["context"], "stage": "prod", "aws:cdk:bundling-stacks": []}
+    context = {
+        **json.loads((REPO_ROOT / "cdk.json").read_text())["context"],
+        "stage": "prod",
+        "aws:cdk:bundling-stacks": [],
+    }
     # In-process, the CLI's environment variables would not reach jsii's already running node: pass them directly.
     monkeypatch.setattr(cdk, "App", lambda: REAL_APP(context=context, outdir=str(outdir)))
     monkeypatch.setattr(app_py, "LeadpipeStack", stack_class)

@@ -48,7 +48,9 @@ def test_probe_may_get_and_update_only_the_workers_mapping(prod: Template) -> No
                 assert json.dumps(other["Resource"]) == resource
 
 
-def test_probe_reads_the_workers_secret_and_the_pause_record_only(prod: Template, prod_settings: PipelineSettings) -> None:
+def test_probe_reads_the_workers_secret_and_the_pause_record_only(
+    prod: Template, prod_settings: PipelineSettings
+) -> None:
     _, function = probe(prod)
     statements = policy_statements_of_role(prod, ref_id(function["Properties"]["Role"]))
     secret_reads = [s for s in statements if "secretsmanager:GetSecretValue" in actions(s)]
@@ -111,9 +113,13 @@ def test_a_trip_alarm_invokes_the_probe_on_every_state_change(prod_settings: Pip
     # Given a breaker with the agreed DatabaseUnavailable alarm as its trip alarm (cdk-nag attached)
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
     stack = cdk.Stack(app, "BreakerOnly", env=cdk.Environment(account="123456789012", region="eu-west-1"))
-    queue = LeadQueue(stack, "Queue", visibility_timeout=cdk.Duration.minutes(3), max_receive_count=5, retention=cdk.Duration.days(14))
+    queue = LeadQueue(
+        stack, "Queue", visibility_timeout=cdk.Duration.minutes(3), max_receive_count=5, retention=cdk.Duration.days(14)
+    )
     worker = LeadWorker(stack, "Worker", settings=prod_settings, queue=queue.queue)
-    metric = cloudwatch.Metric(namespace="Leadpipe", metric_name="DatabaseUnavailable", dimensions_map={"service": "leadpipe-worker"})
+    metric = cloudwatch.Metric(
+        namespace="Leadpipe", metric_name="DatabaseUnavailable", dimensions_map={"service": "leadpipe-worker"}
+    )
     alarm = cloudwatch.Alarm(stack, "DatabaseUnavailable", metric=metric, threshold=1, evaluation_periods=2)
     DrainBreaker(stack, "DrainBreaker", settings=prod_settings, worker=worker, trip_alarms=[alarm])
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -127,15 +133,29 @@ def test_a_trip_alarm_invokes_the_probe_on_every_state_change(prod_settings: Pip
     assert [ref_id(t["Arn"]) for t in rule["Properties"]["Targets"]] == [probe(template)[0]]
 
 
-def test_synth_warns_when_a_failed_message_would_come_back_before_the_breaker_trips(prod_settings: PipelineSettings, tmp_path) -> None:
+def test_synth_warns_when_a_failed_message_would_come_back_before_the_breaker_trips(
+    prod_settings: PipelineSettings, tmp_path
+) -> None:
     # Given a worker timeout of 10 s: visibility 6 x 10 s + the 1 s window = 61 s, shorter than a minute's schedule plus the probe
     settings = prod_settings.model_copy(update={"worker_timeout_seconds": 10})
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
     stack = cdk.Stack(app, "ShortVisibility", env=cdk.Environment(account="123456789012", region="eu-west-1"))
-    queue = LeadQueue(stack, "Queue", visibility_timeout=cdk.Duration.seconds(settings.queue_visibility_timeout_seconds),
-                      max_receive_count=5, retention=cdk.Duration.days(14))  # fmt: skip
-    DrainBreaker(stack, "DrainBreaker", settings=settings, worker=LeadWorker(stack, "Worker", settings=settings, queue=queue.queue))
+    queue = LeadQueue(
+        stack,
+        "Queue",
+        visibility_timeout=cdk.Duration.seconds(settings.queue_visibility_timeout_seconds),
+        max_receive_count=5,
+        retention=cdk.Duration.days(14),
+    )
+    DrainBreaker(
+        stack,
+        "DrainBreaker",
+        settings=settings,
+        worker=LeadWorker(stack, "Worker", settings=settings, queue=queue.queue),
+    )
     # Then synth says what an outage may cost and what to change
     warnings = [str(w.entry.data) for w in Annotations.from_stack(stack).find_warning("*", Match.any_value())]
     assert settings.queue_visibility_timeout_seconds == 61
-    assert any("(61 s) is shorter than the breaker's 90 s to trip" in w and "worker_timeout_seconds" in w for w in warnings), warnings
+    assert any(
+        "(61 s) is shorter than the breaker's 90 s to trip" in w and "worker_timeout_seconds" in w for w in warnings
+    ), warnings

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -37,9 +36,19 @@ def elf_machine(path: Path) -> int | None:
 def cfn_lint(template_path: Path) -> subprocess.CompletedProcess[str]:
     """cfn-lint installed beside the interpreter running the tests, wherever its venv lives."""
     return subprocess.run(
-        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", "--regions", "eu-west-1", "--", str(template_path)],
-        capture_output=True, text=True, timeout=CFN_LINT_TIMEOUT_SECONDS,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("cfn-lint")),
+            "--format",
+            "parseable",
+            "--regions",
+            "eu-west-1",
+            "--",
+            str(template_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CFN_LINT_TIMEOUT_SECONDS,
+    )
 
 
 def lint_failed(returncode: int) -> bool:
@@ -47,7 +56,10 @@ def lint_failed(returncode: int) -> bool:
     return bool(returncode & CFN_LINT_ERROR_BIT) or returncode & ~CFN_LINT_FINDING_BITS != 0
 
 
-@pytest.mark.parametrize(("returncode", "failed"), [(0, False), (4, False), (8, False), (12, False), (2, True), (6, True), (14, True), (1, True), (32, True)])
+@pytest.mark.parametrize(
+    ("returncode", "failed"),
+    [(0, False), (4, False), (8, False), (12, False), (2, True), (6, True), (14, True), (1, True), (32, True)],
+)
 def test_only_the_error_bit_or_a_lint_crash_fails_the_build(returncode: int, failed: bool) -> None:
     # Given cfn-lint's OR-ed exit codes: 12 is warnings plus informational findings, no error
     # When it is read  Then only an error (bit 2) or cfn-lint's own failure counts
@@ -57,7 +69,11 @@ def test_only_the_error_bit_or_a_lint_crash_fails_the_build(returncode: int, fai
 def test_cfn_lint_reports_an_error_it_is_shown(tmp_path: Path) -> None:
     # Given a template with a real error: a queue whose retention is over SQS's 14-day maximum
     path = tmp_path / "broken.json"
-    path.write_text(json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 99_999_999}}}}))
+    path.write_text(
+        json.dumps(
+            {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 99_999_999}}}}
+        )
+    )
     # When cfn-lint checks it  Then the error bit is set and the check fails
     result = cfn_lint(path)
     assert result.returncode & CFN_LINT_ERROR_BIT, result.stdout
@@ -86,14 +102,35 @@ def test_cdk_cli_synth_bundles_both_functions_without_docker(tmp_path: Path) -> 
     fake_docker.write_text(f'#!/bin/sh\necho "$@" >> {docker_calls}\nexit 1\n')
     fake_docker.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CDK_DISABLE_VERSION_CHECK="1", CDK_DISABLE_CLI_TELEMETRY="true",
-               PATH=f"{fake_docker.parent}:{env['PATH']}", CDK_DOCKER=str(fake_docker))  # fmt: skip
+    env.update(
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        CDK_DISABLE_VERSION_CHECK="1",
+        CDK_DISABLE_CLI_TELEMETRY="true",
+        PATH=f"{fake_docker.parent}:{env['PATH']}",
+        CDK_DOCKER=str(fake_docker),
+    )
     out = tmp_path / "cdk.out"
     # When `cdk synth` runs for prod (the stage with every resource)
     result = subprocess.run(
-        ["npx", "--no-install", "cdk", "synth", "-c", "stage=prod", "--no-notices", "--no-version-reporting", "--quiet", "--output", str(out)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=CDK_SYNTH_TIMEOUT_SECONDS,
-    )  # fmt: skip
+        [
+            "npx",
+            "--no-install",
+            "cdk",
+            "synth",
+            "-c",
+            "stage=prod",
+            "--no-notices",
+            "--no-version-reporting",
+            "--quiet",
+            "--output",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CDK_SYNTH_TIMEOUT_SECONDS,
+    )
     # Then it succeeds without credentials and without ever calling Docker, with cdk-nag clean
     # (not offline: pip fetches the functions' wheels from the package index unless cached)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -29,14 +29,22 @@ def test_the_local_preflight_is_the_stacks_mock_integration(prod: Template, prod
     first = prod_settings.allowed_origins[0]
     for method in methods:
         [answer] = method["Properties"]["Integration"]["IntegrationResponses"]
-        in_aws = {name.removeprefix(HEADER).lower(): value.strip("'") for name, value in answer["ResponseParameters"].items()}
+        in_aws = {
+            name.removeprefix(HEADER).lower(): value.strip("'") for name, value in answer["ResponseParameters"].items()
+        }
         echoed = set(re.findall(r'\$origin == "([^"]+)"', answer["ResponseTemplates"]["application/json"]))
         for origin in [*prod_settings.allowed_origins, "https://evil.example"]:
             # When a browser on that origin asks whether it may POST with the captcha pass and an API key
-            status, headers, body = request(app, "OPTIONS", "/leads", headers={
-                "Origin": origin, "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type,leadpipe-captcha-pass,x-api-key",
-            })  # fmt: skip
+            status, headers, body = request(
+                app,
+                "OPTIONS",
+                "/leads",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "content-type,leadpipe-captcha-pass,x-api-key",
+                },
+            )
             # Then it gets API Gateway's answer: same status, same headers, the origin echoed only where AWS echoes it
             local = {name: value for name, value in headers.items() if name != "content-length"}
             assert (status, body) == (int(answer["StatusCode"]), b"")

@@ -34,7 +34,9 @@ def created_after(resources: dict[str, dict[str, Any]], logical_id: str) -> set[
     while pending:
         resource = resources.get(pending.pop(), {})
         depends = resource.get("DependsOn", [])
-        for before in ({depends} if isinstance(depends, str) else set(depends)) | references(resource.get("Properties", {})):
+        for before in ({depends} if isinstance(depends, str) else set(depends)) | references(
+            resource.get("Properties", {})
+        ):
             if before in resources and before not in seen:
                 seen.add(before)
                 pending.append(before)

@@ -28,7 +28,12 @@ PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
 
 def test_the_probe_outlasts_its_own_connect_timeout_and_the_workers_round_trip(tmp_path: Any) -> None:
     # Given a stage with a long connect timeout, which the settings model accepts (30 + 10 + 5 < 60)
-    overrides = {"worker_timeout_seconds": 60, "db_connect_timeout_seconds": 30, "db_statement_timeout_seconds": 10, "db_lock_timeout_seconds": 5}
+    overrides = {
+        "worker_timeout_seconds": 60,
+        "db_connect_timeout_seconds": 30,
+        "db_statement_timeout_seconds": 10,
+        "db_lock_timeout_seconds": 5,
+    }
     try:
         settings = settings_from_context(with_stage("prod", **overrides), "prod")
     except SettingsError:
@@ -38,8 +43,12 @@ def test_the_probe_outlasts_its_own_connect_timeout_and_the_workers_round_trip(t
     _, probe = function_by_handler(template, PROBE_HANDLER)
     probe_timeout = probe["Properties"]["Timeout"]
     # Then the probe may wait as long as the worker would (connect, then one round trip) and still have time to decide
-    needed = settings.db_connect_timeout_seconds + settings.db_statement_timeout_seconds + 2 + 2  # + margin + response reserve
-    assert probe_timeout >= needed, f"probe timeout {probe_timeout} s < connect {settings.db_connect_timeout_seconds} s + round trip + reserve ({needed} s)"
+    needed = (
+        settings.db_connect_timeout_seconds + settings.db_statement_timeout_seconds + 2 + 2
+    )  # + margin + response reserve
+    assert probe_timeout >= needed, (
+        f"probe timeout {probe_timeout} s < connect {settings.db_connect_timeout_seconds} s + round trip + reserve ({needed} s)"
+    )
 
 
 def test_the_default_stage_keeps_the_probe_at_30_seconds(tmp_path: Any) -> None:

@@ -21,7 +21,9 @@ INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 
 
 def ingest_function(template: Template) -> tuple[str, dict[str, Any]]:
-    [(logical_id, resource)] = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": INGEST_HANDLER}}).items()
+    [(logical_id, resource)] = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": INGEST_HANDLER}}
+    ).items()
     return logical_id, resource["Properties"]
 
 
@@ -37,10 +39,16 @@ def statements_granting(template: Template, action: str) -> list[dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def protected(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> Template:
-    settings = prod_settings.model_copy(update={
-        "stage": "guarded", "captcha_provider": "recaptcha_v3", "captcha_secret_arn": CAPTCHA_SECRET_ARN,
-        "captcha_min_score": 0.7, "captcha_fail_open": True, "waf_managed_rule_groups": ["bot_control", "ip_reputation"],
-    })  # fmt: skip
+    settings = prod_settings.model_copy(
+        update={
+            "stage": "guarded",
+            "captcha_provider": "recaptcha_v3",
+            "captcha_secret_arn": CAPTCHA_SECRET_ARN,
+            "captcha_min_score": 0.7,
+            "captcha_fail_open": True,
+            "waf_managed_rule_groups": ["bot_control", "ip_reputation"],
+        }
+    )
     return synthesize(settings, str(tmp_path_factory.mktemp("guarded")))[1]
 
 
@@ -66,7 +74,11 @@ def test_a_provider_wires_the_ingest_and_lets_it_read_exactly_that_secret(protec
     assert 0 < float(variables["CAPTCHA_TIMEOUT_SECONDS"]) < ingest["Timeout"]
     # And only the ingest's role may read the secret, and only that secret (an exact ARN, not a wildcard)
     role_id = ingest["Role"]["Fn::GetAtt"][0]
-    [grant] = [s for s in statements_granting(protected, "secretsmanager:GetSecretValue") if s["Resource"] == CAPTCHA_SECRET_ARN]
+    [grant] = [
+        s
+        for s in statements_granting(protected, "secretsmanager:GetSecretValue")
+        if s["Resource"] == CAPTCHA_SECRET_ARN
+    ]
     assert grant["Roles"] == [{"Ref": role_id}] and grant["Effect"] == "Allow"
 
 
@@ -77,10 +89,19 @@ def test_managed_rule_groups_join_the_web_acl(protected: Template) -> None:
     # Then IP reputation is checked first, the rate rule next, and Bot Control (priced per request) last
     assert [rule["Name"] for rule in rules] == ["ip-reputation", "per-ip-rate", "bot-control"]
     assert [rule["Priority"] for rule in rules] == [0, 1, 2]
-    groups = {rule["Name"]: rule["Statement"]["ManagedRuleGroupStatement"] for rule in rules if "ManagedRuleGroupStatement" in rule["Statement"]}
-    assert groups["ip-reputation"]["VendorName"] == "AWS" and groups["ip-reputation"]["Name"] == "AWSManagedRulesAmazonIpReputationList"
+    groups = {
+        rule["Name"]: rule["Statement"]["ManagedRuleGroupStatement"]
+        for rule in rules
+        if "ManagedRuleGroupStatement" in rule["Statement"]
+    }
+    assert (
+        groups["ip-reputation"]["VendorName"] == "AWS"
+        and groups["ip-reputation"]["Name"] == "AWSManagedRulesAmazonIpReputationList"
+    )
     assert groups["bot-control"]["Name"] == "AWSManagedRulesBotControlRuleSet"
-    assert groups["bot-control"]["ManagedRuleGroupConfigs"] == [{"AWSManagedRulesBotControlRuleSet": {"InspectionLevel": "COMMON"}}]
+    assert groups["bot-control"]["ManagedRuleGroupConfigs"] == [
+        {"AWSManagedRulesBotControlRuleSet": {"InspectionLevel": "COMMON"}}
+    ]
     # And the groups' own block actions apply (not overridden to count)
     for rule in rules:
         if rule["Name"] != "per-ip-rate":
@@ -90,9 +111,17 @@ def test_managed_rule_groups_join_the_web_acl(protected: Template) -> None:
     assert association["Properties"]["WebACLArn"]["Fn::GetAtt"][1] == "Arn"
 
 
-def test_managed_groups_alone_create_a_web_acl(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_managed_groups_alone_create_a_web_acl(
+    prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     # Given a stage with no per-IP rate rule but IP reputation on
-    settings = prod_settings.model_copy(update={"stage": "iprep", "waf_requests_per_5_minutes_per_ip": None, "waf_managed_rule_groups": ["ip_reputation"]})
+    settings = prod_settings.model_copy(
+        update={
+            "stage": "iprep",
+            "waf_requests_per_5_minutes_per_ip": None,
+            "waf_managed_rule_groups": ["ip_reputation"],
+        }
+    )
     template = synthesize(settings, str(tmp_path_factory.mktemp("iprep")))[1]
     # Then there is a web ACL holding just that group
     [web_acl] = template.find_resources("AWS::WAFv2::WebACL").values()
@@ -101,13 +130,18 @@ def test_managed_groups_alone_create_a_web_acl(prod_settings: PipelineSettings, 
 
 def test_a_provider_without_its_secret_stops_synth_naming_the_key() -> None:
     # Given cdk.json context that turns on Turnstile but names no secret
-    context = {"defaults": {"allowed_origins": ["https://www.example.com"]}, "stages": {"dev": {"captcha_provider": "turnstile"}}}
+    context = {
+        "defaults": {"allowed_origins": ["https://www.example.com"]},
+        "stages": {"dev": {"captcha_provider": "turnstile"}},
+    }
     # When the settings are read; Then synth stops with a message naming the key to set
     with pytest.raises(SettingsError, match="captcha_secret_arn"):
         settings_from_context(context, "dev")
 
 
-def test_the_per_ip_rate_rule_answers_a_retryable_429_in_the_project_shape(protected: Template, prod_settings: PipelineSettings) -> None:
+def test_the_per_ip_rate_rule_answers_a_retryable_429_in_the_project_shape(
+    protected: Template, prod_settings: PipelineSettings
+) -> None:
     # Given prod's per-IP rate rule (many visitors can share one office or carrier NAT address)
     [web_acl] = protected.find_resources("AWS::WAFv2::WebACL").values()
     [rule] = [rule for rule in web_acl["Properties"]["Rules"] if rule["Name"] == "per-ip-rate"]
@@ -117,9 +151,19 @@ def test_the_per_ip_rate_rule_answers_a_retryable_429_in_the_project_shape(prote
     response = rule["Action"]["Block"]["CustomResponse"]
     assert response["ResponseCode"] == 429
     headers = {header["Name"]: header["Value"] for header in response["ResponseHeaders"]}
-    assert headers == {"Retry-After": "60", "Access-Control-Allow-Origin": prod_settings.allowed_origins[0],
-                       "Access-Control-Expose-Headers": "Retry-After", "Vary": "Origin"}  # fmt: skip
+    assert headers == {
+        "Retry-After": "60",
+        "Access-Control-Allow-Origin": prod_settings.allowed_origins[0],
+        "Access-Control-Expose-Headers": "Retry-After",
+        "Vary": "Origin",
+    }
     # And its body is the project's error shape, served as JSON
     body = web_acl["Properties"]["CustomResponseBodies"][response["CustomResponseBodyKey"]]
     assert body["ContentType"] == "APPLICATION_JSON"
-    assert json.loads(body["Content"]) == {"error": {"code": "throttled", "message": "too many requests from your network; please retry later", "fields": []}}
+    assert json.loads(body["Content"]) == {
+        "error": {
+            "code": "throttled",
+            "message": "too many requests from your network; please retry later",
+            "fields": [],
+        }
+    }

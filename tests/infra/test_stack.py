@@ -103,7 +103,9 @@ def test_redrive_after_max_receive_count_and_visibility_covers_6x_worker_timeout
 # --- Worker and its event source ---------------------------------------------------------------
 
 
-def test_event_source_caps_db_writers_and_reports_partial_failures(prod: Template, prod_settings: PipelineSettings) -> None:
+def test_event_source_caps_db_writers_and_reports_partial_failures(
+    prod: Template, prod_settings: PipelineSettings
+) -> None:
     worker_id, _ = function_by_handler(prod, WORKER_HANDLER)
     (leads_id, _), _ = queues(prod)
     _, mapping = only(prod, "AWS::Lambda::EventSourceMapping")
@@ -270,17 +272,28 @@ def every_allow_statement(template: Template) -> list[dict[str, Any]]:
     return [s for s in found if s["Effect"] == "Allow"]
 
 
-@pytest.mark.parametrize("resource", ["*", ["*"], "arn:aws:sqs:eu-west-1:123456789012:*", {"Fn::Join": ["", ["arn:aws:sqs:", {"Ref": "AWS::Region"}, ":*"]]}])
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "*",
+        ["*"],
+        "arn:aws:sqs:eu-west-1:123456789012:*",
+        {"Fn::Join": ["", ["arn:aws:sqs:", {"Ref": "AWS::Region"}, ":*"]]},
+    ],
+)
 def test_the_wildcard_check_sees_every_shape_of_wildcard(resource: Any) -> None:
     assert has_wildcard(resource)
     assert not has_wildcard({"Fn::GetAtt": ["LeadQueue1A2B3C4D", "Arn"]})
 
 
-@pytest.mark.parametrize("arn", [
-    {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSQSFullAccess"]]},
-    {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSQSFullAccess"},
-    "arn:aws:iam::aws:policy/AmazonSQSFullAccess",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "arn",
+    [
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSQSFullAccess"]]},
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSQSFullAccess"},
+        "arn:aws:iam::aws:policy/AmazonSQSFullAccess",
+    ],
+)
 def test_the_managed_policy_check_reads_the_policy_name(arn: Any) -> None:
     assert managed_policy_name(arn) == "AmazonSQSFullAccess"
     assert "AmazonSQSFullAccess" not in ALLOWED_MANAGED_POLICIES
@@ -371,7 +384,9 @@ def test_cors_preflight_answers_only_allowed_origins(prod: Template, prod_settin
 def test_waf_per_ip_rate_rule_when_configured(prod: Template, dev: Template, prod_settings: PipelineSettings) -> None:
     acl_id, acl = only(prod, "AWS::WAFv2::WebACL")
     [rule] = acl["Properties"]["Rules"]
-    assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429  # a retryable answer: test_spam_protection.py
+    assert (
+        rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    )  # a retryable answer: test_spam_protection.py
     assert rule["Statement"]["RateBasedStatement"] == {
         "Limit": prod_settings.waf_requests_per_5_minutes_per_ip,
         "AggregateKeyType": "IP",
@@ -391,7 +406,13 @@ def test_alarm_email_subscription_and_tls_only_topic(prod: Template, dev: Templa
     assert dev.find_resources("AWS::SNS::Subscription") == {}
     prod.has_resource_properties(
         "AWS::SNS::TopicPolicy",
-        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}},
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
     )
 
 
@@ -406,8 +427,16 @@ def test_one_dashboard_with_the_pipeline_at_a_glance(prod: Template) -> None:
 
 def test_outputs(prod: Template) -> None:
     outputs = prod.find_outputs("*")
-    ours = {"LeadsEndpoint", "QueueUrl", "DeadLetterQueueUrl", "DashboardUrl", "AlarmTopicArn",
-            "WorkerEventSourceMappingId", "DrainPauseParameterName", "DrainProbeFunctionName"}  # the drain breaker
+    ours = {
+        "LeadsEndpoint",
+        "QueueUrl",
+        "DeadLetterQueueUrl",
+        "DashboardUrl",
+        "AlarmTopicArn",
+        "WorkerEventSourceMappingId",
+        "DrainPauseParameterName",
+        "DrainProbeFunctionName",
+    }  # the drain breaker
     assert ours <= set(outputs)
     # The only other output is the API root URL that RestApi always adds
     assert [k for k in outputs if k not in ours and not k.startswith("LeadApiEndpoint")] == []

@@ -19,7 +19,9 @@ def test_the_suite_runs_on_the_python_every_function_deploys_on(prod: Template) 
     # When it is compared with the interpreter running this test
     running = f"python{sys.version_info.major}.{sys.version_info.minor}"
     # Then all functions deploy on the version the Makefile builds .venv with (infra/bundling.py)...
-    assert runtimes == {f"python{LAMBDA_PYTHON_VERSION}"}, f"LAMBDA_RUNTIME and LAMBDA_PYTHON_VERSION disagree in infra/bundling.py: {runtimes}"
+    assert runtimes == {f"python{LAMBDA_PYTHON_VERSION}"}, (
+        f"LAMBDA_RUNTIME and LAMBDA_PYTHON_VERSION disagree in infra/bundling.py: {runtimes}"
+    )
     # ...and that is the version the tests run on
     assert running == f"python{LAMBDA_PYTHON_VERSION}", (
         f"the tests run on {running} ({sys.executable}) but the functions deploy on python{LAMBDA_PYTHON_VERSION}: "

@@ -38,7 +38,9 @@ class StallingProxy:
             host, port = probe.info.host, probe.info.port
             self.user, self.password, self.dbname = probe.info.user, probe.info.password, probe.info.dbname
         # The embedded server listens on a Unix socket; a DATABASE_URL server may be TCP.
-        self._server_address = (socket.AF_UNIX, f"{host}/.s.PGSQL.{port}") if host.startswith("/") else (socket.AF_INET, (host, port))
+        self._server_address = (
+            (socket.AF_UNIX, f"{host}/.s.PGSQL.{port}") if host.startswith("/") else (socket.AF_INET, (host, port))
+        )
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._stalled = False

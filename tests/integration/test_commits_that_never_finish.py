@@ -81,7 +81,9 @@ def test_commits_that_never_finish_fail_the_batch_and_the_probe_holds_the_drain_
     result: list[Any] = []
     batch = [make_envelope(f"waiting{i}@example.com").to_message_body() for i in range(3)]
     context = ShortLambdaContext(remaining_ms=5_000)
-    thread = threading.Thread(target=lambda: result.append(worker.lambda_handler(sqs_event(batch), context)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: result.append(worker.lambda_handler(sqs_event(batch), context)), daemon=True
+    )
     thread.start()
     thread.join(JOIN_BOUND_SECONDS)
     assert not thread.is_alive(), "the worker waited past its own deadline"
@@ -114,7 +116,9 @@ def writes_refused_as_disk_full(leads_db: LeadsDatabase) -> None:
             " BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$"
         )
         for table in (leads_db.leads_table, f"{leads_db.leads_table}_heartbeat"):
-            admin.execute(f"CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.disk_full()")
+            admin.execute(
+                f"CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.disk_full()"
+            )
 
 
 def test_a_database_out_of_disk_fails_the_batch_and_the_probe_holds_the_drain(

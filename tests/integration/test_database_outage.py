@@ -71,7 +71,9 @@ def test_a_stopped_database_emits_database_unavailable_and_the_batch_waits(
     # Given a worker that has stored a batch on its server, and keeps that connection
     monkeypatch.setenv("DATABASE_URL", own_server.uri)
     monkeypatch.setenv("DB_CONNECT_TIMEOUT_SECONDS", "2")
-    assert worker.lambda_handler(sqs_event([make_envelope("before@example.com").to_message_body()]), lambda_context) == {"batchItemFailures": []}
+    assert worker.lambda_handler(
+        sqs_event([make_envelope("before@example.com").to_message_body()]), lambda_context
+    ) == {"batchItemFailures": []}
     capsys.readouterr()
     # When the server is stopped (a real outage: its sessions end, new connections are refused)
     own_server.stop()
@@ -96,19 +98,26 @@ def test_a_closed_port_is_unavailable_too(lambda_context: Any, monkeypatch: pyte
     # Given a worker pointed at a TCP port nothing listens on (connection refused)
     monkeypatch.setenv("DATABASE_URL", "postgresql://leadpipe@127.0.0.1:1/leads")
     # When a batch arrives
-    response = worker.lambda_handler(sqs_event([make_envelope("refused@example.com").to_message_body()]), lambda_context)
+    response = worker.lambda_handler(
+        sqs_event([make_envelope("refused@example.com").to_message_body()]), lambda_context
+    )
     # Then it is retried later and counted as an outage
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
     assert emitted_metrics(capsys.readouterr().out)["DatabaseUnavailable"] == 1.0
 
 
-def test_a_row_the_database_refuses_is_not_an_outage(leads_db: LeadsDatabase, lambda_context: Any, monkeypatch, capsys) -> None:
+def test_a_row_the_database_refuses_is_not_an_outage(
+    leads_db: LeadsDatabase, lambda_context: Any, monkeypatch, capsys
+) -> None:
     # Given a table rule that refuses one lead of the batch
     monkeypatch.setenv("DATABASE_URL", leads_db.uri)
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
     with leads_db.connect() as admin:
         admin.execute(f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_blocked CHECK (campaign <> 'BLOCKED')")
-    bodies = [make_envelope("ok@example.com").to_message_body(), make_envelope("no@example.com", campaign="BLOCKED").to_message_body()]
+    bodies = [
+        make_envelope("ok@example.com").to_message_body(),
+        make_envelope("no@example.com", campaign="BLOCKED").to_message_body(),
+    ]
     # When the worker handles it
     response = worker.lambda_handler(sqs_event(bodies), lambda_context)
     # Then the refused row fails alone, as RecordsFailed, and nobody is paged for an outage
@@ -118,11 +127,15 @@ def test_a_row_the_database_refuses_is_not_an_outage(leads_db: LeadsDatabase, la
     assert "DatabaseUnavailable" not in metrics
 
 
-def test_a_terminated_session_is_retried_once_on_a_fresh_connection(leads_db: LeadsDatabase, lambda_context: Any, monkeypatch, capsys) -> None:
+def test_a_terminated_session_is_retried_once_on_a_fresh_connection(
+    leads_db: LeadsDatabase, lambda_context: Any, monkeypatch, capsys
+) -> None:
     # Given a worker whose connection is open after a first batch
     monkeypatch.setenv("DATABASE_URL", leads_db.uri)
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
-    assert worker.lambda_handler(sqs_event([make_envelope("first@example.com").to_message_body()]), lambda_context) == {"batchItemFailures": []}
+    assert worker.lambda_handler(sqs_event([make_envelope("first@example.com").to_message_body()]), lambda_context) == {
+        "batchItemFailures": []
+    }
     # When the server ends that session between batches (restart, failover, an idle timeout)
     with leads_db.connect() as admin:
         [(ended,)] = admin.execute(
@@ -142,24 +155,42 @@ def test_a_terminated_session_is_retried_once_on_a_fresh_connection(leads_db: Le
 def test_the_session_carries_the_configured_timeouts(leads_db: LeadsDatabase) -> None:
     # Given the worker's settings for a direct connection
     settings = WorkerSettings.from_env(
-        {"DATABASE_URL": leads_db.uri, "DB_STATEMENT_TIMEOUT_SECONDS": "7", "DB_LOCK_TIMEOUT_SECONDS": "3", "WORKER_TIMEOUT_SECONDS": "30"}
+        {
+            "DATABASE_URL": leads_db.uri,
+            "DB_STATEMENT_TIMEOUT_SECONDS": "7",
+            "DB_LOCK_TIMEOUT_SECONDS": "3",
+            "WORKER_TIMEOUT_SECONDS": "30",
+        }
     )
     # When it connects as the worker does
     with connect(database_conninfo(settings)) as connection:
-        shown = {name: connection.execute(f"SHOW {name}").fetchone()[0] for name in (
-            "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "application_name")}  # fmt: skip
+        shown = {
+            name: connection.execute(f"SHOW {name}").fetchone()[0]
+            for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "application_name")
+        }
     # Then the server enforces them from the first statement on
-    assert shown == {"statement_timeout": "7s", "lock_timeout": "3s", "idle_in_transaction_session_timeout": "30s", "application_name": "leadpipe-worker"}
+    assert shown == {
+        "statement_timeout": "7s",
+        "lock_timeout": "3s",
+        "idle_in_transaction_session_timeout": "30s",
+        "application_name": "leadpipe-worker",
+    }
 
 
 @pytest.mark.parametrize("through_proxy", [False, True], ids=["direct", "per-transaction-as-through-rds-proxy"])
-def test_an_insert_stuck_behind_a_migrations_lock_ends_before_the_function(leads_db: LeadsDatabase, through_proxy: bool) -> None:
+def test_an_insert_stuck_behind_a_migrations_lock_ends_before_the_function(
+    leads_db: LeadsDatabase, through_proxy: bool
+) -> None:
     # Given the worker's repository with a 1 s lock timeout, set at session start or per transaction
-    settings = WorkerSettings.from_env({"DATABASE_URL": leads_db.uri, "DB_LOCK_TIMEOUT_SECONDS": "1", "DB_STATEMENT_TIMEOUT_SECONDS": "20"})
+    settings = WorkerSettings.from_env(
+        {"DATABASE_URL": leads_db.uri, "DB_LOCK_TIMEOUT_SECONDS": "1", "DB_STATEMENT_TIMEOUT_SECONDS": "20"}
+    )
     if through_proxy:
         settings = settings.model_copy(update={"db_proxy_endpoint": "proxy.example"})
     connections = ConnectionProvider(lambda: connect(database_conninfo(settings), prepare_statements=not through_proxy))
-    repository = LeadRepository(connections, leads_db.leads_table, transaction_timeouts=session_timeouts(settings) if through_proxy else None)
+    repository = LeadRepository(
+        connections, leads_db.leads_table, transaction_timeouts=session_timeouts(settings) if through_proxy else None
+    )
     # And a migration holding the table's lock
     migration = psycopg.connect(leads_db.uri)
     migration.execute(f"LOCK TABLE {leads_db.leads_table} IN ACCESS EXCLUSIVE MODE")
@@ -215,7 +246,9 @@ def test_unavailability_is_told_by_error_type_and_sqlstate(error: BaseException,
 
 def test_a_refused_connection_raises_database_unavailable_from_the_repository() -> None:
     # Given a repository whose database refuses connections
-    repository = LeadRepository(ConnectionProvider(lambda: connect("postgresql://x@127.0.0.1:1/none?connect_timeout=2")), "leadpipe.leads")
+    repository = LeadRepository(
+        ConnectionProvider(lambda: connect("postgresql://x@127.0.0.1:1/none?connect_timeout=2")), "leadpipe.leads"
+    )
     # When a batch is stored, Then the cause is kept and the kind is clear
     with pytest.raises(DatabaseUnavailable) as caught:
         repository.store_batch([make_envelope("x@example.com")])

@@ -42,7 +42,8 @@ def queues() -> Iterator[tuple[Any, str, str]]:
         dead = sqs.create_queue(QueueName="leads-dlq")["QueueUrl"]
         dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         leads = sqs.create_queue(
-            QueueName="leads", Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "5"})}
+            QueueName="leads",
+            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "5"})},
         )["QueueUrl"]
         yield sqs, leads, dead
 
@@ -64,7 +65,9 @@ def emails(leads_db: LeadsDatabase) -> list[str]:
     return [row["email"] for row in leads_db.rows()]
 
 
-def test_a_redriven_dead_letter_does_not_bring_an_erased_lead_back(worker_on: LeadsDatabase, queues, lambda_context) -> None:
+def test_a_redriven_dead_letter_does_not_bring_an_erased_lead_back(
+    worker_on: LeadsDatabase, queues, lambda_context
+) -> None:
     sqs, leads_url, dead_url = queues
     # Given Jane's lead stored, and a copy of it in the DLQ next to someone else's dead letter
     jane, other = envelope_of("jane@example.com"), envelope_of("other@example.com")
@@ -94,7 +97,9 @@ def test_the_erasure_also_deletes_the_persons_dead_letters(worker_on: LeadsDatab
     assert emails(worker_on) == ["other@example.com"]
 
 
-def test_copies_still_queued_or_in_flight_are_stopped_by_the_tombstone(worker_on: LeadsDatabase, lambda_context) -> None:
+def test_copies_still_queued_or_in_flight_are_stopped_by_the_tombstone(
+    worker_on: LeadsDatabase, lambda_context
+) -> None:
     # Given two leads of Jane received before the erasure, one stored, one still in the queue
     stored, queued = envelope_of("jane@example.com"), envelope_of("jane@example.com")
     worker.lambda_handler(sqs_event([stored.to_message_body()]), lambda_context)
@@ -102,7 +107,8 @@ def test_copies_still_queued_or_in_flight_are_stopped_by_the_tombstone(worker_on
     # When both are delivered after the erasure (a redelivery and the queued one), with a new signup of hers
     again = envelope_of("jane@example.com", received_at=datetime.now(UTC) + timedelta(seconds=1))
     response = worker.lambda_handler(
-        sqs_event([stored.to_message_body(), queued.to_message_body(), again.to_message_body()], receive_count=2), lambda_context
+        sqs_event([stored.to_message_body(), queued.to_message_body(), again.to_message_body()], receive_count=2),
+        lambda_context,
     )
     # Then nothing received before the erasure is stored, but what she sent afterwards is
     assert response == {"batchItemFailures": []}
@@ -134,7 +140,11 @@ def test_the_dlq_search_leaves_other_messages_visible(queues) -> None:
     sqs, _, dead_url = queues
     # Given a DLQ with two letters of Jane, one of someone else, and one that is not an envelope at all
     others = {envelope_of("bob@example.com").to_message_body(), "not json"}
-    for body in [envelope_of("jane@example.com").to_message_body(), envelope_of("jane@example.com").to_message_body(), *others]:
+    for body in [
+        envelope_of("jane@example.com").to_message_body(),
+        envelope_of("jane@example.com").to_message_body(),
+        *others,
+    ]:
         sqs.send_message(QueueUrl=dead_url, MessageBody=body)
     # When Jane's are erased
     assert erase_from_dead_letters(sqs, dead_url, "jane@example.com") == 2
@@ -151,8 +161,22 @@ def test_the_cli_needs_a_stage_and_erases_from_its_table(worker_on: LeadsDatabas
         leadpipe(["db", "erase", "--email", "cli@example.com", "--database-url", worker_on.uri])
     assert refused.value.code == 2 and "--stage" in capsys.readouterr().err
     # When it names the stage (and, here, the test's own table)
-    code = leadpipe(["db", "erase", "--email", "CLI@example.com", "--stage", "dev", "--table", worker_on.leads_table,
-                     "--database-url", worker_on.uri, "--data-dir", "/nonexistent"])  # fmt: skip
+    code = leadpipe(
+        [
+            "db",
+            "erase",
+            "--email",
+            "CLI@example.com",
+            "--stage",
+            "dev",
+            "--table",
+            worker_on.leads_table,
+            "--database-url",
+            worker_on.uri,
+            "--data-dir",
+            "/nonexistent",
+        ]
+    )
     # Then the row is gone and the output says where from, and that the DLQ could not be searched
     out = capsys.readouterr().out
     assert code == 0 and worker_on.count_rows() == 0
@@ -169,7 +193,9 @@ def test_an_insert_in_flight_during_the_erasure_does_not_survive_it(worker_on: L
     )
     erased: list[int] = []
     # When Jane is erased meanwhile
-    eraser = threading.Thread(target=lambda: erased.append(erase_person(worker_on.uri, worker_on.leads_table, "jane@example.com")))
+    eraser = threading.Thread(
+        target=lambda: erased.append(erase_person(worker_on.uri, worker_on.leads_table, "jane@example.com"))
+    )
     eraser.start()
     with worker_on.connect() as admin:
         deadline = time.monotonic() + 10  # a bound on the wait, not a timing assertion

@@ -25,7 +25,10 @@ custom_keys = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,10}", fullmatch=True)
 lead_fields = st.fixed_dictionaries(
     {"email": st.emails()},
     optional={
-        **{name: printable_text for name in ("first_name", "last_name", "company", "job_title", "utm_source", "utm_content")},
+        **{
+            name: printable_text
+            for name in ("first_name", "last_name", "company", "job_title", "utm_source", "utm_content")
+        },
         "custom": st.dictionaries(custom_keys, printable_text, max_size=4),
         "landing_page": st.builds("https://www.example.com/{}".format, printable_text),
     },
@@ -44,16 +47,23 @@ def accepted_envelope(fields: dict[str, Any]) -> LeadEnvelope | None:
     return parse_envelope(sent[0].to_message_body()).model_copy(update={"lead_id": uuid4()})
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(fields=lead_fields, field=st.sampled_from(sorted(TEXT_FIELDS)), character=any_character)
 # What PostgreSQL itself refuses (NUL in jsonb and in text), always tried besides the random draws
 @example(fields={}, field="custom.note", character="\x00")
 @example(fields={}, field="company", character="\x00")
-def test_every_accepted_lead_is_stored_byte_for_byte(leads_db: LeadsDatabase, fields: dict[str, Any], field: str, character: str) -> None:
+def test_every_accepted_lead_is_stored_byte_for_byte(
+    leads_db: LeadsDatabase, fields: dict[str, Any], field: str, character: str
+) -> None:
     # Given a lead with text from all of Unicode, and one character of all of Unicode typed
     # into one of its fields, that the contract accepted
     injected = with_value(field, TEXT_FIELDS[field].format(character))
-    envelope = accepted_envelope({**fields, **injected, "custom": {**fields.get("custom", {}), **injected.get("custom", {})}})
+    envelope = accepted_envelope(
+        {**fields, **injected, "custom": {**fields.get("custom", {}), **injected.get("custom", {})}}
+    )
     if envelope is None:
         return  # refused with a 4xx: tests/unit/test_travelling_characters.py checks those
     # When the worker's repository stores it
@@ -62,9 +72,16 @@ def test_every_accepted_lead_is_stored_byte_for_byte(leads_db: LeadsDatabase, fi
     # Then it went in with the batch statement, and every column reads back exactly as sent
     assert (outcome.inserted, outcome.rejected) == (1, {})
     expected = lead_row(envelope)
-    with psycopg.connect(leads_db.uri, autocommit=True) as connection, connection.cursor(row_factory=psycopg.rows.dict_row) as cursor:
-        stored = cursor.execute(f"SELECT * FROM {leads_db.leads_table} WHERE lead_id = %s", (envelope.lead_id,)).fetchone()
+    with (
+        psycopg.connect(leads_db.uri, autocommit=True) as connection,
+        connection.cursor(row_factory=psycopg.rows.dict_row) as cursor,
+    ):
+        stored = cursor.execute(
+            f"SELECT * FROM {leads_db.leads_table} WHERE lead_id = %s", (envelope.lead_id,)
+        ).fetchone()
     text_columns = [name for name, kind in LEAD_COLUMNS if kind == "text"]
     assert {c: stored[c] for c in text_columns} == {c: expected[c] for c in text_columns}
-    assert [(stored[c] or "").encode("utf-8") for c in text_columns] == [(expected[c] or "").encode("utf-8") for c in text_columns]
+    assert [(stored[c] or "").encode("utf-8") for c in text_columns] == [
+        (expected[c] or "").encode("utf-8") for c in text_columns
+    ]
     assert (stored["custom"], stored["source"]) == (expected["custom"], expected["source"])

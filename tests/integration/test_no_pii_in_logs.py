@@ -20,7 +20,10 @@ EMAILS = ["Grace.Hopper@Navy.example", "alan@turing.example", "broken@", "mallor
 PHONE = "+1 202 555 0143"
 NATIONAL_PHONES = ["(202) 555-0143", "030 1234567"]
 RAW_PII = re.compile(
-    "|".join(re.escape(v) for v in [*EMAILS, *(e.lower() for e in EMAILS), PHONE, *NATIONAL_PHONES, "Grace", "Hopper", "555-0143"])
+    "|".join(
+        re.escape(v)
+        for v in [*EMAILS, *(e.lower() for e in EMAILS), PHONE, *NATIONAL_PHONES, "Grace", "Hopper", "555-0143"]
+    )
 )
 
 
@@ -35,7 +38,9 @@ def test_no_raw_email_or_phone_reaches_the_logs(
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
     with leads_db.connect() as admin:
         # A constraint whose violation message quotes the whole row, e-mail included
-        admin.execute(f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_mallory CHECK (email NOT IN ('mallory@evil.example', 'jöhn@exämple.com'))")
+        admin.execute(
+            f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_mallory CHECK (email NOT IN ('mallory@evil.example', 'jöhn@exämple.com'))"
+        )
 
     with mock_aws():
         sqs = boto3.client("sqs")

@@ -21,7 +21,9 @@ from tests.events import emitted_metrics, sqs_event
 from tests.integration.test_database_outage import make_envelope, own_server  # noqa: F401
 
 
-def test_a_read_only_database_holds_the_drain_or_pages(own_server, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: F811
+def test_a_read_only_database_holds_the_drain_or_pages(
+    own_server, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:  # noqa: F811
     # Given the writer became read-only (failover to a replica / the old writer rejoined as a reader)
     with psycopg.connect(own_server.uri, autocommit=True) as admin:
         dbname = admin.info.dbname
@@ -38,7 +40,9 @@ def test_a_read_only_database_holds_the_drain_or_pages(own_server, lambda_contex
     assert probe_holds
 
 
-def test_a_table_locked_for_long_holds_the_drain_or_pages(own_server, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: F811
+def test_a_table_locked_for_long_holds_the_drain_or_pages(
+    own_server, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:  # noqa: F811
     # Given the DB owners run a long ALTER TABLE / VACUUM FULL / CREATE INDEX on the leads table
     monkeypatch.setenv("DATABASE_URL", own_server.uri)
     monkeypatch.setenv("DB_LOCK_TIMEOUT_SECONDS", "1")
@@ -54,7 +58,9 @@ def test_a_table_locked_for_long_holds_the_drain_or_pages(own_server, lambda_con
     holder.start()
     assert locked.wait(10)
     try:
-        response = worker.lambda_handler(sqs_event([make_envelope("lock@example.com").to_message_body()]), lambda_context)
+        response = worker.lambda_handler(
+            sqs_event([make_envelope("lock@example.com").to_message_body()]), lambda_context
+        )
         metrics = emitted_metrics(capsys.readouterr().out)
         probe_holds = not database_answers(own_server.uri, "leadpipe.leads")
     finally:

@@ -16,7 +16,13 @@ import pytest
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import handler as worker
 from functions.worker.migrate import apply_migrations, migration_files
-from functions.worker.repository import PREPARE_AFTER_RUNS, ConnectionProvider, DatabaseUnavailable, LeadRepository, connect
+from functions.worker.repository import (
+    PREPARE_AFTER_RUNS,
+    ConnectionProvider,
+    DatabaseUnavailable,
+    LeadRepository,
+    connect,
+)
 from functions.worker.settings import WorkerSettings
 from leadpipe.embedded_postgres import start_embedded_postgres
 from tests.conftest import REPO_ROOT, LeadsDatabase
@@ -98,7 +104,11 @@ def test_poison_record_fails_alone(worker_env: LeadsDatabase, lambda_context: An
     good = [make_envelope(f"good{i}@example.com").to_message_body() for i in range(3)]
     response = worker.lambda_handler(sqs_event([good[0], '{"v": 7}', good[1], "garbage", good[2]]), lambda_context)
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-1"}, {"itemIdentifier": "msg-3"}]}
-    assert [row["email"] for row in worker_env.rows()] == ["good0@example.com", "good1@example.com", "good2@example.com"]
+    assert [row["email"] for row in worker_env.rows()] == [
+        "good0@example.com",
+        "good1@example.com",
+        "good2@example.com",
+    ]
 
 
 def test_database_down_fails_all_then_recovers(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,8 +244,12 @@ def test_store_is_one_statement_per_batch(leads_db: LeadsDatabase) -> None:
     assert "json_to_recordset" in CountingCursor.sent[0] and "ON CONFLICT" in CountingCursor.sent[0]
 
 
-@pytest.mark.parametrize(("prepare_statements", "prepared"), [(True, 1), (False, 0)], ids=["direct", "through-rds-proxy"])
-def test_the_batch_insert_is_prepared_unless_through_a_proxy(leads_db: LeadsDatabase, prepare_statements: bool, prepared: int) -> None:
+@pytest.mark.parametrize(
+    ("prepare_statements", "prepared"), [(True, 1), (False, 0)], ids=["direct", "through-rds-proxy"]
+)
+def test_the_batch_insert_is_prepared_unless_through_a_proxy(
+    leads_db: LeadsDatabase, prepare_statements: bool, prepared: int
+) -> None:
     # Given the worker's connection, direct to PostgreSQL or (no prepared statements) via RDS Proxy
     connections = ConnectionProvider(lambda: connect(leads_db.uri, prepare_statements=prepare_statements))
     repository = LeadRepository(connections, leads_db.leads_table)
@@ -251,7 +265,9 @@ def test_the_batch_insert_is_prepared_unless_through_a_proxy(leads_db: LeadsData
 
 def test_the_worker_prepares_statements_unless_its_settings_name_an_rds_proxy() -> None:
     direct = WorkerSettings.from_env({"DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"})
-    proxied = WorkerSettings.from_env({**direct.model_dump(by_alias=True, exclude_none=True), "DB_PROXY_ENDPOINT": "proxy.example"})
+    proxied = WorkerSettings.from_env(
+        {**direct.model_dump(by_alias=True, exclude_none=True), "DB_PROXY_ENDPOINT": "proxy.example"}
+    )
     assert direct.prepares_statements and not proxied.prepares_statements
 
 
@@ -282,10 +298,14 @@ def test_migrations_honour_a_custom_table_name(postgres_uri: str) -> None:
         connection.execute(f"DROP SCHEMA {table.split('.')[0]} CASCADE")
 
 
-def test_a_row_the_database_refuses_fails_alone_and_the_rest_commit(worker_env: LeadsDatabase, lambda_context: Any) -> None:
+def test_a_row_the_database_refuses_fails_alone_and_the_rest_commit(
+    worker_env: LeadsDatabase, lambda_context: Any
+) -> None:
     # Given a table rule the contract does not know about (a DB owner's CHECK constraint)
     with worker_env.connect() as admin:
-        admin.execute(f"ALTER TABLE {worker_env.leads_table} ADD CONSTRAINT no_test_campaign CHECK (campaign <> 'BLOCKED')")
+        admin.execute(
+            f"ALTER TABLE {worker_env.leads_table} ADD CONSTRAINT no_test_campaign CHECK (campaign <> 'BLOCKED')"
+        )
     bodies = [
         make_envelope("ok1@example.com").to_message_body(),
         make_envelope("refused@example.com", campaign="BLOCKED").to_message_body(),
@@ -307,7 +327,7 @@ HOSTILE_TEXT = [
     "$$; SELECT pg_sleep(10); $$",
     "Ünïcødé ✓ 名前 👩‍💻",
     "\u202eevil\u202c right-to-left",
-    "back\\slash \"quotes\" and %s %(name)s {placeholders}",
+    'back\\slash "quotes" and %s %(name)s {placeholders}',
 ]
 
 
@@ -325,7 +345,9 @@ def test_hostile_strings_are_stored_byte_for_byte(worker_env: LeadsDatabase, lam
     assert worker_env.count_rows() == len(HOSTILE_TEXT)  # and the table is still there
 
 
-def test_worker_killed_before_commit_then_redelivered_stores_each_lead_once(worker_env: LeadsDatabase, lambda_context: Any) -> None:
+def test_worker_killed_before_commit_then_redelivered_stores_each_lead_once(
+    worker_env: LeadsDatabase, lambda_context: Any
+) -> None:
     import threading
 
     batch = [make_envelope(f"killed{i}@example.com").to_message_body() for i in range(5)]
@@ -334,7 +356,9 @@ def test_worker_killed_before_commit_then_redelivered_stores_each_lead_once(work
         blocker = psycopg.connect(worker_env.uri)
         blocker.execute(f"LOCK TABLE {worker_env.leads_table} IN SHARE MODE")
         responses: list[dict] = []
-        invocation = threading.Thread(target=lambda: responses.append(worker.lambda_handler(sqs_event(batch), lambda_context)))
+        invocation = threading.Thread(
+            target=lambda: responses.append(worker.lambda_handler(sqs_event(batch), lambda_context))
+        )
         invocation.start()
         pid = None
         for _ in range(100):
@@ -356,5 +380,7 @@ def test_worker_killed_before_commit_then_redelivered_stores_each_lead_once(work
     assert worker_env.count_rows() == 0
     # And when SQS delivers it again (twice, as at-least-once allows), each lead is stored once
     for receive_count in (2, 3):
-        assert worker.lambda_handler(sqs_event(batch, receive_count=receive_count), lambda_context) == {"batchItemFailures": []}
+        assert worker.lambda_handler(sqs_event(batch, receive_count=receive_count), lambda_context) == {
+            "batchItemFailures": []
+        }
     assert worker_env.count_rows() == 5

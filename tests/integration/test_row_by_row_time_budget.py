@@ -20,7 +20,6 @@ trip) stands for one round trip of a healthy but busy database taking 4 s. No wa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
@@ -55,7 +54,9 @@ def test_row_by_row_fallback_starts_no_round_trip_once_the_invocation_is_out_of_
     with leads_db.connect() as admin:
         admin.execute(f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_acme CHECK (company <> 'ACME')")
     # Given a batch of 9 leads, one of which the database refuses (the whole batch then goes row by row)
-    envelopes = [make_envelope(f"lead{i}@example.com") for i in range(8)] + [make_envelope("bad@example.com", company="ACME")]
+    envelopes = [make_envelope(f"lead{i}@example.com") for i in range(8)] + [
+        make_envelope("bad@example.com", company="ACME")
+    ]
     context = CountingDownContext()
     # When the worker stores it in an invocation of 30 s where each round trip takes 4 s
     batch = [e.to_message_body() for e in envelopes]
@@ -63,7 +64,9 @@ def test_row_by_row_fallback_starts_no_round_trip_once_the_invocation_is_out_of_
     # Then no round trip starts once less than the reserve to answer is left (Lambda would end the invocation mid-way
     # and the whole batch, good leads included, would come back and burn a receive)
     started_late = [ms for ms in context.asked_at if ms < RESPONSE_RESERVE_SECONDS * 1000]
-    assert started_late == [], f"round trips started with {started_late} ms of the invocation left (all asks: {context.asked_at})"
+    assert started_late == [], (
+        f"round trips started with {started_late} ms of the invocation left (all asks: {context.asked_at})"
+    )
     # And the rows stored before the time ran out stay stored; the rest (the refused row among them, not yet tried)
     # come back for a retry, as not tried rather than refused, and no outage is counted: the database answered
     # (asks: 30 s for the batch, then 26 s check + 22 s insert, 18 + 14, 10 + 6, and 2 s < 2.5 s: stop)

@@ -68,7 +68,9 @@ def slow_but_healthy_insert(leads_db: LeadsDatabase) -> None:
             f"CREATE FUNCTION {schema}.busy() RETURNS trigger LANGUAGE plpgsql AS $$"
             f" BEGIN PERFORM pg_sleep({INSERT_SECONDS}); RETURN NULL; END $$"
         )
-        admin.execute(f"CREATE TRIGGER busy BEFORE INSERT ON {leads_db.leads_table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.busy()")
+        admin.execute(
+            f"CREATE TRIGGER busy BEFORE INSERT ON {leads_db.leads_table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.busy()"
+        )
 
 
 def run_bounded(call: Any, bound: float = 30.0) -> Any:
@@ -94,8 +96,13 @@ def test_a_healthy_database_behind_a_slow_borrow_stores_the_batch(
     monkeypatch.setenv("DB_LOCK_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("DB_PROXY_ENDPOINT", "proxy.example")  # as through RDS Proxy: timeouts per transaction
     # The probe, with the worker's settings on the same path, finds the database answering: the drain stays on
-    worker_settings = WorkerSettings.from_env({"DATABASE_URL": borrow_wait_path.uri, "LEADS_TABLE": leads_db.leads_table,
-                                               "DB_STATEMENT_TIMEOUT_SECONDS": str(STATEMENT_TIMEOUT_SECONDS)})  # fmt: skip
+    worker_settings = WorkerSettings.from_env(
+        {
+            "DATABASE_URL": borrow_wait_path.uri,
+            "LEADS_TABLE": leads_db.leads_table,
+            "DB_STATEMENT_TIMEOUT_SECONDS": str(STATEMENT_TIMEOUT_SECONDS),
+        }
+    )
     assert run_bounded(lambda: probe_handler.probe_database(worker_settings, 30.0)) is True
     # When the worker stores a batch (the INSERT itself takes 1.5 s, inside its 2 s statement timeout)
     batch = [make_envelope(f"healthy{i}@example.com").to_message_body() for i in range(3)]

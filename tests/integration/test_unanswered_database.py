@@ -69,7 +69,9 @@ def test_a_stalled_database_path_fails_the_batch_as_unavailable_and_the_rerun_st
     monkeypatch.setenv("DB_LOCK_TIMEOUT_SECONDS", "1")
     if through_proxy:
         monkeypatch.setenv("DB_PROXY_ENDPOINT", "proxy.example")  # timeouts per transaction, as through RDS Proxy
-    assert worker.lambda_handler(sqs_event([make_envelope("before@example.com").to_message_body()]), lambda_context) == {"batchItemFailures": []}
+    assert worker.lambda_handler(
+        sqs_event([make_envelope("before@example.com").to_message_body()]), lambda_context
+    ) == {"batchItemFailures": []}
     capsys.readouterr()
     # When the path stalls (a proxy waiting to borrow a connection) while the next batch is stored
     stalling_path.stall()
@@ -133,7 +135,9 @@ def test_the_probe_holds_the_drain_when_the_database_path_stalls(
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_SECONDS", "1")
     stalling_path.stall()
     # When the probe runs
-    returned, answer = finishes_within_bound(lambda: probe_handler.lambda_handler({"detail-type": "Scheduled Event"}, lambda_context))
+    returned, answer = finishes_within_bound(
+        lambda: probe_handler.lambda_handler({"detail-type": "Scheduled Event"}, lambda_context)
+    )
     # Then it reports the database as not answering instead of hanging: the drain is held and the outage counted
     assert returned, "the probe waited on a database path that answers nothing"
     assert (answer["state"], answer["switched"], deployed_mapping()) == ("held_by_breaker", True, "Disabled")

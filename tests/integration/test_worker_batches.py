@@ -67,7 +67,9 @@ def test_all_good_records_are_stored_in_one_call(store: StoreSpy, leads_db: Lead
     assert stored_emails(leads_db) == ["user0@example.com", "user1@example.com", "user2@example.com"]
 
 
-def test_bad_records_are_reported_and_good_ones_still_stored(store: StoreSpy, leads_db: LeadsDatabase, lambda_context: Any) -> None:
+def test_bad_records_are_reported_and_good_ones_still_stored(
+    store: StoreSpy, leads_db: LeadsDatabase, lambda_context: Any
+) -> None:
     # Given good records mixed with every kind of poison
     bodies = [
         envelope_body("good1@example.com"),
@@ -92,7 +94,9 @@ def test_bad_records_are_reported_and_good_ones_still_stored(store: StoreSpy, le
     assert stored_emails(leads_db) == ["good1@example.com", "good2@example.com"]
 
 
-def test_a_batch_of_only_poison_is_reported_whole_not_raised(store: StoreSpy, leads_db: LeadsDatabase, lambda_context: Any) -> None:
+def test_a_batch_of_only_poison_is_reported_whole_not_raised(
+    store: StoreSpy, leads_db: LeadsDatabase, lambda_context: Any
+) -> None:
     response = worker.lambda_handler(sqs_event(["{}", envelope_body(v=99)]), lambda_context)
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-0"}, {"itemIdentifier": "msg-1"}]}
     assert store.calls == []

@@ -22,26 +22,42 @@ def observe() -> dict:
     dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
-    url = sqs.create_queue(QueueName="leads", Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive})["QueueUrl"]
+    url = sqs.create_queue(QueueName="leads", Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive})[
+        "QueueUrl"
+    ]
     # Creating it again with the same attributes returns the same queue
-    seen["same_url_again"] = sqs.create_queue(QueueName="leads", Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive})["QueueUrl"] == url
+    seen["same_url_again"] = (
+        sqs.create_queue(QueueName="leads", Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive})[
+            "QueueUrl"
+        ]
+        == url
+    )
 
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)])
     for i in range(10, 25):
-        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}", MessageAttributes={"v": {"DataType": "Number", "StringValue": "1"}})
+        sqs.send_message(
+            QueueUrl=url, MessageBody=f"m{i}", MessageAttributes={"v": {"DataType": "Number", "StringValue": "1"}}
+        )
     seen["after_send"] = counts(sqs, url)
     all_attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     seen["attribute_names"] = sorted(all_attributes)
     seen["retention"] = all_attributes["MessageRetentionPeriod"]
 
-    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"])["Messages"]
+    first = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+    )["Messages"]
     seen["first_bodies"] = [m["Body"] for m in first]
     seen["first_receive_counts"] = [m["Attributes"]["ApproximateReceiveCount"] for m in first]
     seen["after_receive"] = counts(sqs, url)
     handles = [m["ReceiptHandle"] for m in first]
-    seen["receipt_handles"] = {"distinct": len(set(handles)), "shapes": sorted({(len(h), h.isascii() and h.isalpha() and h.islower()) for h in handles})}
+    seen["receipt_handles"] = {
+        "distinct": len(set(handles)),
+        "shapes": sorted({(len(h), h.isascii() and h.isalpha() and h.islower()) for h in handles}),
+    }
 
-    deleted = sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(first[:5])])
+    deleted = sqs.delete_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(first[:5])]
+    )
     seen["deleted"] = sorted(e["Id"] for e in deleted.get("Successful", []))
     sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])  # twice is fine
     try:
@@ -68,16 +84,24 @@ def observe() -> dict:
     short_url = sqs.create_queue(QueueName="short-lived", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
     sqs.send_message(QueueUrl=short_url, MessageBody="expired")
     sqs.send_message(QueueUrl=short_url, MessageBody="fresh")
-    sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues["short-lived"]._messages[0].sent_timestamp -= 61_000  # sent 61 s ago
+    sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].queues["short-lived"]._messages[
+        0
+    ].sent_timestamp -= 61_000  # sent 61 s ago
     seen["past_retention"] = [
-        [m["Body"] for m in sqs.receive_message(QueueUrl=short_url, MaxNumberOfMessages=10).get("Messages", [])] for _ in range(2)
+        [m["Body"] for m in sqs.receive_message(QueueUrl=short_url, MaxNumberOfMessages=10).get("Messages", [])]
+        for _ in range(2)
     ]
     return seen
 
 
 def counts(sqs, url: str) -> dict:
     attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
     )["Attributes"]
     return {k.removeprefix("ApproximateNumberOfMessages") or "Visible": int(v) for k, v in attributes.items()}
 

@@ -22,8 +22,10 @@ def outcome(call: Any) -> Any:
     except Exception as error:  # noqa: BLE001 - stock moto fails on a lone surrogate instead of answering
         return f"crashed: {type(error).__name__}"
     if "Successful" in answer or "Failed" in answer:
-        return {"ok": sorted(e["Id"] for e in answer.get("Successful", [])),
-                "failed": sorted((e["Id"], e["Code"]) for e in answer.get("Failed", []))}  # fmt: skip
+        return {
+            "ok": sorted(e["Id"] for e in answer.get("Successful", [])),
+            "failed": sorted((e["Id"], e["Code"]) for e in answer.get("Failed", [])),
+        }
     return "accepted"
 
 
@@ -44,26 +46,38 @@ def observe(sqs: Any, url: str) -> dict[str, Any]:
         "exactly-1-mib": send("x" * MIB),
         "1-mib-plus-one-byte": send("x" * (MIB + 1)),
         "half-a-mib-of-characters-over-1-mib-of-utf8": send("é" * (MIB // 2 + 1)),
-        "body-plus-attributes-over-1-mib": send("x" * (MIB - 10), MessageAttributes={"envelope_version": {"DataType": "Number", "StringValue": "1"}}),
+        "body-plus-attributes-over-1-mib": send(
+            "x" * (MIB - 10), MessageAttributes={"envelope_version": {"DataType": "Number", "StringValue": "1"}}
+        ),
         "batch-of-11": send_batch([{"Id": str(i), "MessageBody": "m"} for i in range(11)]),
         "batch-over-1-mib-in-utf8": send_batch([{"Id": str(i), "MessageBody": "é" * 300_000} for i in range(2)]),
-        "batch-one-bad-character": send_batch([{"Id": "good", "MessageBody": "fine"}, {"Id": "bad", "MessageBody": "\uffff"}]),
+        "batch-one-bad-character": send_batch(
+            [{"Id": "good", "MessageBody": "fine"}, {"Id": "bad", "MessageBody": "\uffff"}]
+        ),
         "batch-all-bad": send_batch([{"Id": "bad", "MessageBody": "\x00"}]),
         "batch-empty": send_batch([]),
         "batch-ids-repeated": send_batch([{"Id": "a", "MessageBody": "1"}, {"Id": "a", "MessageBody": "2"}]),
-    }  # fmt: skip
-    handles = [m["ReceiptHandle"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=30)["Messages"]]
+    }
+    handles = [
+        m["ReceiptHandle"]
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=30)["Messages"]
+    ]
     seen["delete-batch-of-11"] = outcome(
-        lambda: sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": handles[0]} for i in range(11)])
+        lambda: sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": handles[0]} for i in range(11)]
+        )
     )
     seen["delete-batch-ids-repeated"] = outcome(
         lambda: sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": "a", "ReceiptHandle": h} for h in handles])
     )
     seen["visibility-batch-of-11"] = outcome(
         lambda: sqs.change_message_visibility_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": handles[0], "VisibilityTimeout": 0} for i in range(11)]
+            QueueUrl=url,
+            Entries=[{"Id": str(i), "ReceiptHandle": handles[0], "VisibilityTimeout": 0} for i in range(11)],
         )
     )
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )
     seen["messages_queued"] = sum(int(v) for v in attributes["Attributes"].values())
     return seen

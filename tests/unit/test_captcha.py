@@ -120,16 +120,22 @@ def test_the_check_never_outlasts_the_invocation(verifier_endpoint: VerifierStan
 
 
 @pytest.fixture
-def guarded_ingest(monkeypatch: pytest.MonkeyPatch, verifier_endpoint: VerifierStandIn) -> Iterator[tuple[str, VerifierStandIn]]:
+def guarded_ingest(
+    monkeypatch: pytest.MonkeyPatch, verifier_endpoint: VerifierStandIn
+) -> Iterator[tuple[str, VerifierStandIn]]:
     """The ingest as the stack wires it for Turnstile: the secret in (moto's) Secrets Manager."""
     with mock_aws():
         queue_url = boto3.client("sqs").create_queue(QueueName="leads")["QueueUrl"]
         secret_arn = boto3.client("secretsmanager").create_secret(Name="leadpipe/turnstile", SecretString=SECRET)["ARN"]
         for name, value in {
-            "LEADS_QUEUE_URL": queue_url, "ALLOWED_ORIGINS": ALLOWED_ORIGIN, "HONEYPOT_FIELD": "website",
-            "CAPTCHA_PROVIDER": "turnstile", "CAPTCHA_SECRET_ARN": secret_arn, "CAPTCHA_VERIFY_URL": verifier_endpoint.url,
+            "LEADS_QUEUE_URL": queue_url,
+            "ALLOWED_ORIGINS": ALLOWED_ORIGIN,
+            "HONEYPOT_FIELD": "website",
+            "CAPTCHA_PROVIDER": "turnstile",
+            "CAPTCHA_SECRET_ARN": secret_arn,
+            "CAPTCHA_VERIFY_URL": verifier_endpoint.url,
             "CAPTCHA_TIMEOUT_SECONDS": "0.3",
-        }.items():  # fmt: skip
+        }.items():
             monkeypatch.setenv(name, value)
         yield queue_url, verifier_endpoint
 
@@ -146,7 +152,9 @@ def queued(queue_url: str) -> list[dict[str, Any]]:
     return [json.loads(message["Body"]) for message in messages]
 
 
-def test_a_verified_form_is_queued_without_its_token(guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any) -> None:
+def test_a_verified_form_is_queued_without_its_token(
+    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any
+) -> None:
     queue_url, endpoint = guarded_ingest
     # When a form with a good Turnstile token is posted
     status, _, body = post_form({"email": "jane@example.com", "cf-turnstile-response": GOOD_TOKEN}, lambda_context)
@@ -157,7 +165,9 @@ def test_a_verified_form_is_queued_without_its_token(guarded_ingest: tuple[str, 
     assert envelope["lead"]["email"] == "jane@example.com" and GOOD_TOKEN not in json.dumps(envelope)
 
 
-def test_a_forged_or_missing_token_is_a_clear_4xx_and_nothing_is_queued(guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any) -> None:
+def test_a_forged_or_missing_token_is_a_clear_4xx_and_nothing_is_queued(
+    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any
+) -> None:
     queue_url, _ = guarded_ingest
     status, _, body = post_form({"email": "jane@example.com", "cf-turnstile-response": "forged"}, lambda_context)
     assert (status, body["error"]["code"]) == (403, "captcha_invalid")
@@ -167,25 +177,38 @@ def test_a_forged_or_missing_token_is_a_clear_4xx_and_nothing_is_queued(guarded_
     assert queued(queue_url) == []
 
 
-def test_an_invalid_lead_is_refused_before_its_token_is_spent(guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any) -> None:
+def test_an_invalid_lead_is_refused_before_its_token_is_spent(
+    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any
+) -> None:
     # A token is single-use: a typo in the form must not burn it
     _, endpoint = guarded_ingest
     status, _, body = post_form({"email": "not-an-email", "cf-turnstile-response": GOOD_TOKEN}, lambda_context)
     assert status == 422 and endpoint.requests == []
 
 
-def test_an_unreachable_verifier_is_a_503_with_retry_after(guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any) -> None:
+def test_an_unreachable_verifier_is_a_503_with_retry_after(
+    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any
+) -> None:
     queue_url, endpoint = guarded_ingest
     endpoint.mode = "slow"
-    status, headers, body = post_form({"email": "jane@example.com", "cf-turnstile-response": GOOD_TOKEN}, lambda_context)
+    status, headers, body = post_form(
+        {"email": "jane@example.com", "cf-turnstile-response": GOOD_TOKEN}, lambda_context
+    )
     assert (status, body["error"]["code"]) == (503, "captcha_unavailable") and int(headers["Retry-After"]) >= 1
     # And a fetch() on the allowed origin may read it
-    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN and "Retry-After" in headers["Access-Control-Expose-Headers"]
+    assert (
+        headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+        and "Retry-After" in headers["Access-Control-Expose-Headers"]
+    )
     assert queued(queue_url) == []
 
 
-def test_fail_open_queues_the_lead_and_counts_it(guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any,
-                                                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_fail_open_queues_the_lead_and_counts_it(
+    guarded_ingest: tuple[str, VerifierStandIn],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     queue_url, endpoint = guarded_ingest
     monkeypatch.setenv("CAPTCHA_FAIL_OPEN", "true")
     endpoint.mode = "error"
@@ -194,14 +217,17 @@ def test_fail_open_queues_the_lead_and_counts_it(guarded_ingest: tuple[str, Veri
     assert '"CaptchaUnverified"' in capsys.readouterr().out
 
 
-def test_honeypot_spam_is_dropped_without_asking_the_verifier(guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any) -> None:
+def test_honeypot_spam_is_dropped_without_asking_the_verifier(
+    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any
+) -> None:
     queue_url, endpoint = guarded_ingest
     status, _, _ = post_form({"email": "bot@example.com", "website": "http://spam.example"}, lambda_context)
     assert status == 202 and endpoint.requests == [] and queued(queue_url) == []
 
 
-def test_the_secret_is_read_once_per_environment(guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_the_secret_is_read_once_per_environment(
+    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a count of Secrets Manager reads
     reads: list[str] = []
     provider = ingest.get_captcha_secrets()
@@ -209,5 +235,8 @@ def test_the_secret_is_read_once_per_environment(guarded_ingest: tuple[str, Veri
     monkeypatch.setattr(provider, "_get", lambda name, **kwargs: reads.append(name) or original(name, **kwargs))
     # When three forms are posted; Then the secret was fetched once (Powertools caches it)
     for index in range(3):
-        assert post_form({"email": f"jane{index}@example.com", "cf-turnstile-response": GOOD_TOKEN}, lambda_context)[0] == 202
+        assert (
+            post_form({"email": f"jane{index}@example.com", "cf-turnstile-response": GOOD_TOKEN}, lambda_context)[0]
+            == 202
+        )
     assert len(reads) == 1

@@ -21,7 +21,13 @@ from functions.ingest.captcha import CaptchaPolicy, CaptchaVerifier
 from functions.ingest.errors import CaptchaExpired, CaptchaInvalid
 from leadpipe.openapi import openapi_document
 from tests.events import api_event
-from tests.unit.test_captcha import ALLOWED_ORIGIN, GOOD_TOKEN, SECRET, VerifierStandIn, guarded_ingest, queued, verifier_endpoint  # noqa: F401
+from tests.unit.test_captcha import (
+    ALLOWED_ORIGIN,
+    GOOD_TOKEN,
+    SECRET,
+    VerifierStandIn,
+    queued,
+)  # noqa: F401
 
 SPENT_TOKEN = "spent.TOKEN"
 
@@ -48,7 +54,9 @@ def spending_endpoint() -> Any:
     stand_in.close()
 
 
-def test_a_spent_token_is_captcha_expired_and_a_forged_one_stays_captcha_invalid(spending_endpoint: SpendingStandIn) -> None:
+def test_a_spent_token_is_captcha_expired_and_a_forged_one_stays_captcha_invalid(
+    spending_endpoint: SpendingStandIn,
+) -> None:
     check = CaptchaVerifier(CaptchaPolicy(provider="turnstile", verify_url=spending_endpoint.url), lambda: SECRET)
     # Given a good token that verified once
     check.verify(GOOD_TOKEN)
@@ -74,14 +82,21 @@ def test_a_low_recaptcha_score_is_captcha_invalid_not_expired(spending_endpoint:
 
 
 def test_the_ingest_answers_403_captcha_expired_and_queues_nothing(
-    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    guarded_ingest: tuple[str, VerifierStandIn],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
     queue_url, endpoint = guarded_ingest
     # Given siteverify says the token was already verified
-    monkeypatch.setattr(endpoint, "answer", lambda form: (200, {"success": False, "error-codes": ["timeout-or-duplicate"]}))
+    monkeypatch.setattr(
+        endpoint, "answer", lambda form: (200, {"success": False, "error-codes": ["timeout-or-duplicate"]})
+    )
     # When a form with it is posted
-    event = api_event(urlencode({"email": "jane@example.com", "cf-turnstile-response": SPENT_TOKEN}), "application/x-www-form-urlencoded",
-                      headers={"Origin": ALLOWED_ORIGIN})  # fmt: skip
+    event = api_event(
+        urlencode({"email": "jane@example.com", "cf-turnstile-response": SPENT_TOKEN}),
+        "application/x-www-form-urlencoded",
+        headers={"Origin": ALLOWED_ORIGIN},
+    )
     response = ingest.lambda_handler(event, lambda_context)
     # Then 403 captcha_expired with the field named, and nothing reached the queue
     body = json.loads(response["body"])

@@ -31,9 +31,17 @@ JANE = {"email": "jane@example.com", "cf-turnstile-response": GOOD_TOKEN}
 KEY = "5b0e6d1c-key"
 
 
-def post(fields: dict[str, str], lambda_context: Any, ticket: str | None = None, key: str = KEY) -> tuple[int, dict[str, str], dict[str, Any]]:
-    headers = {"Origin": ALLOWED_ORIGIN, "Idempotency-Key": key, **({PASS_HEADER: ticket} if ticket is not None else {})}
-    response = ingest.lambda_handler(api_event(urlencode(fields), "application/x-www-form-urlencoded", headers=headers), lambda_context)
+def post(
+    fields: dict[str, str], lambda_context: Any, ticket: str | None = None, key: str = KEY
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    headers = {
+        "Origin": ALLOWED_ORIGIN,
+        "Idempotency-Key": key,
+        **({PASS_HEADER: ticket} if ticket is not None else {}),
+    }
+    response = ingest.lambda_handler(
+        api_event(urlencode(fields), "application/x-www-form-urlencoded", headers=headers), lambda_context
+    )
     answer_headers = {name: ",".join(values) for name, values in response["multiValueHeaders"].items()}
     return response["statusCode"], answer_headers, json.loads(response["body"])
 
@@ -83,11 +91,21 @@ def test_a_pass_is_not_the_secret_and_does_not_reveal_it() -> None:
     "forge",
     [
         pytest.param(lambda good, lead: CaptchaPass(SECRET).issue(UUID(int=2)), id="another-lead"),
-        pytest.param(lambda good, lead: good[:-2] + ("AA" if not good.endswith("AA") else "BB"), id="tampered-signature"),
-        pytest.param(lambda good, lead: str(int(good.split(".")[0]) + 60) + "." + good.split(".")[1], id="extended-expiry"),
+        pytest.param(
+            lambda good, lead: good[:-2] + ("AA" if not good.endswith("AA") else "BB"), id="tampered-signature"
+        ),
+        pytest.param(
+            lambda good, lead: str(int(good.split(".")[0]) + 60) + "." + good.split(".")[1], id="extended-expiry"
+        ),
         pytest.param(lambda good, lead: CaptchaPass("another-secret").issue(lead), id="another-secret"),
-        pytest.param(lambda good, lead: CaptchaPass(SECRET, now=lambda: time.time() - PASS_LIFETIME_SECONDS - 1).issue(lead), id="expired"),
-        pytest.param(lambda good, lead: CaptchaPass(SECRET, lifetime_seconds=10 * PASS_LIFETIME_SECONDS).issue(lead), id="too-far-ahead"),
+        pytest.param(
+            lambda good, lead: CaptchaPass(SECRET, now=lambda: time.time() - PASS_LIFETIME_SECONDS - 1).issue(lead),
+            id="expired",
+        ),
+        pytest.param(
+            lambda good, lead: CaptchaPass(SECRET, lifetime_seconds=10 * PASS_LIFETIME_SECONDS).issue(lead),
+            id="too-far-ahead",
+        ),
         pytest.param(lambda good, lead: "", id="empty"),
         pytest.param(lambda good, lead: good + "." + good, id="junk"),
         pytest.param(lambda good, lead: "١٨٠٠٠٠٠٠٠٠." + good.split(".")[1], id="non-ascii-digits"),
@@ -111,7 +129,9 @@ def test_a_503_before_the_captcha_was_checked_carries_no_pass(guarded_ingest, la
     assert (status, body["error"]["code"]) == (503, "captcha_unavailable") and PASS_HEADER not in headers
 
 
-def test_a_503_after_a_fail_open_acceptance_carries_no_pass(guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_a_503_after_a_fail_open_acceptance_carries_no_pass(
+    guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: F811
     # Given a stage that fails open, a verifier that is down, and SQS refusing once
     _, endpoint = guarded_ingest
     monkeypatch.setenv("CAPTCHA_FAIL_OPEN", "true")
@@ -145,7 +165,11 @@ def test_a_valid_pass_is_accepted_without_asking_siteverify(guarded_ingest, lamb
     ],
 )
 def test_a_pass_that_does_not_fit_falls_back_to_the_token(
-    guarded_ingest, lambda_context: Any, ticket_for: str, posted: dict[str, str], key: str  # noqa: F811
+    guarded_ingest,
+    lambda_context: Any,
+    ticket_for: str,
+    posted: dict[str, str],
+    key: str,  # noqa: F811
 ) -> None:
     # Given a pass that does not fit the posted lead, and a spent token
     queue_url, endpoint = guarded_ingest
@@ -163,7 +187,9 @@ def test_a_pass_that_does_not_fit_falls_back_to_the_token(
     assert [r["response"] for r in endpoint.requests] == [["spent-token"]] and queued(queue_url) == []
 
 
-def test_a_pass_is_renewed_when_the_retry_meets_another_503(guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_a_pass_is_renewed_when_the_retry_meets_another_503(
+    guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: F811
     # Given a lead with a pass from an earlier 503, and SQS refusing once more
     _, endpoint = guarded_ingest
     refuse_sqs_once(monkeypatch)
@@ -171,14 +197,23 @@ def test_a_pass_is_renewed_when_the_retry_meets_another_503(guarded_ingest, lamb
     # When the retry is refused by SQS too
     status, headers, _ = post(JANE, lambda_context, ticket=ticket)
     # Then its 503 carries a pass for the same lead again (the retry after that needs one too)
-    assert status == 503 and CaptchaPass(SECRET).admits(headers[PASS_HEADER], lead_id_of(JANE)) and endpoint.requests == []
+    assert (
+        status == 503 and CaptchaPass(SECRET).admits(headers[PASS_HEADER], lead_id_of(JANE)) and endpoint.requests == []
+    )
 
 
 def test_the_preflight_lets_a_page_send_the_pass(guarded_ingest, lambda_context: Any) -> None:  # noqa: F811
     # When a browser asks whether it may send the pass header cross-origin
-    event = api_event(None, None, method="OPTIONS", headers={
-        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,idempotency-key,leadpipe-captcha-pass",
-    })  # fmt: skip
+    event = api_event(
+        None,
+        None,
+        method="OPTIONS",
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,idempotency-key,leadpipe-captcha-pass",
+        },
+    )
     response = ingest.lambda_handler(event, lambda_context)
     headers = {name: ",".join(values) for name, values in response["multiValueHeaders"].items()}
     # Then it may
@@ -193,7 +228,9 @@ def test_an_unreadable_secret_is_a_503_with_retry_after(guarded_ingest, lambda_c
     # Given Secrets Manager refusing the read (throttled, or failing inside)
     queue_url, endpoint = guarded_ingest
     stub = Stubber(ingest.get_captcha_secrets().client)
-    stub.add_client_error("get_secret_value", service_error_code=code, http_status_code=400 if code.startswith("Throttling") else 500)
+    stub.add_client_error(
+        "get_secret_value", service_error_code=code, http_status_code=400 if code.startswith("Throttling") else 500
+    )
     with stub:
         # When a lead is posted
         status, headers, body = post(JANE, lambda_context)
@@ -213,7 +250,10 @@ def test_an_unreadable_secret_with_a_pass_is_a_503_too(guarded_ingest, lambda_co
 
 
 def test_an_unreadable_secret_on_a_fail_open_stage_queues_the_lead_unverified(
-    guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: F811
+    guarded_ingest,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],  # noqa: F811
 ) -> None:
     # Given a stage that fails open, and Secrets Manager throttling
     queue_url, endpoint = guarded_ingest

@@ -23,7 +23,9 @@ from tests.unit.test_captcha import ALLOWED_ORIGIN, GOOD_TOKEN, guarded_ingest, 
 FORM = {"email": "jane@example.com", "cf-turnstile-response": GOOD_TOKEN}
 
 
-def post_with_key(fields: dict[str, str], key: str, lambda_context: Any, ticket: str | None = None) -> tuple[int, dict[str, str], dict[str, Any]]:
+def post_with_key(
+    fields: dict[str, str], key: str, lambda_context: Any, ticket: str | None = None
+) -> tuple[int, dict[str, str], dict[str, Any]]:
     headers = {"Origin": ALLOWED_ORIGIN, "Idempotency-Key": key, **({PASS_HEADER: ticket} if ticket else {})}
     event = api_event(urlencode(fields), "application/x-www-form-urlencoded", headers=headers)
     response = ingest.lambda_handler(event, lambda_context)
@@ -31,7 +33,9 @@ def post_with_key(fields: dict[str, str], key: str, lambda_context: Any, ticket:
     return response["statusCode"], answer_headers, json.loads(response["body"])
 
 
-def test_a_503_after_the_captcha_passed_can_be_retried(guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_a_503_after_the_captcha_passed_can_be_retried(
+    guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: F811
     queue_url, endpoint = guarded_ingest
     ingest.reset_for_tests()
     # Given Turnstile/reCAPTCHA: a token verifies once; a second siteverify says timeout-or-duplicate.

@@ -14,7 +14,9 @@ from leadpipe.cli import build_parser, main
 CLI = [sys.executable, "-m", "leadpipe.cli"]
 
 
-def every_command(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+def every_command(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
     found = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -40,8 +42,12 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
     # When the plan is printed into it
     result = subprocess.run(
         [*CLI, "plan", "--campaign", "X", "--leads", "1000000", "--within-minutes", "1", "--stage", "prod"],
-        stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     os.close(write_end)
     # Then there is no traceback, nothing on stderr at all
     assert result.stderr == ""
@@ -51,7 +57,10 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["plan", "--campaign", "X", "--leads", "ten", "--within-minutes", "1"], "argument --leads: 'ten' is not a number"),
+        (
+            ["plan", "--campaign", "X", "--leads", "ten", "--within-minutes", "1"],
+            "argument --leads: 'ten' is not a number",
+        ),
         (["plan", "--leads", "10"], "the following arguments are required: --campaign"),
         (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
         (["spike", "--total", "many"], "argument --total: 'many' is not a whole number"),

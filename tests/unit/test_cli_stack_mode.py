@@ -46,17 +46,25 @@ def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
 
 
 def dead_letter(email: str) -> LeadEnvelope:
-    return LeadEnvelope(lead_id=uuid4(), received_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
-                        source=Source(user_agent="pytest"), lead=Lead(email=email, campaign="blocked"))  # fmt: skip
+    return LeadEnvelope(
+        lead_id=uuid4(),
+        received_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
+        source=Source(user_agent="pytest"),
+        lead=Lead(email=email, campaign="blocked"),
+    )
 
 
-def test_dlq_list_and_status_read_the_stacks_queues(deployed_stack: dict[str, str], capsys: pytest.CaptureFixture) -> None:
+def test_dlq_list_and_status_read_the_stacks_queues(
+    deployed_stack: dict[str, str], capsys: pytest.CaptureFixture
+) -> None:
     # Given a deployed stack with one lead in its DLQ and two waiting in its leads queue
     sqs = boto3.client("sqs")
     letter = dead_letter("ops-visible@example.com")
     sqs.send_message(QueueUrl=deployed_stack["DeadLetterQueueUrl"], MessageBody=letter.to_message_body())
     for _ in range(2):
-        sqs.send_message(QueueUrl=deployed_stack["QueueUrl"], MessageBody=dead_letter("queued@example.com").to_message_body())
+        sqs.send_message(
+            QueueUrl=deployed_stack["QueueUrl"], MessageBody=dead_letter("queued@example.com").to_message_body()
+        )
     # When ops list the DLQ by the stack's name
     code, out, err = run(capsys, "dlq", "list", "--stack", STACK, "--json")
     # Then they see that lead, masked, from the stack's own DLQ

@@ -21,7 +21,11 @@ def test_redrive_in_aws_starts_a_rate_limited_message_move_task() -> None:
     with Stubber(sqs) as stub:
         for url in (DLQ, LEADS):
             arn = "arn:aws:sqs:eu-west-1:123456789012:" + url.rsplit("/", 1)[1]
-            stub.add_response("get_queue_attributes", {"Attributes": {"QueueArn": arn}}, {"QueueUrl": url, "AttributeNames": ["QueueArn"]})
+            stub.add_response(
+                "get_queue_attributes",
+                {"Attributes": {"QueueArn": arn}},
+                {"QueueUrl": url, "AttributeNames": ["QueueArn"]},
+            )
         stub.add_response(
             "start_message_move_task",
             {"TaskHandle": "task-1"},
@@ -38,11 +42,22 @@ def test_redrive_in_aws_starts_a_rate_limited_message_move_task() -> None:
 def test_dead_letter_is_described_masked_with_the_reason_it_fails() -> None:
     now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     sent = int((now - timedelta(minutes=5)).timestamp() * 1000)
-    envelope = LeadEnvelope(lead_id=uuid4(), received_at=now, source=Source(), lead=Lead(email="grace@navy.example", campaign="x1"))
-    good = describe({"MessageId": "m1", "Body": envelope.to_message_body(), "Attributes": {"SentTimestamp": str(sent), "ApproximateReceiveCount": "5"}}, now)
+    envelope = LeadEnvelope(
+        lead_id=uuid4(), received_at=now, source=Source(), lead=Lead(email="grace@navy.example", campaign="x1")
+    )
+    good = describe(
+        {
+            "MessageId": "m1",
+            "Body": envelope.to_message_body(),
+            "Attributes": {"SentTimestamp": str(sent), "ApproximateReceiveCount": "5"},
+        },
+        now,
+    )
     assert (good.age_seconds, good.receive_count, good.email, good.campaign) == (300.0, 5, "g***@navy.example", "X1")
     assert good.reason.startswith("parses now")
-    future = describe({"MessageId": "m2", "Body": json.dumps({"v": 2}), "Attributes": {"SentTimestamp": str(sent)}}, now)
+    future = describe(
+        {"MessageId": "m2", "Body": json.dumps({"v": 2}), "Attributes": {"SentTimestamp": str(sent)}}, now
+    )
     assert (future.lead_id, future.reason) == (None, "unknown envelope version 2")
 
 
@@ -55,7 +70,11 @@ class RefusingOneEntry:
     def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:  # noqa: N803 - boto3's names
         passing = [e for e in Entries if e["MessageBody"] != self._refused]
         answer = self._sqs.send_message_batch(QueueUrl=QueueUrl, Entries=passing) if passing else {}
-        failed = [{"Id": e["Id"], "SenderFault": True, "Code": "InvalidMessageContents", "Message": "x"} for e in Entries if e not in passing]
+        failed = [
+            {"Id": e["Id"], "SenderFault": True, "Code": "InvalidMessageContents", "Message": "x"}
+            for e in Entries
+            if e not in passing
+        ]
         return {"Successful": answer.get("Successful", []), "Failed": failed}
 
     def __getattr__(self, name: str) -> object:
@@ -77,7 +96,9 @@ def test_local_redrive_deletes_only_what_the_leads_queue_accepted() -> None:
         # Then the two accepted moved, and the refused one is still in the DLQ (not lost)
         assert moved == 2
         on_leads = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=leads, MaxNumberOfMessages=10)["Messages"])
-        left = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        left = sqs.get_queue_attributes(
+            QueueUrl=dead, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )
         assert on_leads == ["one", "two"]
         assert sum(int(v) for v in left["Attributes"].values()) == 1
 

@@ -45,7 +45,9 @@ PAUSE = OperatorPause(who="dba-on-call", why="VACUUM FULL", since="2026-11-30T03
         (False, PAUSE, DrainState.PAUSED_BY_OPERATOR, False),
     ],
 )
-def test_decide_every_combination(database_answers: bool, pause: OperatorPause | None, state: DrainState, receiving: bool) -> None:
+def test_decide_every_combination(
+    database_answers: bool, pause: OperatorPause | None, state: DrainState, receiving: bool
+) -> None:
     # Given a probe result and an operator's record; When deciding
     decision = decide(database_answers, pause)
     # Then the state and the Enabled flag follow the table in docs/drain-breaker.md
@@ -56,7 +58,9 @@ def test_pause_record_round_trip_and_unreadable_record_still_counts_as_a_pause()
     # Given a pause written by the CLI
     pause = OperatorPause.now("  dba-on-call ", "maintenance", clock=datetime(2026, 11, 30, 3, 0, tzinfo=UTC))
     # Then it reads back as written, and "not paused" reads as no pause
-    assert parse_pause_record(pause.to_json()) == OperatorPause("dba-on-call", "maintenance", "2026-11-30T03:00:00+00:00")
+    assert parse_pause_record(pause.to_json()) == OperatorPause(
+        "dba-on-call", "maintenance", "2026-11-30T03:00:00+00:00"
+    )
     assert parse_pause_record(NOT_PAUSED) is None
     assert parse_pause_record(None) is None
     # And a mangled record holds the drain rather than letting the breaker resume it
@@ -122,12 +126,23 @@ def deployed_mapping(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def handle(event, context): pass")
         lambda_client = boto3.client("lambda", region_name=TEST_REGION)
-        lambda_client.create_function(FunctionName="worker", Runtime="python3.12", Role=role, Handler="handler.handle",
-                                      Code={"ZipFile": code.getvalue()})  # fmt: skip
+        lambda_client.create_function(
+            FunctionName="worker",
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handle",
+            Code={"ZipFile": code.getvalue()},
+        )
         sqs = boto3.client("sqs", region_name=TEST_REGION)
-        queue_arn = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="leads")["QueueUrl"], AttributeNames=["QueueArn"])
-        mapping = lambda_client.create_event_source_mapping(EventSourceArn=queue_arn["Attributes"]["QueueArn"], FunctionName="worker", Enabled=True)
-        boto3.client("ssm", region_name=TEST_REGION).put_parameter(Name="/leadpipe/drain-pause", Value=NOT_PAUSED, Type="String")
+        queue_arn = sqs.get_queue_attributes(
+            QueueUrl=sqs.create_queue(QueueName="leads")["QueueUrl"], AttributeNames=["QueueArn"]
+        )
+        mapping = lambda_client.create_event_source_mapping(
+            EventSourceArn=queue_arn["Attributes"]["QueueArn"], FunctionName="worker", Enabled=True
+        )
+        boto3.client("ssm", region_name=TEST_REGION).put_parameter(
+            Name="/leadpipe/drain-pause", Value=NOT_PAUSED, Type="String"
+        )
         monkeypatch.setenv("EVENT_SOURCE_MAPPING_ID", mapping["UUID"])
         monkeypatch.setenv("DRAIN_PAUSE_PARAMETER", "/leadpipe/drain-pause")
         monkeypatch.setenv("LEADS_TABLE", "leadpipe.leads")
@@ -167,16 +182,22 @@ def worker_outage_datapoints(stdout: str) -> list[float]:
     for line in stdout.splitlines():
         if line.startswith("{") and '"DatabaseUnavailable"' in line:
             document = json.loads(line)
-            if document.get("service") == "leadpipe-worker" and document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Leadpipe":
+            if (
+                document.get("service") == "leadpipe-worker"
+                and document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Leadpipe"
+            ):
                 value = document["DatabaseUnavailable"]
                 values.extend(float(v) for v in (value if isinstance(value, list) else [value]))
     return values
 
 
-def test_probe_never_enables_a_drain_the_operator_paused(deployed_mapping: Any, postgres_uri: str, monkeypatch: pytest.MonkeyPatch,
-                                                         lambda_context: Any) -> None:  # fmt: skip
+def test_probe_never_enables_a_drain_the_operator_paused(
+    deployed_mapping: Any, postgres_uri: str, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
     # Given an operator's pause record and a healthy database
-    boto3.client("ssm", region_name=TEST_REGION).put_parameter(Name="/leadpipe/drain-pause", Value=PAUSE.to_json(), Type="String", Overwrite=True)
+    boto3.client("ssm", region_name=TEST_REGION).put_parameter(
+        Name="/leadpipe/drain-pause", Value=PAUSE.to_json(), Type="String", Overwrite=True
+    )
     monkeypatch.setenv("DATABASE_URL", postgres_uri)
     # When the probe runs
     answer = probe_handler.lambda_handler({"detail-type": "CloudWatch Alarm State Change"}, lambda_context)
@@ -223,7 +244,12 @@ def test_local_breaker_follows_the_probe_and_the_pause_file(tmp_path: Path) -> N
     (tmp_path / PAUSE_FILE_NAME).unlink()
     assert breaker.check_now().state is DrainState.RUNNING
     assert source.calls[-1] == "resume"
-    assert [state for _, state in breaker.transitions] == ["running", "held_by_breaker", "paused_by_operator", "running"]
+    assert [state for _, state in breaker.transitions] == [
+        "running",
+        "held_by_breaker",
+        "paused_by_operator",
+        "running",
+    ]
 
 
 def test_local_breaker_survives_a_probe_that_raises(tmp_path: Path) -> None:
@@ -259,8 +285,14 @@ def test_paused_poller_finishes_the_batch_it_holds_then_receives_nothing() -> No
         assert release.wait(10)
         return {"batchItemFailures": []}
 
-    settings = EventSourceSettings("url", "arn:aws:sqs:eu-west-1:123456789012:leads", TEST_REGION, batch_size=1,
-                                   max_batching_window_seconds=0, max_concurrency=2)  # fmt: skip
+    settings = EventSourceSettings(
+        "url",
+        "arn:aws:sqs:eu-west-1:123456789012:leads",
+        TEST_REGION,
+        batch_size=1,
+        max_batching_window_seconds=0,
+        max_concurrency=2,
+    )
     poller = SqsEventSourcePoller(sqs, settings, slow_invoke)
     poller.start()
     try:
@@ -286,9 +318,15 @@ def test_paused_poller_finishes_the_batch_it_holds_then_receives_nothing() -> No
 
 def test_poller_reports_a_batch_in_which_every_record_failed() -> None:
     reports = []
-    settings = EventSourceSettings("url", "arn", TEST_REGION, batch_size=1, max_batching_window_seconds=0, max_concurrency=1)
-    poller = SqsEventSourcePoller(ScriptedSqs(), settings, lambda event: {"batchItemFailures": [{"itemIdentifier": "m1"}]},
-                                  on_batch_failed=lambda: reports.append("failed"))  # fmt: skip
+    settings = EventSourceSettings(
+        "url", "arn", TEST_REGION, batch_size=1, max_batching_window_seconds=0, max_concurrency=1
+    )
+    poller = SqsEventSourcePoller(
+        ScriptedSqs(),
+        settings,
+        lambda event: {"batchItemFailures": [{"itemIdentifier": "m1"}]},
+        on_batch_failed=lambda: reports.append("failed"),
+    )
     poller.start()
     try:
         assert poller.wait_until_idle(10)
@@ -307,18 +345,29 @@ def test_operator_pause_in_aws_writes_the_record_before_disabling_and_status_rea
 
     from leadpipe.drain import AwsDrainControl
 
-    control = AwsDrainControl(boto3.client("lambda", region_name=TEST_REGION), boto3.client("ssm", region_name=TEST_REGION),
-                              os.environ["EVENT_SOURCE_MAPPING_ID"], "/leadpipe/drain-pause", "probe")  # fmt: skip
+    control = AwsDrainControl(
+        boto3.client("lambda", region_name=TEST_REGION),
+        boto3.client("ssm", region_name=TEST_REGION),
+        os.environ["EVENT_SOURCE_MAPPING_ID"],
+        "/leadpipe/drain-pause",
+        "probe",
+    )
     # Given a running drain
     assert control.status().state == "running"
     # When the DB owner pauses it
     status = control.pause(PAUSE)
     # Then the mapping is disabled, the record says who and why, and status shows both
     assert deployed_mapping() == "Disabled"
-    record = boto3.client("ssm", region_name=TEST_REGION).get_parameter(Name="/leadpipe/drain-pause")["Parameter"]["Value"]
+    record = boto3.client("ssm", region_name=TEST_REGION).get_parameter(Name="/leadpipe/drain-pause")["Parameter"][
+        "Value"
+    ]
     assert parse_pause_record(record) == PAUSE
     assert (status.state, status.receiving, status.pause["who"]) == ("paused_by_operator", False, "dba-on-call")
-    assert status.as_text().startswith("paused by an operator: dba-on-call, since 2026-11-30T03:00:00+00:00, because VACUUM FULL")
+    assert status.as_text().startswith(
+        "paused by an operator: dba-on-call, since 2026-11-30T03:00:00+00:00, because VACUUM FULL"
+    )
     # And a disabled mapping without a record reads as the breaker's hold
-    boto3.client("ssm", region_name=TEST_REGION).put_parameter(Name="/leadpipe/drain-pause", Value=NOT_PAUSED, Type="String", Overwrite=True)
+    boto3.client("ssm", region_name=TEST_REGION).put_parameter(
+        Name="/leadpipe/drain-pause", Value=NOT_PAUSED, Type="String", Overwrite=True
+    )
     assert control.status().state == "held_by_breaker"

@@ -85,7 +85,10 @@ def test_any_form_body(fields: dict[str, str]) -> None:
 
 
 @PROPERTY_SETTINGS
-@given(raw=st.binary(max_size=2_000), content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain", ""]))
+@given(
+    raw=st.binary(max_size=2_000),
+    content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain", ""]),
+)
 def test_any_bytes_any_content_type(raw: bytes, content_type: str) -> None:
     check(*answer(api_event(raw, content_type or None)))
 
@@ -98,7 +101,11 @@ def test_any_idempotency_key_header(header: str) -> None:
 
 
 def test_deep_nesting_and_nul_bytes() -> None:
-    for raw in ('{"email": "a@example.com", "custom": ' + "[" * 5000 + "]" * 5000 + "}", '{"email": "a\\u0000@example.com"}', "\x00" * 100):
+    for raw in (
+        '{"email": "a@example.com", "custom": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"email": "a\\u0000@example.com"}',
+        "\x00" * 100,
+    ):
         check(*answer(api_event(raw)))
 
 

@@ -108,7 +108,9 @@ def test_form_and_json_give_the_same_envelope(queue: Queue, lambda_context: Any)
 
 
 def test_base64_form_body_is_decoded(queue: Queue, lambda_context: Any) -> None:
-    event = api_event(urlencode({"email": "b@example.com"}).encode(), "application/x-www-form-urlencoded; charset=UTF-8")
+    event = api_event(
+        urlencode({"email": "b@example.com"}).encode(), "application/x-www-form-urlencoded; charset=UTF-8"
+    )
     status, _, _ = call(event, lambda_context)
     assert status == 202
     assert [m["lead"]["email"] for m in queue.drain()] == ["b@example.com"]
@@ -222,7 +224,9 @@ def test_same_idempotency_key_with_a_different_lead_is_never_merged(queue: Queue
     # Given two different people whose forms (a buggy client, a reused key) send the same key
     key = {"Idempotency-Key": "8d3c1c52-reused"}
     first_status, _, first = call(api_event(json.dumps(LEAD), headers=key), lambda_context)
-    second_status, _, second = call(api_event(json.dumps({**LEAD, "email": "someone.else@example.com"}), headers=key), lambda_context)
+    second_status, _, second = call(
+        api_event(json.dumps({**LEAD, "email": "someone.else@example.com"}), headers=key), lambda_context
+    )
     # Then each gets a lead id of its own, and both leads are on the queue (both will be rows)
     assert (first_status, second_status) == (202, 202)
     assert first["lead_id"] != second["lead_id"]
@@ -241,9 +245,17 @@ def test_the_same_lead_without_a_key_merges_within_a_utc_day_only() -> None:
     morning, evening = datetime(2026, 11, 30, 0, 0, 1, tzinfo=UTC), datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
     weeks_later = datetime(2026, 12, 21, 12, 0, tzinfo=UTC)
     # Then a double submit on the same UTC day is one lead; a return visit weeks later is a new one
-    assert derive_lead_id(lead, None, morning) == derive_lead_id(lead, None, evening) != derive_lead_id(lead, None, weeks_later)
+    assert (
+        derive_lead_id(lead, None, morning)
+        == derive_lead_id(lead, None, evening)
+        != derive_lead_id(lead, None, weeks_later)
+    )
     # And a keyed retry is the same lead whatever the day (a retry can cross midnight)
-    assert derive_lead_id(lead, "k", morning) == derive_lead_id(lead, "k", weeks_later) != derive_lead_id(lead, None, morning)
+    assert (
+        derive_lead_id(lead, "k", morning)
+        == derive_lead_id(lead, "k", weeks_later)
+        != derive_lead_id(lead, None, morning)
+    )
 
 
 def test_no_request_key_survives_into_the_next_invocation(queue: Queue, lambda_context: Any, capsys) -> None:
@@ -252,7 +264,9 @@ def test_no_request_key_survives_into_the_next_invocation(queue: Queue, lambda_c
     capsys.readouterr()
     status, _, _ = call(api_event(json.dumps({"email": "nope"})), lambda_context)
     # Then the second invocation's log lines do not carry the first one's lead_id
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{") and '"level"' in line]
+    lines = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{") and '"level"' in line
+    ]
     assert status == 422 and [line["message"] for line in lines] == ["submission refused"]
     assert all("lead_id" not in line for line in lines) and accepted["lead_id"] not in json.dumps(lines)
 
@@ -260,8 +274,12 @@ def test_no_request_key_survives_into_the_next_invocation(queue: Queue, lambda_c
 def test_double_submitted_form_gives_the_same_lead_id(queue: Queue, lambda_context: Any) -> None:
     form = urlencode({"email": "Double@Example.com", "first_name": "Dee"})
     _, _, first = call(api_event(form, "application/x-www-form-urlencoded"), lambda_context)
-    _, _, second = call(api_event(form.replace("Double", "double"), "application/x-www-form-urlencoded"), lambda_context)
-    _, _, different = call(api_event(urlencode({"email": "double@example.com"}), "application/x-www-form-urlencoded"), lambda_context)
+    _, _, second = call(
+        api_event(form.replace("Double", "double"), "application/x-www-form-urlencoded"), lambda_context
+    )
+    _, _, different = call(
+        api_event(urlencode({"email": "double@example.com"}), "application/x-www-form-urlencoded"), lambda_context
+    )
     assert first["lead_id"] == second["lead_id"] != different["lead_id"]
     assert {m["lead_id"] for m in queue.drain()} == {first["lead_id"], different["lead_id"]}
 
@@ -348,7 +366,10 @@ def test_campaign_dimension_only_for_allow_listed_campaigns(queue: Queue, lambda
 def test_header_injection_attempts_never_reach_a_response_header(queue: Queue, lambda_context: Any) -> None:
     # A redirect target or idempotency key carrying CR/LF must not become a header of ours
     attacks = [
-        api_event(urlencode({"email": "e@example.com", "_redirect": f"{THANKS}\r\nSet-Cookie: session=evil"}), "application/x-www-form-urlencoded"),
+        api_event(
+            urlencode({"email": "e@example.com", "_redirect": f"{THANKS}\r\nSet-Cookie: session=evil"}),
+            "application/x-www-form-urlencoded",
+        ),
         api_event(json.dumps(LEAD), headers={"Idempotency-Key": "k\r\nSet-Cookie: session=evil"}),
         api_event(json.dumps({**LEAD, "first_name": "Eve\r\nSet-Cookie: session=evil"})),
     ]

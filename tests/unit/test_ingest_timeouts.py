@@ -23,7 +23,9 @@ def test_the_worst_case_of_every_sqs_attempt_fits_in_the_function_timeout(functi
     assert budget.worst_case_seconds() <= function_timeout - min(1.0, function_timeout / 5) + 1e-9
     assert budget.attempts == (1 if function_timeout <= 2 else 2)
     if budget.attempts == 2:
-        assert budget.worst_case_seconds() == pytest.approx(2 * (budget.connect_timeout + budget.read_timeout) + STANDARD_MODE_FIRST_BACKOFF_SECONDS)
+        assert budget.worst_case_seconds() == pytest.approx(
+            2 * (budget.connect_timeout + budget.read_timeout) + STANDARD_MODE_FIRST_BACKOFF_SECONDS
+        )
 
 
 def test_the_client_is_configured_from_the_function_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,7 +57,11 @@ def test_a_silent_sqs_gets_a_503_before_the_function_times_out(
     monkeypatch.setenv("INGEST_TIMEOUT_SECONDS", str(function_timeout))
     answers: list[dict[str, Any]] = []
     # When a lead is posted (in a thread: Lambda would stop the function at its timeout)
-    call = threading.Thread(target=lambda: answers.append(ingest.lambda_handler(api_event(json.dumps({"email": "a@example.com"})), lambda_context)))
+    call = threading.Thread(
+        target=lambda: answers.append(
+            ingest.lambda_handler(api_event(json.dumps({"email": "a@example.com"})), lambda_context)
+        )
+    )
     call.start()
     call.join(timeout=function_timeout)
     # Then the ingest answered before the timeout: a 503 the client can retry, with metrics

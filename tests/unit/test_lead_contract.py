@@ -146,7 +146,10 @@ def test_unreadable_bodies_are_refused_without_echoing_them(body: str) -> None:
     assert "nope" not in str(caught.value)
 
 
-@pytest.mark.parametrize("email", ["Ada@Example.com", "not-an-email", "ada@localhost", "ada @example.com", "a@b@example.com", "ada@exam\nple.com"])
+@pytest.mark.parametrize(
+    "email",
+    ["Ada@Example.com", "not-an-email", "ada@localhost", "ada @example.com", "a@b@example.com", "ada@exam\nple.com"],
+)
 def test_a_queued_email_must_be_in_the_form_the_ingest_stores(email: str) -> None:
     # Given a queued envelope whose e-mail the ingest would never have produced
     body = json.loads(make_envelope().to_message_body())

@@ -9,12 +9,21 @@ from typing import Any
 from leadpipe.local.gateway import API_GATEWAY_MAX_BODY_BYTES, ApiGatewayApp
 
 
-def request(app: ApiGatewayApp, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
-            query: str = "") -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def request(
+    app: ApiGatewayApp,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    query: str = "",
+) -> tuple[int, dict[str, str], bytes]:
     scope = {
-        "type": "http", "method": method, "path": path, "query_string": query.encode(),
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query.encode(),
         "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-    }  # fmt: skip
+    }
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     sent: list[dict[str, Any]] = []
 
@@ -41,14 +50,25 @@ class RecordingFunction:
         return self.response
 
 
-ACCEPTED = {"statusCode": 202, "headers": {"Content-Type": "application/json"}, "body": '{"status": "queued"}', "isBase64Encoded": False}
+ACCEPTED = {
+    "statusCode": 202,
+    "headers": {"Content-Type": "application/json"},
+    "body": '{"status": "queued"}',
+    "isBase64Encoded": False,
+}
 
 
 def test_a_post_to_leads_reaches_the_function_as_a_rest_proxy_event() -> None:
     function = RecordingFunction(ACCEPTED)
     app = ApiGatewayApp(function, stage="dev", public_url="http://127.0.0.1:8080")
-    status, headers, body = request(app, "POST", "/leads", b'{"email": "a@example.com"}',
-                                    {"Content-Type": "application/json", "Idempotency-Key": "k1"}, query="src=ad")  # fmt: skip
+    status, headers, body = request(
+        app,
+        "POST",
+        "/leads",
+        b'{"email": "a@example.com"}',
+        {"Content-Type": "application/json", "Idempotency-Key": "k1"},
+        query="src=ad",
+    )
     # The function's answer comes back as it was
     assert (status, headers["content-type"], body) == (202, "application/json", b'{"status": "queued"}')
     [event] = function.events

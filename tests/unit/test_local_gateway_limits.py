@@ -94,7 +94,13 @@ def test_an_event_over_lambdas_6_mb_is_refused_before_the_function_runs() -> Non
 def test_binary_bodies_count_at_their_base64_size() -> None:
     # Given 5 MB of bytes that are not UTF-8: base64 makes them about 6.7 MB in the event
     function = RecordingFunction(ACCEPTED)
-    status = request(ApiGatewayApp(function, "dev", "http://x"), "POST", "/leads", b"\xff" * (5 * 1024 * 1024), {"Content-Type": "text/plain"})[0]
+    status = request(
+        ApiGatewayApp(function, "dev", "http://x"),
+        "POST",
+        "/leads",
+        b"\xff" * (5 * 1024 * 1024),
+        {"Content-Type": "text/plain"},
+    )[0]
     # Then Lambda's limit applies to what it receives
     assert status == 500 and function.events == []
 
@@ -109,12 +115,16 @@ def test_a_body_under_the_limit_reaches_the_function() -> None:
 def test_an_answer_over_6_mb_is_a_function_error() -> None:
     # Given a function whose answer is over Lambda's 6 MB response quota
     huge = {**ACCEPTED, "body": "x" * (LAMBDA_SYNC_PAYLOAD_BYTES + 1)}
-    status, _, body = request(ApiGatewayApp(RecordingFunction(huge), "dev", "http://x"), "POST", "/leads", b"{}", JSON_POST)
+    status, _, body = request(
+        ApiGatewayApp(RecordingFunction(huge), "dev", "http://x"), "POST", "/leads", b"{}", JSON_POST
+    )
     # Then the client gets API Gateway's 502, not the answer
     assert status == 502 and len(body) < 1000
 
 
 @pytest.mark.parametrize("answer", [{"body": "no status"}, "not even an object", {"statusCode": "abc"}])
 def test_a_malformed_proxy_answer_is_a_502(answer: Any) -> None:
-    status, _, body = request(ApiGatewayApp(RecordingFunction(answer), "dev", "http://x"), "POST", "/leads", b"{}", JSON_POST)
+    status, _, body = request(
+        ApiGatewayApp(RecordingFunction(answer), "dev", "http://x"), "POST", "/leads", b"{}", JSON_POST
+    )
     assert status == 502 and json.loads(body)["error"]["code"] == "upstream_error"

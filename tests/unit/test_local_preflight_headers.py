@@ -24,9 +24,16 @@ from tests.unit.test_captcha import ALLOWED_ORIGIN, guarded_ingest, verifier_end
 
 def test_the_local_preflight_allows_no_header_the_stack_preflight_refuses(guarded_ingest, lambda_context: Any) -> None:  # noqa: F811
     # When a browser asks the local runtime (OPTIONS goes to the function) which headers it may send
-    event = api_event(None, None, method="OPTIONS", headers={
-        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-api-key",
-    })  # fmt: skip
+    event = api_event(
+        None,
+        None,
+        method="OPTIONS",
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        },
+    )
     response = ingest.lambda_handler(event, lambda_context)
     headers = {name: ",".join(values) for name, values in response["multiValueHeaders"].items()}
     allowed_locally = {h.strip().lower() for h in headers["Access-Control-Allow-Headers"].split(",")}

@@ -11,7 +11,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from leadpipe.local.sqs_app import delete_messages_directly, moto_wsgi_app, receive_messages_directly, send_message_directly, sqs_wsgi_app
+from leadpipe.local.sqs_app import (
+    delete_messages_directly,
+    moto_wsgi_app,
+    receive_messages_directly,
+    send_message_directly,
+    sqs_wsgi_app,
+)
 
 AUTHORIZATION = "AWS4-HMAC-SHA256 Credential=local/20261123/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=x"
 ATTRIBUTES = {"envelope_version": {"DataType": "Number", "StringValue": "1"}}
@@ -20,11 +26,20 @@ ATTRIBUTES = {"envelope_version": {"DataType": "Number", "StringValue": "1"}}
 def call(app: Any, target: str, params: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
     body = json.dumps(params).encode()
     environ = {
-        "REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "9324", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/x-amz-json-1.0",
-        "HTTP_X_AMZ_TARGET": f"AmazonSQS.{target}", "HTTP_AUTHORIZATION": AUTHORIZATION,
-    }  # fmt: skip
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "9324",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/x-amz-json-1.0",
+        "HTTP_X_AMZ_TARGET": f"AmazonSQS.{target}",
+        "HTTP_AUTHORIZATION": AUTHORIZATION,
+    }
     started: dict[str, Any] = {}
     chunks = app(environ, lambda status, headers, exc_info=None: started.update(status=status, headers=dict(headers)))
     payload = b"".join(chunks)
@@ -53,7 +68,9 @@ def test_a_direct_send_answers_and_stores_what_moto_would(sqs: Any, attributes: 
     assert set(direct) == set(full) and direct["MessageId"] != full["MessageId"]
     assert {k: v for k, v in direct.items() if k != "MessageId"} == {k: v for k, v in full.items() if k != "MessageId"}
     # And the two messages queued are indistinguishable to a consumer
-    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"])
+    received = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+    )
     by_id = {m["MessageId"]: m for m in received["Messages"]}
     same = ("Body", "MD5OfBody", "MessageAttributes", "MD5OfMessageAttributes")
     assert [by_id[direct["MessageId"]].get(k) for k in same] == [by_id[full["MessageId"]].get(k) for k in same]
@@ -115,16 +132,26 @@ MIXED_ATTRIBUTES = {
 RECEIVE_VARIANTS = {
     "everything": {"AttributeNames": ["All"], "MessageAttributeNames": ["All"]},
     "nothing-extra": {},
-    "some-attributes": {"MessageSystemAttributeNames": ["SentTimestamp", "ApproximateReceiveCount"], "MessageAttributeNames": ["origin"]},
+    "some-attributes": {
+        "MessageSystemAttributeNames": ["SentTimestamp", "ApproximateReceiveCount"],
+        "MessageAttributeNames": ["origin"],
+    },
     "prefix": {"AttributeNames": ["SenderId"], "MessageAttributeNames": ["envelope.*", "signature"]},
-    "poller": {"AttributeNames": ["All"], "MessageAttributeNames": ["All"], "WaitTimeSeconds": 0, "VisibilityTimeout": 30},
+    "poller": {
+        "AttributeNames": ["All"],
+        "MessageAttributeNames": ["All"],
+        "WaitTimeSeconds": 0,
+        "VisibilityTimeout": 30,
+    },
 }
 VOLATILE = {"MessageId", "ReceiptHandle", "SentTimestamp", "ApproximateFirstReceiveTimestamp"}
 
 
 def queue_with_messages(sqs: Any, name: str, **queue_attributes: str) -> str:
     url = sqs.create_queue(QueueName=name, Attributes=queue_attributes)["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody='{"v": 1, "lead": {"email": "ada@example.com"}}', MessageAttributes=MIXED_ATTRIBUTES)
+    sqs.send_message(
+        QueueUrl=url, MessageBody='{"v": 1, "lead": {"email": "ada@example.com"}}', MessageAttributes=MIXED_ATTRIBUTES
+    )
     sqs.send_message(QueueUrl=url, MessageBody="plain, no attributes")
     return url
 
@@ -139,7 +166,11 @@ def without_volatile(answer: Any) -> Any:
 
 
 def visible(sqs: Any, url: str) -> int:
-    return int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+    return int(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+    )
 
 
 @pytest.mark.parametrize("variant", list(RECEIVE_VARIANTS), ids=list(RECEIVE_VARIANTS))
@@ -164,7 +195,9 @@ def test_a_direct_receive_reads_back_through_boto3_and_counts_receives(sqs: Any)
     call(sqs_wsgi_app, "ReceiveMessage", params)
     _, _, second = call(sqs_wsgi_app, "ReceiveMessage", params)
     # What boto3 reads from the same queue agrees with the direct answer: bodies, checksums, binary values
-    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"])
+    received = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+    )
     by_body = {m["Body"]: m for m in received["Messages"]}
     for message in second["Messages"]:
         seen_by_boto3 = by_body[message["Body"]]
@@ -172,7 +205,10 @@ def test_a_direct_receive_reads_back_through_boto3_and_counts_receives(sqs: Any)
         assert message.get("MD5OfMessageAttributes") == seen_by_boto3.get("MD5OfMessageAttributes")
         assert message["Attributes"]["ApproximateReceiveCount"] == "2"
         assert seen_by_boto3["Attributes"]["ApproximateReceiveCount"] == "3"
-    assert by_body['{"v": 1, "lead": {"email": "ada@example.com"}}']["MessageAttributes"]["signature"]["BinaryValue"] == b"\x00\x01\xff"
+    assert (
+        by_body['{"v": 1, "lead": {"email": "ada@example.com"}}']["MessageAttributes"]["signature"]["BinaryValue"]
+        == b"\x00\x01\xff"
+    )
 
 
 def test_a_direct_receive_of_an_empty_queue_answers_no_messages(sqs: Any) -> None:
@@ -224,10 +260,16 @@ def test_a_direct_delete_batch_answers_what_moto_would(sqs: Any) -> None:
         assert status == "200 OK"
         # Then the good one is gone and the other still in flight
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")
+        assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
+            "0",
+            "1",
+        )
     # And both paths answer the same
     assert answers["direct"] == answers["full"]
-    assert answers["direct"]["Successful"] == [{"Id": "good"}] and answers["direct"]["Failed"][0]["Code"] == "ReceiptHandleIsInvalid"
+    assert (
+        answers["direct"]["Successful"] == [{"Id": "good"}]
+        and answers["direct"]["Failed"][0]["Code"] == "ReceiptHandleIsInvalid"
+    )
 
 
 def test_deleting_the_same_message_twice_succeeds_both_times(sqs: Any) -> None:
@@ -241,8 +283,12 @@ def test_deleting_the_same_message_twice_succeeds_both_times(sqs: Any) -> None:
 
 @pytest.mark.parametrize(
     "entries",
-    [[], [{"Id": "a", "ReceiptHandle": "h"}, {"Id": "b", "ReceiptHandle": "h"}], [{"Id": str(i), "ReceiptHandle": str(i)} for i in range(11)],
-     [{"Id": "a", "ReceiptHandle": "h", "Extra": 1}]],
+    [
+        [],
+        [{"Id": "a", "ReceiptHandle": "h"}, {"Id": "b", "ReceiptHandle": "h"}],
+        [{"Id": str(i), "ReceiptHandle": str(i)} for i in range(11)],
+        [{"Id": "a", "ReceiptHandle": "h", "Extra": 1}],
+    ],
     ids=["empty", "repeated-handle", "eleven", "unknown-key"],
 )
 def test_a_delete_batch_the_direct_path_does_not_cover_is_left_to_moto(sqs: Any, entries: list[dict[str, Any]]) -> None:
@@ -252,4 +298,6 @@ def test_a_delete_batch_the_direct_path_does_not_cover_is_left_to_moto(sqs: Any,
     if len(entries) > 10:  # moto takes eleven; the app refuses them as SQS does (test_local_sqs_limits.py)
         assert call(sqs_wsgi_app, "DeleteMessageBatch", params)[0] == "400 Bad Request"
     else:
-        assert call(sqs_wsgi_app, "DeleteMessageBatch", params)[0] == call(moto_wsgi_app, "DeleteMessageBatch", params)[0]
+        assert (
+            call(sqs_wsgi_app, "DeleteMessageBatch", params)[0] == call(moto_wsgi_app, "DeleteMessageBatch", params)[0]
+        )

@@ -46,9 +46,13 @@ def project(tmp_path: Path) -> Path:
 def make(project: Path, *args: str, pyenv_root: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": str(project.parent / "bin"), "HOME": str(project.parent), "PYENV_ROOT": str(pyenv_root), **extra_env}
     return subprocess.run(
-        [shutil.which("make"), "--no-print-directory", *args], cwd=project, env=env,
-        capture_output=True, text=True, timeout=MAKE_TIMEOUT_SECONDS,
-    )  # fmt: skip
+        [shutil.which("make"), "--no-print-directory", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=MAKE_TIMEOUT_SECONDS,
+    )
 
 
 def venv_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -69,7 +73,9 @@ def test_without_the_lambda_python_install_stops_with_one_line_naming_it(project
     assert result.returncode != 0
     assert not (project / ".venv").exists()
     first_line = result.stderr.splitlines()[0]
-    assert first_line.startswith(f"make: no working Python {version} (the functions deploy on Lambda python{version}"), result.stderr
+    assert first_line.startswith(
+        f"make: no working Python {version} (the functions deploy on Lambda python{version}"
+    ), result.stderr
     assert f"pyenv install {version}" in first_line and f"PYTHON=/path/to/python{version}" in first_line
 
 

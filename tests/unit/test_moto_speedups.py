@@ -18,7 +18,12 @@ from tests.conftest import REPO_ROOT
 def run_scenario(*args: str) -> dict:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
     result = subprocess.run(
-        [sys.executable, "-m", "tests.unit.moto_scenario", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tests.unit.moto_scenario", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -57,7 +62,9 @@ def test_a_changed_internal_signature_is_refused(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_lost_internal_field_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqs_models.Queue, "FIFO_ATTRIBUTES", property(lambda self: (_ for _ in ()).throw(AttributeError())))
+    monkeypatch.setattr(
+        sqs_models.Queue, "FIFO_ATTRIBUTES", property(lambda self: (_ for _ in ()).throw(AttributeError()))
+    )
     with pytest.raises(moto_speedups.MotoInternalsChanged, match="lost"):
         moto_speedups.check_moto_internals()
 

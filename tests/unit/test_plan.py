@@ -25,7 +25,13 @@ QUOTAS = load_quota_table()
 
 
 def settings(**overrides) -> PipelineSettings:
-    base = {"stage": "test", "allowed_origins": ["https://www.example.com"], "batch_size": 100, "max_concurrency": 2, "reserved_concurrency": 2}
+    base = {
+        "stage": "test",
+        "allowed_origins": ["https://www.example.com"],
+        "batch_size": 100,
+        "max_concurrency": 2,
+        "reserved_concurrency": 2,
+    }
     return PipelineSettings(**{**base, **overrides})
 
 
@@ -36,7 +42,11 @@ def ticket(**kwargs) -> LaunchTicket:
 def test_throttle_exceeded_counts_the_429s_and_the_advice_removes_them() -> None:
     # Given 60,000 leads in 1 min = 1,000/s against 100/s + burst 200
     # When the launch is reviewed
-    plan = plan_launch(ticket(leads=60_000, within_minutes=1, store_seconds_per_batch=0.08), settings(throttle_rate_per_second=100, throttle_burst=200), PRICES)
+    plan = plan_launch(
+        ticket(leads=60_000, within_minutes=1, store_seconds_per_batch=0.08),
+        settings(throttle_rate_per_second=100, throttle_burst=200),
+        PRICES,
+    )
     # Then 60,000 - (100*60 + 200) = 53,800 are refused, 6,200 accepted over 60 s
     assert plan.peak_rate_per_s == pytest.approx(1000)
     assert plan.throttled_requests == pytest.approx(53_800)
@@ -55,7 +65,9 @@ def test_backlog_drain_time_and_alarm_timing() -> None:
     # Given 600,000 in 10 min = 1,000/s; drain 2*100/(0.48+0.02) = 400/s; growth 600/s for 600 s
     plan = plan_launch(
         ticket(leads=600_000, within_minutes=10, store_seconds_per_batch=0.48),
-        settings(throttle_rate_per_second=5_000, throttle_burst=5_000, alarm_queue_age_seconds=600, alarm_queue_depth=10_000),
+        settings(
+            throttle_rate_per_second=5_000, throttle_burst=5_000, alarm_queue_age_seconds=600, alarm_queue_depth=10_000
+        ),
         PRICES,
     )
     # Then the backlog peaks at 600 * 600 = 360,000 and takes 360,000 / 400 = 900 s to drain;
@@ -74,7 +86,9 @@ def test_backlog_drain_time_and_alarm_timing() -> None:
 def test_the_age_alarm_follows_the_oldest_lead_not_the_newest() -> None:
     # Given issue 17's example: 54,000 leads in 10 min on dev's throttle (100/s) = 90/s, drain
     # 2 writers * 3 rows / (0.18 + 0.02) s = 30/s, the age alarm at its default 900 s
-    plan = plan_launch(ticket(leads=54_000, within_minutes=10, store_seconds_per_batch=0.18), settings(batch_size=3), PRICES)
+    plan = plan_launch(
+        ticket(leads=54_000, within_minutes=10, store_seconds_per_batch=0.18), settings(batch_size=3), PRICES
+    )
     assert plan.drain_rate_per_s == pytest.approx(30)
     # Then: the lead that arrived at s leaves at s * 90 / 30 = 3s. At t the oldest queued one
     # arrived at t / 3 and is 2t / 3 old; 2t / 3 = 900 at t = 1,350 s, + 180 s of alarm periods
@@ -103,7 +117,11 @@ def test_a_million_leads_in_a_minute_meets_the_quotas() -> None:
     assert any("capped at 10,000/s" in r for r in plan.recommendations)
     # and it asks AWS for the peak plus 20%: 20,000/s, with the lead time
     quota_advice = next(r for r in plan.recommendations if "API Gateway throttle quota" in r)
-    assert "from 10,000 to 20,000 requests/s" in quota_advice and "L-8A5B8E43" in quota_advice and "two weeks" in quota_advice
+    assert (
+        "from 10,000 to 20,000 requests/s" in quota_advice
+        and "L-8A5B8E43" in quota_advice
+        and "two weeks" in quota_advice
+    )
     api, concurrency, scaling, event_source = plan.quotas
     assert not api.fits
     # Lambda: 16,667/s x 40 ms = 667 ingest environments + 4 reserved for the worker = 671 of 1,000
@@ -119,11 +137,15 @@ def test_a_lambda_quota_below_the_need_asks_for_an_increase() -> None:
     # Given an account whose Lambda concurrency is 500, and 1,000,000 leads in 1 min (671 needed, as above)
     quotas = copy.deepcopy(QUOTAS)
     quotas["lambda_account_concurrency"]["value"] = 500
-    plan = plan_launch(ticket(leads=1_000_000, within_minutes=1), settings(max_concurrency=4, reserved_concurrency=4), PRICES, quotas)
+    plan = plan_launch(
+        ticket(leads=1_000_000, within_minutes=1), settings(max_concurrency=4, reserved_concurrency=4), PRICES, quotas
+    )
     # Then it is 171 short, and the ask is the need plus the 100 AWS keeps unreserved, rounded up: 1,000
     check = plan.quotas[1]
     assert not check.fits and "171 short" in check.detail
-    assert any("Lambda concurrent executions (L-B99A9384) from 500 to at least 1,000" in r for r in plan.recommendations)
+    assert any(
+        "Lambda concurrent executions (L-B99A9384) from 500 to at least 1,000" in r for r in plan.recommendations
+    )
 
 
 def test_a_lower_account_quota_caps_the_throttle_advice() -> None:
@@ -140,7 +162,11 @@ def test_a_lower_account_quota_caps_the_throttle_advice() -> None:
 def test_a_platform_measured_slower_hand_off_slows_the_drain() -> None:
     # the same store time on a platform whose event source costs 0.12 s per batch (the local
     # runtime pays its SQS receives and deletes in line): 2 * 100 / (0.08 + 0.12) = 1,000/s
-    plan = plan_launch(ticket(leads=60_000, within_minutes=10, store_seconds_per_batch=0.08, event_source_seconds_per_batch=0.12), settings(), PRICES)
+    plan = plan_launch(
+        ticket(leads=60_000, within_minutes=10, store_seconds_per_batch=0.08, event_source_seconds_per_batch=0.12),
+        settings(),
+        PRICES,
+    )
     assert plan.drain_rate_per_s == pytest.approx(1_000)
     assert drain_rate_per_s(settings(), 0.08) == pytest.approx(2_000)  # Lambda's hand-off, the default
 
@@ -165,7 +191,13 @@ def test_drain_longer_than_retention_is_a_loud_warning() -> None:
     # 1,000,000 in 1 h = 277.8/s; drain 2 writers * 1 row / (0.98 + 0.02) s = 2/s; backlog ~992,800 leads
     plan = plan_launch(
         ticket(leads=1_000_000, within_minutes=60, store_seconds_per_batch=0.98),
-        settings(batch_size=1, max_batching_window_seconds=0, retention_days=1, throttle_rate_per_second=1_000, throttle_burst=1_000),
+        settings(
+            batch_size=1,
+            max_batching_window_seconds=0,
+            retention_days=1,
+            throttle_rate_per_second=1_000,
+            throttle_burst=1_000,
+        ),
         PRICES,
     )
     assert plan.drain_rate_per_s == pytest.approx(2)
@@ -179,7 +211,13 @@ def test_costs_follow_what_reaches_each_service() -> None:
     # Given 1,000,000 leads in 1 min against 10,000/s + burst 5,000, a WAF rate rule, 4 writers
     plan = plan_launch(
         ticket(leads=1_000_000, within_minutes=1),
-        settings(throttle_rate_per_second=10_000, throttle_burst=5_000, waf_requests_per_5_minutes_per_ip=300, max_concurrency=4, reserved_concurrency=4),
+        settings(
+            throttle_rate_per_second=10_000,
+            throttle_burst=5_000,
+            waf_requests_per_5_minutes_per_ip=300,
+            max_concurrency=4,
+            reserved_concurrency=4,
+        ),
         PRICES,
     )
     # Then 1,000,000 - (600,000 + 5,000) = 395,000 get 429 and 605,000 are accepted
@@ -202,10 +240,13 @@ def test_costs_follow_what_reaches_each_service() -> None:
 def test_spam_protection_costs_are_in_the_table() -> None:
     # Given Bot Control and the IP reputation list, reCAPTCHA v3 with its secret, a DB secret
     protected = settings(
-        throttle_rate_per_second=1_000, waf_requests_per_5_minutes_per_ip=300, waf_managed_rule_groups=["bot_control", "ip_reputation"], captcha_provider="recaptcha_v3",
+        throttle_rate_per_second=1_000,
+        waf_requests_per_5_minutes_per_ip=300,
+        waf_managed_rule_groups=["bot_control", "ip_reputation"],
+        captcha_provider="recaptcha_v3",
         captcha_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/captcha-AbCdEf",
         db_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/db-AbCdEf",
-    )  # fmt: skip
+    )
     plan = plan_launch(ticket(leads=605_000, within_minutes=60), protected, PRICES)
     costs = {c.item.split(" (")[0]: c.usd for c in plan.campaign_costs}
     # Bot Control: $1 per million inspected; reCAPTCHA: $8 flat to 100,000, then 505,000 * $0.001
@@ -225,9 +266,16 @@ def test_spam_protection_costs_are_in_the_table() -> None:
 CAPTCHA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/captcha-AbCdEf"
 
 
-@pytest.mark.parametrize(("provider", "verifications", "usd"), [("turnstile", 5_000_000, 0), ("recaptcha_v3", 9_000, 0), ("recaptcha_v3", 50_000, 8)])
+@pytest.mark.parametrize(
+    ("provider", "verifications", "usd"),
+    [("turnstile", 5_000_000, 0), ("recaptcha_v3", 9_000, 0), ("recaptcha_v3", 50_000, 8)],
+)
 def test_captcha_tiers(provider: str, verifications: int, usd: float) -> None:
-    plan = plan_launch(ticket(leads=verifications, within_minutes=600), settings(captcha_provider=provider, captcha_secret_arn=CAPTCHA_SECRET, throttle_rate_per_second=10_000), PRICES)
+    plan = plan_launch(
+        ticket(leads=verifications, within_minutes=600),
+        settings(captcha_provider=provider, captcha_secret_arn=CAPTCHA_SECRET, throttle_rate_per_second=10_000),
+        PRICES,
+    )
     assert next(c.usd for c in plan.campaign_costs if c.item.startswith(provider)) == pytest.approx(usd)
 
 
@@ -235,7 +283,10 @@ def test_the_database_unavailable_alarm_is_forecast_honestly() -> None:
     # Given the alarm at 3 one-minute periods: it comes 3 to 4 minutes after the outage, never from traffic
     plan = plan_launch(ticket(leads=10, within_minutes=1), settings(alarm_db_unavailable_minutes=3), PRICES)
     assert plan.db_unavailable_alarm_within_seconds == (180, 240)
-    assert "only if the database is unreachable: 3-4 min after the outage starts, plus CloudWatch's delay" in to_markdown(plan)
+    assert (
+        "only if the database is unreachable: 3-4 min after the outage starts, plus CloudWatch's delay"
+        in to_markdown(plan)
+    )
 
 
 def test_the_markdown_shows_quotas_and_the_plan_after_its_advice() -> None:
@@ -280,7 +331,18 @@ def test_the_plan_command_takes_a_measured_event_source_cost(capsys: pytest.Capt
     from leadpipe.cli import main as leadpipe
 
     # dev: 2 writers of 100 rows; 80 ms store + 20 ms hand-off = 2,000/s; + 120 ms event source = 1,000/s
-    base = ["plan", "--campaign", "X", "--leads", "60000", "--within-minutes", "10", "--store-ms-per-batch", "80", "--json"]
+    base = [
+        "plan",
+        "--campaign",
+        "X",
+        "--leads",
+        "60000",
+        "--within-minutes",
+        "10",
+        "--store-ms-per-batch",
+        "80",
+        "--json",
+    ]
     assert leadpipe(base) == 0
     assert json.loads(capsys.readouterr().out)["drain_rate_per_s"] == pytest.approx(2_000)
     assert leadpipe([*base, "--event-source-ms-per-batch", "120"]) == 0

@@ -24,7 +24,9 @@ class TrickleQueue:
     def add(self, count: int) -> None:
         with self._lock:
             start = len(self._messages) + len(self.deleted)
-            self._messages += [{"MessageId": f"m{start + i}", "ReceiptHandle": f"h{start + i}", "Body": "{}"} for i in range(count)]
+            self._messages += [
+                {"MessageId": f"m{start + i}", "ReceiptHandle": f"h{start + i}", "Body": "{}"} for i in range(count)
+            ]
 
     def receive_message(self, *, MaxNumberOfMessages: int, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
         with self._lock:
@@ -60,8 +62,14 @@ def run_until(queue: TrickleQueue, settings: EventSourceSettings, records_expect
 
 
 def event_source(batch_size: int, window_seconds: float) -> EventSourceSettings:
-    return EventSourceSettings(queue_url="q", queue_arn="arn:aws:sqs:eu-west-1:123456789012:q", region="eu-west-1",
-                               batch_size=batch_size, max_batching_window_seconds=window_seconds, max_concurrency=1)  # fmt: skip
+    return EventSourceSettings(
+        queue_url="q",
+        queue_arn="arn:aws:sqs:eu-west-1:123456789012:q",
+        region="eu-west-1",
+        batch_size=batch_size,
+        max_batching_window_seconds=window_seconds,
+        max_concurrency=1,
+    )
 
 
 def test_a_batch_never_exceeds_batch_size() -> None:

@@ -3,7 +3,6 @@ included, go to a snapshot that the next start sends back; a poller outlives a f
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,10 @@ from moto import mock_aws
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
 from leadpipe.local.queue_snapshot import make_visible, restore_queue_snapshot, save_queue_snapshot
 
-ATTRIBUTES = {"envelope_version": {"DataType": "Number", "StringValue": "1"}, "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff"}}
+ATTRIBUTES = {
+    "envelope_version": {"DataType": "Number", "StringValue": "1"},
+    "blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+}
 
 
 @pytest.fixture
@@ -28,7 +30,9 @@ def sqs() -> Iterator[Any]:
 
 def everything_on(sqs: Any, url: str) -> list[tuple[str, dict]]:
     messages = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=600).get("Messages"):
+    while batch := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=600
+    ).get("Messages"):
         messages += [(m["Body"], m.get("MessageAttributes", {})) for m in batch]
     return sorted(messages, key=lambda item: item[0])
 
@@ -95,7 +99,9 @@ def test_a_poller_survives_a_failed_delete_and_holds_what_it_did_not_delete(sqs:
     def worker(event: dict[str, Any]) -> dict[str, Any]:
         with lock:
             invoked.extend(r["body"] for r in event["Records"])
-        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "poison"]}
+        return {
+            "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "poison"]
+        }
 
     poller = SqsEventSourcePoller(client, EventSourceSettings(url, arn, "eu-west-1", 1, 0, 1), worker)
     poller.start()

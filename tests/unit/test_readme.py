@@ -48,7 +48,9 @@ def test_the_readme_is_read_in_five_minutes() -> None:
     assert len(README.read_text().splitlines()) <= 250
 
 
-@pytest.mark.parametrize(("document", "target"), relative_links(), ids=lambda v: str(v.relative_to(ROOT)) if isinstance(v, Path) else v)
+@pytest.mark.parametrize(
+    ("document", "target"), relative_links(), ids=lambda v: str(v.relative_to(ROOT)) if isinstance(v, Path) else v
+)
 def test_every_relative_link_resolves(document: Path, target: str) -> None:
     # Given a relative link in the README or docs/; When it is followed from its file
     path, _, fragment = target.partition("#")
@@ -75,7 +77,9 @@ def readme_commands() -> list[str]:
 
 
 @pytest.mark.parametrize("command", readme_commands())
-def test_every_cli_command_the_readme_shows_exists_with_its_options(command: str, capsys: pytest.CaptureFixture) -> None:
+def test_every_cli_command_the_readme_shows_exists_with_its_options(
+    command: str, capsys: pytest.CaptureFixture
+) -> None:
     # Given a command as the README shows it, optional parts in [brackets]
     tokens = shlex.split(command.replace("[", "").replace("]", ""))[1:]
     path = [t for t in tokens[: next((i for i, t in enumerate(tokens) if t.startswith("-")), len(tokens))]]
@@ -86,7 +90,9 @@ def test_every_cli_command_the_readme_shows_exists_with_its_options(command: str
     # Then it exists, has a description, and knows every option the README uses
     assert exit_.value.code == 0
     after_usage = help_text.split("\n\n")[1]
-    assert not after_usage.startswith(("options:", "positional arguments:", "commands:")), f"`leadpipe {' '.join(path)} --help` has no description"
+    assert not after_usage.startswith(("options:", "positional arguments:", "commands:")), (
+        f"`leadpipe {' '.join(path)} --help` has no description"
+    )
     for option in (t for t in tokens if t.startswith("--")):
         assert option in help_text, f"the README shows {option} for `leadpipe {' '.join(path)}`"
 
@@ -116,4 +122,6 @@ def test_the_picture_caption_states_the_runs_figures() -> None:
     # Then the caption under the picture quotes that run, not another one
     for figure in (summary["accepted"], summary["max_queued"], summary["lost"], summary["duplicates"]):
         assert f"{figure:,}" in caption
-    assert f"{summary['observed_drain_per_s']:,.0f}" in caption and f"{summary['predicted_drain_per_s']:,.0f}" in caption
+    assert (
+        f"{summary['observed_drain_per_s']:,.0f}" in caption and f"{summary['predicted_drain_per_s']:,.0f}" in caption
+    )

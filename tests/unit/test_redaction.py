@@ -11,11 +11,32 @@ import pytest
 
 from functions.contract.redaction import RedactingFormatter, mask_email, redact_text
 
-EMAILS = ["jane.doe@example.com", "jöhn@exämple.com", "用户@例子.中国", "o'neil+news@sub.example.co.uk", "jane@xn--exmple-cua.com"]
-PHONES = ["+1 202 555 0143", "+44 20 7946 0958", "(202) 555-0143", "202-555-0143", "202.555.0143", "030 1234567",
-          "07700 900123", "0171/2345678", "0044 20 7946 0958"]  # fmt: skip
-NOT_PERSONAL = ["2026-11-30 03:02:13,123+0000", "lead_id 6f1c2b1e-3f57-4c8e-9a51-0d6a4c1b7e42", "took 1732934533123 ms",
-                "arn:aws:lambda:eu-west-1:123456789012:function:x", "batch of 10 in 0.042 s", "version 5.2.5"]  # fmt: skip
+EMAILS = [
+    "jane.doe@example.com",
+    "jöhn@exämple.com",
+    "用户@例子.中国",
+    "o'neil+news@sub.example.co.uk",
+    "jane@xn--exmple-cua.com",
+]
+PHONES = [
+    "+1 202 555 0143",
+    "+44 20 7946 0958",
+    "(202) 555-0143",
+    "202-555-0143",
+    "202.555.0143",
+    "030 1234567",
+    "07700 900123",
+    "0171/2345678",
+    "0044 20 7946 0958",
+]
+NOT_PERSONAL = [
+    "2026-11-30 03:02:13,123+0000",
+    "lead_id 6f1c2b1e-3f57-4c8e-9a51-0d6a4c1b7e42",
+    "took 1732934533123 ms",
+    "arn:aws:lambda:eu-west-1:123456789012:function:x",
+    "batch of 10 in 0.042 s",
+    "version 5.2.5",
+]
 
 
 @pytest.mark.parametrize("address", EMAILS)
@@ -38,7 +59,9 @@ def test_timestamps_ids_and_durations_are_left_alone(text: str) -> None:
 
 def test_mask_email_shows_only_the_first_character_and_the_domain() -> None:
     assert [mask_email(a) for a in ("jöhn@exämple.com", '"odd local"@example.com', "no-at-sign")] == [
-        "j***@exämple.com", '"***@example.com', "***",
+        "j***@exämple.com",
+        '"***@example.com',
+        "***",
     ]
 
 
@@ -54,6 +77,7 @@ def capture_with(formatter: logging.Formatter) -> tuple[logging.Logger, io.Strin
 def test_a_log_call_that_tries_to_leak_personal_data_writes_none_of_it() -> None:
     # Given the functions' formatter on a logger
     logger, stream = capture_with(RedactingFormatter(service="test"))
+
     # When code logs personal data every way it can: in the message, in extra fields (named and
     # not), nested, as an object's str(), and inside an exception's traceback
     class Visitor:
@@ -65,15 +89,28 @@ def test_a_log_call_that_tries_to_leak_personal_data_writes_none_of_it() -> None
     except ValueError:
         logger.exception(
             "failed for jane.doe@example.com, call +44 20 7946 0958",
-            extra={"email": "jane.doe@example.com", "first_name": "Jane", "note": {"text": "or 07700 900123"}, "who": Visitor()},
+            extra={
+                "email": "jane.doe@example.com",
+                "first_name": "Jane",
+                "note": {"text": "or 07700 900123"},
+                "who": Visitor(),
+            },
         )
     line = stream.getvalue()
     logged = json.loads(line)
     decoded = json.dumps(logged, ensure_ascii=False)  # non-ASCII letters as letters, not \\u escapes
     # Then the line is still Powertools' JSON, and no address, number or name is in it
     assert logged["level"] == "ERROR" and "ValueError" in logged["exception"]
-    for secret in ("jane.doe@example.com", "jöhn@exämple.com", "用户@例子.中国", "+44 20 7946 0958", "(202) 555-0143",
-                   "030 1234567", "07700 900123", "Jane"):  # fmt: skip
+    for secret in (
+        "jane.doe@example.com",
+        "jöhn@exämple.com",
+        "用户@例子.中国",
+        "+44 20 7946 0958",
+        "(202) 555-0143",
+        "030 1234567",
+        "07700 900123",
+        "Jane",
+    ):
         assert secret not in decoded and secret not in line
     assert "j***@example.com" in logged["message"] and logged["email"] == logged["first_name"] == "***"
     assert "用***@例子.中国" in logged["exception"]

@@ -29,7 +29,9 @@ from functions.worker.settings import WorkerSettings
         (12.0, 1.0, SHORTEST_ROUND_TRIP_SECONDS),  # almost none left: still one real try
     ],
 )
-def test_round_trip_seconds_fit_the_limit_and_the_invocation(limit: float, time_left: float | None, expected: float) -> None:
+def test_round_trip_seconds_fit_the_limit_and_the_invocation(
+    limit: float, time_left: float | None, expected: float
+) -> None:
     assert round_trip_seconds(limit, time_left) == expected
 
 
@@ -38,27 +40,42 @@ def test_round_trip_seconds_fit_the_limit_and_the_invocation(limit: float, time_
     [
         (None, 12.0, 12.0),  # no invocation clock (a script, a test): the bounded fallback
         (None, None, None),  # nor a fallback: no deadline
-        (30.0, 12.0, 30.0 - RESPONSE_RESERVE_SECONDS),  # a 30 s invocation: all of it but the reserve, past the fallback
+        (
+            30.0,
+            12.0,
+            30.0 - RESPONSE_RESERVE_SECONDS,
+        ),  # a 30 s invocation: all of it but the reserve, past the fallback
         (1.0, 12.0, SHORTEST_ROUND_TRIP_SECONDS),  # almost none left: still one real try
     ],
 )
-def test_the_workers_round_trip_may_take_what_the_invocation_has_left(time_left: float | None, fallback: float | None,
-                                                                     expected: float | None) -> None:  # fmt: skip
+def test_the_workers_round_trip_may_take_what_the_invocation_has_left(
+    time_left: float | None, fallback: float | None, expected: float | None
+) -> None:
     # Given a worker's round trip, with or without the invocation's clock  Then it waits at most what the invocation can spare
     assert invocation_round_trip_seconds(time_left, fallback) == expected
 
 
 @pytest.mark.parametrize(
     ("time_left", "expected"),
-    [(None, True), (30.0, True), (RESPONSE_RESERVE_SECONDS + SHORTEST_ROUND_TRIP_SECONDS, True), (2.4, False), (-1.0, False)],
+    [
+        (None, True),
+        (30.0, True),
+        (RESPONSE_RESERVE_SECONDS + SHORTEST_ROUND_TRIP_SECONDS, True),
+        (2.4, False),
+        (-1.0, False),
+    ],
 )
-def test_a_round_trip_starts_only_with_time_for_its_shortest_try_and_the_reserve(time_left: float | None, expected: bool) -> None:
+def test_a_round_trip_starts_only_with_time_for_its_shortest_try_and_the_reserve(
+    time_left: float | None, expected: bool
+) -> None:
     assert time_for_another_round_trip(time_left) is expected
 
 
 def test_the_limit_comes_from_the_statement_timeout() -> None:
     # Given the worker's statement timeout  Then the client waits that long, plus the margin for the server's own answer
-    settings = WorkerSettings.from_env({"DATABASE_URL": "postgresql://x@localhost/db", "DB_STATEMENT_TIMEOUT_SECONDS": "7"})
+    settings = WorkerSettings.from_env(
+        {"DATABASE_URL": "postgresql://x@localhost/db", "DB_STATEMENT_TIMEOUT_SECONDS": "7"}
+    )
     assert settings.round_trip_limit_seconds == 7 + ROUND_TRIP_MARGIN_SECONDS
 
 

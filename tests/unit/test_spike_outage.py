@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from leadpipe.cli import main as leadpipe
-from leadpipe.spike import DatabaseOutage, Request, Sample, SpikeRefused, observed_drain_after, predicted_backlog, smoothed_write_rate
+from leadpipe.spike import (
+    DatabaseOutage,
+    Request,
+    Sample,
+    SpikeRefused,
+    observed_drain_after,
+    predicted_backlog,
+    smoothed_write_rate,
+)
 
 
 def process_state(pid: int) -> str:
@@ -45,7 +53,9 @@ def test_an_outage_is_refused_for_a_database_the_runtime_does_not_own() -> None:
 
 def test_an_outage_is_refused_against_an_explicit_url(capsys: pytest.CaptureFixture) -> None:
     # Given a spike at a URL (a deployed stack, or anything not the local runtime)
-    status = leadpipe(["spike", "--url", "https://abc.execute-api.eu-west-1.amazonaws.com/prod/leads", "--db-outage-after", "5"])
+    status = leadpipe(
+        ["spike", "--url", "https://abc.execute-api.eu-west-1.amazonaws.com/prod/leads", "--db-outage-after", "5"]
+    )
     # Then nothing is sent and the refusal is one line
     assert status == 2
     assert "refused with --url" in capsys.readouterr().err
@@ -101,8 +111,13 @@ def test_the_planner_backlog_uses_the_leads_accepted_and_pauses_in_the_outage() 
 
 def test_the_drain_after_the_outage_is_measured_until_the_backlog_is_gone() -> None:
     # Given the outage ended at 10 s with 2,000 stored and 3,000 queued; new leads keep 30 queued
-    samples = [Sample(9.0, 3_000, None, None, None), Sample(10.0, 3_000, 2_000, 2, 2), Sample(11.0, 1_500, 3_000, 2, 2),
-               Sample(12.0, 30, 4_000, 2, 0), Sample(13.0, 30, 4_030, 2, 0)]  # fmt: skip
+    samples = [
+        Sample(9.0, 3_000, None, None, None),
+        Sample(10.0, 3_000, 2_000, 2, 2),
+        Sample(11.0, 1_500, 3_000, 2, 2),
+        Sample(12.0, 30, 4_000, 2, 0),
+        Sample(13.0, 30, 4_030, 2, 0),
+    ]
     # Then the drain counts until the queue is under a tenth of its peak (300): 2,000 rows over 2 s
     assert observed_drain_after(samples, 10.0) == pytest.approx(1_000)
     assert observed_drain_after([Sample(1.0, 0, 5, 2, 0), Sample(2.0, 0, 9, 2, 0)], 0.0) is None  # nothing queued

@@ -25,7 +25,11 @@ class ThrottleOnce(BaseHTTPRequestHandler):
             first = all(k != key for k, _ in self.seen)
             self.seen.append((key, body))
         if first:
-            answer, status, headers = {"error": {"code": "throttled", "message": "too many requests", "fields": []}}, 429, {"Retry-After": "0"}
+            answer, status, headers = (
+                {"error": {"code": "throttled", "message": "too many requests", "fields": []}},
+                429,
+                {"Retry-After": "0"},
+            )
         else:
             answer, status, headers = {"lead_id": f"id-{key}", "status": "queued"}, 202, {}
         data = json.dumps(answer).encode()
@@ -52,7 +56,9 @@ def throttling_api() -> Iterator[str]:
 
 def test_a_throttled_lead_is_posted_again_with_the_same_key_and_body_until_accepted(throttling_api: str) -> None:
     # Given an API that throttles every lead's first post
-    options = SpikeOptions(url=throttling_api, total=5, concurrency=2, campaign="retry", timeout_seconds=30, run_id="r1")
+    options = SpikeOptions(
+        url=throttling_api, total=5, concurrency=2, campaign="retry", timeout_seconds=30, run_id="r1"
+    )
     # When a spike of five leads is sent
     requests, seconds = send_spike(options)
     summary = summarise(requests, seconds)

@@ -89,8 +89,13 @@ def test_the_local_api_answers_429_in_the_project_shape_without_calling_the_func
     # Given the local API with a stage burst of 2 and a still clock
     clock = FakeClock()
     function = RecordingFunction(ACCEPTED)
-    app = ApiGatewayApp(function, "dev", "http://127.0.0.1:8080", allowed_origins=("http://127.0.0.1:8080",),
-                        throttle=StageThrottle(rate_per_second=5, burst=2, clock=clock))  # fmt: skip
+    app = ApiGatewayApp(
+        function,
+        "dev",
+        "http://127.0.0.1:8080",
+        allowed_origins=("http://127.0.0.1:8080",),
+        throttle=StageThrottle(rate_per_second=5, burst=2, clock=clock),
+    )
     post = {"Content-Type": "application/json", "Origin": "http://127.0.0.1:8080"}
     # When three leads arrive at once
     statuses = [request(app, "POST", "/leads", b"{}", post)[0] for _ in range(2)]
@@ -98,7 +103,9 @@ def test_the_local_api_answers_429_in_the_project_shape_without_calling_the_func
     # Then two reach the function and the third is API Gateway's THROTTLED answer
     assert statuses == [202, 202] and len(function.events) == 2
     assert status == 429
-    assert json.loads(body) == {"error": {"code": "throttled", "message": "too many requests; please retry after a moment", "fields": []}}
+    assert json.loads(body) == {
+        "error": {"code": "throttled", "message": "too many requests; please retry after a moment", "fields": []}
+    }
     assert headers["retry-after"] == "1" and headers["access-control-allow-origin"] == "http://127.0.0.1:8080"
     assert headers["access-control-expose-headers"] == "Retry-After" and headers["content-type"] == "application/json"
     # And once a token is back (1/5 s later) the next lead goes through
@@ -108,8 +115,12 @@ def test_the_local_api_answers_429_in_the_project_shape_without_calling_the_func
 
 def test_the_landing_page_is_not_throttled() -> None:
     # Given an exhausted stage bucket
-    app = ApiGatewayApp(RecordingFunction(ACCEPTED), "dev", "http://127.0.0.1:9",
-                        throttle=StageThrottle(rate_per_second=1, burst=1, clock=FakeClock()))  # fmt: skip
+    app = ApiGatewayApp(
+        RecordingFunction(ACCEPTED),
+        "dev",
+        "http://127.0.0.1:9",
+        throttle=StageThrottle(rate_per_second=1, burst=1, clock=FakeClock()),
+    )
     request(app, "POST", "/leads", b"{}", {"Content-Type": "application/json"})
     # When the page is loaded; Then it is served (a local extra, not part of the stage)
     assert request(app, "GET", "/")[0] == 200

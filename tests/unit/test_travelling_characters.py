@@ -30,20 +30,46 @@ SQS_MAX_MESSAGE_BYTES = 1_048_576
 FORBIDDEN = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1f", "\ud800", "\udfff", "\ufffe", "\uffff"]
 # Every string field of the contract, each with a value it would otherwise accept.
 TEXT_FIELDS = {
-    "email": "ada{}@example.com", "first_name": "A{}da", "last_name": "Love{}lace", "company": "Ac{}me",
-    "job_title": "C{}TO", "utm_source": "ne{}ws", "utm_medium": "ma{}il", "utm_campaign": "spr{}ing",
-    "utm_term": "le{}ads", "utm_content": "ban{}ner", "phone": "+44 20{} 7946 0958", "campaign": "SPR{}ING",
-    "country": "D{}", "landing_page": "https://www.example.com/{}", "custom.note": "li{}ne",
-}  # fmt: skip
+    "email": "ada{}@example.com",
+    "first_name": "A{}da",
+    "last_name": "Love{}lace",
+    "company": "Ac{}me",
+    "job_title": "C{}TO",
+    "utm_source": "ne{}ws",
+    "utm_medium": "ma{}il",
+    "utm_campaign": "spr{}ing",
+    "utm_term": "le{}ads",
+    "utm_content": "ban{}ner",
+    "phone": "+44 20{} 7946 0958",
+    "campaign": "SPR{}ING",
+    "country": "D{}",
+    "landing_page": "https://www.example.com/{}",
+    "custom.note": "li{}ne",
+}
 # Fields kept exactly as typed: a character accepted there must be stored, never dropped.
-VERBATIM_FIELDS = {"first_name", "last_name", "company", "job_title", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-                   "utm_content", "custom.note"}  # fmt: skip
-PROPERTY_SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+VERBATIM_FIELDS = {
+    "first_name",
+    "last_name",
+    "company",
+    "job_title",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "custom.note",
+}
+PROPERTY_SETTINGS = settings(
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 lead_fields = st.fixed_dictionaries(
     {"email": st.emails() | st.builds("{}@{}.example".format, field_text, st.sampled_from(["a", "b"]))},
     optional={
-        **{name: field_text for name in ("first_name", "last_name", "company", "job_title", "utm_source", "utm_term", "utm_content")},
+        **{
+            name: field_text
+            for name in ("first_name", "last_name", "company", "job_title", "utm_source", "utm_term", "utm_content")
+        },
         "custom": st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,10}", fullmatch=True), field_text, max_size=4),
     },
 )
@@ -127,16 +153,54 @@ def test_a_forbidden_character_in_a_custom_value_names_the_custom_key(key: str, 
 
 # The hostile inputs of issue 13 and what each gets (listed in the closing note).
 HOSTILE = [
-    ("nul-in-custom-value-json", api_event('{"email": "a@example.com", "custom": {"k": "a\\u0000b"}}'), 422, "custom.k"),
-    ("u+ffff-in-first-name-form", api_event("email=a%40example.com&first_name=%EF%BF%BF", "application/x-www-form-urlencoded"), 422, "first_name"),
+    (
+        "nul-in-custom-value-json",
+        api_event('{"email": "a@example.com", "custom": {"k": "a\\u0000b"}}'),
+        422,
+        "custom.k",
+    ),
+    (
+        "u+ffff-in-first-name-form",
+        api_event("email=a%40example.com&first_name=%EF%BF%BF", "application/x-www-form-urlencoded"),
+        422,
+        "first_name",
+    ),
     ("u+fffe-in-company-json", api_event('{"email": "a@example.com", "company": "Acme\\ufffe"}'), 422, "company"),
-    ("lone-high-surrogate-in-last-name", api_event('{"email": "a@example.com", "last_name": "x\\ud800"}'), 422, "last_name"),
-    ("lone-low-surrogate-in-custom-form", api_event(f"email=a%40example.com&custom[k]={quote(chr(0xDC00), errors='surrogatepass')}", "application/x-www-form-urlencoded"), 400, ""),
+    (
+        "lone-high-surrogate-in-last-name",
+        api_event('{"email": "a@example.com", "last_name": "x\\ud800"}'),
+        422,
+        "last_name",
+    ),
+    (
+        "lone-low-surrogate-in-custom-form",
+        api_event(
+            f"email=a%40example.com&custom[k]={quote(chr(0xDC00), errors='surrogatepass')}",
+            "application/x-www-form-urlencoded",
+        ),
+        400,
+        "",
+    ),
     ("nul-in-email", api_event('{"email": "a\\u0000@example.com"}'), 422, "email"),
-    ("vertical-tab-in-custom-value", api_event('{"email": "a@example.com", "custom": {"note": "a\\u000bb"}}'), 422, "custom.note"),
-    ("emoji-and-cjk-are-fine", api_event('{"email": "a@example.com", "first_name": "\\u5c71\\u7530 \\ud83d\\ude00"}'), 202, None),
-    ("tab-and-newline-in-custom-are-fine", api_event('{"email": "a@example.com", "custom": {"note": "line 1\\n\\tline 2"}}'), 202, None),
-]  # fmt: skip
+    (
+        "vertical-tab-in-custom-value",
+        api_event('{"email": "a@example.com", "custom": {"note": "a\\u000bb"}}'),
+        422,
+        "custom.note",
+    ),
+    (
+        "emoji-and-cjk-are-fine",
+        api_event('{"email": "a@example.com", "first_name": "\\u5c71\\u7530 \\ud83d\\ude00"}'),
+        202,
+        None,
+    ),
+    (
+        "tab-and-newline-in-custom-are-fine",
+        api_event('{"email": "a@example.com", "custom": {"note": "line 1\\n\\tline 2"}}'),
+        202,
+        None,
+    ),
+]
 
 
 @pytest.mark.parametrize(("event", "status", "field"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
@@ -169,8 +233,12 @@ def test_a_queued_lead_with_a_forbidden_character_is_unreadable_not_stored() -> 
     # An old producer's message with NUL fails in the worker (and reaches the DLQ), never silently
     from functions.contract import UnreadableEnvelope, parse_envelope
 
-    good = LeadEnvelope(lead_id="6f1c2b1e-3f57-4c8e-9a51-0d6a4c1b7e42", received_at="2026-11-30T00:00:00Z", source=Source(),
-                        lead=Lead(email="a@example.com", custom={"k": "ab"}))  # fmt: skip
+    good = LeadEnvelope(
+        lead_id="6f1c2b1e-3f57-4c8e-9a51-0d6a4c1b7e42",
+        received_at="2026-11-30T00:00:00Z",
+        source=Source(),
+        lead=Lead(email="a@example.com", custom={"k": "ab"}),
+    )
     poisoned = good.to_message_body().replace('"ab"', '"a\\u0000b"')
     with pytest.raises(UnreadableEnvelope, match="lead.custom.k"):
         parse_envelope(poisoned)
@@ -187,13 +255,27 @@ def test_the_largest_lead_the_contract_accepts_fits_in_one_sqs_message() -> None
     # Given every field at its bound, in 4-byte characters, and browser headers at theirs
     wide = "\U0001f600"
     lead = Lead(
-        email=f"{'a' * 64}@{'b' * 63}.{'c' * 63}.example", first_name=wide * 100, last_name=wide * 100, company=wide * 200,
-        job_title=wide * 200, utm_source=wide * 200, utm_medium=wide * 200, utm_campaign=wide * 200, utm_term=wide * 200,
-        utm_content=wide * 200, phone="+" + "1" * 31, campaign="C" * 64, country="DE", landing_page="https://example.com/" + "p" * 2000,
-        consent=True, custom={f"k{i:02d}{'x' * 60}": wide * 500 for i in range(20)},
-    )  # fmt: skip
+        email=f"{'a' * 64}@{'b' * 63}.{'c' * 63}.example",
+        first_name=wide * 100,
+        last_name=wide * 100,
+        company=wide * 200,
+        job_title=wide * 200,
+        utm_source=wide * 200,
+        utm_medium=wide * 200,
+        utm_campaign=wide * 200,
+        utm_term=wide * 200,
+        utm_content=wide * 200,
+        phone="+" + "1" * 31,
+        campaign="C" * 64,
+        country="DE",
+        landing_page="https://example.com/" + "p" * 2000,
+        consent=True,
+        custom={f"k{i:02d}{'x' * 60}": wide * 500 for i in range(20)},
+    )
     source = Source(user_agent=wide * 1024, origin=wide * 1024, referer=wide * 1024)
-    body = LeadEnvelope(lead_id="6f1c2b1e-3f57-4c8e-9a51-0d6a4c1b7e42", received_at="2026-11-30T00:00:00Z", source=source, lead=lead).to_message_body()
+    body = LeadEnvelope(
+        lead_id="6f1c2b1e-3f57-4c8e-9a51-0d6a4c1b7e42", received_at="2026-11-30T00:00:00Z", source=source, lead=lead
+    ).to_message_body()
     # Then its message is well within SQS's 1 MiB, so no accepted lead can be refused for size
     assert len(body.encode("utf-8")) <= SQS_MAX_MESSAGE_BYTES
     assert SQS_MESSAGE_CHARACTERS.fullmatch(body)

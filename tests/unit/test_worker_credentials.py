@@ -41,7 +41,9 @@ def cloud_settings(secret_arn: str, **env: str) -> WorkerSettings:
 
 def test_the_rds_secret_becomes_the_connection_string(secret_arn: str) -> None:
     # Given a worker configured with the secret's ARN only
-    settings = cloud_settings(secret_arn, DB_CONNECT_TIMEOUT_SECONDS="4", DB_STATEMENT_TIMEOUT_SECONDS="9", DB_LOCK_TIMEOUT_SECONDS="2")
+    settings = cloud_settings(
+        secret_arn, DB_CONNECT_TIMEOUT_SECONDS="4", DB_STATEMENT_TIMEOUT_SECONDS="9", DB_LOCK_TIMEOUT_SECONDS="2"
+    )
     # When it builds its connection string
     parsed = conninfo_to_dict(database_conninfo(settings))
     # Then every field of the secret reaches libpq, with sslmode, the connect timeout and the session limits
@@ -72,13 +74,19 @@ def test_an_rds_proxy_endpoint_replaces_the_host_and_no_session_state_is_sent(se
     parsed = conninfo_to_dict(database_conninfo(settings))
     # Then it connects to the proxy with the secret's credentials, and sets nothing that would pin its session
     assert parsed["host"] == "leadpipe.proxy-xyz.eu-west-1.rds.amazonaws.com"
-    assert (parsed["user"], parsed["password"], parsed["sslmode"]) == ("leadpipe_worker", RDS_SECRET["password"], "verify-full")
+    assert (parsed["user"], parsed["password"], parsed["sslmode"]) == (
+        "leadpipe_worker",
+        RDS_SECRET["password"],
+        "verify-full",
+    )
     assert "options" not in parsed
     assert not settings.prepares_statements
 
 
 def rotate(secret_arn: str, password: str) -> None:
-    boto3.client("secretsmanager").put_secret_value(SecretId=secret_arn, SecretString=json.dumps({**RDS_SECRET, "password": password}))
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=secret_arn, SecretString=json.dumps({**RDS_SECRET, "password": password})
+    )
 
 
 def test_the_secret_is_cached_for_its_max_age(secret_arn: str) -> None:
@@ -102,7 +110,9 @@ def test_a_rotation_is_seen_once_the_max_age_has_passed(secret_arn: str) -> None
 
 def test_a_local_database_url_gets_the_same_limits_and_keeps_its_own_options() -> None:
     # Given a local DATABASE_URL that already carries an option of its own
-    settings = WorkerSettings.from_env({"DATABASE_URL": "postgresql://me@127.0.0.1:5432/leads?options=-c%20search_path%3Dpublic"})
+    settings = WorkerSettings.from_env(
+        {"DATABASE_URL": "postgresql://me@127.0.0.1:5432/leads?options=-c%20search_path%3Dpublic"}
+    )
     # When the worker builds its connection string
     parsed = conninfo_to_dict(database_conninfo(settings))
     # Then its option is kept and the worker's limits are added
@@ -110,7 +120,9 @@ def test_a_local_database_url_gets_the_same_limits_and_keeps_its_own_options() -
     assert "-c statement_timeout=10000" in parsed["options"] and parsed["connect_timeout"] == "5"
 
 
-@pytest.mark.parametrize("env", [{}, {"DATABASE_URL": "postgresql://x@h/db", "DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}])
+@pytest.mark.parametrize(
+    "env", [{}, {"DATABASE_URL": "postgresql://x@h/db", "DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}]
+)
 def test_exactly_one_credential_source(env: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="set exactly one of DATABASE_URL"):
         WorkerSettings.from_env(env)

@@ -21,7 +21,12 @@ from tests.events import sqs_event
 
 
 def envelope_body() -> str:
-    envelope = LeadEnvelope(lead_id=uuid4(), received_at=datetime.now(UTC), source=Source(user_agent="test"), lead=Lead(email="a@example.com"))
+    envelope = LeadEnvelope(
+        lead_id=uuid4(),
+        received_at=datetime.now(UTC),
+        source=Source(user_agent="test"),
+        lead=Lead(email="a@example.com"),
+    )
     return json.dumps(json.loads(envelope.to_message_body()))
 
 
@@ -37,6 +42,8 @@ def test_the_worker_freezes_what_its_cold_start_built() -> None:
         "import gc; before = gc.get_freeze_count(); import functions.worker.handler; "
         "print(before, gc.get_freeze_count())"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
     before, after = map(int, result.stdout.split())
     assert before == 0 and after > 10_000
