@@ -29,7 +29,7 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 
-.PHONY: help install test fuzz run bench soak synth deploy diff clean reset-local
+.PHONY: help install lint test fuzz run bench soak synth deploy diff clean reset-local
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,12 +51,16 @@ $(CHROMIUM):
 
 install: $(VENV_STAMP) $(NODE_STAMP) $(CHROMIUM)  ## create .venv and node_modules, install Chromium for the browser tests
 
-test: $(VENV_STAMP) $(NODE_STAMP) $(CHROMIUM)  ## run the whole test suite (unit, integration, infra, e2e with a real browser)
+lint: $(VENV_STAMP)  ## ruff: the one formatter and linter of the tree
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(VENV_STAMP) $(NODE_STAMP) $(CHROMIUM) lint  ## lint, then the whole test suite (functions, infra, CLI, local runtime, e2e with a real browser)
 	$(PY) -m pytest
 
 # Fresh seeds, 10,000 examples per property (the "fuzz" profile in tests/conftest.py); failures are kept
 # in .leadpipe/hypothesis and replayed first next time. Not part of make test.
-FUZZ_TESTS ?= tests/unit tests/e2e/test_openapi_contract.py tests/e2e/test_openapi_stateful.py
+FUZZ_TESTS ?= tests/functions tests/e2e/test_openapi_contract.py tests/e2e/test_openapi_stateful.py
 FUZZ_TEST_TIMEOUT ?= 7200
 fuzz: $(VENV_STAMP)  ## explore: fresh random inputs, >= 10,000 per property, API fuzzed (negative + stateful) against the local runtime
 	LEADPIPE_HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -p no:cacheprovider -q --timeout=$(FUZZ_TEST_TIMEOUT) --hypothesis-show-statistics $(FUZZ_TESTS)

@@ -10,7 +10,7 @@ shape-driven response serialiser, which were most of their CPU. Each direct answ
 same backend call moto's `SQSResponse` method makes and answers the same JSON. Anything it does
 not cover (FIFO queues, delays, system attributes, unknown parameters, errors) is declined
 before the backend is touched, and moto's full path answers it.
-tests/unit/test_local_sqs_app.py compares both paths request for request.
+tests/leadpipe/local/test_sqs_app.py compares both paths request for request.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def sqs_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
 
 
 # --- What real SQS refuses and moto 5.2.5 lets through -----------------------------------------
-# Each is AWS's documented behaviour (tests/unit/test_local_sqs_limits.py cites the docs):
+# Each is AWS's documented behaviour (tests/leadpipe/local/test_sqs_server_limits.py cites the docs):
 # the message character set, the size of a message (body and attributes, in UTF-8 bytes) and of
 # a batch, and 10 entries with distinct ids per batch call.
 

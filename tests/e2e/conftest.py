@@ -6,21 +6,28 @@ import http.client
 import json
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import boto3
 import psycopg
 import pytest
+from moto.server import ThreadedMotoServer
+from playwright.sync_api import Browser, Page, Request, Response, Route, sync_playwright
 
 from infra.config import PipelineSettings, settings_from_file
 from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions, RuntimeInfo, local_sqs_client
+from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION
 from tests.conftest import REPO_ROOT
 from tests.events import without_json_escapes
+from tests.siteverify import SiteverifyStandIn
 
 
 @dataclass(frozen=True)
@@ -178,3 +185,290 @@ def assert_logs_hold_no_personal_data(data_dir: Path) -> None:
     assert logged, "the pipeline wrote no logs at all"
     logged += "\n" + without_json_escapes(logged)  # "j\\u00f6hn@..." in a JSON line is jöhn@... to a reader
     assert RAW_EMAIL.findall(logged) == [] and RAW_PHONE.findall(logged) == []
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+OUTBOX_JS = "Object.keys(localStorage).filter(k => k.startsWith('leadpipe:outbox:')).map(k => JSON.parse(localStorage.getItem(k)))"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
+def unique_email(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def pump_until(page: Page, check: Callable[[], Any], timeout: float, message: str) -> Any:
+    """`wait_for`, but letting Playwright run its event handlers (routes, request listeners) meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def outbox(page: Page) -> list[dict]:
+    return page.evaluate(OUTBOX_JS)
+
+
+ORIGIN = "http://localhost:8931"  # answered by page.route only; localhost is a secure context (Web Locks, randomUUID)
+
+
+TOKEN_FIELD = "cf-turnstile-response"
+
+
+PASS_HEADER = "Leadpipe-Captcha-Pass"
+
+
+CLIENT_JS = (REPO_ROOT / "leadpipe" / "local" / "landing_page" / "leadpipe.js").read_text()
+
+
+PAGE = """<!doctype html><html><body>
+<form id="signup-form" method="post" action="/leads" data-leadpipe data-leadpipe-retry-seconds="2">
+  <input type="hidden" name="campaign" value="SUMMERSALE20">
+  <input id="signup-email" type="email" name="email" required>
+  <input type="hidden" name="cf-turnstile-response" value="">
+  <button type="submit">Sign up</button>
+  <p id="signup-status" data-leadpipe-status role="status"></p>
+</form>
+<script src="/leadpipe.js" defer></script>
+</body></html>"""
+
+
+@dataclass
+class CaptchaApi:
+    """The ingest's captcha rules, the queue and the leads table, as one in-memory stand-in."""
+
+    queue_up: bool = True
+    network_up: bool = True
+    drop_next: int = 0  # the next n POSTs are lost on the network (status 0 in fetch)
+    low_score: bool = False  # reCAPTCHA v3: this visitor's every token scores below the threshold
+    token_field: str = TOKEN_FIELD  # g-recaptcha-response for reCAPTCHA v3
+    issued: set[str] = field(default_factory=set)
+    spent: set[str] = field(default_factory=set)
+    passes: dict[str, str] = field(default_factory=dict)  # pass -> the lead_id it was issued for
+    rows: dict[str, str] = field(default_factory=dict)  # lead_id -> email (the table; lead_id is its primary key)
+    answers: list[tuple[int, str, str]] = field(default_factory=list)  # (status, code, Idempotency-Key)
+
+    def issue(self) -> str:
+        token = f"turnstile-{uuid.uuid4().hex}"
+        self.issued.add(token)
+        return token
+
+    def rows_for(self, email: str) -> int:
+        return sum(1 for stored in self.rows.values() if stored == email)
+
+    def handle(self, route: Route) -> None:
+        request = route.request
+        if request.url.endswith("/leadpipe.js"):
+            route.fulfill(status=200, content_type="application/javascript", body=CLIENT_JS)
+            return
+        if request.method != "POST":
+            route.fulfill(status=200, content_type="text/html", body=PAGE.replace(TOKEN_FIELD, self.token_field))
+            return
+        if not self.network_up or self.drop_next > 0:
+            self.drop_next = max(0, self.drop_next - 1)
+            self.answers.append((0, "network", request.headers.get("idempotency-key", "")))
+            route.abort("internetdisconnected")
+            return
+        fields = dict(parse_qsl(request.post_data or "", keep_blank_values=True))
+        token = fields.pop(self.token_field, None)
+        key = request.headers.get("idempotency-key", "")
+        lead_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key + json.dumps(fields, sort_keys=True)))
+        ticket = request.headers.get(PASS_HEADER.lower())
+        if ticket is not None and self.passes.get(ticket) == lead_id:
+            passed = True
+        elif not token or not token.strip():
+            self._answer(route, 400, "captcha_missing", key)
+            return
+        else:
+            spent = token in self.spent  # siteverify: timeout-or-duplicate, which the ingest answers as captcha_expired
+            passed = token in self.issued and not spent and not self.low_score
+            self.spent.add(token)
+            if not passed:
+                code = "expired" if spent else "low_score" if self.low_score else "invalid"
+                why = [{"field": self.token_field, "code": code, "message": "the captcha token was not accepted"}]
+                self._answer(route, 403, "captcha_expired" if spent else "captcha_invalid", key, fields=why)
+                return
+        if not self.queue_up:
+            ticket = f"pass-{uuid.uuid4().hex}"
+            self.passes[ticket] = lead_id
+            self._answer(route, 503, "queue_unavailable", key, {"Retry-After": "3600", PASS_HEADER: ticket})
+            return
+        self.rows.setdefault(lead_id, fields["email"])
+        self._answer(route, 202, "", key, body={"lead_id": lead_id, "status": "queued"})
+
+    def _answer(
+        self,
+        route: Route,
+        status: int,
+        code: str,
+        key: str,
+        headers: dict | None = None,
+        body: dict | None = None,
+        fields: list | None = None,
+    ) -> None:
+        self.answers.append((status, code, key))
+        payload = body if body is not None else {"error": {"code": code, "message": code, "fields": fields or []}}
+        route.fulfill(status=status, content_type="application/json", headers=headers or {}, body=json.dumps(payload))
+
+
+def open_page(browser: Browser, api: CaptchaApi) -> Page:  # noqa: F811
+    context = browser.new_context()
+    context.route(f"{ORIGIN}/**", api.handle)
+    page = context.new_page()
+    page.goto(ORIGIN + "/")
+    return page
+
+
+def widget_gives(page: Page, token: str, field: str = TOKEN_FIELD) -> None:
+    page.evaluate("([t, f]) => { document.querySelector('#signup-form').elements[f].value = t; }", [token, field])
+
+
+def status_text(page: Page) -> str:
+    return page.locator("#signup-status").text_content() or ""
+
+
+def submit(page: Page, email: str | None = None) -> None:
+    if email is not None:
+        page.fill("#signup-email", email)
+    page.click("#signup-form button[type=submit]")
+
+
+SECRET = "0x4AAAAAAA-local-secret"
+
+
+class SingleUseSiteverify(SiteverifyStandIn):
+    """A token the widget issued verifies once; after that, or unknown, it fails."""
+
+    def __init__(self) -> None:
+        self.issued: set[str] = set()
+        self.spent: set[str] = set()
+        self.checked: list[str] = []
+        super().__init__()
+
+    def answer(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any] | None]:
+        token = form.get("response", [""])[0]
+        self.checked.append(token)
+        success = form.get("secret") == [SECRET] and token in self.issued and token not in self.spent
+        self.spent.add(token)
+        return 200, {"success": success, "error-codes": [] if success else ["timeout-or-duplicate"]}
+
+    def issue(self) -> str:
+        token = f"turnstile-{uuid.uuid4().hex}"
+        self.issued.add(token)
+        return token
+
+
+@pytest.fixture(scope="module")
+def siteverify() -> Iterator[SingleUseSiteverify]:
+    stand_in = SingleUseSiteverify()
+    yield stand_in
+    stand_in.close()
+
+
+class OtherOrigin:
+    """The sample page and leadpipe.js, copied from the local runtime, on http://localhost:<port>: another
+    origin than the API's http://127.0.0.1:<port>, as in production, so the browser enforces CORS on every post."""
+
+    def __init__(self) -> None:
+        self.source = ""  # the local runtime's landing page URL, once it runs
+        other = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                answer = http_request(other.source + self.path.lstrip("/"))
+                self.send_response(answer.status)
+                self.send_header("Content-Type", answer.headers["content-type"])
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.origin = f"http://localhost:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def other_origin() -> Iterator[OtherOrigin]:
+    served = OtherOrigin()
+    yield served
+    served.close()
+
+
+@pytest.fixture(scope="module")
+def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin) -> Iterator[RunningPipeline]:
+    """The local pipeline with a Turnstile check: the secret in Secrets Manager (moto, on 127.0.0.1)."""
+    secrets_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    secrets_server.start()
+    host, port = secrets_server.get_host_and_port()
+    secrets_url = f"http://{host}:{port}"
+    # A unique name: moto keeps one Secrets Manager per process, and other test modules reuse this fixture.
+    secret_arn = boto3.client(
+        "secretsmanager",
+        endpoint_url=secrets_url,
+        region_name=LOCAL_REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    ).create_secret(Name=f"leadpipe/local/turnstile-{uuid.uuid4().hex[:8]}", SecretString=SECRET)["ARN"]
+    data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-captcha-{uuid.uuid4().hex[:8]}"
+    captcha = {
+        "CAPTCHA_PROVIDER": "turnstile",
+        "CAPTCHA_SECRET_ARN": secret_arn,
+        "CAPTCHA_VERIFY_URL": siteverify.url,
+        "CAPTCHA_TIMEOUT_SECONDS": "1",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+    }
+    running = start_pipeline(
+        data_dir, e2e_settings(), ingest_environment=captcha, extra_allowed_origins=[other_origin.origin]
+    )
+    other_origin.source = running.info.landing_page_url
+    yield running
+    running.pipeline.stop(drain_seconds=5)
+    secrets_server.stop()
+    assert_logs_hold_no_personal_data(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def record(page: Page, api_url: str) -> tuple[list[Request], list[Response]]:
+    posts: list[Request] = []
+    answers: list[Response] = []
+    page.on(
+        "request",
+        lambda request: posts.append(request) if request.url == api_url and request.method == "POST" else None,
+    )
+    page.on(
+        "response",
+        lambda response: (
+            answers.append(response) if response.url == api_url and response.request.method == "POST" else None
+        ),
+    )
+    return posts, answers

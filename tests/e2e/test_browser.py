@@ -9,51 +9,31 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib import resources
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import (
+    OUTBOX_JS,
     RunningPipeline,
     assert_logs_hold_no_personal_data,
     e2e_settings,
     http_request,
+    outbox,
+    pump_until,
     start_pipeline,
+    unique_email,
     wait_for,
 )
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
-OUTBOX_JS = "Object.keys(localStorage).filter(k => k.startsWith('leadpipe:outbox:')).map(k => JSON.parse(localStorage.getItem(k)))"
 SAVED_MESSAGE = "We could not reach our server."
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield launched
-        launched.close()
 
 
 def new_page(browser: Browser, javascript: bool) -> Page:
     return browser.new_context(java_script_enabled=javascript).new_page()
-
-
-def unique_email(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 
 
 def record_posts(target: Page | BrowserContext, api_url: str) -> list[Request]:
@@ -70,20 +50,6 @@ def submit_lead(page: Page, email: str, phone: str = "") -> None:
     page.fill("#signup-email", email)
     page.fill("#signup-phone", phone)
     page.click("#signup-form button[type=submit]")
-
-
-def pump_until(page: Page, check: Callable[[], Any], timeout: float, message: str) -> Any:
-    """`wait_for`, but letting Playwright run its event handlers (routes, request listeners) meanwhile."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        page.wait_for_timeout(100)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-
-
-def outbox(page: Page) -> list[dict]:
-    return page.evaluate(OUTBOX_JS)
 
 
 def wait_until_sent_or_saved(page: Page, thanks_url: str, timeout_ms: float = 120_000) -> str:

@@ -10,149 +10,22 @@ The stand-in for siteverify below is as strict. The page's widget is played by a
 
 from __future__ import annotations
 
-import shutil
-import threading
-import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-from playwright.sync_api import Browser, Page, Request, Response
+from playwright.sync_api import Browser, Page
 
-from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION
-from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import (
+    OUTBOX_JS,
+    OtherOrigin,
     RunningPipeline,
-    assert_logs_hold_no_personal_data,
-    e2e_settings,
-    http_request,
-    start_pipeline,
+    SingleUseSiteverify,
+    outbox,
+    pump_until,
+    record,
+    unique_email,
     wait_for,
 )
-from tests.e2e.test_browser import OUTBOX_JS, browser, outbox, pump_until, unique_email  # noqa: F401 - browser is a fixture
-from tests.siteverify import SiteverifyStandIn
 
-SECRET = "0x4AAAAAAA-local-secret"
 PASS_HEADER = "leadpipe-captcha-pass"  # as Playwright reports request headers: lower case
-
-
-class SingleUseSiteverify(SiteverifyStandIn):
-    """A token the widget issued verifies once; after that, or unknown, it fails."""
-
-    def __init__(self) -> None:
-        self.issued: set[str] = set()
-        self.spent: set[str] = set()
-        self.checked: list[str] = []
-        super().__init__()
-
-    def answer(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any] | None]:
-        token = form.get("response", [""])[0]
-        self.checked.append(token)
-        success = form.get("secret") == [SECRET] and token in self.issued and token not in self.spent
-        self.spent.add(token)
-        return 200, {"success": success, "error-codes": [] if success else ["timeout-or-duplicate"]}
-
-    def issue(self) -> str:
-        token = f"turnstile-{uuid.uuid4().hex}"
-        self.issued.add(token)
-        return token
-
-
-@pytest.fixture(scope="module")
-def siteverify() -> Iterator[SingleUseSiteverify]:
-    stand_in = SingleUseSiteverify()
-    yield stand_in
-    stand_in.close()
-
-
-class OtherOrigin:
-    """The sample page and leadpipe.js, copied from the local runtime, on http://localhost:<port>: another
-    origin than the API's http://127.0.0.1:<port>, as in production, so the browser enforces CORS on every post."""
-
-    def __init__(self) -> None:
-        self.source = ""  # the local runtime's landing page URL, once it runs
-        other = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                answer = http_request(other.source + self.path.lstrip("/"))
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.headers["content-type"])
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.origin = f"http://localhost:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def other_origin() -> Iterator[OtherOrigin]:
-    served = OtherOrigin()
-    yield served
-    served.close()
-
-
-@pytest.fixture(scope="module")
-def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin) -> Iterator[RunningPipeline]:
-    """The local pipeline with a Turnstile check: the secret in Secrets Manager (moto, on 127.0.0.1)."""
-    secrets_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    secrets_server.start()
-    host, port = secrets_server.get_host_and_port()
-    secrets_url = f"http://{host}:{port}"
-    # A unique name: moto keeps one Secrets Manager per process, and other test modules reuse this fixture.
-    secret_arn = boto3.client(
-        "secretsmanager",
-        endpoint_url=secrets_url,
-        region_name=LOCAL_REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    ).create_secret(Name=f"leadpipe/local/turnstile-{uuid.uuid4().hex[:8]}", SecretString=SECRET)["ARN"]
-    data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-captcha-{uuid.uuid4().hex[:8]}"
-    captcha = {
-        "CAPTCHA_PROVIDER": "turnstile",
-        "CAPTCHA_SECRET_ARN": secret_arn,
-        "CAPTCHA_VERIFY_URL": siteverify.url,
-        "CAPTCHA_TIMEOUT_SECONDS": "1",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
-    }
-    running = start_pipeline(
-        data_dir, e2e_settings(), ingest_environment=captcha, extra_allowed_origins=[other_origin.origin]
-    )
-    other_origin.source = running.info.landing_page_url
-    yield running
-    running.pipeline.stop(drain_seconds=5)
-    secrets_server.stop()
-    assert_logs_hold_no_personal_data(data_dir)
-    shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def record(page: Page, api_url: str) -> tuple[list[Request], list[Response]]:
-    posts: list[Request] = []
-    answers: list[Response] = []
-    page.on(
-        "request",
-        lambda request: posts.append(request) if request.url == api_url and request.method == "POST" else None,
-    )
-    page.on(
-        "response",
-        lambda response: (
-            answers.append(response) if response.url == api_url and response.request.method == "POST" else None
-        ),
-    )
-    return posts, answers
 
 
 def widget_gives(page: Page, token: str) -> None:

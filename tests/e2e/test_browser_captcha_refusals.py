@@ -12,8 +12,7 @@ import uuid
 
 from playwright.sync_api import Browser, Page, Route
 
-from tests.e2e.test_browser import OUTBOX_JS, browser, pump_until  # noqa: F401 - browser is a fixture
-from tests.e2e.test_captcha_client_sequences import ORIGIN, CaptchaApi, open_page, status_text, submit, widget_gives
+from tests.e2e.conftest import ORIGIN, OUTBOX_JS, CaptchaApi, open_page, pump_until, status_text, submit, widget_gives
 
 DROPPED = "Your earlier sign-up could not be sent. Please fill in the form again."
 MAX_RECHECKS = 3  # leadpipe.js: fresh tokens one lead may try after a captcha_expired

@@ -19,132 +19,13 @@ https://developers.cloudflare.com/turnstile/get-started/client-side-rendering/
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
 
-from playwright.sync_api import Browser, Page, Route
+from playwright.sync_api import Browser
 
-from tests.conftest import REPO_ROOT
-from tests.e2e.test_browser import OUTBOX_JS, browser, pump_until  # noqa: F401 - browser is a fixture
+from tests.e2e.conftest import ORIGIN, OUTBOX_JS, CaptchaApi, open_page, pump_until, status_text, submit, widget_gives
 
-ORIGIN = "http://localhost:8931"  # answered by page.route only; localhost is a secure context (Web Locks, randomUUID)
 API_URL = ORIGIN + "/leads"
-TOKEN_FIELD = "cf-turnstile-response"
-PASS_HEADER = "Leadpipe-Captcha-Pass"
-CLIENT_JS = (REPO_ROOT / "leadpipe" / "local" / "landing_page" / "leadpipe.js").read_text()
-
-PAGE = """<!doctype html><html><body>
-<form id="signup-form" method="post" action="/leads" data-leadpipe data-leadpipe-retry-seconds="2">
-  <input type="hidden" name="campaign" value="SUMMERSALE20">
-  <input id="signup-email" type="email" name="email" required>
-  <input type="hidden" name="cf-turnstile-response" value="">
-  <button type="submit">Sign up</button>
-  <p id="signup-status" data-leadpipe-status role="status"></p>
-</form>
-<script src="/leadpipe.js" defer></script>
-</body></html>"""
-
-
-@dataclass
-class CaptchaApi:
-    """The ingest's captcha rules, the queue and the leads table, as one in-memory stand-in."""
-
-    queue_up: bool = True
-    network_up: bool = True
-    drop_next: int = 0  # the next n POSTs are lost on the network (status 0 in fetch)
-    low_score: bool = False  # reCAPTCHA v3: this visitor's every token scores below the threshold
-    token_field: str = TOKEN_FIELD  # g-recaptcha-response for reCAPTCHA v3
-    issued: set[str] = field(default_factory=set)
-    spent: set[str] = field(default_factory=set)
-    passes: dict[str, str] = field(default_factory=dict)  # pass -> the lead_id it was issued for
-    rows: dict[str, str] = field(default_factory=dict)  # lead_id -> email (the table; lead_id is its primary key)
-    answers: list[tuple[int, str, str]] = field(default_factory=list)  # (status, code, Idempotency-Key)
-
-    def issue(self) -> str:
-        token = f"turnstile-{uuid.uuid4().hex}"
-        self.issued.add(token)
-        return token
-
-    def rows_for(self, email: str) -> int:
-        return sum(1 for stored in self.rows.values() if stored == email)
-
-    def handle(self, route: Route) -> None:
-        request = route.request
-        if request.url.endswith("/leadpipe.js"):
-            route.fulfill(status=200, content_type="application/javascript", body=CLIENT_JS)
-            return
-        if request.method != "POST":
-            route.fulfill(status=200, content_type="text/html", body=PAGE.replace(TOKEN_FIELD, self.token_field))
-            return
-        if not self.network_up or self.drop_next > 0:
-            self.drop_next = max(0, self.drop_next - 1)
-            self.answers.append((0, "network", request.headers.get("idempotency-key", "")))
-            route.abort("internetdisconnected")
-            return
-        fields = dict(parse_qsl(request.post_data or "", keep_blank_values=True))
-        token = fields.pop(self.token_field, None)
-        key = request.headers.get("idempotency-key", "")
-        lead_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key + json.dumps(fields, sort_keys=True)))
-        ticket = request.headers.get(PASS_HEADER.lower())
-        if ticket is not None and self.passes.get(ticket) == lead_id:
-            passed = True
-        elif not token or not token.strip():
-            self._answer(route, 400, "captcha_missing", key)
-            return
-        else:
-            spent = token in self.spent  # siteverify: timeout-or-duplicate, which the ingest answers as captcha_expired
-            passed = token in self.issued and not spent and not self.low_score
-            self.spent.add(token)
-            if not passed:
-                code = "expired" if spent else "low_score" if self.low_score else "invalid"
-                why = [{"field": self.token_field, "code": code, "message": "the captcha token was not accepted"}]
-                self._answer(route, 403, "captcha_expired" if spent else "captcha_invalid", key, fields=why)
-                return
-        if not self.queue_up:
-            ticket = f"pass-{uuid.uuid4().hex}"
-            self.passes[ticket] = lead_id
-            self._answer(route, 503, "queue_unavailable", key, {"Retry-After": "3600", PASS_HEADER: ticket})
-            return
-        self.rows.setdefault(lead_id, fields["email"])
-        self._answer(route, 202, "", key, body={"lead_id": lead_id, "status": "queued"})
-
-    def _answer(
-        self,
-        route: Route,
-        status: int,
-        code: str,
-        key: str,
-        headers: dict | None = None,
-        body: dict | None = None,
-        fields: list | None = None,
-    ) -> None:
-        self.answers.append((status, code, key))
-        payload = body if body is not None else {"error": {"code": code, "message": code, "fields": fields or []}}
-        route.fulfill(status=status, content_type="application/json", headers=headers or {}, body=json.dumps(payload))
-
-
-def open_page(browser: Browser, api: CaptchaApi) -> Page:  # noqa: F811
-    context = browser.new_context()
-    context.route(f"{ORIGIN}/**", api.handle)
-    page = context.new_page()
-    page.goto(ORIGIN + "/")
-    return page
-
-
-def widget_gives(page: Page, token: str, field: str = TOKEN_FIELD) -> None:
-    page.evaluate("([t, f]) => { document.querySelector('#signup-form').elements[f].value = t; }", [token, field])
-
-
-def status_text(page: Page) -> str:
-    return page.locator("#signup-status").text_content() or ""
-
-
-def submit(page: Page, email: str | None = None) -> None:
-    if email is not None:
-        page.fill("#signup-email", email)
-    page.click("#signup-form button[type=submit]")
 
 
 def test_a_refreshed_turnstile_token_makes_the_same_lead_a_second_row(browser: Browser) -> None:  # noqa: F811

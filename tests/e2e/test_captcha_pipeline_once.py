@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser
 
-from tests.e2e.conftest import RunningPipeline, wait_for
-from tests.e2e.test_browser import OUTBOX_JS, browser, pump_until, unique_email  # noqa: F401 - browser is a fixture
-from tests.e2e.test_browser_captcha import (  # noqa: F401 - fixtures
+from tests.e2e.conftest import (
+    OUTBOX_JS,
+    RunningPipeline,
     SingleUseSiteverify,
-    guarded_pipeline,
-    other_origin,
+    pump_until,
     record,
-    siteverify,
+    unique_email,
+    wait_for,
     widget_gives,
 )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -12,17 +11,7 @@ from typing import Any
 import pytest
 
 from infra.config import REPO_ROOT, SettingsError, settings_from_context, settings_from_file
-
-BASE: dict[str, Any] = {
-    "defaults": {"allowed_origins": ["https://www.example.com"]},
-    "stages": {"dev": {}, "prod": {"db_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"}},
-}
-
-
-def with_stage(stage: str = "dev", **overrides: Any) -> dict[str, Any]:
-    context = copy.deepcopy(BASE)
-    context["stages"].setdefault(stage, {}).update(overrides)
-    return context
+from tests.infra.template_queries import BASE, with_stage
 
 
 def test_checked_in_stages_are_valid() -> None:

@@ -16,7 +16,7 @@ from aws_cdk.assertions import Template
 from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
 from infra.config import PipelineSettings
 from tests.infra.conftest import synthesize
-from tests.infra.test_stack import only, resources
+from tests.infra.template_queries import only, resources
 
 
 def database_unavailable_alarm(template: Template) -> dict[str, Any]:

@@ -14,7 +14,14 @@ from infra.breaker import DrainBreaker
 from infra.config import PipelineSettings
 from infra.queue import LeadQueue
 from infra.worker import LeadWorker
-from tests.infra.test_stack import actions, function_by_handler, only, policy_statements_of_role, ref_id, resources
+from tests.infra.template_queries import (
+    actions,
+    function_by_handler,
+    only,
+    policy_statements_of_role,
+    ref_id,
+    resources,
+)
 
 PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"

@@ -20,8 +20,8 @@ from infra.config import PipelineSettings
 from infra.gateway_responses import DEFAULT_5XX, NOT_FOUND, REQUEST_TOO_LARGE, THROTTLED
 from leadpipe.local.gateway import API_GATEWAY_MAX_BODY_BYTES, ApiGatewayApp
 from leadpipe.local.stage_throttle import StageThrottle
-from tests.unit.test_local_gateway import RecordingFunction
-from tests.unit.test_local_gateway import request as local_request
+from tests.leadpipe.local.gateway_requests import RecordingFunction
+from tests.leadpipe.local.gateway_requests import request as local_request
 
 REQUIRED_TYPES = {
     "DEFAULT_4XX",

@@ -7,7 +7,7 @@ from aws_cdk.assertions import Template
 from functions.ingest.publisher import sqs_call_budget
 from functions.ingest.settings import IngestSettings
 from infra.config import PipelineSettings
-from tests.infra.test_stack import INGEST_HANDLER, function_by_handler
+from tests.infra.template_queries import INGEST_HANDLER, function_by_handler
 
 
 def test_the_ingest_env_carries_its_function_timeout(prod: Template, prod_settings: PipelineSettings) -> None:

@@ -14,7 +14,7 @@ from aws_cdk.assertions import Template
 
 from infra.config import PipelineSettings
 from leadpipe.local.gateway import ApiGatewayApp
-from tests.unit.test_local_gateway import ACCEPTED, RecordingFunction, request
+from tests.leadpipe.local.gateway_requests import ACCEPTED, RecordingFunction, request
 
 HEADER = "method.response.header."
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
-from tests.infra.test_probe_timeout_budget import PROBE_HANDLER
-from tests.infra.test_stack import function_by_handler
+from tests.infra.template_queries import PROBE_HANDLER, function_by_handler
 
 
 def references(value: Any) -> set[str]:

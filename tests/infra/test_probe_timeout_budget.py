@@ -20,10 +20,7 @@ from typing import Any
 
 from infra.config import SettingsError, settings_from_context
 from tests.infra.conftest import synthesize
-from tests.infra.test_config import with_stage
-from tests.infra.test_stack import function_by_handler
-
-PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
+from tests.infra.template_queries import PROBE_HANDLER, function_by_handler, with_stage
 
 
 def test_the_probe_outlasts_its_own_connect_timeout_and_the_workers_round_trip(tmp_path: Any) -> None:
