@@ -19,6 +19,8 @@ from functions.worker.round_trip_deadline import ROUND_TRIP_MARGIN_SECONDS
 from infra.config import REPO_ROOT, PipelineSettings
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from leadpipe.local.drain_breaker import LocalDrainBreaker, probe_database
+from leadpipe.local.drain_governor import STATE_FILE_NAME as GOVERNOR_STATE_FILE_NAME
+from leadpipe.local.drain_governor import LocalDrainGovernor, WriterGate
 from leadpipe.local.gateway import LEADS_PATH
 from leadpipe.local.ingest_environments import GatewaySettings, IngestEnvironments
 from leadpipe.local.lambda_pool import LambdaPool
@@ -73,6 +75,7 @@ class LocalPipelineOptions:
     ingest_environments: int = 4
     extra_allowed_origins: list[str] = field(default_factory=list)
     drain_probe_seconds: float = 1.0  # the drain breaker's probe interval (AWS: once a minute)
+    drain_governor_seconds: float = 1.0  # the drain governor's decision interval (AWS: the probe's minute)
     ingest_environment: dict[str, str] = field(default_factory=dict)  # more ingest settings, e.g. a captcha check's
 
 
@@ -100,6 +103,7 @@ class LocalPipeline:
         self.info: RuntimeInfo | None = None
         self.poller: SqsEventSourcePoller | None = None
         self.drain_breaker: LocalDrainBreaker | None = None
+        self.drain_governor: LocalDrainGovernor | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._sqs_server = LocalSqsServer()
         self._ingest: IngestEnvironments | None = None
@@ -167,6 +171,9 @@ class LocalPipeline:
         )
         self._worker.warm_up()
 
+        # The drain governor's gate: writers below max_concurrency, following the database's health.
+        gate = WriterGate(settings.max_concurrency) if settings.governor_enabled else None
+        (data_dir / GOVERNOR_STATE_FILE_NAME).unlink(missing_ok=True)  # a governor of an earlier run is not this one's
         self.poller = SqsEventSourcePoller(
             sqs,
             EventSourceSettings(
@@ -179,6 +186,7 @@ class LocalPipeline:
             ),
             lambda event: self._worker.invoke(event, timeout=settings.worker_timeout_seconds),
             on_batch_failed=lambda: self.drain_breaker.check_now(),
+            gate=gate,
         )
         # Decided before the first receive: a database already down never costs a receive.
         answer_within = (
@@ -191,6 +199,17 @@ class LocalPipeline:
             options.drain_probe_seconds,
         )
         self.drain_breaker.start()
+        if gate is not None:
+            poller = self.poller
+            self.drain_governor = LocalDrainGovernor(
+                gate,
+                settings.governor_limits(),
+                database_url,
+                data_dir,
+                lambda: poller.receiving,
+                options.drain_governor_seconds,
+            )
+            self.drain_governor.start()
         self.poller.start()
         self._ingest.start()
         listener.close()  # the environments hold it now
@@ -253,6 +272,8 @@ class LocalPipeline:
             self._ingest.stop()
         if self.drain_breaker:
             self.drain_breaker.stop()
+        if self.drain_governor:
+            self.drain_governor.stop()
         if self.info and self.poller:
             sqs = local_sqs_client(self.info.sqs_endpoint_url)
             self._wait_until_drained(sqs, drain_seconds)
