@@ -15,6 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE, WORKER_SERVICE
+from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
 from infra.config import PipelineSettings
 
 ONE_MINUTE = cdk.Duration.minutes(1)
@@ -161,6 +162,27 @@ class PipelineMonitoring(Construct):
             ),
         )
         return self.alarms["DrainProbeErrors"]
+
+    def watch_drain_writers(self, cap: int) -> None:
+        """The drain governor's writers against the DB owner's cap, on the dashboard (the probe emits both)."""
+
+        def probe_metric(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": DRAIN_PROBE_SERVICE},
+                statistic="Maximum",
+                period=ONE_MINUTE,
+            )
+
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Drain writers (governor) vs the cap (max_concurrency)",
+                left=[probe_metric("DrainWriters"), probe_metric("DrainWriterCap")],
+                left_y_axis=cloudwatch.YAxisProps(min=0),
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=cap, label="max_concurrency")],
+            )
+        )
 
     @staticmethod
     def database_unavailable_metric() -> cloudwatch.Metric:

@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.api import LeadApi
 from infra.breaker import DrainBreaker
 from infra.config import PipelineSettings
+from infra.governor import DrainGovernor
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
@@ -60,6 +61,10 @@ class LeadpipeStack(cdk.Stack):
                 trip_alarms=[alarms[name] for name in ("DatabaseUnavailable",) if name in alarms],
             )
             monitoring.watch_drain_probe(breaker.function.function)  # a breaker that cannot run pages too
+            if settings.governor_enabled:
+                governor = DrainGovernor(self, "DrainGovernor", settings=settings, breaker=breaker)
+                monitoring.watch_drain_writers(settings.max_concurrency)
+                cdk.CfnOutput(self, "DrainGovernorParameterName", value=governor.record.parameter_name)
             # `leadpipe drain pause | resume | status --stack` finds the breaker by these.
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)
             cdk.CfnOutput(self, "DrainPauseParameterName", value=breaker.pause_record.parameter_name)

@@ -29,27 +29,14 @@ from functions.worker.governor import (
     pacing,
     pause_after_batch,
 )
+from functions.worker.governor_switch import GOVERNOR_APPLICATION_NAME, other_active_sessions
 from leadpipe.local.drain_breaker import write_atomically
 
 STATE_FILE_NAME = "governor.json"
-GOVERNOR_APPLICATION_NAME = "leadpipe-governor"
 SAMPLES_PER_DECISION = 10  # pg_stat_activity looks within one decision period
 LONGEST_PAUSE_SECONDS = 5.0  # a paced writer never waits longer between batches: the drain never starves
-# The sessions the drain runs itself (worker, breaker probe, governor) are not the main application.
-OTHER_ACTIVE_SESSIONS_SQL = """
-SELECT count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state IS NULL)
-FROM pg_stat_activity
-WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name NOT LIKE 'leadpipe-%'
-"""
 
 logger = logging.getLogger(__name__)
-
-
-def other_active_sessions(connection: psycopg.Connection) -> float | None:
-    """Sessions running a statement now that are not the drain's own; None when none is visible and
-    some are hidden (a role without `pg_monitor` sees other roles' sessions without their state)."""
-    active, hidden = connection.execute(OTHER_ACTIVE_SESSIONS_SQL).fetchone()
-    return None if active == 0 and hidden > 0 else float(active)
 
 
 class WriterGate:

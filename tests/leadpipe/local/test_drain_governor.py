@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import psycopg
 
 from functions.worker.governor import GovernorLimits
-from leadpipe.local.drain_governor import STATE_FILE_NAME, LocalDrainGovernor, WriterGate, other_active_sessions
+from functions.worker.governor_switch import other_active_sessions
+from leadpipe.local.drain_governor import STATE_FILE_NAME, LocalDrainGovernor, WriterGate
 
 LIVENESS_SECONDS = 60  # how long a step may take on a loaded machine before the test gives up
 
