@@ -23,8 +23,10 @@ from typing import Any
 import psycopg
 
 from functions.contract import Lead, LeadEnvelope, Source
+from functions.worker.credentials import database_conninfo
 from functions.worker.governor import GovernorLimits
 from functions.worker.repository import ConnectionProvider, LeadRepository, connect
+from functions.worker.settings import WorkerSettings
 from leadpipe.local.drain_governor import LocalDrainGovernor, WriterGate
 from leadpipe.main_app_load import MainAppLoad, initialise
 
@@ -58,6 +60,11 @@ def children_of(parent: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
     return found
+
+
+def worker_conninfo(uri: str) -> str:
+    """The worker's own connection string for `uri`: its session limits and plan setting, as credentials.py builds it."""
+    return database_conninfo(WorkerSettings.from_env({"DATABASE_URL": uri}))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,8 +147,8 @@ class Drain:
         return self.run
 
     def _writer(self, index: int, stop: threading.Event) -> None:
-        connection = connect(self._uri)
-        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        connection = connect(worker_conninfo(self._uri))
+        backend = connection.info.backend_pid
         repository = LeadRepository(ConnectionProvider(lambda: connection), self._table)
         cpu_before = cpu_seconds(backend)
         try:

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import pydantic_core
 
-from bench.main_app import cpu_seconds, main_app_under_drain
+from bench.main_app import cpu_seconds, main_app_under_drain, worker_conninfo
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.ingest.publisher import message_attributes
 from functions.worker.migrate import apply_migrations
@@ -100,7 +100,7 @@ def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, f
 
     def run_store() -> float:
         batches = chunks(envelopes(rows, "s"), batch_size)
-        with connect(uri) as connection:  # one of the worker's own, so its backend's CPU can be read
+        with connect(worker_conninfo(uri)) as connection:  # the worker's own, so its backend's CPU can be read
             store = LeadRepository(ConnectionProvider(lambda: connection), table)
             backend, started = connection.info.backend_pid, time.perf_counter()
             cpu_before = cpu_seconds(backend)

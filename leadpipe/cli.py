@@ -687,6 +687,8 @@ def command_status(args: argparse.Namespace) -> int:
     status = PipelineStatus(source=target.description, oldest_message_age_seconds=age, **counts)
     if target.drain is not None:
         status.drain = target.drain.status().as_dict()
+    if target.governor is not None:
+        status.governor = target.governor()
     if target.database_url:
         import psycopg
 

@@ -13,7 +13,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +84,7 @@ class GovernorRecord:
     reason: str = "not decided yet"
     mapping_concurrency: int | None = None
     changes: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    cap: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -93,6 +94,7 @@ class GovernorRecord:
                 "reason": self.reason,
                 "mapping_concurrency": self.mapping_concurrency,
                 "changes": list(self.changes),
+                "cap": self.cap,
             }
         )
 
@@ -101,7 +103,7 @@ class GovernorRecord:
         if decision.writers != self.state.writers:
             at = datetime.now(UTC).isoformat(timespec="seconds")
             changes = (*changes, {"at": at, "writers": decision.writers, "reason": decision.reason})[-REASONS_KEPT:]
-        return GovernorRecord(decision.state, decision.reason, concurrency, changes)
+        return GovernorRecord(decision.state, decision.reason, concurrency, changes, self.cap)
 
 
 def parse_governor_record(text: str | None, cap: int) -> GovernorRecord:
@@ -113,7 +115,11 @@ def parse_governor_record(text: str | None, cap: int) -> GovernorRecord:
             baselines=tuple((int(level), float(value)) for level, value in record.get("baselines") or []),
         )
         return GovernorRecord(
-            state, str(record.get("reason", "")), record.get("mapping_concurrency"), tuple(record.get("changes") or ())
+            state,
+            str(record.get("reason", "")),
+            record.get("mapping_concurrency"),
+            tuple(record.get("changes") or ()),
+            record.get("cap", cap),
         )
     except (ValueError, KeyError, TypeError):
         return GovernorRecord(GovernorState(writers=float(cap)))
@@ -162,18 +168,20 @@ def run_governor(
         if mapping.get() != concurrency:
             mapping.set(concurrency)
             changed = True
-    updated = record.after(decision, concurrency)
+    updated = replace(record, cap=limits.cap).after(decision, concurrency)
     if updated.to_json() != record.to_json():
         write_record(updated.to_json())
     return GovernorRun(updated, changed)
 
 
-def governor_record_for_status(text: str | None, cap: int) -> dict[str, Any]:
-    """The record as `leadpipe status` shows it."""
-    record = parse_governor_record(text, cap)
+def governor_record_for_status(text: str | None) -> dict[str, Any] | None:
+    """The record as `leadpipe status --stack` shows it (None before the governor's first run)."""
+    record = parse_governor_record(text, cap=0)
+    if not record.cap:
+        return None
     return {
         "writers": record.state.writers,
-        "cap": cap,
+        "cap": record.cap,
         "reason": record.reason,
         "mapping_concurrency": record.mapping_concurrency,
         "changes": list(record.changes),

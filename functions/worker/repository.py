@@ -150,6 +150,9 @@ class SessionTimeouts:
             *self._statement_settings(),
             ("idle_in_transaction_session_timeout", self.idle_in_transaction_timeout_seconds * 1000),
         ]
+        # The prepared batch INSERT keeps its one generic plan: a custom plan per batch would also parse the
+        # batch's JSON once more while planning (docs/performance.md).
+        settings += [("plan_cache_mode", "force_generic_plan")]
         settings += [
             ("tcp_keepalives_idle", SERVER_KEEPALIVE_IDLE_SECONDS),
             ("tcp_keepalives_interval", 10),
@@ -175,8 +178,9 @@ def connect(conninfo: str, *, prepare_statements: bool = True) -> psycopg.Connec
     one round trip, not three (BEGIN, INSERT, COMMIT) -- two fewer network waits per batch
     between Lambda and the database.
 
-    Server-side prepared statements (psycopg prepares a query on its fifth run): the batch
-    INSERT is then planned once per connection instead of once per batch, +31% rows/s at batch
+    Server-side prepared statements (psycopg prepares a query on its fifth run; a direct connection's
+    startup options keep its generic plan): the batch INSERT is then planned once per connection
+    instead of once per batch, +31% rows/s at batch
     10 and +9% at 100 (`make bench`). Off through RDS Proxy (`prepare_statements=False`): a
     prepared statement pins the client's session to one database connection there, which would
     defeat the proxy; PgBouncer in transaction mode needs `max_prepared_statements` for them.
