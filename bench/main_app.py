@@ -63,7 +63,7 @@ def children_of(parent: int) -> list[int]:
 
 
 def worker_conninfo(uri: str) -> str:
-    """The worker's own connection string for `uri`: its session limits and plan setting, as credentials.py builds it."""
+    """The worker's own connection string for `uri`: its session limits and plan setting (credentials.py)."""
     return database_conninfo(WorkerSettings.from_env({"DATABASE_URL": uri}))
 
 

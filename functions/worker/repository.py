@@ -248,7 +248,8 @@ class LeadRepository:
         # erased since: its row skips the look-up and the hashing, which were most of the statement's cost.
         self._insert = (
             sql.SQL(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS batch({definitions})"
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS "
+                "batch({definitions})"
                 " WHERE batch.received_at > coalesce((SELECT max(erased_at) FROM {erasures}), '-infinity')"
                 " OR NOT EXISTS (SELECT 1 FROM {erasures} AS erased WHERE erased.email_sha256 ="
                 " sha256(convert_to((SELECT salt FROM {erasure_salt}) || batch.email, 'UTF8'))"

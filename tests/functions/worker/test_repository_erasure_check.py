@@ -1,4 +1,4 @@
-"""The store path's erasure check, now read once per batch: only leads received before the newest tombstone are looked up."""
+"""The store path's erasure check, read once per batch: only leads received before the newest tombstone are checked."""
 
 from __future__ import annotations
 
