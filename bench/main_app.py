@@ -28,7 +28,7 @@ from functions.worker.governor import GovernorLimits
 from functions.worker.repository import ConnectionProvider, LeadRepository, connect
 from functions.worker.settings import WorkerSettings
 from leadpipe.local.drain_governor import LocalDrainGovernor, WriterGate
-from leadpipe.main_app_load import MainAppLoad, initialise
+from leadpipe.main_app_load import PGBENCH_SCALE, MainAppLoad, initialise
 
 DATABASE_CPU = "0"  # the database host's one core
 CLIENT_CPUS = "1"  # the main application's clients and the drain's writers
@@ -180,11 +180,18 @@ class Drain:
 
 
 def one_run(
-    kind: str, uri: str, table: str, data_dir: Path, limits: GovernorLimits, batch_size: int, seconds: float
+    kind: str,
+    uri: str,
+    table: str,
+    data_dir: Path,
+    limits: GovernorLimits,
+    batch_size: int,
+    seconds: float,
+    warm_up_seconds: float = WARM_UP_SECONDS,
 ) -> dict[str, Any]:
     """One run of `kind` (see RUNS): the main app's figures within the drain's window, and the drain's."""
     main_app = (
-        None if kind.startswith("idle") else MainAppLoad(uri, MAIN_APP_CLIENTS, WARM_UP_SECONDS + seconds, CLIENT_CPUS)
+        None if kind.startswith("idle") else MainAppLoad(uri, MAIN_APP_CLIENTS, warm_up_seconds + seconds, CLIENT_CPUS)
     )
     governed = kind.endswith("governed")
     gate = WriterGate(limits.cap) if governed else None
@@ -193,7 +200,7 @@ def one_run(
         governor = LocalDrainGovernor(gate, limits, uri, data_dir, lambda: True, interval_seconds=1.0)
         governor.start()
     try:
-        time.sleep(WARM_UP_SECONDS)
+        time.sleep(warm_up_seconds)
         window_start = time.time()
         drain = None
         if kind != "alone":
@@ -230,20 +237,23 @@ def one_run(
 def main_app_under_drain(
     uri: str,
     table: str,
-    postgres_data_dir: Path,
+    postgres_data_dir: Path | None,
     state_dir: Path,
     limits: GovernorLimits,
     batch_size: int = 100,
     seconds: float = 15,
     rounds: int = 3,
+    warm_up_seconds: float = WARM_UP_SECONDS,
+    scale: int = PGBENCH_SCALE,
 ) -> dict[str, Any]:
-    """The section's figures: medians over `rounds` interleaved rounds of every run in RUNS."""
-    pinned = pin_server(postgres_data_dir)
-    initialise(uri)
+    """The section's figures: medians over `rounds` interleaved rounds of every run in RUNS.
+    `postgres_data_dir`: the server to pin to DATABASE_CPU (None: left unpinned, e.g. a test's shared server)."""
+    pinned = pin_server(postgres_data_dir) if postgres_data_dir is not None else False
+    initialise(uri, scale)
     with psycopg.connect(uri, autocommit=True) as connection:  # no vacuum or checkpoint left over for the runs
         connection.execute("VACUUM ANALYZE")
         connection.execute("CHECKPOINT")
-    warm_up = MainAppLoad(uri, MAIN_APP_CLIENTS, WARM_UP_SECONDS, CLIENT_CPUS)  # caches warm, as in production
+    warm_up = MainAppLoad(uri, MAIN_APP_CLIENTS, warm_up_seconds, CLIENT_CPUS)  # caches warm, as in production
     warm_up.wait()
     warm_up.result()
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in RUNS}
@@ -251,7 +261,7 @@ def main_app_under_drain(
         # Each round in another order, so a drift of this VM's speed does not always favour the same run.
         order = RUNS[round_number % len(RUNS) :] + RUNS[: round_number % len(RUNS)]
         for kind in order:
-            runs[kind].append(one_run(kind, uri, table, state_dir, limits, batch_size, seconds))
+            runs[kind].append(one_run(kind, uri, table, state_dir, limits, batch_size, seconds, warm_up_seconds))
 
     def median(kind: str, part: str, name: str) -> float:
         return statistics.median(run[part][name] for run in runs[kind])
@@ -259,7 +269,7 @@ def main_app_under_drain(
     alone_p99, alone_tps = median("alone", "main_app", "p99_ms"), median("alone", "main_app", "tps")
     out: dict[str, Any] = {
         "setup": {
-            "database_cpus": DATABASE_CPU if pinned else "not pinned (no taskset)",
+            "database_cpus": DATABASE_CPU if pinned else "not pinned",
             "client_cpus": CLIENT_CPUS,
             "main_app_clients": MAIN_APP_CLIENTS,
             "batch_size": batch_size,
