@@ -7,6 +7,7 @@ from constructs import Construct
 
 from infra.breaker import DrainBreaker
 from infra.config import PipelineSettings
+from infra.worker import LeadWorker
 
 # The record's value before the first run: the governor starts at the cap, as the mapping is deployed.
 NOT_DECIDED = '{"writers": null}'
@@ -18,13 +19,20 @@ class DrainGovernor(Construct):
     The probe function runs the governor right after the breaker, once a minute: no function, schedule or
     alarm of its own (the probe's DrainProbeErrors and DrainProbeSilent alarms cover it). Its only rights
     beyond the breaker's are reading and writing this one parameter; the mapping it updates is the one
-    the breaker may already switch (`infra/breaker.py`, MAPPING_ACTIONS on that mapping's ARN).
+    the breaker may already switch (`infra/breaker.py`, MAPPING_ACTIONS on that mapping's ARN). The
+    worker may read the record, to pace itself below 2 writers.
 
     Public attribute: `record` (the SSM parameter).
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: PipelineSettings, breaker: DrainBreaker
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        breaker: DrainBreaker,
+        worker: LeadWorker,
     ) -> None:
         super().__init__(scope, construct_id)
         self.record = ssm.StringParameter(
@@ -45,3 +53,6 @@ class DrainGovernor(Construct):
         }
         for name, value in environment.items():
             probe.function.add_environment(name, value)
+        # Below 2 writers (AWS's least MaximumConcurrency) the worker paces itself: it reads the record only.
+        self.record.grant_read(worker.function.role)
+        worker.function.function.add_environment("GOVERNOR_RECORD_PARAMETER", self.record.parameter_name)

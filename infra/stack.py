@@ -63,7 +63,7 @@ class LeadpipeStack(cdk.Stack):
             )
             monitoring.watch_drain_probe(breaker.function.function)  # a breaker that cannot run pages too
             if settings.governor_enabled:
-                governor = DrainGovernor(self, "DrainGovernor", settings=settings, breaker=breaker)
+                governor = DrainGovernor(self, "DrainGovernor", settings=settings, breaker=breaker, worker=worker)
                 monitoring.watch_drain_writers(settings.max_concurrency)
                 cdk.CfnOutput(self, "DrainGovernorParameterName", value=governor.record.parameter_name)
             # `leadpipe drain pause | resume | status --stack` finds the breaker by these.

@@ -27,12 +27,14 @@ from functions.worker.governor import (
     GovernorState,
     HealthSample,
     decide_writers,
+    pause_after_batch,
     writer_level,
 )
 
 # AWS::Lambda::EventSourceMapping ScalingConfig.MaximumConcurrency: minimum 2, maximum 1000
 # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-lambda-eventsourcemapping-scalingconfig.html).
 AWS_MINIMUM_CONCURRENCY = 2
+LONGEST_PAUSE_SECONDS = 5.0  # a paced writer never waits longer between batches: the drain never starves
 GOVERNOR_APPLICATION_NAME = "leadpipe-governor"
 # The sessions the drain runs itself (worker, breaker probe, governor) are not the main application.
 OTHER_ACTIVE_SESSIONS_SQL = """
@@ -172,6 +174,16 @@ def run_governor(
     if updated.to_json() != record.to_json():
         write_record(updated.to_json())
     return GovernorRun(updated, changed)
+
+
+def worker_pause_seconds(record_text: str | None, batch_seconds: float, seconds_left: float) -> float:
+    """How long the worker waits after a batch in AWS: the governor's writers below the mapping's
+    MaximumConcurrency (never under AWS's 2) are its share of the time; never past `seconds_left`."""
+    record = parse_governor_record(record_text, cap=0)
+    if not record.cap or record.state.writers <= 0:
+        return 0.0  # no decision yet, or held (then nothing is received anyway)
+    duty = record.state.writers / mapping_concurrency(record.state.writers, record.cap)
+    return max(0.0, min(pause_after_batch(batch_seconds, duty, LONGEST_PAUSE_SECONDS), seconds_left))
 
 
 def governor_record_for_status(text: str | None) -> dict[str, Any] | None:

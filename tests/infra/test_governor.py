@@ -50,10 +50,13 @@ def test_the_governor_may_update_only_the_workers_mapping_and_write_only_its_rec
     assert len(writes) == 1 and actions(writes[0]) == ["ssm:PutParameter"]
     assert json.dumps({"Ref": record_id}) in json.dumps(writes[0]["Resource"])
     assert "*" not in json.dumps(writes[0]["Resource"]).replace('"*"', "")
-    # And the worker itself gets no right to the record or the mapping
+    # And the worker may only read the record (to pace itself below 2 writers), never write it or touch the mapping
     _, worker = function_by_handler(prod, WORKER_HANDLER)
-    worker_statements = json.dumps(policy_statements_of_role(prod, ref_id(worker["Properties"]["Role"])))
-    assert record_id not in worker_statements and "UpdateEventSourceMapping" not in worker_statements
+    worker_statements = policy_statements_of_role(prod, ref_id(worker["Properties"]["Role"]))
+    on_record = [s for s in worker_statements if json.dumps({"Ref": record_id}) in json.dumps(s["Resource"])]
+    assert on_record and all(not a.startswith("ssm:Put") for s in on_record for a in actions(s))
+    assert "UpdateEventSourceMapping" not in json.dumps(worker_statements)
+    assert worker["Properties"]["Environment"]["Variables"]["GOVERNOR_RECORD_PARAMETER"] == {"Ref": record_id}
 
 
 def test_the_probe_gets_the_governors_settings_and_the_mapping_starts_at_the_cap(
