@@ -135,3 +135,13 @@ def leads_db(postgres_uri: str) -> Iterator[LeadsDatabase]:
     yield database
     with database.connect() as connection:
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=[True, False], ids=["copy-first", "insert-only"])
+def both_store_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Runs a test with each of the worker's two store paths as LeadRepository's default: COPY first (a direct
+    connection) and the one-statement INSERT (through RDS Proxy). Use: pytestmark = usefixtures("both_store_paths")."""
+    from functions.worker.repository import LeadRepository
+
+    monkeypatch.setitem(LeadRepository.__init__.__kwdefaults__, "copy_first", request.param)
+    return request.param

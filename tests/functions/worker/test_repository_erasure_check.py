@@ -5,9 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker.repository import ConnectionProvider, LeadRepository, connect
 from leadpipe.erasure import erase_person
+
+pytestmark = pytest.mark.usefixtures("both_store_paths")  # the COPY-first and the INSERT-only store path
 
 
 def envelope_of(email: str, received_at: datetime) -> LeadEnvelope:
