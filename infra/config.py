@@ -144,7 +144,7 @@ class PipelineSettings(BaseModel):
         description="Other sessions' average active count (DB load) at which the drain yields",
     )
     governor_latency_tolerance_percent: int = Field(
-        default=50,
+        default=100,
         ge=0,
         le=1_000,
         description="How much slower than on the idle database a batch may commit before the drain yields",

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field, replace
 # the least, a fifth, so a load just at the threshold still moves the drain.
 LARGEST_DECREASE_FACTOR = 0.5
 SMALLEST_DECREASE_FACTOR = 0.8
-# A per-row latency this far below its baseline is a new baseline at once (Vegas keeps the minimum).
-# Above it, the baseline drifts up by 1/BASELINE_WINDOW of the difference per sample (Gradient2's long window).
+# The unloaded baseline is a long-window average (Gradient2: a minimum is biased low by lucky samples, and a noisy
+# machine then sheds load for nothing): each sample moves it by 1/BASELINE_WINDOW. A sample under half of it
+# replaces it at once (Vegas' new minimum): the database got faster for good.
 BASELINE_WINDOW = 30
+BASELINE_RESET_SHARE = 0.5
 # Other sessions below this share of the busy threshold count as "the main application is idle":
 # only then is a batch's latency taken into the unloaded baseline.
 IDLE_SHARE_OF_BUSY = 0.5
@@ -167,13 +169,14 @@ def _to(state: GovernorState, writers: float, reason: str) -> GovernorDecision:
 
 
 def _learn_baseline(state: GovernorState, sample: HealthSample, limits: GovernorLimits, level: int) -> GovernorState:
-    """Vegas' minimum with Gradient2's slow upward drift, learned only while the main application is idle."""
+    """Gradient2's long-window average, reset by a much lower sample (Vegas), learned only while the main
+    application is idle."""
     if sample.seconds_per_row is None or sample.seconds_per_row <= 0:
         return state
     others = sample.other_active_sessions
     if others is not None and others >= limits.busy_sessions * IDLE_SHARE_OF_BUSY:
         return state
     known = state.baseline(level)
-    if known is None or sample.seconds_per_row < known:
+    if known is None or sample.seconds_per_row < known * BASELINE_RESET_SHARE:
         return state.with_baseline(level, sample.seconds_per_row)
     return state.with_baseline(level, known + (sample.seconds_per_row - known) / BASELINE_WINDOW)

@@ -46,7 +46,7 @@ class ProbeSettings(BaseModel):
     max_concurrency: int = Field(default=2, alias="MAX_CONCURRENCY", ge=2, le=1_000)
     governor_floor_writers: float = Field(default=0.25, alias="GOVERNOR_FLOOR_WRITERS", gt=0)
     governor_busy_sessions: float = Field(default=1.0, alias="GOVERNOR_BUSY_SESSIONS", gt=0)
-    governor_latency_tolerance_percent: int = Field(default=50, alias="GOVERNOR_LATENCY_TOLERANCE_PERCENT", ge=0)
+    governor_latency_tolerance_percent: int = Field(default=100, alias="GOVERNOR_LATENCY_TOLERANCE_PERCENT", ge=0)
 
     def governor_limits(self) -> GovernorLimits:
         return GovernorLimits(
