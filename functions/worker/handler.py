@@ -35,6 +35,12 @@ def get_settings() -> WorkerSettings:
 
 
 @cache
+def get_governor_parameter() -> str | None:
+    """The drain governor's record (SSM parameter name), given only to a governed worker in AWS."""
+    return os.environ.get("GOVERNOR_RECORD_PARAMETER") or None
+
+
+@cache
 def get_processor() -> StoringBatchProcessor:
     """One processor, repository and (lazily opened) connection per execution environment."""
     settings = get_settings()
@@ -65,7 +71,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def pace_for_the_governor(batch_seconds: float, context: LambdaContext) -> None:
     """Wait out this writer's share of the time the drain governor allows (AWS only; the pause is billed)."""
-    parameter = get_settings().governor_parameter
+    parameter = get_governor_parameter()
     if parameter is None:
         return
     from aws_lambda_powertools.utilities import parameters
@@ -109,6 +115,7 @@ def reset_for_tests() -> None:
     """Forget cached settings and connections, as a new execution environment would."""
     get_settings.cache_clear()
     get_processor.cache_clear()
+    get_governor_parameter.cache_clear()
 
 
 # The cold start is over here: what the imports built lives as long as the environment. Frozen,

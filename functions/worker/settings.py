@@ -31,8 +31,6 @@ class WorkerSettings(BaseModel):
     # Lambda's own limit: an open transaction idle longer than the whole invocation has lost its client.
     function_timeout_seconds: int = Field(default=30, alias="WORKER_TIMEOUT_SECONDS", ge=1, le=900)
     secret_max_age_seconds: int = Field(default=300, alias="DB_SECRET_MAX_AGE_SECONDS", ge=0)
-    # The drain governor's record (AWS): below 2 writers the worker paces itself after each batch.
-    governor_parameter: str | None = Field(default=None, alias="GOVERNOR_RECORD_PARAMETER")
 
     @model_validator(mode="after")
     def _one_credential_source(self) -> WorkerSettings:
