@@ -30,12 +30,14 @@ from functions.worker.governor import (
     pause_after_batch,
     writer_level,
 )
+from functions.worker.round_trip_deadline import RoundTripDeadline
 
 # AWS::Lambda::EventSourceMapping ScalingConfig.MaximumConcurrency: minimum 2, maximum 1000
 # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-lambda-eventsourcemapping-scalingconfig.html).
 AWS_MINIMUM_CONCURRENCY = 2
 LONGEST_PAUSE_SECONDS = 5.0  # a paced writer never waits longer between batches: the drain never starves
 GOVERNOR_APPLICATION_NAME = "leadpipe-governor"
+SAMPLE_ANSWER_SECONDS = 5.0  # what the sample's own queries may take in all, beyond its pauses
 # The sessions the drain runs itself (worker, breaker probe, governor) are not the main application.
 OTHER_ACTIVE_SESSIONS_SQL = """
 SELECT count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state IS NULL)
@@ -61,7 +63,11 @@ def sample_health(
 ) -> HealthSample:
     """`samples` looks at pg_stat_activity, and one heartbeat commit timed as the latency sample (one row)."""
     seen: list[float] = []
-    with psycopg.connect(conninfo, autocommit=True, application_name=GOVERNOR_APPLICATION_NAME) as connection:
+    deadline = samples * every_seconds + SAMPLE_ANSWER_SECONDS  # a database that stops answering ends it, not the probe
+    with (
+        psycopg.connect(conninfo, autocommit=True, application_name=GOVERNOR_APPLICATION_NAME) as connection,
+        RoundTripDeadline(connection, deadline),
+    ):
         for index in range(samples):
             if index:
                 time.sleep(every_seconds)
