@@ -8,12 +8,15 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.api import LeadApi
+from infra.aws_api_endpoints import MIGRATE_AWS_SERVICES, PROBE_AWS_SERVICES, WORKER_AWS_SERVICES, AwsApiEndpoints
 from infra.breaker import DrainBreaker
 from infra.config import PipelineSettings
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
 from infra.worker import LeadWorker
+
+VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES
 
 
 class LeadpipeStack(cdk.Stack):
@@ -28,8 +31,15 @@ class LeadpipeStack(cdk.Stack):
         )
         api = LeadApi(self, "LeadApi", settings=settings, queue=queue.queue)
         worker = LeadWorker(self, "LeadWorker", settings=settings, queue=queue.queue)
+        endpoints = None
+        if worker.vpc_placement and settings.has_database and settings.vpc_aws_api_access == "interface_endpoints":
+            endpoints = AwsApiEndpoints(
+                self, "AwsApiEndpoints", settings=settings, vpc=worker.vpc_placement.vpc, services=VPC_AWS_SERVICES
+            )
         if settings.has_database:
-            SchemaMigrations(self, "SchemaMigrations", settings=settings, worker=worker)
+            migrations = SchemaMigrations(self, "SchemaMigrations", settings=settings, worker=worker)
+            if endpoints:
+                migrations.trigger.node.add_dependency(endpoints)  # the migration reads its secret through them
         else:
             cdk.Annotations.of(self).add_warning_v2(
                 "leadpipe:no-database",

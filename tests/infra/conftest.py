@@ -16,6 +16,7 @@ from infra.stack import LeadpipeStack
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/prod/db-AbCdEf"
+PROD_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"  # cdk.json's prod
 
 
 def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any], Template]:
@@ -59,6 +60,8 @@ def in_vpc(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFac
             "vpc_availability_zones": ["eu-west-1a", "eu-west-1b"],
             "vpc_security_group_ids": ["sg-0ccc"],
             "db_proxy_endpoint": "leadpipe.proxy-abc.eu-west-1.rds.amazonaws.com",
+            # Short made-up ids that the stack's own endpoint security group could not reference: the NAT shape.
+            "vpc_aws_api_access": "nat",
         }
     )
     return synthesize(settings, str(tmp_path_factory.mktemp("vpc")))[1]
