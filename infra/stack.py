@@ -14,6 +14,7 @@ from infra.config import PipelineSettings
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
+from infra.rule_acknowledgements import acknowledge_rule_findings
 from infra.worker import LeadWorker
 
 VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES
@@ -85,3 +86,4 @@ class LeadpipeStack(cdk.Stack):
             f"#dashboards:name={monitoring.dashboard.dashboard_name}",
         )
         cdk.CfnOutput(self, "AlarmTopicArn", value=monitoring.alarm_topic.topic_arn)
+        acknowledge_rule_findings(self)  # last: every resource exists by now
