@@ -15,7 +15,8 @@ from __future__ import annotations
 import pytest
 
 from infra.imported_secret import secret_resource_arns
-from tests.infra.conftest import SynthesizedStage
+from infra.config import settings_from_file
+from tests.infra.conftest import SynthesizedStage, synthesize
 from tests.infra.iam_evaluation import REGION, allowed, role_statements
 
 PREFIX = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:"
@@ -66,3 +67,17 @@ def test_every_reader_of_the_database_secret_can_decrypt_it(stage: SynthesizedSt
     # And the readers are the worker, the migration and the probe, or no one without a database
     expected = {"handler", "migrate_handler", "probe_handler"} if settings.has_database else set()
     assert {h.split(".")[2] for h in readers} == expected
+
+
+def test_a_partial_arn_ending_like_a_suffix_still_reads_the_real_secret(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given prod with a partial ARN whose name ends in "-" and six characters ("db-master"), as an operator may write it
+    settings = settings_from_file("prod").model_copy(update={"db_secret_arn": f"{PREFIX}leadpipe/prod/db-master"})
+    template = synthesize(settings, str(tmp_path_factory.mktemp("partial")))[0]["Resources"]
+    [worker] = [
+        r for r in template.values() if r["Properties"].get("Handler") == "functions.worker.handler.lambda_handler"
+    ]
+    statements = role_statements(template, worker["Properties"]["Role"]["Fn::GetAtt"][0])
+    # When the worker reads the real secret, whose ARN has Secrets Manager's suffix  Then IAM allows it
+    assert allowed(statements, "secretsmanager:GetSecretValue", f"{PREFIX}leadpipe/prod/db-master-Q1w2E3")
