@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.imported_secret import secret_resource_arns
 from infra.config import settings_from_file
+from infra.imported_secret import secret_resource_arns
 from tests.infra.conftest import SynthesizedStage, synthesize
 from tests.infra.iam_evaluation import REGION, allowed, role_statements
 
