@@ -77,7 +77,8 @@ class DrainBreaker(Construct):
             cdk.Annotations.of(self).add_warning_v2(
                 "leadpipe:breaker-slower-than-visibility",
                 f"The visibility timeout ({settings.queue_visibility_timeout_seconds} s) is shorter than the breaker's "
-                f"{trip_seconds(settings)} s to trip: an outage may cost a message two receives. Raise worker_timeout_seconds "
+                f"{trip_seconds(settings)} s to trip: an outage may cost a message two receives. Raise "
+                "worker_timeout_seconds "
                 f"(the visibility timeout is at least 6x it) or visibility_timeout_seconds.",
             )
         self.pause_record = ssm.StringParameter(
