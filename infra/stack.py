@@ -10,7 +10,7 @@ from constructs import Construct
 from infra.api import LeadApi
 from infra.aws_api_endpoints import MIGRATE_AWS_SERVICES, PROBE_AWS_SERVICES, WORKER_AWS_SERVICES, AwsApiEndpoints
 from infra.breaker import DrainBreaker
-from infra.config import PipelineSettings
+from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
@@ -87,4 +87,10 @@ class LeadpipeStack(cdk.Stack):
             f"#dashboards:name={monitoring.dashboard.dashboard_name}",
         )
         cdk.CfnOutput(self, "AlarmTopicArn", value=monitoring.alarm_topic.topic_arn)
+        reserved = settings.reserved_concurrency_total
+        cdk.Annotations.of(self).add_info(
+            f"Reserves {reserved} of the account's Lambda concurrency: the Region's quota must be at least "
+            f"{reserved + LAMBDA_UNRESERVED_MINIMUM} plus every other reservation (declared: "
+            f"account_concurrency_limit={settings.account_concurrency_limit}; `leadpipe preflight` reads the real one)."
+        )
         acknowledge_rule_findings(self)  # last: every resource exists by now
