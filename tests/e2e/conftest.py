@@ -62,7 +62,7 @@ def http_request(
 
 
 # Every 202 an e2e test got (lead id -> e-mail sent), by API URL: at the end of the session each
-# must be a row, unless ops erased that person on purpose (invariant 7). No e2e test fills the
+# must be a row, unless ops erased that person on purpose (every 202 is a row). No e2e test fills the
 # honeypot, whose 202 is deliberately not stored; Chromium's posts are not recorded here.
 ACCEPTED_LEAD_IDS: dict[str, dict[str, str]] = {}
 ERASED_EMAILS: set[str] = set()

@@ -84,7 +84,7 @@ def test_backlog_drain_time_and_alarm_timing() -> None:
 
 
 def test_the_age_alarm_follows_the_oldest_lead_not_the_newest() -> None:
-    # Given issue 17's example: 54,000 leads in 10 min on dev's throttle (100/s) = 90/s, drain
+    # Given a launch review's example: 54,000 leads in 10 min on dev's throttle (100/s) = 90/s, drain
     # 2 writers * 3 rows / (0.18 + 0.02) s = 30/s, the age alarm at its default 900 s
     plan = plan_launch(
         ticket(leads=54_000, within_minutes=10, store_seconds_per_batch=0.18), settings(batch_size=3), PRICES
