@@ -105,6 +105,7 @@ class StoreOutcome:
     duplicates: int
     rejected: dict[str, str] = field(default_factory=dict)
     not_tried: tuple[str, ...] = ()
+    interrupted_by: Exception | None = None  # row by row, this error stopped the rows in `not_tried`
 
 
 def leads_table_identifier(leads_table: str) -> sql.Identifier:
@@ -298,6 +299,10 @@ class LeadRepository:
                 inserted += self._insert_in_one_transaction([envelope], time_left)
             except ROW_REJECTIONS as error:
                 rejected[str(envelope.lead_id)] = type(error).__name__
+            except Exception as error:  # an outage mid-way: the rows committed so far stay counted as stored
+                not_tried = tuple(str(e.lead_id) for e in envelopes[tried:])
+                duplicates = tried - inserted - len(rejected)
+                return StoreOutcome(inserted, duplicates, rejected, not_tried, interrupted_by=error)
         return StoreOutcome(inserted=inserted, duplicates=len(envelopes) - inserted - len(rejected), rejected=rejected)
 
     def _insert_in_one_transaction(
