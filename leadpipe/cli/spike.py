@@ -83,7 +83,7 @@ def spike(**options: Any) -> int:
     """
     from leadpipe import spike as burst
 
-    target = _spike_target(options)
+    target = spike_target(options)
     outage = _database_outage(target, options)
     campaign = (options["campaign"] or f"SPIKE{int(time.time())}").strip().upper()
     spike_options = burst.SpikeOptions(
@@ -129,7 +129,7 @@ def spike(**options: Any) -> int:
     return 0 if not summary.lost and not summary.duplicates else 1
 
 
-def _spike_target(options: dict[str, Any]) -> SpikeTarget:
+def spike_target(options: dict[str, Any]) -> SpikeTarget:
     """The local runtime, unless --url names another API (then its table is its --stage's)."""
     from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo, local_sqs_client
 

@@ -23,7 +23,7 @@ def test_a_url_is_verified_in_the_named_stages_table(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(spike_command, "settings_from_file", stage_with_its_own_table)
     # When a spike names a deployed API, its stage and its database
     options = {"url": "https://api.example.com/prod/leads", "stage": "prod", "database_url": "postgresql:///leads"}
-    target = spike_command._spike_target({**options, "stack": None, "data_dir": None})
+    target = spike_command.spike_target({**options, "stack": None, "data_dir": None})
     # Then the accepted leads are looked for in that stage's table
     assert (target.url, target.leads_table) == (options["url"], "prod_leads.leads")
 
