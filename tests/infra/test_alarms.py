@@ -280,11 +280,11 @@ def test_the_drain_governor_runs_in_the_probe_whose_schedule_and_alarms_the_tabl
     # Given the prod stack (governor on by default)
     template = prod_alarms.template
     resources = watched(template)
-    # When the function that runs the governor (the one given its record) is found
+    # When the function that runs the governor (the one given its limits; the worker only reads its record) is found
     governors = [
         logical_id
         for logical_id, function in template.find_resources("AWS::Lambda::Function").items()
-        if "GOVERNOR_RECORD_PARAMETER" in function["Properties"].get("Environment", {}).get("Variables", {})
+        if "GOVERNOR_FLOOR_WRITERS" in function["Properties"].get("Environment", {}).get("Variables", {})
     ]
     # Then it is the probe: its every-minute schedule and the table's DrainProbeErrors / DrainProbeSilent rows watch it
     assert governors == [resources.probe]
