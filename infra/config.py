@@ -20,10 +20,12 @@ from pydantic import (
     model_validator,
 )
 
+from functions.contract.lead import normalise_campaign
 from functions.worker.settings import TABLE_NAME_PATTERN
 
 CONTEXT_KEY = "leadpipe"
 DEFAULT_STAGE = "dev"
+SQS_MAX_RETENTION_DAYS = 14  # SQS's longest message retention
 VISIBILITY_TIMEOUT_FACTOR = 6  # AWS's advice for SQS event sources: 6x the function timeout
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +41,8 @@ def _origin(value: str) -> str:
 
 
 Origin = Annotated[str, AfterValidator(_origin)]
+# The code as leads carry it (upper-cased): `summersale20` in cdk.json tracks SUMMERSALE20.
+CampaignCode = Annotated[str, AfterValidator(normalise_campaign)]
 
 
 class PipelineSettings(BaseModel):
@@ -57,8 +61,8 @@ class PipelineSettings(BaseModel):
     )
     max_body_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
     honeypot_field: str = Field(default="website", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    metric_campaigns: list[str] = Field(
-        default_factory=list, max_length=20, description="Campaigns with their own metric"
+    metric_campaigns: list[CampaignCode] = Field(
+        default_factory=list, max_length=20, description="Campaigns with their own metric (any case)"
     )
 
     # --- Spam protection beyond the honeypot (optional, off by default)
@@ -124,6 +128,22 @@ class PipelineSettings(BaseModel):
     )
     db_lock_timeout_seconds: int = Field(
         default=5, ge=1, le=600, description="server-side lock_timeout, e.g. behind a migration"
+    )
+
+    # --- Personal data retention, run on a schedule (infra/retention.py; locally by the runtime)
+    lead_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="Delete leads received more than this many days ago; unset keeps them",
+    )
+    # A tombstone must outlive every lead it blocks: SQS keeps a message up to 14 days, counted from its first
+    # enqueue even in the DLQ, and a DLQ redrive starts a new 14 days. 28 days, then: 30 by default.
+    erasure_tombstone_retention_days: int | None = Field(
+        default=30,
+        ge=2 * SQS_MAX_RETENTION_DAYS + 1,
+        le=36_500,
+        description="Delete erasure tombstones older than this; unset keeps them",
     )
 
     @model_validator(mode="after")

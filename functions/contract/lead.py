@@ -105,7 +105,8 @@ def _normalise_phone(value: str) -> str:
     return " ".join(value.split())
 
 
-def _normalise_campaign(value: str) -> str:
+def normalise_campaign(value: str) -> str:
+    """A campaign code in the one form the contract stores (` summersale20 ` -> `SUMMERSALE20`); ValueError if none."""
     code = value.strip().upper()
     if not _CAMPAIGN_ALLOWED.fullmatch(code):
         raise ValueError("must be letters, digits, '-' or '_' (at most 64), e.g. SUMMERSALE20")
@@ -169,7 +170,7 @@ Email = Annotated[
     Travellable,
 ]
 Phone = _optional(StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_normalise_phone))
-Campaign = _optional(StringConstraints(max_length=80), AfterValidator(_normalise_campaign))
+Campaign = _optional(StringConstraints(max_length=80), AfterValidator(normalise_campaign))
 CountryCode = _optional(StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$"))
 LandingPage = Annotated[
     Annotated[HttpUrl, Field(description="http or https, at most 2048 characters")] | None,
