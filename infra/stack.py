@@ -13,6 +13,7 @@ from infra.config import PipelineSettings
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
+from infra.retention import DataRetention
 from infra.worker import LeadWorker
 
 
@@ -60,6 +61,7 @@ class LeadpipeStack(cdk.Stack):
                 trip_alarms=[alarms[name] for name in ("DatabaseUnavailable",) if name in alarms],
             )
             monitoring.watch_drain_probe(breaker.function.function)  # a breaker that cannot run pages too
+            DataRetention(self, "DataRetention", settings=settings, worker=worker, monitoring=monitoring)
             # `leadpipe drain pause | resume | status --stack` finds the breaker by these.
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)
             cdk.CfnOutput(self, "DrainPauseParameterName", value=breaker.pause_record.parameter_name)

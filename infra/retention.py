@@ -1,0 +1,76 @@
+"""The retention: a function, run every hour, that deletes leads and erasure tombstones past their retention."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
+from constructs import Construct
+
+from functions.worker.retention_handler import RETENTION_SERVICE
+from infra.config import PipelineSettings
+from infra.function import PipelineFunction, PipelineFunctionProps
+from infra.monitoring import PipelineMonitoring
+from infra.worker import LeadWorker
+
+# Every hour: each run deletes what aged past the limit since the last one, a small amount.
+RETENTION_SCHEDULE = events.Schedule.rate(cdk.Duration.hours(1))
+# Long enough for a backlog (the first run after retention is switched on), in batches of seconds each.
+RETENTION_TIMEOUT = cdk.Duration.minutes(5)
+
+
+def retention_environment(settings: PipelineSettings) -> dict[str, str]:
+    """The retention's own settings as env vars: the stack and the local runtime pass the same (absent: kept)."""
+    days = {
+        "LEAD_RETENTION_DAYS": settings.lead_retention_days,
+        "ERASURE_TOMBSTONE_RETENTION_DAYS": settings.erasure_tombstone_retention_days,
+    }
+    return {name: str(value) for name, value in days.items() if value is not None}
+
+
+class DataRetention(Construct):
+    """Deletes, every hour, leads older than `lead_retention_days` and tombstones older than
+    `erasure_tombstone_retention_days`, with the worker's credentials and network path
+    (functions/worker/retention.py: small batches, statement and lock timeouts). One run at a time.
+    A failed run, or none for hours, pages on-call through `monitoring`.
+
+    Public attributes: `function` (a PipelineFunction), `schedule` (the EventBridge rule).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: PipelineSettings,
+        worker: LeadWorker,
+        monitoring: PipelineMonitoring,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if worker.database_secret is None:
+            raise ValueError("the retention deletes from the worker's database: it needs db_secret_arn")
+        self.function = PipelineFunction(
+            self,
+            "Function",
+            props=PipelineFunctionProps(
+                code_folder="worker",  # the worker's own credentials and connect code
+                handler="functions.worker.retention_handler.lambda_handler",
+                service_name=RETENTION_SERVICE,
+                description="Retention: deletes leads and erasure tombstones past their retention, in small batches",
+                memory_mb=256,
+                timeout=RETENTION_TIMEOUT,
+                log_retention_days=settings.log_retention_days,
+                environment={**worker.environment, **retention_environment(settings)},
+                reserved_concurrency=1,  # one database session for it, whatever the schedule does
+                vpc_placement=worker.vpc_placement,
+            ),
+        )
+        worker.database_secret.grant_read(self.function.role)
+        self.schedule = events.Rule(
+            self,
+            "Hourly",
+            schedule=RETENTION_SCHEDULE,
+            targets=[events_targets.LambdaFunction(self.function.function, retry_attempts=0)],  # the next hour retries
+            description="Leadpipe retention: delete leads and tombstones past their retention",
+        )
+        monitoring.watch_retention(self.function.function)
