@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from functions.contract.lead import normalise_campaign
+from functions.worker.retention import RETENTION_TIMEOUT_SECONDS
 from functions.worker.settings import TABLE_NAME_PATTERN
 
 CONTEXT_KEY = "leadpipe"
@@ -210,6 +211,16 @@ class PipelineSettings(BaseModel):
             "DB_STATEMENT_TIMEOUT_SECONDS": str(self.db_statement_timeout_seconds),
             "DB_LOCK_TIMEOUT_SECONDS": str(self.db_lock_timeout_seconds),
             "WORKER_TIMEOUT_SECONDS": str(self.worker_timeout_seconds),
+        }
+
+    def retention_environment(self) -> dict[str, str]:
+        """The retention function's settings as env vars (an unset one is absent): for the stack and `make run`."""
+        days = {
+            "LEAD_RETENTION_DAYS": self.lead_retention_days,
+            "ERASURE_TOMBSTONE_RETENTION_DAYS": self.erasure_tombstone_retention_days,
+        }
+        return {name: str(value) for name, value in days.items() if value is not None} | {
+            "RETENTION_TIMEOUT_SECONDS": str(RETENTION_TIMEOUT_SECONDS)
         }
 
     @property

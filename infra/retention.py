@@ -7,6 +7,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from constructs import Construct
 
+from functions.worker.retention import RETENTION_TIMEOUT_SECONDS
 from functions.worker.retention_handler import RETENTION_SERVICE
 from infra.config import PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps
@@ -15,17 +16,6 @@ from infra.worker import LeadWorker
 
 # Every hour: each run deletes what aged past the limit since the last one, a small amount.
 RETENTION_SCHEDULE = events.Schedule.rate(cdk.Duration.hours(1))
-# Long enough for a backlog (the first run after retention is switched on), in batches of seconds each.
-RETENTION_TIMEOUT = cdk.Duration.minutes(5)
-
-
-def retention_environment(settings: PipelineSettings) -> dict[str, str]:
-    """The retention's own settings as env vars: the stack and the local runtime pass the same (absent: kept)."""
-    days = {
-        "LEAD_RETENTION_DAYS": settings.lead_retention_days,
-        "ERASURE_TOMBSTONE_RETENTION_DAYS": settings.erasure_tombstone_retention_days,
-    }
-    return {name: str(value) for name, value in days.items() if value is not None}
 
 
 class DataRetention(Construct):
@@ -58,9 +48,9 @@ class DataRetention(Construct):
                 service_name=RETENTION_SERVICE,
                 description="Retention: deletes leads and erasure tombstones past their retention, in small batches",
                 memory_mb=256,
-                timeout=RETENTION_TIMEOUT,
+                timeout=cdk.Duration.seconds(RETENTION_TIMEOUT_SECONDS),
                 log_retention_days=settings.log_retention_days,
-                environment={**worker.environment, **retention_environment(settings)},
+                environment={**worker.environment, **settings.retention_environment()},
                 reserved_concurrency=1,  # one database session for it, whatever the schedule does
                 vpc_placement=worker.vpc_placement,
             ),

@@ -19,6 +19,9 @@ from psycopg.rows import dict_row
 
 from functions.worker.repository import erasures_table_identifier, leads_table_identifier
 
+# The function's timeout: long enough for a backlog (the first run after retention is switched on), in batches
+# of seconds each; a run that needs longer stops as `unfinished` and the next one goes on.
+RETENTION_TIMEOUT_SECONDS = 300
 RETENTION_BATCH_ROWS = 500  # rows per DELETE: its locks last milliseconds, and a failed batch costs little
 RETENTION_LOCK_TIMEOUT_SECONDS = 2  # a batch that would wait longer (a migration, an erasure) gives up
 # A batch is started only while at least this many seconds are left: its statement timeout, and time to record.
