@@ -139,15 +139,19 @@ def _url_length(value: HttpUrl) -> HttpUrl:
 
 
 def _purpose_list(value: Any) -> Any:
-    # One hidden field may list them ("newsletter offers"); checkboxes send one value each.
+    # One field may list several ("newsletter offers"); checkboxes send one value each.
     if isinstance(value, str):
-        value = value.replace(",", " ").split()
+        value = [value]
     if isinstance(value, list | tuple):
-        if len(value) > MAX_CONSENT_PURPOSES:
+        items = [part.lower() if isinstance(part, str) else part for item in value for part in _purpose_names(item)]
+        if len(items) > MAX_CONSENT_PURPOSES:
             raise ValueError(f"at most {MAX_CONSENT_PURPOSES} purposes")
-        items = [item.strip().lower() if isinstance(item, str) else item for item in value]
-        return list(dict.fromkeys(item for item in items if item != ""))
+        return list(dict.fromkeys(items))
     return value
+
+
+def _purpose_names(item: Any) -> list[Any]:
+    return item.replace(",", " ").split() if isinstance(item, str) else [item]
 
 
 def _purpose(value: str) -> str:
