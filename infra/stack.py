@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.api import LeadApi
 from infra.breaker import DrainBreaker
+from infra.campaign_numbers import CampaignNumbers
 from infra.config import PipelineSettings
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
@@ -48,6 +49,10 @@ class LeadpipeStack(cdk.Stack):
                 queue=queue.queue,
                 dead_letter_queue=queue.dead_letter_queue,
             ),
+        )
+
+        CampaignNumbers(
+            self, "CampaignNumbers", settings=settings, dashboard=monitoring.dashboard, ingest_logs=api.ingest.log_group
         )
 
         if settings.has_database:

@@ -29,6 +29,7 @@ LOG_BYTES_PER_LEAD = 1_200  # ingest line + EMF + share of the worker's per-batc
 ALARM_COUNT = 8  # infra/monitoring.py's seven, plus DatabaseUnavailable
 DRAIN_PROBE_ALARM_COUNT = 2  # DrainProbeErrors, DrainProbeSilent: only a stack with a database has the drain breaker
 CUSTOM_METRICS = 9  # the EMF metrics the two functions emit, DatabaseUnavailable included
+RETENTION_ALARM_COUNT = 2  # RetentionFailed, RetentionSilent: only a stack with a database has the retention
 SQS_REQUESTS_PER_LEAD = 1 + 2 / 10  # one send; receive and delete come ten at a time
 QUEUE_ALARM_PERIODS = 3  # the queue-age and queue-depth alarms need 3 one-minute periods
 THROTTLE_HEADROOM = 1.2  # recommend the peak plus 20%
@@ -528,12 +529,15 @@ def _has_web_acl(settings: PipelineSettings) -> bool:
 
 def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> list[CostLine]:
     """What the stack costs each month whatever the traffic (prorated by the hour by AWS)."""
-    alarms = ALARM_COUNT + DRAIN_PROBE_ALARM_COUNT * int(settings.has_database)
+    alarms = ALARM_COUNT + (DRAIN_PROBE_ALARM_COUNT + RETENTION_ALARM_COUNT) * int(settings.has_database)
+    # Each campaign in metric_campaigns is one more metric (a dimension value CloudWatch bills as its own metric).
+    metrics = CUSTOM_METRICS + len(settings.metric_campaigns)
+    tracked = f" ({len(settings.metric_campaigns)} for metric_campaigns)" if settings.metric_campaigns else ""
     lines = [
         CostLine(
-            f"CloudWatch: {alarms} alarms, {CUSTOM_METRICS} custom metrics, one dashboard",
+            f"CloudWatch: {alarms} alarms, {metrics} custom metrics{tracked}, one dashboard",
             alarms * prices["cloudwatch_alarm_per_month"]
-            + CUSTOM_METRICS * prices["cloudwatch_custom_metric_per_month"]
+            + metrics * prices["cloudwatch_custom_metric_per_month"]
             + prices["cloudwatch_dashboard_per_month"],
         ),
     ]

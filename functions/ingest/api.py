@@ -95,7 +95,7 @@ def build_app(
                     default_dimensions=metrics.default_dimensions,
                 ) as campaign_metric:
                     campaign_metric.add_dimension(name="campaign", value=accepted.campaign)
-            logger.info("lead queued", extra={"campaign": accepted.campaign})
+            logger.info("lead queued", extra={"campaign": accepted.campaign, "utm_source": accepted.utm_source})
         else:
             metrics.add_metric(name="SpamDropped", unit=MetricUnit.Count, value=1)
             logger.info("honeypot filled; lead dropped")

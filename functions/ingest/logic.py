@@ -69,6 +69,7 @@ class Acceptance:
     campaign: str | None
     redirect_to: str | None
     enqueued: bool
+    utm_source: str | None = None  # with the campaign, what the dashboard counts leads by
 
 
 def accept_submission(
@@ -113,7 +114,13 @@ def accept_submission(
         if verify_captcha is not None:  # after validation: a token is single-use, a typo must not spend it
             verify_captcha(captcha_token, lead_id)
         publish(LeadEnvelope(lead_id=lead_id, received_at=received_at, source=submission.source, lead=lead))
-    return Acceptance(lead_id=lead_id, campaign=lead.campaign, redirect_to=redirect_to, enqueued=not is_spam)
+    return Acceptance(
+        lead_id=lead_id,
+        campaign=lead.campaign,
+        redirect_to=redirect_to,
+        enqueued=not is_spam,
+        utm_source=lead.utm_source,
+    )
 
 
 def derive_lead_id(lead: Lead, idempotency_key: str | None, received_at: datetime) -> UUID:

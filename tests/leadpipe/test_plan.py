@@ -257,10 +257,24 @@ def test_spam_protection_costs_are_in_the_table() -> None:
     assert fixed["WAF: web ACL and 3 rule(s)"] == pytest.approx(8)
     assert fixed["WAF bot_control subscription"] == pytest.approx(10)
     assert fixed["Secrets Manager: 2 secret(s)"] == pytest.approx(0.80)
-    # With a database the drain breaker's probe has two alarms of its own (it fails, it stops running):
-    # 10 alarms * $0.10 + 9 custom metrics * $0.30 + one dashboard $3 = $6.70
-    assert fixed["CloudWatch: 10 alarms, 9 custom metrics, one dashboard"] == pytest.approx(6.70)
-    assert plan.fixed_monthly_usd == pytest.approx(6.70 + 8 + 10 + 0.80)
+    # With a database the drain breaker's probe and the retention have two alarms each (it fails, it stops running):
+    # 12 alarms * $0.10 + 9 custom metrics * $0.30 + one dashboard $3 = $6.90
+    assert fixed["CloudWatch: 12 alarms, 9 custom metrics, one dashboard"] == pytest.approx(6.90)
+    assert plan.fixed_monthly_usd == pytest.approx(6.90 + 8 + 10 + 0.80)
+
+
+def test_each_tracked_campaign_is_a_metric_the_plan_prices() -> None:
+    # Given a stage that tracks three campaigns with their own metric
+    tracked = settings(metric_campaigns=["summersale20", "WINTER", "spring-promo"])
+    # When the launch is planned
+    fixed = {
+        c.item: c.usd for c in plan_launch(ticket(leads=1_000, within_minutes=60), tracked, PRICES).fixed_monthly_costs
+    }
+    # Then each campaign is a custom metric of its own: 8 alarms * $0.10 + 12 metrics * $0.30 + $3 dashboard
+    # (a metric per dimension value: https://aws.amazon.com/cloudwatch/pricing/)
+    assert fixed["CloudWatch: 8 alarms, 12 custom metrics (3 for metric_campaigns), one dashboard"] == pytest.approx(
+        7.40
+    )
 
 
 CAPTCHA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/captcha-AbCdEf"
