@@ -67,6 +67,14 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
     form_body["patternProperties"] = {
         r"^custom(\[[A-Za-z][A-Za-z0-9_]{0,63}\]|\.[A-Za-z][A-Za-z0-9_]{0,63})$": {"type": "string", "maxLength": 500}
     }
+    # A form sends a touch as `first_touch[utm_source]=...`, one field per key the Touch object has.
+    touch_keys = "|".join(definitions["Touch"]["properties"])
+    for touch in ("first_touch", "last_touch"):
+        form_body["properties"].pop(touch)
+        form_body["patternProperties"][rf"^{touch}(\[({touch_keys})\]|\.({touch_keys}))$"] = {
+            "type": "string",
+            "maxLength": 2048,
+        }
     form_body["maxProperties"] = MAX_FORM_FIELDS
     error = {
         "type": "object",
