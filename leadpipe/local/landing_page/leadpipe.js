@@ -1,5 +1,5 @@
-/*! leadpipe.js: sends a <form data-leadpipe> to Leadpipe, never losing the lead; without it the form posts
- * itself. No dependencies, no build step. Docs: docs/browser-client.md */
+/*! leadpipe.js: sends a <form data-leadpipe> to Leadpipe, never losing the lead. No dependencies, no build
+ * step. Docs: docs/browser-client.md */
 (function () {
   "use strict";
   if (!window.fetch || !window.FormData || !window.URLSearchParams) return; // the plain form works
@@ -55,15 +55,17 @@
   // Both touches go with the lead; the last fills its own fields unless the page set any.
   function attribute(data, form) {
     var kept = touches(), box = form.querySelector("[data-leadpipe-consent]");
-    var own = FIELDS.concat("referrer", "landing_page").some(function (name) { return data.get(name); });
-    ["first", "last"].forEach(function (which) {
-      for (var name in kept[which]) {
-        data.set(which + "_touch[" + name + "]", kept[which][name]);
-        if (which == "last" && !own && name != "touched_at") data.set(name, kept.last[name]);
-      }
+    var names = FIELDS.concat("referrer", "landing_page"), own = names.some(function (name) { return data.get(name); });
+    ["first", "last"].forEach(function (which) { // known keys only, whatever else the storage holds
+      names.concat("touched_at").forEach(function (name) {
+        var value = (kept[which] || {})[name];
+        if (!value) return;
+        data.set(which + "_touch[" + name + "]", value);
+        if (which == "last" && !own && name != "touched_at") data.set(name, value);
+      });
     });
     if (!box) return;
-    // Consent evidence declared on the box: text shown, purposes, page. The API dates it, and keeps no purpose unticked.
+    // Consent evidence on the box: text shown, purposes, page; the API dates it, and drops purposes unticked.
     function declared(suffix) { return box.getAttribute("data-leadpipe-consent" + suffix); }
     var consent = { consent_text_id: declared(""), consent_text_version: declared("-version"), consent_text_sha256: declared("-sha256"), consent_purposes: declared("-purposes"), consent_page: location.origin + location.pathname };
     for (var field in consent) if (consent[field] && !data.get(field)) data.set(field, consent[field]);
@@ -71,11 +73,8 @@
 
   function newKey() {
     if (crypto.randomUUID) return crypto.randomUUID();
-    var b = crypto.getRandomValues(new Uint8Array(16)); // randomUUID needs a secure context
-    b[6] = (b[6] & 15) | 64;
-    b[8] = (b[8] & 63) | 128;
-    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
-    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+    // randomUUID needs a secure context; any 128 random bits make a key the API takes
+    return [].map.call(crypto.getRandomValues(new Uint8Array(16)), function (x) { return (x + 256).toString(16).slice(1); }).join("");
   }
 
   // --- the outbox: a lead is stored before its first request, removed once answered ---
@@ -268,15 +267,15 @@
   }
 
   function clearErrors(form) {
-    Array.prototype.forEach.call(form.querySelectorAll("[data-error-for]"), function (slot) { slot.textContent = ""; });
-    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (input) { input.removeAttribute("aria-invalid"); });
+    [].forEach.call(form.querySelectorAll("[data-error-for]"), function (slot) { slot.textContent = ""; });
+    [].forEach.call(form.querySelectorAll("[aria-invalid]"), function (input) { input.removeAttribute("aria-invalid"); });
   }
 
   function showFieldErrors(form, fields) {
     var unplaced = [];
     fields.forEach(function (error) {
       var input = form.elements.namedItem(error.field);
-      var slot = Array.prototype.filter.call(form.querySelectorAll("[data-error-for]"), function (el) {
+      var slot = [].filter.call(form.querySelectorAll("[data-error-for]"), function (el) {
         return el.getAttribute("data-error-for") === error.field;
       })[0];
       if (!slot && input && input.insertAdjacentElement) {
@@ -375,7 +374,7 @@
 
   function start() {
     remember();
-    Array.prototype.forEach.call(document.querySelectorAll("form[data-leadpipe]"), enhance);
+    [].forEach.call(document.querySelectorAll("form[data-leadpipe]"), enhance);
     window.addEventListener("online", flush);
     window.Leadpipe = { flush: flush, pending: function () { return unsent().length; } };
     flush();
