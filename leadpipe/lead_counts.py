@@ -39,7 +39,10 @@ def leads_by_campaign_and_source(
 
 def retention_status(connection: psycopg.Connection, leads_table: str) -> dict[str, Any] | None:
     """The policy the retention applied last and how that run went (None: it has not run yet)."""
-    run = last_retention_run(connection, leads_table)
+    try:
+        run = last_retention_run(connection, leads_table)
+    except psycopg.errors.UndefinedTable:  # a database not yet migrated to the retention's record
+        return None
     if run is None:
         return None
     policy = RetentionPolicy(run["lead_retention_days"], run["tombstone_retention_days"])
