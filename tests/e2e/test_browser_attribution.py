@@ -203,3 +203,17 @@ def test_a_page_with_its_own_utm_inputs_wins(browser: Browser, local_pipeline: R
     }
     assert row["last_touch"]["utm_source"] == "google" and row["first_touch"]["gclid"] == "Cj0KCQiA-ad.click_1"
     context.close()
+
+
+def test_a_mangled_link_never_costs_the_lead(browser: Browser, local_pipeline: RunningPipeline) -> None:
+    base = local_pipeline.info.landing_page_url
+    context = open_context(browser, local_pipeline)
+    page = context.new_page()
+    # Given a link whose parameters the API would refuse (a NUL, a click id with a space, an over-long UTM)
+    visit(page, f"{base}?utm_source=news%00letter&gclid=has%20space&utm_term={'x' * 201}&utm_campaign=spring")
+    # When the visitor signs up
+    row = sign_up(page, local_pipeline, unique_email("mangled"))
+    # Then the lead is stored, with the parameters that were valid and without the others
+    assert (row["utm_source"], row["gclid"], row["utm_term"], row["utm_campaign"]) == (None, None, None, "spring")
+    assert row["last_touch"]["utm_campaign"] == "spring" and "utm_source" not in row["last_touch"]
+    context.close()
