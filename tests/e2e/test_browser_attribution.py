@@ -217,3 +217,29 @@ def test_a_mangled_link_never_costs_the_lead(browser: Browser, local_pipeline: R
     assert (row["utm_source"], row["gclid"], row["utm_term"], row["utm_campaign"]) == (None, None, None, "spring")
     assert row["last_touch"]["utm_campaign"] == "spring" and "utm_source" not in row["last_touch"]
     context.close()
+
+
+def test_without_javascript_the_form_sends_its_consent_fields_and_no_attribution(
+    browser: Browser, local_pipeline: RunningPipeline
+) -> None:
+    base = local_pipeline.info.landing_page_url
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    # Given the sample page opened from an ad, with JavaScript off
+    page.goto(f"{base}{AD_CLICK}", referer=SEARCH_ENGINE)
+    # When the visitor signs up, ticking the consent box (the browser posts the form and follows the 303)
+    row = sign_up(page, local_pipeline, unique_email("nojs"))
+    # Then the consent record comes from the form's hidden fields, dated by the ingest
+    assert (row["consent"], row["consent_text_id"], row["consent_text_version"], row["consent_purposes"]) == (
+        True,
+        "summer-offers",
+        "3",
+        ["offers", "newsletter"],
+    )
+    assert row["consent_at"] == row["received_at"] and row["consent_page"] is None
+    # And no attribution: the referring site never reaches the API, and the page's URL only as the browser's Referer
+    # (whole here, where page and API share an origin; from a page on another origin, as in AWS, Chromium's default
+    # strict-origin-when-cross-origin policy sends the origin only)
+    assert (row["first_touch"], row["last_touch"], row["utm_source"], row["gclid"], row["referrer"]) == (None,) * 5
+    assert row["source"]["referer"] == f"{base}{AD_CLICK}"
+    context.close()
