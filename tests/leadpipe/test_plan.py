@@ -84,7 +84,7 @@ def test_backlog_drain_time_and_alarm_timing() -> None:
 
 
 def test_the_age_alarm_follows_the_oldest_lead_not_the_newest() -> None:
-    # Given issue 17's example: 54,000 leads in 10 min on dev's throttle (100/s) = 90/s, drain
+    # Given a launch review's example: 54,000 leads in 10 min on dev's throttle (100/s) = 90/s, drain
     # 2 writers * 3 rows / (0.18 + 0.02) s = 30/s, the age alarm at its default 900 s
     plan = plan_launch(
         ticket(leads=54_000, within_minutes=10, store_seconds_per_batch=0.18), settings(batch_size=3), PRICES
@@ -258,23 +258,10 @@ def test_spam_protection_costs_are_in_the_table() -> None:
     assert fixed["WAF bot_control subscription"] == pytest.approx(10)
     assert fixed["Secrets Manager: 2 secret(s)"] == pytest.approx(0.80)
     # With a database the drain breaker's probe and the retention have two alarms each (it fails, it stops running):
-    # 12 alarms * $0.10 + 9 custom metrics * $0.30 + one dashboard $3 = $6.90
-    assert fixed["CloudWatch: 12 alarms, 9 custom metrics, one dashboard"] == pytest.approx(6.90)
-    assert plan.fixed_monthly_usd == pytest.approx(6.90 + 8 + 10 + 0.80)
-
-
-def test_each_tracked_campaign_is_a_metric_the_plan_prices() -> None:
-    # Given a stage that tracks three campaigns with their own metric
-    tracked = settings(metric_campaigns=["summersale20", "WINTER", "spring-promo"])
-    # When the launch is planned
-    fixed = {
-        c.item: c.usd for c in plan_launch(ticket(leads=1_000, within_minutes=60), tracked, PRICES).fixed_monthly_costs
-    }
-    # Then each campaign is a custom metric of its own: 8 alarms * $0.10 + 12 metrics * $0.30 + $3 dashboard
-    # (a metric per dimension value: https://aws.amazon.com/cloudwatch/pricing/)
-    assert fixed["CloudWatch: 8 alarms, 12 custom metrics (3 for metric_campaigns), one dashboard"] == pytest.approx(
-        7.40
-    )
+    # 12 alarms * $0.10 + 21 custom metrics * $0.30 (ingest 4 + 9 refusal codes + captcha 2, worker 5,
+    # probe 1) + one dashboard $3 = $10.50
+    assert fixed["CloudWatch: 12 alarms, 21 custom metrics, one dashboard"] == pytest.approx(10.50)
+    assert plan.fixed_monthly_usd == pytest.approx(10.50 + 8 + 10 + 0.80)
 
 
 CAPTCHA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/captcha-AbCdEf"
