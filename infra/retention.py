@@ -9,7 +9,7 @@ from constructs import Construct
 
 from functions.worker.retention import RETENTION_TIMEOUT_SECONDS
 from functions.worker.retention_handler import RETENTION_SERVICE
-from infra.config import PipelineSettings
+from infra.config import RETENTION_RESERVED_CONCURRENCY, PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps
 from infra.monitoring import PipelineMonitoring
 from infra.worker import LeadWorker
@@ -51,7 +51,7 @@ class DataRetention(Construct):
                 timeout=cdk.Duration.seconds(RETENTION_TIMEOUT_SECONDS),
                 log_retention_days=settings.log_retention_days,
                 environment={**worker.environment, **settings.retention_environment()},
-                reserved_concurrency=1,  # one database session for it, whatever the schedule does
+                reserved_concurrency=RETENTION_RESERVED_CONCURRENCY,  # one database session, whatever the schedule does
                 vpc_placement=worker.vpc_placement,
             ),
         )
