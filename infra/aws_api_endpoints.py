@@ -15,6 +15,7 @@ HTTPS = ec2.Port.tcp(443)
 WORKER_AWS_SERVICES = frozenset({"secretsmanager"})  # its database secret
 MIGRATE_AWS_SERVICES = frozenset({"secretsmanager"})
 PROBE_AWS_SERVICES = frozenset({"secretsmanager", "ssm", "lambda"})  # secret, pause record, event source mapping
+RETENTION_AWS_SERVICES = frozenset({"secretsmanager"})  # its database secret, as the worker
 
 
 class AwsApiEndpoints(Construct):

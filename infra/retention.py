@@ -15,7 +15,8 @@ from infra.monitoring import PipelineMonitoring
 from infra.worker import LeadWorker
 
 # Every hour: each run deletes what aged past the limit since the last one, a small amount.
-RETENTION_SCHEDULE = events.Schedule.rate(cdk.Duration.hours(1))
+RETENTION_PERIOD = cdk.Duration.hours(1)
+RETENTION_SCHEDULE = events.Schedule.rate(RETENTION_PERIOD)
 
 
 class DataRetention(Construct):
@@ -56,6 +57,8 @@ class DataRetention(Construct):
             ),
         )
         worker.database_secret.grant_read(self.function.role)
+        # A failed or throttled run is not retried behind the next one: the next hour's run is the retry.
+        self.function.function.configure_async_invoke(retry_attempts=0, max_event_age=RETENTION_PERIOD)
         self.schedule = events.Rule(
             self,
             "Hourly",

@@ -8,7 +8,13 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.api import LeadApi
-from infra.aws_api_endpoints import MIGRATE_AWS_SERVICES, PROBE_AWS_SERVICES, WORKER_AWS_SERVICES, AwsApiEndpoints
+from infra.aws_api_endpoints import (
+    MIGRATE_AWS_SERVICES,
+    PROBE_AWS_SERVICES,
+    RETENTION_AWS_SERVICES,
+    WORKER_AWS_SERVICES,
+    AwsApiEndpoints,
+)
 from infra.breaker import DrainBreaker
 from infra.campaign_numbers import CampaignNumbers
 from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
@@ -19,7 +25,7 @@ from infra.retention import DataRetention
 from infra.rule_acknowledgements import acknowledge_rule_findings
 from infra.worker import LeadWorker
 
-VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES
+VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | RETENTION_AWS_SERVICES
 
 
 class LeadpipeStack(cdk.Stack):

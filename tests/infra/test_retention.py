@@ -82,8 +82,12 @@ def test_the_retention_may_read_the_database_secret_and_nothing_else(
     granted = sorted({action for statement in statements for action in actions(statement)})
     # Its own logs and traces, and the secret: no queue, no SSM, no Lambda API
     assert not [a for a in granted if a.split(":")[0] in ("sqs", "ssm", "lambda")]
-    secret_reads = [s for s in statements if "secretsmanager:GetSecretValue" in actions(s)]
-    assert [s["Resource"] for s in secret_reads] == [prod_settings.db_secret_arn]
+    # And the secret it may read is the worker's, granted the same way
+    _, worker = function_by_handler(prod, WORKER_HANDLER)
+    worker_statements = policy_statements_of_role(prod, ref_id(worker["Properties"]["Role"]))
+    secret_reads = [s["Resource"] for s in statements if "secretsmanager:GetSecretValue" in actions(s)]
+    assert secret_reads == [s["Resource"] for s in worker_statements if "secretsmanager:GetSecretValue" in actions(s)]
+    assert prod_settings.db_secret_arn in json.dumps(secret_reads)
 
 
 def test_a_stack_without_a_database_has_no_retention(dev: Template) -> None:
