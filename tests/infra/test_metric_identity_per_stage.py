@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 
+from functions.contract.observability import METRICS_NAMESPACE
 from infra.config import REPO_ROOT
 from tests.infra.conftest import SynthesizedStage
 from tests.infra.template_queries import resources
 
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"
 PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
+INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 
 
 def outage_alarm_metric(stage: SynthesizedStage) -> tuple[str, str, frozenset[tuple[str, str]]]:
@@ -62,10 +64,17 @@ handler.metrics.flush_metrics()
 from functions.worker import probe_handler
 probe_handler.report_worker_outage()
 """,
+    INGEST_HANDLER: """
+from functions.ingest import handler
+handler.metrics.add_metric(name="LeadsAccepted", unit="Count", value=1)
+handler.metrics.flush_metrics()
+""",
 }
 
 
-def emitted_outage_metrics(environment: dict[str, str], handler: str) -> list[tuple[str, frozenset[tuple[str, str]]]]:
+def emitted_metrics(
+    environment: dict[str, str], handler: str, metric_name: str = "DatabaseUnavailable"
+) -> list[tuple[str, frozenset[tuple[str, str]]]]:
     run = subprocess.run(
         [sys.executable, "-c", EMIT_OUTAGE[handler]],
         env={
@@ -86,7 +95,7 @@ def emitted_outage_metrics(environment: dict[str, str], handler: str) -> list[tu
             continue
         document: dict[str, Any] = json.loads(line)
         for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
-            if any(m["Name"] == "DatabaseUnavailable" for m in directive["Metrics"]):
+            if any(m["Name"] == metric_name for m in directive["Metrics"]):
                 for dimension_set in directive["Dimensions"]:
                     found.append((directive["Namespace"], frozenset((k, document[k]) for k in dimension_set)))
     return found
@@ -108,7 +117,36 @@ def test_the_function_publishes_the_metric_its_own_stages_alarm_watches(
     stage = stages[stage_name]
     environment = literal_environment(stage, handler)
     # When it reports that the database did not answer
-    emitted = emitted_outage_metrics(environment, handler)
+    emitted = emitted_metrics(environment, handler)
     # Then the datapoint lands on exactly the metric that stage's alarm watches
     namespace, _, dimensions = outage_alarm_metric(stage)
     assert emitted == [(namespace, dimensions)]
+
+
+def dashboard_metric(stage: SynthesizedStage, metric_name: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    """Namespace and dimensions of the dashboard's graph of a custom metric (tokens in the body read TOKEN)."""
+    [dashboard] = resources(stage.template, "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    widgets = json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts))["widgets"]
+    [line] = [
+        line
+        for widget in widgets
+        for line in widget["properties"].get("metrics", [])
+        if line[:2] == [METRICS_NAMESPACE, metric_name]
+    ]
+    names_and_values = [item for item in line[2:] if isinstance(item, str)]
+    return line[0], frozenset(zip(names_and_values[::2], names_and_values[1::2], strict=True))
+
+
+@pytest.mark.parametrize("stage_name", ["prod", "staging"])
+def test_the_ingest_publishes_the_accepted_leads_its_stages_dashboard_graphs(
+    stages: dict[str, SynthesizedStage], stage_name: str
+) -> None:
+    # Given a stage's ingest, started with the environment its template gives it
+    stage = stages[stage_name]
+    environment = literal_environment(stage, INGEST_HANDLER)
+    # When it counts an accepted lead
+    emitted = emitted_metrics(environment, INGEST_HANDLER, "LeadsAccepted")
+    # Then the datapoint lands on the metric that stage's dashboard graphs, not on another stage's
+    assert emitted == [dashboard_metric(stage, "LeadsAccepted")]
