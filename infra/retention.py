@@ -66,4 +66,6 @@ class DataRetention(Construct):
             targets=[events_targets.LambdaFunction(self.function.function, retry_attempts=0)],  # the next hour retries
             description="Leadpipe retention: delete leads and tombstones past their retention",
         )
+        # The bounded async config exists before the rule can invoke: else Lambda's defaults apply meanwhile.
+        self.schedule.node.add_dependency(self.function.function.node.find_child("EventInvokeConfig"))
         monitoring.watch_retention(self.function.function)
