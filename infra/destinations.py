@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 SECRET_ARN_PATTERN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
 # EventBridge's own ranges: InvocationRateLimitPerSecond 1-300, RetryPolicy 60-86,400 s and 0-185 attempts.
@@ -103,10 +103,18 @@ class EventDestination(BaseModel):
     body: Literal["lead_json", "slack_text", "custom"] = "lead_json"
     include_email: bool = Field(default=False, description="slack_text: show the address in the channel")
     custom_body: BodyTemplate | None = None
-    campaigns: list[str] = Field(default_factory=list, max_length=20, description="only these campaigns; empty: all")
+    campaigns: list[Annotated[str, Field(pattern=r"^\s*[A-Za-z0-9_-]{1,64}\s*$")]] = Field(
+        default_factory=list, max_length=20, description="only these campaigns (any case); empty: all"
+    )
     max_event_age_hours: int = Field(default=MAX_EVENT_AGE_HOURS, ge=1, le=MAX_EVENT_AGE_HOURS)
     retry_attempts: int = Field(default=MAX_RETRY_ATTEMPTS, ge=0, le=MAX_RETRY_ATTEMPTS)
     max_lag_minutes: int = Field(default=60, ge=1, description="`leadpipe plan` warns when the peak lag is longer")
+
+    @field_validator("campaigns")
+    @classmethod
+    def _as_the_contract_stores_them(cls, campaigns: list[str]) -> list[str]:
+        # The Lead contract upper-cases a campaign: the rule must match what the worker publishes.
+        return [campaign.strip().upper() for campaign in campaigns]
 
     @model_validator(mode="after")
     def _consistent(self) -> EventDestination:

@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.api import LeadApi
 from infra.breaker import DrainBreaker
 from infra.config import PipelineSettings
+from infra.events import LeadEvents
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
@@ -50,6 +51,8 @@ class LeadpipeStack(cdk.Stack):
             ),
         )
 
+        if settings.events_enabled:
+            LeadEvents(self, "LeadEvents", settings=settings, worker=worker, monitoring=monitoring)
         if settings.has_database:
             # Built after monitoring: the DatabaseUnavailable alarm (when there) trips it at once.
             alarms = getattr(monitoring, "alarms", {})
