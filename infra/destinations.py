@@ -10,15 +10,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
+from functions.worker.lead_events import EVENT_SOURCE, LEAD_STORED
+
 SECRET_ARN_PATTERN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
 # EventBridge's own ranges: InvocationRateLimitPerSecond 1-300, RetryPolicy 60-86,400 s and 0-185 attempts.
 MAX_INVOCATION_RATE_PER_SECOND = 300
 MAX_EVENT_AGE_HOURS = 24
 MAX_RETRY_ATTEMPTS = 185
 
-# What the worker puts on the bus: the rules match exactly these.
-EVENT_SOURCE = "leadpipe"
-LEAD_STORED = "LeadStored"
+# `leadpipe dlq redrive --destination NAME` puts a destination's dead letters back on the bus as this, for that
+# destination's rule only: the others have delivered those leads already.
+LEAD_STORED_REDRIVE = "LeadStoredRedrive"
 
 
 class ApiKeyAuth(BaseModel):
@@ -136,6 +138,15 @@ class EventDestination(BaseModel):
         if self.body == "slack_text":
             return _slack_text(self.include_email)
         return self.custom_body  # type: ignore[return-value]
+
+    @property
+    def event_pattern(self) -> dict[str, object]:
+        """The rule's pattern: every LeadStored (of `campaigns`), and the redriven events meant for this destination
+        (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html#eb-filtering-complex-example-or)."""
+        campaign: dict[str, object] = {"campaign": self.campaigns} if self.campaigns else {}
+        stored: dict[str, object] = {"detail-type": [LEAD_STORED], **({"detail": campaign} if campaign else {})}
+        redriven = {"detail-type": [LEAD_STORED_REDRIVE], "detail": {**campaign, "redrive_to": [self.name]}}
+        return {"source": [EVENT_SOURCE], "$or": [stored, redriven]}
 
     @property
     def max_event_age_seconds(self) -> int:

@@ -9,8 +9,8 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.worker.event_relay_handler import EVENT_RELAY_SERVICE
-from functions.worker.lead_events import EVENT_SOURCE, LEAD_STORED
+from functions.worker.event_relay_handler import EVENT_RELAY_SERVICE, RELAY_BATCH_SIZE, RELAY_TIMEOUT_SECONDS
+from functions.worker.lead_events import EVENT_SOURCE
 from infra.config import VISIBILITY_TIMEOUT_FACTOR, PipelineSettings
 from infra.destinations import ApiKeyAuth, EventDestination, OAuthClientCredentialsAuth
 from infra.function import PipelineFunction, PipelineFunctionProps
@@ -18,8 +18,6 @@ from infra.monitoring import PipelineMonitoring
 from infra.nag import acknowledge
 from infra.worker import LeadWorker
 
-RELAY_TIMEOUT_SECONDS = 30
-RELAY_BATCH_SIZE = 10  # one PutEvents request
 # EventBridge requires an authorization on every connection; an endpoint whose URL is its credential
 # (Slack) gets this harmless header.
 NO_AUTH_HEADER = "X-Leadpipe-Auth"
@@ -79,15 +77,16 @@ class DestinationLane(Construct):
             retry_attempts=destination.retry_attempts,
             header_parameters={"Content-Type": "application/json"},
         )
-        detail = {"campaign": destination.campaigns} if destination.campaigns else None
         self.rule = events.Rule(
             self,
             "Rule",
             event_bus=bus,
-            event_pattern=events.EventPattern(source=[EVENT_SOURCE], detail_type=[LEAD_STORED], detail=detail),
+            event_pattern=events.EventPattern(source=[EVENT_SOURCE]),
             targets=[target],
             description=f"Leadpipe: stored leads to {destination.name}",
         )
+        # With $or, which CDK's EventPattern cannot express: the pattern exactly as the settings model builds it.
+        self.rule.node.default_child.add_property_override("EventPattern", destination.event_pattern)
         if template.input_template is not None:
             # The input transformer exactly as the settings say it (the local stand-in renders the same text).
             rule = self.rule.node.default_child

@@ -26,6 +26,8 @@ from functions.worker.event_publisher import EventBusPublisher
 from functions.worker.lead_events import EVENT_SOURCE, LEAD_STORED
 
 EVENT_RELAY_SERVICE = "leadpipe-event-relay"
+RELAY_TIMEOUT_SECONDS = 30
+RELAY_BATCH_SIZE = 10  # one PutEvents request
 logger = Logger(service=EVENT_RELAY_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=EVENT_RELAY_SERVICE)
 # The relay holds no database slot: it may wait longer than the worker does.
