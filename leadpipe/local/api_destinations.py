@@ -107,12 +107,28 @@ class LocalApiDestination:
             except Exception:  # noqa: BLE001 - the local EventBridge is stopping or restarting
                 self._stopping.wait(1)
                 continue
+            delivered = []
             for message in messages:
                 if not self._limit.wait(self._stopping):
-                    return
-                self._deliver(message)
+                    break
+                if self._deliver(message):
+                    delivered.append(message)
+            self._delete(delivered)
 
-    def _deliver(self, message: dict[str, Any]) -> None:
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        """One call for the batch's delivered events (what is not deleted comes back: at least once)."""
+        if not messages:
+            return
+        try:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._delivery_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        except Exception:  # noqa: BLE001 - they are delivered again after the visibility timeout
+            return
+
+    def _deliver(self, message: dict[str, Any]) -> bool:
+        """Send one event; True when the endpoint took it (the caller deletes it)."""
         event = json.loads(message["Body"])
         attempts = int(message["Attributes"].get("ApproximateReceiveCount", "1"))
         age = time.time() - int(message["Attributes"].get("SentTimestamp", "0")) / 1000
@@ -120,23 +136,23 @@ class LocalApiDestination:
             self._dead_letter(
                 message, "MaximumEventAgeExceeded", f"older than {self.destination.max_event_age_hours} h"
             )
-            return
+            return False
         body = render(self.destination.template, event).encode()
         status, error = self._post(body)
         self._limit.answered()
         if status is not None and 200 <= status < 300:
-            self._sqs.delete_message(QueueUrl=self._delivery_url, ReceiptHandle=message["ReceiptHandle"])
             self.stats.add(delivered=1)
-            return
+            return True
         retried = status is None or status in RETRIED_STATUSES or status >= 500
         if not retried or attempts > self.destination.retry_attempts:
             self._dead_letter(message, f"HTTP {status}" if status else "NetworkError", error)
-            return
+            return False
         self.stats.add(retried=1)
         back_off = min(LONGEST_BACK_OFF_SECONDS, 2**attempts)
         self._sqs.change_message_visibility(
             QueueUrl=self._delivery_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=back_off
         )
+        return False
 
     def _post(self, body: bytes) -> tuple[int | None, str]:
         request = urllib.request.Request(
