@@ -12,6 +12,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
@@ -32,7 +33,10 @@ class Received:
 class LocalReceiver:
     """Listens on 127.0.0.1 (port 0: any free one), answers 200, keeps and optionally prints each request."""
 
-    def __init__(self, port: int = 0, echo: TextIO | None = None) -> None:
+    def __init__(
+        self, port: int = 0, echo: TextIO | None = None, answer: Callable[[Received], int] = lambda _: 200
+    ) -> None:
+        """`answer`: the HTTP status for each request (tests make an endpoint fail with it)."""
         self.received: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -41,8 +45,9 @@ class LocalReceiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 arrived = time.monotonic()  # before the answer: the sender cannot have sent the next one yet
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver._keep(Received(arrived, self.path, body))
-                self.send_response(200)
+                received = Received(arrived, self.path, body)
+                receiver._keep(received)
+                self.send_response(answer(received))
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"{}")
