@@ -85,3 +85,28 @@ def test_redrive_reaches_that_destination_only_and_empties_its_dlq(lane: dict[st
 def test_purge_empties_the_dlq(lane: dict[str, Any]) -> None:
     purge(lane["queue"])
     assert peek(lane["queue"], 10) == []
+
+
+def test_the_hand_off_dlq_is_listed_and_moved_back_to_the_hand_off_queue() -> None:
+    with mock_aws():
+        # Given the hand-off DLQ holding one PutEvents entry the relay never got onto the bus
+        sqs = boto3.client("sqs", region_name=TEST_REGION)
+        hand_off = sqs.create_queue(QueueName="hand-off")["QueueUrl"]
+        dlq = sqs.create_queue(QueueName="hand-off-dlq")["QueueUrl"]
+        entry = {
+            "Source": "leadpipe",
+            "DetailType": "LeadStored",
+            "Detail": json.dumps(EVENT["detail"]),
+            "EventBusName": "b",
+        }
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(entry))
+        queue = EventsDeadLetterQueue("the hand-off DLQ", sqs, dlq, None, hand_off_url=hand_off)
+
+        # When on-call lists it, then redrives it
+        [letter] = peek(queue, 10)
+        said = redrive(queue)
+
+        # Then the lead shows masked, and the entry is back in the hand-off queue for the relay, unchanged
+        assert (letter.lead_id, letter.email) == ("L1", "j***@example.com")
+        assert said == "moved 1 event(s) back to the events hand-off queue"
+        assert bodies(sqs, hand_off) == [entry] and peek(queue, 10) == []
