@@ -219,3 +219,63 @@ def _redrive_to_destination(queue: EventsDeadLetterQueue, limit: int | None) -> 
 
 def purge(queue: EventsDeadLetterQueue) -> None:
     queue.sqs.purge_queue(QueueUrl=queue.url)
+
+
+def erase_from_events_lane(stack: str | None, data_dir: Path, email: str) -> str:
+    """Delete the person's events from the lane's DLQs (hand-off and every destination's); one line saying
+    what was done. The events already delivered are the destinations' to erase."""
+    from leadpipe.erasure import normalised_address
+
+    address = normalised_address(email)
+    try:
+        queues = [resolve(stack, data_dir, None)]
+        names = _destination_names(stack, data_dir)
+        queues += [resolve(stack, data_dir, name) for name in names]
+    except TargetNotFound:
+        return "events lane: none here (nothing to search)"
+    removed = sum(erase_person_from(queue, address) for queue in queues)
+    return (
+        f"deleted {removed} event(s) of that person from the events lane's DLQs (hand-off, {', '.join(names) or '-'}); "
+        "erase them in each destination (CRM, Slack) too"
+    )
+
+
+def _destination_names(stack: str | None, data_dir: Path) -> list[str]:
+    if stack is None:
+        return list((RuntimeInfo.load(data_dir).events or {}).get("destination_dead_letter_urls", {}))
+    return list(json.loads(stack_outputs(boto3.client("cloudformation"), stack)["EventDestinationDeadLetterQueueUrls"]))
+
+
+def erase_person_from(queue: EventsDeadLetterQueue, address: str) -> int:
+    """Delete the messages whose lead is `address` (normalised); every other one is made visible again. How many."""
+    seen: set[str] = set()
+    keep: list[dict[str, Any]] = []
+    erased = 0
+    while True:
+        batch = queue.sqs.receive_message(
+            QueueUrl=queue.url,
+            MaxNumberOfMessages=SQS_MAX_BATCH,
+            VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
+            WaitTimeSeconds=1,
+        ).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        seen.update(m["MessageId"] for m in fresh)
+        theirs = [m for m in fresh if ((_detail(m["Body"]) or {}).get("lead") or {}).get("email") == address]
+        keep.extend(m for m in fresh if m not in theirs)
+        if theirs:
+            queue.sqs.delete_message_batch(
+                QueueUrl=queue.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(theirs)],
+            )
+            erased += len(theirs)
+    for start in range(0, len(keep), SQS_MAX_BATCH):
+        queue.sqs.change_message_visibility_batch(
+            QueueUrl=queue.url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(keep[start : start + SQS_MAX_BATCH])
+            ],
+        )
+    return erased

@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 
 from infra.destinations import EventDestination
-from leadpipe.event_dead_letters import EventsDeadLetterQueue, peek, purge, redrive
+from leadpipe.event_dead_letters import EventsDeadLetterQueue, erase_person_from, peek, purge, redrive
 from tests.conftest import TEST_REGION
 
 EVENT = {
@@ -110,3 +110,17 @@ def test_the_hand_off_dlq_is_listed_and_moved_back_to_the_hand_off_queue() -> No
         assert (letter.lead_id, letter.email) == ("L1", "j***@example.com")
         assert said == "moved 1 event(s) back to the events hand-off queue"
         assert bodies(sqs, hand_off) == [entry] and peek(queue, 10) == []
+
+
+def test_erasure_deletes_the_persons_events_and_keeps_the_others(lane: dict[str, Any]) -> None:
+    # Given crm's DLQ holding jane's event (the fixture's) and bob's
+    queue = lane["queue"]
+    bob = {**EVENT, "detail": {"lead_id": "L2", "campaign": "X", "lead": {"email": "bob@example.com"}}}
+    lane["sqs"].send_message(QueueUrl=queue.url, MessageBody=json.dumps(bob))
+
+    # When jane is erased from it
+    removed = erase_person_from(queue, "jane@example.com")
+
+    # Then her event is gone, bob's is still there and visible
+    assert removed == 1
+    assert [letter.lead_id for letter in peek(queue, 10)] == ["L2"]
