@@ -178,9 +178,12 @@ class PipelineMonitoring(Construct):
     def worker_metric(name: str) -> cloudwatch.Metric:
         """A count the worker emits (EMF), summed per minute."""
         return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": WORKER_SERVICE},
-            statistic="Sum", period=ONE_MINUTE,
-        )  # fmt: skip
+            namespace=METRICS_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"service": WORKER_SERVICE},
+            statistic="Sum",
+            period=ONE_MINUTE,
+        )
 
     def add_alarm(
         self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, evaluation_periods: int = 1
