@@ -31,18 +31,21 @@ BUS = "leadpipe-test-leads"
 
 
 @contextmanager
-def eventbridge_unreachable() -> Iterator[None]:
+def eventbridge_unreachable() -> Iterator[list[str]]:
     """Every PutEvents of a client made meanwhile fails as an unreachable endpoint does (botocore's own
-    error, raised by a hook on the session's public event system before the request goes out)."""
+    error, raised by a hook on the session's public event system before the request goes out).
+    Yields the list of calls tried."""
+    calls: list[str] = []
 
     def unreachable(**_: Any) -> None:
+        calls.append("PutEvents")
         raise EndpointConnectionError(endpoint_url="https://events.eu-west-1.amazonaws.com")
 
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
     boto3.DEFAULT_SESSION.events.register("before-call.events.PutEvents", unreachable)
     try:
-        yield
+        yield calls
     finally:
         boto3.DEFAULT_SESSION.events.unregister("before-call.events.PutEvents", unreachable)
 
@@ -221,13 +224,16 @@ def test_eventbridge_failing_after_the_commit_costs_no_lead_and_no_event(
     # Given EventBridge unreachable, and a leads queue that sends a record to its DLQ after ONE receive
     envelopes = [make_envelope(f"o{i}@example.com") for i in range(12)]
 
-    # When the worker stores the batch
-    with eventbridge_unreachable():
-        answer = deliver(events_world, [e.to_message_body() for e in envelopes])
+    # When the worker stores the batch, and the next one
+    with eventbridge_unreachable() as calls:
+        answer = deliver(events_world, [e.to_message_body() for e in envelopes[:10]])
+        next_answer = deliver(events_world, [e.to_message_body() for e in envelopes[10:]])
 
     # Then every record succeeded: the rows are committed, no record is left, none reaches the leads DLQ
-    assert answer == {"batchItemFailures": []}
+    assert answer == next_answer == {"batchItemFailures": []}
     assert leads_db.count_rows() == 12
+    # And the drain did not wait on EventBridge: one failed call, then the next batch went straight to the queue
+    assert calls == ["PutEvents"]
     assert events_world.messages_in(events_world.leads_url) == 0
     assert events_world.messages_in(events_world.dead_letters_url) == 0
     assert events_world.captured() == []
