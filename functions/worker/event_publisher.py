@@ -18,8 +18,6 @@ from typing import Any
 from botocore.config import Config
 
 from functions.worker.lead_events import (
-    PUT_EVENTS_MAX_BYTES,
-    PUT_EVENTS_MAX_ENTRIES,
     entry_lead_id,
     put_events_requests,
 )
@@ -40,7 +38,7 @@ HAND_OFF_CLIENT_CONFIG = Config(
 )
 # After a PutEvents call failed as a whole, batches go straight to the hand-off queue this long.
 PUT_EVENTS_PAUSE_SECONDS = 30.0
-SQS_MAX_BATCH_ENTRIES = 10
+# SendMessageBatch: 10 messages, 256 KiB together; PutEvents' own grouping (10 entries, under 256 KB) fits it.
 SQS_MAX_BATCH_BYTES = 256 * 1024
 
 
@@ -158,7 +156,6 @@ def _sqs_batches(entries: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]
     """SendMessageBatch takes 10 messages of at most 256 KiB together; an entry is under the same limit,
     and its message adds only the JSON keys around it, so PutEvents' own grouping fits, with a margin."""
     margin = 1024
-    assert PUT_EVENTS_MAX_ENTRIES == SQS_MAX_BATCH_ENTRIES and PUT_EVENTS_MAX_BYTES <= SQS_MAX_BATCH_BYTES
     batches: list[list[dict[str, Any]]] = []
     for request in put_events_requests(entries):
         size = sum(len(json.dumps(e, ensure_ascii=False).encode()) for e in request)
