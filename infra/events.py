@@ -22,6 +22,8 @@ from infra.worker import LeadWorker
 # (Slack) gets this harmless header.
 NO_AUTH_HEADER = "X-Leadpipe-Auth"
 HAND_OFF_AGE_ALARM_SECONDS = 900
+# What the worker calls for the lane (boto3 service names): in a VPC it needs an interface endpoint for each.
+WORKER_EVENTS_AWS_SERVICES = frozenset({"events", "sqs"})
 
 
 class DestinationLane(Construct):
@@ -161,13 +163,6 @@ class LeadEvents(Construct):
         worker_function.add_environment("EVENTS_HAND_OFF_QUEUE_URL", self.hand_off_queue.queue_url)
         self.bus.grant_put_events_to(worker.function.role)
         self.hand_off_queue.grant_send_messages(worker.function.role)
-        if settings.in_vpc:
-            cdk.Annotations.of(self).add_warning_v2(
-                "leadpipe:events-from-a-vpc",
-                "The worker runs in a VPC: give it a route to EventBridge and SQS (interface endpoints 'events' and "
-                "'sqs', or a NAT gateway), or every batch's events fail and its records come back.",
-            )
-
         self.destinations = {
             d.name: DestinationLane(self, f"Destination-{d.name}", destination=d, bus=self.bus)
             for d in settings.event_destinations

@@ -281,3 +281,32 @@ def test_off_by_default_nothing_of_the_lane_exists(prod: Template) -> None:
         assert resources(prod, kind) == {}
     _, worker = function_by_handler(prod, WORKER_HANDLER)
     assert "EVENT_BUS_NAME" not in worker["Properties"]["Environment"]["Variables"]
+
+
+def test_a_worker_in_a_vpc_gets_interface_endpoints_for_eventbridge_and_sqs(
+    prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Given the worker in private subnets, whose network interfaces have no public address: without an endpoint
+    # (or NAT) its PutEvents and SendMessage calls time out
+    # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc-internet.html)
+    crm = {"name": "crm", "url": "https://crm.example.com/leads", "invocation_rate_per_second": 5}
+    vpc = {
+        "vpc_id": "vpc-0a1b2c3d4e5f60718",
+        "vpc_subnet_ids": ["subnet-0a1b2c3d4e5f60721", "subnet-0a1b2c3d4e5f60722"],
+        "vpc_availability_zones": ["eu-west-1a", "eu-west-1b"],
+        "vpc_security_group_ids": ["sg-0a1b2c3d4e5f60733"],
+    }
+    settings = PipelineSettings.model_validate(
+        {**prod_settings.model_dump(), **vpc, "stage": "vpcevents", "events_enabled": True, "event_destinations": [crm]}
+    )
+
+    # When the stack is synthesized
+    template = synthesize(settings, str(tmp_path_factory.mktemp("vpc-events")))[1]
+
+    # Then the VPC has an interface endpoint, with private DNS, for EventBridge and for SQS
+    services = {
+        e["Properties"]["ServiceName"]: e["Properties"].get("PrivateDnsEnabled")
+        for e in resources(template, "AWS::EC2::VPCEndpoint").values()
+    }
+    assert services["com.amazonaws.eu-west-1.events"] is True
+    assert services["com.amazonaws.eu-west-1.sqs"] is True
