@@ -22,8 +22,6 @@ from infra.worker import LeadWorker
 # (Slack) gets this harmless header.
 NO_AUTH_HEADER = "X-Leadpipe-Auth"
 HAND_OFF_AGE_ALARM_SECONDS = 900
-# What the worker calls for the lane (boto3 service names): in a VPC it needs an interface endpoint for each.
-WORKER_EVENTS_AWS_SERVICES = frozenset({"events", "sqs"})
 
 
 class DestinationLane(Construct):

@@ -8,10 +8,16 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.api import LeadApi
-from infra.aws_api_endpoints import MIGRATE_AWS_SERVICES, PROBE_AWS_SERVICES, WORKER_AWS_SERVICES, AwsApiEndpoints
+from infra.aws_api_endpoints import (
+    MIGRATE_AWS_SERVICES,
+    PROBE_AWS_SERVICES,
+    WORKER_AWS_SERVICES,
+    WORKER_EVENTS_AWS_SERVICES,
+    AwsApiEndpoints,
+)
 from infra.breaker import DrainBreaker
 from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
-from infra.events import WORKER_EVENTS_AWS_SERVICES, LeadEvents
+from infra.events import LeadEvents
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
