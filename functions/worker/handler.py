@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.contract import RedactingFormatter
-from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
+from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE, stage_dimension
 from functions.worker.credentials import database_conninfo, session_timeouts
 from functions.worker.event_publisher import (
     EVENTS_CLIENT_CONFIG,
@@ -31,6 +31,7 @@ from functions.worker.stored_events import LeadStoredLane
 
 logger = Logger(service=WORKER_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=WORKER_SERVICE)
+metrics.set_default_dimensions(**stage_dimension(os.environ))
 # Active tracing without the X-Ray SDK, as in the ingest: it would trace no database call anyway.
 
 
