@@ -165,7 +165,7 @@ class LeadEvents(Construct):
             d.name: DestinationLane(self, f"Destination-{d.name}", destination=d, bus=self.bus)
             for d in settings.event_destinations
         }
-        self._alarms(monitoring)
+        self._alarms(monitoring, settings.stage)
         cdk.CfnOutput(scope, "EventBusName", value=self.bus.event_bus_name)
         cdk.CfnOutput(scope, "EventsHandOffQueueUrl", value=self.hand_off_queue.queue_url)
         cdk.CfnOutput(scope, "EventsHandOffDeadLetterQueueUrl", value=self.hand_off_dead_letter_queue.queue_url)
@@ -178,7 +178,7 @@ class LeadEvents(Construct):
             ),
         )
 
-    def _alarms(self, monitoring: PipelineMonitoring) -> None:
+    def _alarms(self, monitoring: PipelineMonitoring, stage: str) -> None:
         one_minute = cdk.Duration.minutes(1)
         monitoring.add_alarm(
             "EventsHandOffDeadLetters",
@@ -199,7 +199,7 @@ class LeadEvents(Construct):
         )
         monitoring.add_alarm(
             "EventsNotHandedOff",
-            monitoring.worker_metric("EventsNotHandedOff"),
+            monitoring.worker_metric("EventsNotHandedOff", stage),
             1,
             "Neither EventBridge nor the hand-off queue took stored leads' events: their records come back "
             "to publish again (the rows are stored). Check the worker's route to EventBridge and SQS.",

@@ -183,12 +183,12 @@ class PipelineMonitoring(Construct):
         )
 
     @staticmethod
-    def worker_metric(name: str) -> cloudwatch.Metric:
-        """A count the worker emits (EMF), summed per minute."""
+    def worker_metric(name: str, stage: str) -> cloudwatch.Metric:
+        """A count the worker emits (EMF) under this stage's identity, summed per minute."""
         return cloudwatch.Metric(
             namespace=METRICS_NAMESPACE,
             metric_name=name,
-            dimensions_map={"service": WORKER_SERVICE},
+            dimensions_map={"service": WORKER_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
             statistic="Sum",
             period=ONE_MINUTE,
         )

@@ -9,6 +9,7 @@ message is one PutEvents entry; an entry EventBridge refuses again is reported i
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from typing import Any
 
@@ -21,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from functions.contract import RedactingFormatter
-from functions.contract.observability import METRICS_NAMESPACE
+from functions.contract.observability import METRICS_NAMESPACE, stage_dimension
 from functions.worker.event_publisher import EventBusPublisher
 from functions.worker.lead_events import EVENT_SOURCE, LEAD_STORED
 
@@ -30,6 +31,7 @@ RELAY_TIMEOUT_SECONDS = 30
 RELAY_BATCH_SIZE = 10  # one PutEvents request
 logger = Logger(service=EVENT_RELAY_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=EVENT_RELAY_SERVICE)
+metrics.set_default_dimensions(**stage_dimension(os.environ))  # as the worker's: one identity per stage
 # The relay holds no database slot: it may wait longer than the worker does.
 RELAY_CLIENT_CONFIG = Config(
     connect_timeout=3,

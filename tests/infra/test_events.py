@@ -256,8 +256,14 @@ def test_every_events_dlq_and_the_hand_off_pages_on_call(prod_with_events: Templ
         alarm = depth_alarm(queue_id)
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    # The worker's own count, under this stage's identity (a dimension is part of a metric's identity:
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Dimension)
     [not_handed_off] = [a for a in alarms if a.get("MetricName") == "EventsNotHandedOff"]
     assert not_handed_off["Namespace"] == "Leadpipe" and not_handed_off["AlarmActions"] == [{"Ref": topic_id}]
+    assert {d["Name"]: d["Value"] for d in not_handed_off["Dimensions"]} == {
+        "service": "leadpipe-worker",
+        "stage": "prod",
+    }
 
 
 def test_slack_posts_the_headline_and_no_address_unless_opted_in(dev: Template) -> None:
