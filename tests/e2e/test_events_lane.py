@@ -1,6 +1,6 @@
 """The events lane on the local runtime: a burst of stored leads reaches a destination at its rate, every one.
 
-The count is `LEADPIPE_EVENTS_BURST_LEADS` (default 300: 15 s at 20/s; the issue's 2,000 take 100 s and are
+The count is `LEADPIPE_EVENTS_BURST_LEADS` (default 300: 15 s at 20/s; the full 2,000 take 100 s and are
 run by hand, `LEADPIPE_EVENTS_BURST_LEADS=2000`). The rate bound is an invariant of the local API destination,
 checked on the receiver's own clock: no one-second window holds more than the rate's worth of requests.
 """
