@@ -23,6 +23,7 @@ WORKER = "functions.worker.handler.lambda_handler"
 MIGRATE = "functions.worker.migrate_handler.lambda_handler"
 PROBE = "functions.worker.probe_handler.lambda_handler"
 RETENTION = "functions.worker.retention_handler.lambda_handler"
+RELAY = "functions.worker.event_relay_handler.lambda_handler"
 CDK_TRIGGER_PROVIDER = "AWSCDK.TriggerCustomResourceProviderCustomResourceProvider"
 
 SYNCHRONOUS = (
@@ -50,13 +51,18 @@ DLQ_REASON = {
     MIGRATE: SYNCHRONOUS,
     PROBE: PROBE_EVENTS,
     RETENTION: RETENTION_EVENTS,
+    RELAY: SYNCHRONOUS,
 }
 UNRESERVED_REASON = {
     INGEST: "The public API must scale with the campaign; a reservation would take from the account's quota and cap "
     "forms at it. The stage throttle bounds it.",
     MIGRATE: "Runs once per deploy, invoked by the trigger alone.",
+    RELAY: "Runs only while EventBridge refuses events; its SQS event source caps it, and a reservation would "
+    "sit idle.",
 }
 OUTSIDE_VPC_REASON = {
+    RELAY: "Talks only to SQS and EventBridge, never to the database: a VPC would add endpoints and nothing to "
+    "protect.",
     INGEST: "Talks only to SQS, Secrets Manager and the captcha verifier on the internet: a VPC would add a NAT "
     "gateway and nothing to protect.",
 }
