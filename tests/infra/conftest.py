@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
@@ -18,8 +19,14 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/prod/db-AbCdEf"
 
 
-def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any], Template]:
-    """The template of the stack for `settings`; raises if cdk-nag finds an unacknowledged error."""
+@dataclass(frozen=True)
+class SynthesizedStack:
+    stack: LeadpipeStack
+    template: Template
+
+
+def synthesize_stack(settings: PipelineSettings, outdir: str) -> SynthesizedStack:
+    """The stack for `settings` and its template; raises if cdk-nag finds an unacknowledged error."""
     # Bundling is skipped here for speed; tests/infra/test_lint_and_bundling.py builds the real assets.
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=outdir)
     stack = LeadpipeStack(
@@ -30,7 +37,12 @@ def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any],
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
-    template = Template.from_stack(stack)
+    return SynthesizedStack(stack, Template.from_stack(stack))
+
+
+def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any], Template]:
+    """The template of the stack for `settings`, as JSON and for assertions."""
+    template = synthesize_stack(settings, outdir).template
     return template.to_json(), template
 
 
@@ -40,8 +52,14 @@ def prod_settings() -> PipelineSettings:
 
 
 @pytest.fixture(scope="session")
-def prod(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return synthesize(prod_settings, str(tmp_path_factory.mktemp("prod")))[1]
+def prod_stack(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStack:
+    """prod, synthesized once for the session (its template and the stack object, for logical ids)."""
+    return synthesize_stack(prod_settings, str(tmp_path_factory.mktemp("prod")))
+
+
+@pytest.fixture(scope="session")
+def prod(prod_stack: SynthesizedStack) -> Template:
+    return prod_stack.template
 
 
 @pytest.fixture(scope="session")
