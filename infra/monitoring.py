@@ -14,7 +14,14 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE, WORKER_SERVICE
+from functions.contract.observability import (
+    INGEST_SERVICE,
+    METRICS_NAMESPACE,
+    STAGE_VARIABLE,
+    WORKER_SERVICE,
+    stage_dimension,
+)
+from infra.alarm_topic import let_cloudwatch_alarms_publish
 from infra.config import PipelineSettings
 
 ONE_MINUTE = cdk.Duration.minutes(1)
@@ -49,6 +56,7 @@ class PipelineMonitoring(Construct):
         self.alarm_topic = sns.Topic(
             self, "AlarmTopic", display_name=f"Leadpipe {settings.stage} alarms", enforce_ssl=True
         )
+        let_cloudwatch_alarms_publish(self.alarm_topic)
         if settings.alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 
@@ -76,7 +84,7 @@ class PipelineMonitoring(Construct):
         )
         self._alarm(
             "DatabaseUnavailable",
-            self.database_unavailable_metric(),
+            self.database_unavailable_metric(settings.stage),
             1,
             "Batches could not be stored because the database could not be reached (refused, lost, timed out, "
             "shutting down); the leads wait in the queue. Check the database, then `leadpipe status`.",
@@ -164,12 +172,12 @@ class PipelineMonitoring(Construct):
         return self.alarms["DrainProbeErrors"]
 
     @staticmethod
-    def database_unavailable_metric() -> cloudwatch.Metric:
+    def database_unavailable_metric(stage: str) -> cloudwatch.Metric:
         """Batches per minute the worker could not store because the database was unreachable (EMF)."""
         return cloudwatch.Metric(
             namespace=METRICS_NAMESPACE,
             metric_name="DatabaseUnavailable",
-            dimensions_map={"service": WORKER_SERVICE},
+            dimensions_map={"service": WORKER_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
             statistic="Sum",
             period=ONE_MINUTE,
         )
@@ -206,12 +214,15 @@ class PipelineMonitoring(Construct):
             return cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=name,
-                dimensions_map={"service": service},
+                dimensions_map={"service": service, **stage_dimension({STAGE_VARIABLE: settings.stage})},
                 statistic="Sum",
                 period=ONE_MINUTE,
             )
 
-        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"leadpipe-{settings.stage}")
+        # Dashboard names are account-global: the region keeps one stage deployed in two regions apart.
+        dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=f"leadpipe-{settings.stage}-{cdk.Aws.REGION}"
+        )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Ingest rate (per minute)",
@@ -256,7 +267,7 @@ class PipelineMonitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Database unreachable (batches per minute)",
-                left=[self.database_unavailable_metric()],
+                left=[self.database_unavailable_metric(settings.stage)],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(
                         value=1, label=f"pages after {settings.alarm_db_unavailable_minutes} min"

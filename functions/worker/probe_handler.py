@@ -11,14 +11,14 @@ import os
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.contract import RedactingFormatter
-from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
+from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE, stage_dimension
+from functions.worker.aws_clients import bounded_client, secrets_provider
 from functions.worker.credentials import database_conninfo
 from functions.worker.drain import DrainState, run_breaker
 from functions.worker.drain_switch import EventSourceMappingSwitch, database_answers, read_parameter
@@ -28,6 +28,7 @@ from functions.worker.settings import WorkerSettings
 DRAIN_PROBE_SERVICE = "leadpipe-drain-probe"
 logger = Logger(service=DRAIN_PROBE_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=DRAIN_PROBE_SERVICE)
+metrics.set_default_dimensions(**stage_dimension(os.environ))
 
 
 class ProbeSettings(BaseModel):
@@ -47,7 +48,7 @@ def get_settings() -> tuple[ProbeSettings, WorkerSettings]:
 
 @cache
 def get_clients() -> tuple[Any, Any]:
-    return boto3.client("lambda"), boto3.client("ssm")
+    return bounded_client("lambda"), bounded_client("ssm")
 
 
 def probe_database(worker: WorkerSettings, time_left_seconds: float) -> bool:
@@ -84,14 +85,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if held:
         # While the drain is held no batch runs, so the worker reports nothing: the probe speaks for it,
         # and the DatabaseUnavailable alarm stays in ALARM (no false OK) until the database answers.
-        with single_metric(
-            name="DatabaseUnavailable",
-            unit=MetricUnit.Count,
-            value=1,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": WORKER_SERVICE},
-        ):
-            pass
+        report_worker_outage()
     logger.info(
         "drain decided",
         extra={"state": run.decision.state.value, "switched": run.switched, "trigger": event.get("detail-type")},
@@ -99,6 +93,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return run.as_dict()
 
 
+def report_worker_outage() -> None:
+    """One `DatabaseUnavailable` datapoint on the worker's own metric (its service and stage)."""
+    with single_metric(
+        name="DatabaseUnavailable",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={"service": WORKER_SERVICE, **stage_dimension(os.environ)},
+    ):
+        pass
+
+
 def reset_for_tests() -> None:
     get_settings.cache_clear()
     get_clients.cache_clear()
+    secrets_provider.cache_clear()

@@ -14,7 +14,7 @@ from aws_cdk.assertions import Template
 from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
 from infra.config import PipelineSettings
 from infra.monitoring import PipelineMonitoring
-from tests.infra.conftest import SynthesizedStack
+from tests.infra.conftest import SynthesizedStage
 
 INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"
@@ -115,7 +115,7 @@ EXPECTED: dict[str, ExpectedAlarm] = {
     "DatabaseUnavailable": ExpectedAlarm(
         METRICS_NAMESPACE,
         "DatabaseUnavailable",
-        lambda w: {"service": WORKER_SERVICE},
+        lambda w: {"service": WORKER_SERVICE, "stage": "prod"},  # each stage its own metric
         "Sum",
         60,
         lambda s: s.alarm_db_unavailable_minutes,
@@ -182,14 +182,14 @@ class SynthesizedAlarms:
 
 
 @pytest.fixture(scope="module")
-def prod_alarms(prod_stack: SynthesizedStack) -> SynthesizedAlarms:
+def prod_alarms(stages: dict[str, SynthesizedStage]) -> SynthesizedAlarms:
     """The prod stack, with each alarm found through PipelineMonitoring.alarms (the agreed names)."""
-    stack = prod_stack.stack
+    stack = stages["prod"].stack
     [monitoring] = [child for child in stack.node.children if isinstance(child, PipelineMonitoring)]
     logical_ids = {
         name: stack.resolve(alarm.node.default_child.logical_id) for name, alarm in monitoring.alarms.items()
     }
-    template = prod_stack.template
+    template = stages["prod"].template
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     return SynthesizedAlarms(
         template=template,
