@@ -13,8 +13,10 @@ HTTPS = ec2.Port.tcp(443)
 # The AWS APIs each function in the VPC calls (boto3 service names, which are also the endpoints' names).
 # tests/infra/test_aws_semantics.py reads the functions' code and fails when this list misses one.
 WORKER_AWS_SERVICES = frozenset({"secretsmanager", "ssm"})  # its database secret; the drain governor's record
+WORKER_EVENTS_AWS_SERVICES = frozenset({"events", "sqs"})  # with events_enabled: PutEvents, the hand-off queue
 MIGRATE_AWS_SERVICES = frozenset({"secretsmanager"})
 PROBE_AWS_SERVICES = frozenset({"secretsmanager", "ssm", "lambda"})  # secret, pause record, event source mapping
+RETENTION_AWS_SERVICES = frozenset({"secretsmanager"})  # its database secret, as the worker
 
 
 class AwsApiEndpoints(Construct):
@@ -41,7 +43,10 @@ class AwsApiEndpoints(Construct):
         )
         for index, group_id in enumerate(settings.vpc_security_group_ids):
             self.security_group.add_ingress_rule(
-                ec2.Peer.security_group_id(group_id), HTTPS, f"HTTPS from the functions' security group {index}"
+                # EC2 refuses an apostrophe (or any character outside its set) in a rule's description.
+                ec2.Peer.security_group_id(group_id),
+                HTTPS,
+                f"HTTPS from the functions security group {index}",
             )
         subnets = _one_subnet_per_zone(self, settings)
         self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}

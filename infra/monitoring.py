@@ -14,7 +14,13 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE, WORKER_SERVICE
+from functions.contract.observability import (
+    INGEST_SERVICE,
+    METRICS_NAMESPACE,
+    STAGE_VARIABLE,
+    WORKER_SERVICE,
+    stage_dimension,
+)
 from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
 from infra.alarm_topic import let_cloudwatch_alarms_publish
 from infra.config import PipelineSettings
@@ -25,6 +31,9 @@ FIVE_MINUTES = cdk.Duration.minutes(5)
 PROBE_FAILED_MINUTES = 3
 # The probe runs every minute, but EventBridge may shift a run into the next minute: five empty ones is a stop.
 PROBE_SILENT_MINUTES = 5
+ONE_HOUR = cdk.Duration.hours(1)
+# The retention runs every hour: three hours without a run is a stopped schedule, not a late one.
+RETENTION_SILENT_HOURS = 3
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ class PipelineMonitoring(Construct):
         )
         self._alarm(
             "DatabaseUnavailable",
-            self.database_unavailable_metric(),
+            self.database_unavailable_metric(settings.stage),
             1,
             "Batches could not be stored because the database could not be reached (refused, lost, timed out, "
             "shutting down); the leads wait in the queue. Check the database, then `leadpipe status`.",
@@ -166,14 +175,14 @@ class PipelineMonitoring(Construct):
         )
         return self.alarms["DrainProbeErrors"]
 
-    def watch_drain_writers(self, cap: int) -> None:
+    def watch_drain_writers(self, cap: int, stage: str) -> None:
         """The drain governor's writers against the DB owner's cap, on the dashboard (the probe emits both)."""
 
         def probe_metric(name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=name,
-                dimensions_map={"service": DRAIN_PROBE_SERVICE},
+                dimensions_map={"service": DRAIN_PROBE_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
                 statistic="Maximum",
                 period=ONE_MINUTE,
             )
@@ -187,16 +196,68 @@ class PipelineMonitoring(Construct):
             )
         )
 
+    def watch_retention(self, retention: lambda_.IFunction) -> None:
+        """Page when a retention run fails (error or timeout), or when none has run for RETENTION_SILENT_HOURS."""
+        self._alarm(
+            "RetentionFailed",
+            retention.metric_errors(period=ONE_HOUR, statistic="Sum"),
+            1,
+            "A retention run failed: leads or tombstones past their retention may still be stored. Read the "
+            "retention function's log; `leadpipe status` shows the last run and its error.",
+        )
+        self._alarm(
+            "RetentionSilent",
+            retention.metric_invocations(period=ONE_HOUR, statistic="Sum"),
+            1,
+            "The retention has not run for hours (its schedule rule disabled or deleted?): nothing past its retention "
+            "is being deleted. Check the retention's EventBridge rule; `leadpipe status`.",
+            evaluation_periods=RETENTION_SILENT_HOURS,
+            datapoints_to_alarm=RETENTION_SILENT_HOURS,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,  # a function never invoked reports no datapoint at all
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Retention runs (per hour)",
+                left=[
+                    retention.metric_invocations(period=ONE_HOUR, statistic="Sum"),
+                    retention.metric_errors(period=ONE_HOUR, statistic="Sum"),
+                ],
+            ),
+            cloudwatch.AlarmStatusWidget(
+                title="Retention", alarms=[self.alarms["RetentionFailed"], self.alarms["RetentionSilent"]]
+            ),
+        )
+
     @staticmethod
-    def database_unavailable_metric() -> cloudwatch.Metric:
+    def database_unavailable_metric(stage: str) -> cloudwatch.Metric:
         """Batches per minute the worker could not store because the database was unreachable (EMF)."""
         return cloudwatch.Metric(
             namespace=METRICS_NAMESPACE,
             metric_name="DatabaseUnavailable",
-            dimensions_map={"service": WORKER_SERVICE},
+            dimensions_map={"service": WORKER_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
             statistic="Sum",
             period=ONE_MINUTE,
         )
+
+    @staticmethod
+    def worker_metric(name: str, stage: str) -> cloudwatch.Metric:
+        """A count the worker emits (EMF) under this stage's identity, summed per minute."""
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"service": WORKER_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
+            statistic="Sum",
+            period=ONE_MINUTE,
+        )
+
+    def add_alarm(
+        self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, evaluation_periods: int = 1
+    ) -> cloudwatch.Alarm:
+        """An alarm of another construct (the events lane's) on the same topic, and on the dashboard."""
+        self._alarm(name, metric, threshold, description, evaluation_periods=evaluation_periods)
+        self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title=name, alarms=[self.alarms[name]], height=2))
+        return self.alarms[name]
 
     def _alarm(
         self,
@@ -230,7 +291,7 @@ class PipelineMonitoring(Construct):
             return cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=name,
-                dimensions_map={"service": service},
+                dimensions_map={"service": service, **stage_dimension({STAGE_VARIABLE: settings.stage})},
                 statistic="Sum",
                 period=ONE_MINUTE,
             )
@@ -283,7 +344,7 @@ class PipelineMonitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Database unreachable (batches per minute)",
-                left=[self.database_unavailable_metric()],
+                left=[self.database_unavailable_metric(settings.stage)],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(
                         value=1, label=f"pages after {settings.alarm_db_unavailable_minutes} min"

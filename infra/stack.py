@@ -8,17 +8,27 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.api import LeadApi
-from infra.aws_api_endpoints import MIGRATE_AWS_SERVICES, PROBE_AWS_SERVICES, WORKER_AWS_SERVICES, AwsApiEndpoints
+from infra.aws_api_endpoints import (
+    MIGRATE_AWS_SERVICES,
+    PROBE_AWS_SERVICES,
+    RETENTION_AWS_SERVICES,
+    WORKER_AWS_SERVICES,
+    WORKER_EVENTS_AWS_SERVICES,
+    AwsApiEndpoints,
+)
 from infra.breaker import DrainBreaker
+from infra.campaign_numbers import CampaignNumbers
 from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
+from infra.events import LeadEvents
 from infra.governor import DrainGovernor
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
+from infra.retention import DataRetention
 from infra.rule_acknowledgements import acknowledge_rule_findings
 from infra.worker import LeadWorker
 
-VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES
+VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | RETENTION_AWS_SERVICES
 
 
 class LeadpipeStack(cdk.Stack):
@@ -36,7 +46,11 @@ class LeadpipeStack(cdk.Stack):
         endpoints = None
         if worker.vpc_placement and settings.has_database and settings.vpc_aws_api_access == "interface_endpoints":
             endpoints = AwsApiEndpoints(
-                self, "AwsApiEndpoints", settings=settings, vpc=worker.vpc_placement.vpc, services=VPC_AWS_SERVICES
+                self,
+                "AwsApiEndpoints",
+                settings=settings,
+                vpc=worker.vpc_placement.vpc,
+                services=VPC_AWS_SERVICES | (WORKER_EVENTS_AWS_SERVICES if settings.events_enabled else set()),
             )
         if settings.has_database:
             migrations = SchemaMigrations(self, "SchemaMigrations", settings=settings, worker=worker)
@@ -62,6 +76,12 @@ class LeadpipeStack(cdk.Stack):
             ),
         )
 
+        CampaignNumbers(
+            self, "CampaignNumbers", settings=settings, dashboard=monitoring.dashboard, ingest_logs=api.ingest.log_group
+        )
+
+        if settings.events_enabled:
+            LeadEvents(self, "LeadEvents", settings=settings, worker=worker, monitoring=monitoring)
         if settings.has_database:
             # Built after monitoring: the DatabaseUnavailable alarm (when there) trips it at once.
             alarms = getattr(monitoring, "alarms", {})
@@ -75,8 +95,9 @@ class LeadpipeStack(cdk.Stack):
             monitoring.watch_drain_probe(breaker.function.function)  # a breaker that cannot run pages too
             if settings.governor_enabled:
                 governor = DrainGovernor(self, "DrainGovernor", settings=settings, breaker=breaker, worker=worker)
-                monitoring.watch_drain_writers(settings.max_concurrency)
+                monitoring.watch_drain_writers(settings.max_concurrency, settings.stage)
                 cdk.CfnOutput(self, "DrainGovernorParameterName", value=governor.record.parameter_name)
+            DataRetention(self, "DataRetention", settings=settings, worker=worker, monitoring=monitoring)
             # `leadpipe drain pause | resume | status --stack` finds the breaker by these.
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)
             cdk.CfnOutput(self, "DrainPauseParameterName", value=breaker.pause_record.parameter_name)

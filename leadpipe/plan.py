@@ -20,6 +20,8 @@ from annotated_types import Le
 from functions.contract import Lead
 from infra.config import PipelineSettings
 from leadpipe.custom_metrics import custom_metrics
+from leadpipe.plan_destinations import DestinationLag, events_campaign_costs, events_fixed_costs, review_destinations
+from leadpipe.plan_destinations import to_markdown as destinations_markdown
 
 SECONDS_PER_MONTH = 30 * 24 * 3600
 # What Lambda's SQS event source adds to each batch on top of the store itself (hand-off and
@@ -29,6 +31,7 @@ INGEST_SECONDS_PER_REQUEST = 0.040  # billed duration of one validated SendMessa
 LOG_BYTES_PER_LEAD = 1_200  # ingest line + EMF + share of the worker's per-batch line
 ALARM_COUNT = 8  # infra/monitoring.py's seven, plus DatabaseUnavailable
 DRAIN_PROBE_ALARM_COUNT = 2  # DrainProbeErrors, DrainProbeSilent: only a stack with a database has the drain breaker
+RETENTION_ALARM_COUNT = 2  # RetentionFailed, RetentionSilent: only a stack with a database has the retention
 SQS_REQUESTS_PER_LEAD = 1 + 2 / 10  # one send; receive and delete come ten at a time
 QUEUE_ALARM_PERIODS = 3  # the queue-age and queue-depth alarms need 3 one-minute periods
 THROTTLE_HEADROOM = 1.2  # recommend the peak plus 20%
@@ -137,6 +140,7 @@ class LaunchPlan:
     drain_rate_at_cap_per_s: float | None = None  # the fast end: every writer up to the cap, the main app idle
     drain_seconds_after_peak_at_cap: float | None = None
     governed: bool = False
+    destinations: list[DestinationLag] = field(default_factory=list)  # the events lane's, when the stage has one
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -370,6 +374,11 @@ def _review(
             f"DRAINING TAKES LONGER THAN THE QUEUE KEEPS MESSAGES ({retention / 86400:.0f} days): leads WILL BE LOST. "
             "Raise max_concurrency (with the DB owner) or batch_size before launch."
         )
+    # Each stored lead's event leaves as its row commits: destinations see the store's pace, not the form's.
+    destinations = review_destinations(
+        settings, ticket.campaign, accepted_rate * window, min(accepted_rate, drain_rate), window
+    )
+    warnings += [destination.warning for destination in destinations if destination.warning]
     known = set(Lead.model_fields)
     unknown = [f for f in ticket.new_fields if f not in known]
     accepted = ticket.leads - throttled
@@ -397,6 +406,7 @@ def _review(
         retention_seconds=retention,
         unknown_fields=unknown,
         warnings=warnings,
+        destinations=destinations,
         quotas=_quota_checks(peak_rate, settings, quotas),
         campaign_costs=campaign_costs,
         campaign_cost_usd=campaign_total,
@@ -536,6 +546,7 @@ def _campaign_costs(
                 _captcha_usd(settings.captcha_provider, accepted, prices),
             )
         )
+    lines += [CostLine(item, usd) for item, usd in events_campaign_costs(settings, ticket.campaign, accepted, prices)]
     return [CostLine(c.item, round(c.usd, 4)) for c in lines]
 
 
@@ -556,7 +567,7 @@ def _has_web_acl(settings: PipelineSettings) -> bool:
 
 def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> list[CostLine]:
     """What the stack costs each month whatever the traffic (prorated by the hour by AWS)."""
-    alarms = ALARM_COUNT + DRAIN_PROBE_ALARM_COUNT * int(settings.has_database)
+    alarms = ALARM_COUNT + (DRAIN_PROBE_ALARM_COUNT + RETENTION_ALARM_COUNT) * int(settings.has_database)
     metrics = len(custom_metrics(settings))
     lines = [
         CostLine(
@@ -583,6 +594,7 @@ def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> 
         price = prices["waf_managed_rule_groups"][group]
         if price["per_month"]:
             lines.append(CostLine(f"WAF {group} subscription", price["per_month"]))
+    lines += [CostLine(item, usd) for item, usd in events_fixed_costs(settings, prices)]
     return [CostLine(c.item, round(c.usd, 2)) for c in lines]
 
 
@@ -715,6 +727,7 @@ def to_markdown(plan: LaunchPlan) -> str:
             ],
             "",
         ]
+    out += destinations_markdown(plan.destinations)
     out += [
         f"### AWS cost of this campaign ({plan.price_table['region']}, prices as of {plan.price_table['as_of']})",
         "",

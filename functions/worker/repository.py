@@ -11,6 +11,7 @@ import pydantic_core
 from psycopg import sql
 
 from functions.contract import LeadEnvelope
+from functions.contract.lead import CLICK_ID_FIELDS
 from functions.worker.round_trip_deadline import (
     RoundTripDeadline,
     invocation_round_trip_seconds,
@@ -43,6 +44,16 @@ LEAD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source", "jsonb"),
     ("envelope_version", "smallint"),
     ("received_at", "timestamptz"),
+    *((name, "text") for name in CLICK_ID_FIELDS),
+    ("referrer", "text"),
+    ("first_touch", "jsonb"),
+    ("last_touch", "jsonb"),
+    ("consent_text_id", "text"),
+    ("consent_text_version", "text"),
+    ("consent_text_sha256", "text"),
+    ("consent_purposes", "jsonb"),
+    ("consent_at", "timestamptz"),
+    ("consent_page", "text"),
 )
 
 
@@ -236,6 +247,7 @@ class LeadRepository:
         `copy_first`: store a batch with COPY when it can (see `_copy_or_insert`); off through RDS Proxy, where
         only the one-statement INSERT is used."""
         self._connections = connections
+        self._leads_table = leads_table
         self._transaction_timeouts = transaction_timeouts
         self._fallback_round_trip = fallback_round_trip_seconds
         self._copy_first = copy_first and transaction_timeouts is None
@@ -413,6 +425,22 @@ class LeadRepository:
             cursor.execute(self._insert, (pydantic_core.to_json(rows).decode(),))
             return cursor.rowcount
 
+    def stored_at_of(self, lead_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each of these leads' rows was stored (the events lane asks after a batch with duplicates);
+        a lead without a row (erased) is left out. One indexed read, bounded by the fallback round trip."""
+        if not lead_ids:
+            return {}
+        connection = self._connections.get()
+        query = sql.SQL("SELECT lead_id::text, stored_at FROM {} WHERE lead_id = ANY(%s::uuid[])").format(
+            leads_table_identifier(self._leads_table)
+        )
+        try:
+            with RoundTripDeadline(connection, self._fallback_round_trip):
+                return dict(connection.execute(query, (list(lead_ids),)).fetchall())
+        except psycopg.Error:
+            self._connections.discard()
+            raise
+
 
 class _CheckEachLead(Exception):  # noqa: N818 - control flow inside _copy_or_insert, never raised out of it
     """A tombstone is as new as the batch's oldest lead: the COPY is rolled back for the checked INSERT."""
@@ -449,4 +477,26 @@ def lead_row(envelope: LeadEnvelope) -> dict[str, object]:
         "source": {"user_agent": source.user_agent, "origin": source.origin, "referer": source.referer},
         "envelope_version": envelope.v,
         "received_at": envelope.received_at.isoformat(),
+        **attribution_and_consent_columns(envelope),
+    }
+
+
+def attribution_and_consent_columns(envelope: LeadEnvelope) -> dict[str, object]:
+    """The attribution and consent columns of one row. A consent without a time of its own (a plain form)
+    is dated when the ingest received it; a touch keeps only the keys the browser saw."""
+    lead = envelope.lead
+    received_at = envelope.received_at.isoformat()
+    return {
+        **{name: getattr(lead, name) for name in CLICK_ID_FIELDS},
+        "referrer": None if lead.referrer is None else str(lead.referrer),
+        "first_touch": None
+        if lead.first_touch is None
+        else lead.first_touch.model_dump(mode="json", exclude_none=True),
+        "last_touch": None if lead.last_touch is None else lead.last_touch.model_dump(mode="json", exclude_none=True),
+        "consent_text_id": lead.consent_text_id,
+        "consent_text_version": lead.consent_text_version,
+        "consent_text_sha256": lead.consent_text_sha256,
+        "consent_purposes": list(lead.consent_purposes),
+        "consent_at": lead.consent_at.isoformat() if lead.consent_at else received_at if lead.consent else None,
+        "consent_page": None if lead.consent_page is None else str(lead.consent_page),
     }
