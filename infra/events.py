@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions.contract.observability import STAGE_VARIABLE
 from functions.worker.event_relay_handler import EVENT_RELAY_SERVICE, RELAY_BATCH_SIZE, RELAY_TIMEOUT_SECONDS
 from functions.worker.lead_events import EVENT_SOURCE
 from infra.config import VISIBILITY_TIMEOUT_FACTOR, PipelineSettings
@@ -147,6 +148,7 @@ class LeadEvents(Construct):
                 memory_mb=256,
                 timeout=cdk.Duration.seconds(RELAY_TIMEOUT_SECONDS),
                 log_retention_days=settings.log_retention_days,
+                environment={STAGE_VARIABLE: settings.stage},  # the stage's own metrics, as the worker's
             ),
         )
         self.relay.function.add_event_source(
@@ -187,7 +189,7 @@ class LeadEvents(Construct):
             ),
             1,
             "LeadStored events EventBridge refused for every relay attempt are parked (the leads are stored). "
-            "Check EventBridge, then `leadpipe dlq redrive --queue events`.",
+            "Check EventBridge, then `leadpipe dlq redrive --hand-off`.",
         )
         monitoring.add_alarm(
             "EventsHandOffAge",

@@ -3,7 +3,7 @@
 The worker hands an event to this queue when EventBridge did not take it after the commit. Each
 message is one PutEvents entry; an entry EventBridge refuses again is reported in
 `batchItemFailures` and comes back after the visibility timeout, until the queue's
-`maxReceiveCount` parks it in the hand-off DLQ (alarmed; `leadpipe dlq redrive --queue events`).
+`maxReceiveCount` parks it in the hand-off DLQ (alarmed; `leadpipe dlq redrive --hand-off`).
 """
 
 from __future__ import annotations
