@@ -23,6 +23,9 @@ from infra.worker import LeadWorker
 # (Slack) gets this harmless header.
 NO_AUTH_HEADER = "X-Leadpipe-Auth"
 HAND_OFF_AGE_ALARM_SECONDS = 900
+# A backlog after an EventBridge outage must not scale the relay into the unreserved concurrency the ingest
+# runs on (nor into the bus's PutEvents quota the worker needs): a few batches at a time drain it.
+RELAY_MAX_CONCURRENCY = 2
 
 
 class DestinationLane(Construct):
@@ -153,7 +156,10 @@ class LeadEvents(Construct):
         )
         self.relay.function.add_event_source(
             event_sources.SqsEventSource(
-                self.hand_off_queue, batch_size=RELAY_BATCH_SIZE, report_batch_item_failures=True
+                self.hand_off_queue,
+                batch_size=RELAY_BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=RELAY_MAX_CONCURRENCY,
             )
         )
         self.bus.grant_put_events_to(self.relay.role)

@@ -15,6 +15,7 @@ from aws_cdk.assertions import Template
 
 from functions.contract.observability import stage_dimension
 from infra.config import PipelineSettings, settings_from_file
+from infra.events import RELAY_MAX_CONCURRENCY
 from leadpipe.cli import leadpipe
 from tests.infra.conftest import synthesize
 from tests.infra.template_queries import (
@@ -354,3 +355,16 @@ def test_every_command_an_alarm_tells_on_call_to_run_is_one_the_cli_accepts(prod
         # Then every option it names exists
         options = {name for parameter in command_object.params for name in parameter.opts}
         assert [a for a in arguments if a.startswith("--") and a not in options] == [], command
+
+
+def test_a_hand_off_backlog_cannot_take_the_concurrency_the_ingest_runs_on(prod_with_events: Template) -> None:
+    # Given the relay's event source and the ingest function, which has no reserved concurrency of its own
+    relay_id, _ = function_by_handler(prod_with_events, RELAY_HANDLER)
+    _, mapping = only(prod_with_events, "AWS::Lambda::EventSourceMapping", FunctionName={"Ref": relay_id})
+    # When EventBridge comes back after an outage with a backlog in the hand-off queue, Lambda scales an SQS
+    # event source by up to 300 concurrent batches a minute, to 1,000, out of the account's unreserved
+    # concurrency (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html), which the ingest
+    # shares: an unbounded relay would throttle the form's submissions.
+    # Then the relay's event source is capped by its own maximum concurrency (2 is the least AWS allows)
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": RELAY_MAX_CONCURRENCY}
+    assert RELAY_MAX_CONCURRENCY <= 5
