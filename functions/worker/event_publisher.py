@@ -39,15 +39,13 @@ HAND_OFF_CLIENT_CONFIG = Config(
 )
 # After a PutEvents call failed as a whole, batches go straight to the hand-off queue this long.
 PUT_EVENTS_PAUSE_SECONDS = 30.0
-# The longest one PutEvents call may take with that client: each attempt's timeouts, and the standard
-# mode's back-off before its retry (at most a second). Lambda ending the invocation inside it would send
-# the whole batch back, its stored records included.
-PUT_EVENTS_LONGEST_SECONDS = (
-    EVENTS_CLIENT_CONFIG.retries["total_max_attempts"]
-    * (EVENTS_CLIENT_CONFIG.connect_timeout + EVENTS_CLIENT_CONFIG.read_timeout)
-    + EVENTS_CLIENT_CONFIG.retries["total_max_attempts"]
-    - 1
-)
+# The longest one PutEvents call may take with that client: each attempt's timeouts, and the standard mode's
+# back-off before each retry (2^(n-1) s at most before the n-th). Lambda ending the invocation inside it would
+# send the whole batch back, its stored records included.
+_ATTEMPTS = EVENTS_CLIENT_CONFIG.retries["total_max_attempts"]
+PUT_EVENTS_LONGEST_SECONDS = _ATTEMPTS * (
+    EVENTS_CLIENT_CONFIG.connect_timeout + EVENTS_CLIENT_CONFIG.read_timeout
+) + sum(2 ** (retry - 1) for retry in range(1, _ATTEMPTS))
 # With less left than this, the rest goes straight to the hand-off queue: the call, then the store's own reserve
 # to hand off and answer.
 TIME_NEEDED_FOR_PUT_EVENTS_SECONDS = PUT_EVENTS_LONGEST_SECONDS + RESPONSE_RESERVE_SECONDS
