@@ -16,6 +16,7 @@ WORKER_AWS_SERVICES = frozenset({"secretsmanager"})  # its database secret
 WORKER_EVENTS_AWS_SERVICES = frozenset({"events", "sqs"})  # with events_enabled: PutEvents, the hand-off queue
 MIGRATE_AWS_SERVICES = frozenset({"secretsmanager"})
 PROBE_AWS_SERVICES = frozenset({"secretsmanager", "ssm", "lambda"})  # secret, pause record, event source mapping
+RETENTION_AWS_SERVICES = frozenset({"secretsmanager"})  # its database secret, as the worker
 
 
 class AwsApiEndpoints(Construct):

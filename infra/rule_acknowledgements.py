@@ -22,6 +22,7 @@ INGEST = "functions.ingest.handler.lambda_handler"
 WORKER = "functions.worker.handler.lambda_handler"
 MIGRATE = "functions.worker.migrate_handler.lambda_handler"
 PROBE = "functions.worker.probe_handler.lambda_handler"
+RETENTION = "functions.worker.retention_handler.lambda_handler"
 RELAY = "functions.worker.event_relay_handler.lambda_handler"
 CDK_TRIGGER_PROVIDER = "AWSCDK.TriggerCustomResourceProviderCustomResourceProvider"
 
@@ -33,6 +34,10 @@ PROBE_EVENTS = (
     "A failed probe event is worthless a minute later: the next scheduled run is the retry, and DrainProbeErrors / "
     "DrainProbeSilent page on-call when runs fail or stop."
 )
+RETENTION_EVENTS = (
+    "A failed retention run needs no replay: the next hourly run deletes the same rows (it is idempotent), and "
+    "RetentionFailed / RetentionSilent page on-call when runs fail or stop."
+)
 CDK_PROVIDER = (
     "CDK's own trigger provider, run by CloudFormation once per deploy; it reports failure to CloudFormation itself."
 )
@@ -40,7 +45,14 @@ PYTHON_VERSION = (
     "python3.13, not python3.14, on purpose: the tests run on the deployed Python, and CPython 3.14 cannot be "
     "installed from the registries the project builds from; AWS supports python3.13 until 2029-06-30."
 )
-DLQ_REASON = {INGEST: SYNCHRONOUS, WORKER: SYNCHRONOUS, MIGRATE: SYNCHRONOUS, PROBE: PROBE_EVENTS, RELAY: SYNCHRONOUS}
+DLQ_REASON = {
+    INGEST: SYNCHRONOUS,
+    WORKER: SYNCHRONOUS,
+    MIGRATE: SYNCHRONOUS,
+    PROBE: PROBE_EVENTS,
+    RETENTION: RETENTION_EVENTS,
+    RELAY: SYNCHRONOUS,
+}
 UNRESERVED_REASON = {
     INGEST: "The public API must scale with the campaign; a reservation would take from the account's quota and cap "
     "forms at it. The stage throttle bounds it.",

@@ -8,18 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
 from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
 from infra.config import PipelineSettings
 from infra.monitoring import PipelineMonitoring
-from infra.stack import LeadpipeStack
+from tests.infra.conftest import SynthesizedStage
 
 INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"
 PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
+RETENTION_HANDLER = "functions.worker.retention_handler.lambda_handler"
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Watched:
     worker: str
     ingest: str
     probe: str
+    retention: str
     api_name: str
     topic: str
 
@@ -148,6 +149,23 @@ EXPECTED: dict[str, ExpectedAlarm] = {
         comparison="LessThanThreshold",
         missing_data="breaching",
     ),
+    # The hourly retention: a run that fails (Lambda counts a timeout as an error) pages within the hour...
+    "RetentionFailed": ExpectedAlarm(
+        "AWS/Lambda", "Errors", lambda w: {"FunctionName": {"Ref": w.retention}}, "Sum", 3600, fixed(1), fixed(1)
+    ),
+    # ... and a schedule that stopped (no invocation, so no datapoint at all) pages after three empty hours.
+    "RetentionSilent": ExpectedAlarm(
+        "AWS/Lambda",
+        "Invocations",
+        lambda w: {"FunctionName": {"Ref": w.retention}},
+        "Sum",
+        3600,
+        fixed(3),
+        fixed(1),
+        datapoints_to_alarm=fixed(3),
+        comparison="LessThanThreshold",
+        missing_data="breaching",
+    ),
 }
 # The API's 5XX rate is a metric-math alarm: errors over requests, both of this API, over five minutes.
 API_5XX_RATE = "Api5xxRate"
@@ -170,6 +188,7 @@ def watched(template: Template) -> Watched:
         worker=only_one(template, "AWS::Lambda::Function", Handler=WORKER_HANDLER)[0],
         ingest=only_one(template, "AWS::Lambda::Function", Handler=INGEST_HANDLER)[0],
         probe=only_one(template, "AWS::Lambda::Function", Handler=PROBE_HANDLER)[0],
+        retention=only_one(template, "AWS::Lambda::Function", Handler=RETENTION_HANDLER)[0],
         api_name=api["Properties"]["Name"],
         topic=only_one(template, "AWS::SNS::Topic")[0],
     )
@@ -183,17 +202,14 @@ class SynthesizedAlarms:
 
 
 @pytest.fixture(scope="module")
-def prod_alarms(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedAlarms:
+def prod_alarms(stages: dict[str, SynthesizedStage]) -> SynthesizedAlarms:
     """The prod stack, with each alarm found through PipelineMonitoring.alarms (the agreed names)."""
-    app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path_factory.mktemp("alarms")))
-    stack = LeadpipeStack(
-        app, "Leadpipe-prod", settings=prod_settings, env=cdk.Environment(account="123456789012", region="eu-west-1")
-    )
+    stack = stages["prod"].stack
     [monitoring] = [child for child in stack.node.children if isinstance(child, PipelineMonitoring)]
     logical_ids = {
         name: stack.resolve(alarm.node.default_child.logical_id) for name, alarm in monitoring.alarms.items()
     }
-    template = Template.from_stack(stack)
+    template = stages["prod"].template
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     return SynthesizedAlarms(
         template=template,
