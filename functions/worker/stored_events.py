@@ -47,8 +47,14 @@ class LeadStoredLane:
         self._event_bus_name = event_bus_name
         self._clock = clock
 
-    def after_commit(self, stored: Sequence[LeadEnvelope], outcome: StoreOutcome) -> LaneOutcome:
-        """Publish the events of `stored` (the batch's envelopes the store did not fail), committed as `outcome`."""
+    def after_commit(
+        self,
+        stored: Sequence[LeadEnvelope],
+        outcome: StoreOutcome,
+        time_left: Callable[[], float] | None = None,
+    ) -> LaneOutcome:
+        """Publish the events of `stored` (the batch's envelopes the store did not fail), committed as `outcome`,
+        within the invocation's `time_left` seconds."""
         if not stored:
             return LaneOutcome()
         lead_ids = [str(envelope.lead_id) for envelope in stored]
@@ -64,7 +70,7 @@ class LeadStoredLane:
                 return LaneOutcome(not_handed_off=lead_ids, error=type(error).__name__)
         leads = [StoredLead(e, stored_at[str(e.lead_id)]) for e in stored if str(e.lead_id) in stored_at]
         entries = [lead_stored_entry(lead, self._event_bus_name) for lead in leads]
-        published = self._publisher.publish(entries)
+        published = self._publisher.publish(entries, time_left)
         return LaneOutcome(
             published=published.published,
             handed_off=published.handed_off,
