@@ -9,8 +9,8 @@
   var BASE_DELAY_MS = 500;
   var MAX_DELAY_MS = 8000;
   var REQUEST_TIMEOUT_MS = 10000;
-  var DEFAULT_BUDGET_SECONDS = 30; // retries of one attempt; then the lead waits for the next visit
-  var PASS = "Leadpipe-Captcha-Pass"; // a 503 after the captcha passed carries it; retries send it
+  var DEFAULT_BUDGET_SECONDS = 30; // retries of one attempt; then the next visit
+  var PASS = "Leadpipe-Captcha-Pass"; // a 503 after a passed captcha carries it; retries send it
   var TOKENS = ["cf-turnstile-response", "g-recaptcha-response"];
   var MAX_RECHECKS = 3; // fresh tokens per lead: a judged visitor scores the same
   var used = {}; // captcha tokens sent: each verifies once
@@ -29,7 +29,7 @@
   var TOUCHES = "leadpipe:touches";
   var FIELDS = "utm_source utm_medium utm_campaign utm_term utm_content gclid gbraid wbraid fbclid msclkid li_fat_id ttclid".split(" ");
   var KEEP_DAYS = +((document.currentScript || {}).dataset || {}).attributionDays || 90;
-  var URL_OK = /^https?:\/\/[!-~]{1,2000}$/; // never what the API refuses: a bad link must not cost the lead
+  var URL_OK = /^https?:\/\/[!-~]{1,2000}$/; // never what the API refuses
 
   function touches() {
     try {
@@ -174,7 +174,7 @@
         return { status: response.status, retryAfter: response.headers.get("Retry-After"), pass: response.headers.get(PASS), json: json };
       });
     }, function () {
-      return { status: 0 }; // offline, timed out or blocked by CORS: alike to fetch
+      return { status: 0 }; // offline, timed out or blocked by CORS
     }).then(function (answer) {
       clearTimeout(timer);
       return answer;
@@ -297,7 +297,7 @@
     var data = new FormData(form);
     if (submitter && submitter.name) data.append(submitter.name, submitter.value);
     var redirect = data.get("_redirect");
-    data.delete("_redirect"); // only plain posts are redirected: this client follows it
+    data.delete("_redirect"); // only plain posts are redirected
     attribute(data, form);
     var url = new URL(form.getAttribute("action") || "", location.href).href; // form.action may be a field
     return { url: url, body: new URLSearchParams(data).toString(), redirect: redirect ? String(redirect) : null };
