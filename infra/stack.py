@@ -63,6 +63,8 @@ class LeadpipeStack(cdk.Stack):
                 "is "
                 "disabled and leads wait in the queue (up to its retention) until one is set.",
             )
+        # The worker's new code (after its migration) before the ingest's: an old worker refuses a lead's new fields.
+        api.ingest.function.node.add_dependency(worker.function.function)
         monitoring = PipelineMonitoring(
             self,
             "Monitoring",
