@@ -335,13 +335,7 @@ def _review(
     peak_leads = ticket.leads * ticket.peak_share
     window = ticket.arrival_seconds
     peak_rate = peak_leads / window
-
-    # API Gateway's token bucket: the burst is spent first, then the steady rate holds. The
-    # stage's throttle never exceeds the account's, which every API in the Region shares.
-    account = quotas["api_gateway_account_rate_per_s"]
-    rate = min(settings.throttle_rate_per_second, account["value"])
-    burst = min(settings.throttle_burst, account["burst"])
-    throttled = max(0.0, peak_leads - (rate * window + burst)) if peak_rate > rate else 0.0
+    rate, burst, throttled = _throttled_in_peak(peak_leads, window, settings, quotas)
     accepted_rate = (peak_leads - throttled) / window
 
     drain_at_cap = drain_rate_per_s(settings, ticket.store_seconds_per_batch, ticket.event_source_seconds_per_batch)
@@ -353,27 +347,10 @@ def _review(
     drain_after_peak = max_backlog / drain_rate
     # The oldest lead is oldest just before the queue empties: it is the last of the peak.
     max_age = drain_after_peak
-
-    age_threshold = settings.alarm_queue_age_seconds
-    age_fires = None
-    if growth > 0 and max_age >= age_threshold:
-        # oldest_lead_age(t) = t * growth / accepted reaches the threshold at t = threshold * accepted / growth
-        age_fires = age_threshold * accepted_rate / growth + QUEUE_ALARM_PERIODS * 60
-    depth_fires = None
-    if growth > 0 and max_backlog >= settings.alarm_queue_depth:
-        depth_fires = settings.alarm_queue_depth / growth + QUEUE_ALARM_PERIODS * 60
-    # One failed batch per minute breaches a period; an outage that starts late in a minute
-    # may miss it, so the alarm comes N to N+1 minutes after the outage, plus CloudWatch's delay.
-    db_minutes = settings.alarm_db_unavailable_minutes
-    db_alarm = (db_minutes * 60.0, (db_minutes + 1) * 60.0)
+    age_fires, depth_fires = _queue_alarm_fire_times(settings, accepted_rate, growth, max_age, max_backlog)
 
     retention = settings.retention_days * 86400
-    warnings = []
-    if window + drain_after_peak > retention:
-        warnings.append(
-            f"DRAINING TAKES LONGER THAN THE QUEUE KEEPS MESSAGES ({retention / 86400:.0f} days): leads WILL BE LOST. "
-            "Raise max_concurrency (with the DB owner) or batch_size before launch."
-        )
+    warnings = _retention_warnings(window + drain_after_peak, retention)
     # Each stored lead's event leaves as its row commits: destinations see the store's pace, not the form's.
     destinations = review_destinations(
         settings, ticket.campaign, accepted_rate * window, min(accepted_rate, drain_rate), window
@@ -401,7 +378,7 @@ def _review(
         max_queue_age_seconds=max_age,
         age_alarm_fires_after_seconds=age_fires,
         depth_alarm_fires_after_seconds=depth_fires,
-        db_unavailable_alarm_within_seconds=db_alarm,
+        db_unavailable_alarm_within_seconds=_db_unavailable_alarm_window(settings),
         db_writer_cap=settings.max_concurrency,
         retention_seconds=retention,
         unknown_fields=unknown,
@@ -422,71 +399,124 @@ def _review(
     )
 
 
+def _throttled_in_peak(
+    peak_leads: float, window: float, settings: PipelineSettings, quotas: dict[str, Any]
+) -> tuple[float, int, float]:
+    """(the stage's rate, its burst, the requests refused with 429 in the peak window)."""
+    # API Gateway's token bucket: the burst is spent first, then the steady rate holds. The
+    # stage's throttle never exceeds the account's, which every API in the Region shares.
+    account = quotas["api_gateway_account_rate_per_s"]
+    rate = min(settings.throttle_rate_per_second, account["value"])
+    burst = min(settings.throttle_burst, account["burst"])
+    throttled = max(0.0, peak_leads - (rate * window + burst)) if peak_leads / window > rate else 0.0
+    return rate, burst, throttled
+
+
+def _queue_alarm_fire_times(
+    settings: PipelineSettings, accepted_rate: float, growth: float, max_age: float, max_backlog: float
+) -> tuple[float | None, float | None]:
+    """Seconds after the peak starts when the queue-age and queue-depth alarms fire (None: they don't)."""
+    age_threshold = settings.alarm_queue_age_seconds
+    age_fires = None
+    if growth > 0 and max_age >= age_threshold:
+        # oldest_lead_age(t) = t * growth / accepted reaches the threshold at t = threshold * accepted / growth
+        age_fires = age_threshold * accepted_rate / growth + QUEUE_ALARM_PERIODS * 60
+    depth_fires = None
+    if growth > 0 and max_backlog >= settings.alarm_queue_depth:
+        depth_fires = settings.alarm_queue_depth / growth + QUEUE_ALARM_PERIODS * 60
+    return age_fires, depth_fires
+
+
+def _db_unavailable_alarm_window(settings: PipelineSettings) -> tuple[float, float]:
+    # One failed batch per minute breaches a period; an outage that starts late in a minute
+    # may miss it, so the alarm comes N to N+1 minutes after the outage, plus CloudWatch's delay.
+    db_minutes = settings.alarm_db_unavailable_minutes
+    return (db_minutes * 60.0, (db_minutes + 1) * 60.0)
+
+
+def _retention_warnings(seconds_until_drained: float, retention: float) -> list[str]:
+    if seconds_until_drained <= retention:
+        return []
+    return [
+        f"DRAINING TAKES LONGER THAN THE QUEUE KEEPS MESSAGES ({retention / 86400:.0f} days): leads WILL BE LOST. "
+        "Raise max_concurrency (with the DB owner) or batch_size before launch."
+    ]
+
+
 def _quota_checks(peak_rate: float, settings: PipelineSettings, quotas: dict[str, Any]) -> list[QuotaCheck]:
     """What the campaign needs, unthrottled, of each account quota it shares with everything else."""
-    api = quotas["api_gateway_account_rate_per_s"]
-    concurrency = quotas["lambda_account_concurrency"]
-    scaling = quotas["lambda_scaling_rate"]
-    event_source = quotas["sqs_event_source_scaling"]
-
     ingest = math.ceil(peak_rate * INGEST_SECONDS_PER_REQUEST)  # Little's law: rate x duration
+    return [
+        _api_gateway_quota_check(peak_rate, quotas["api_gateway_account_rate_per_s"]),
+        _lambda_concurrency_quota_check(peak_rate, ingest, settings, quotas["lambda_account_concurrency"]),
+        _lambda_scaling_quota_check(ingest, quotas["lambda_scaling_rate"]),
+        _event_source_quota_check(settings, quotas["sqs_event_source_scaling"]),
+    ]
+
+
+def _api_gateway_quota_check(peak_rate: float, api: dict[str, Any]) -> QuotaCheck:
+    return QuotaCheck(
+        "API Gateway requests/s (account, Region)",
+        api["value"],
+        peak_rate,
+        peak_rate <= api["value"],
+        f"peak {peak_rate:,.0f}/s against {api['value']:,}/s (burst {api['burst']:,}), shared by every API in the "
+        "account and Region",
+    )
+
+
+def _lambda_concurrency_quota_check(
+    peak_rate: float, ingest: int, settings: PipelineSettings, concurrency: dict[str, Any]
+) -> QuotaCheck:
     reserved = settings.reserved_concurrency
     needed = ingest + reserved
     left = concurrency["value"] - needed
+    return QuotaCheck(
+        "Lambda concurrent executions (account, Region)",
+        concurrency["value"],
+        needed,
+        left >= 0,
+        f"ingest {ingest:,} ({peak_rate:,.0f}/s x {INGEST_SECONDS_PER_REQUEST * 1000:.0f} ms) + worker reserved "
+        f"{reserved:,}; "
+        + (
+            f"leaves {left:,} for every other function in the account"
+            if left >= 0
+            else f"{-left:,} short before any other function runs"
+        ),
+    )
+
+
+def _lambda_scaling_quota_check(ingest: int, scaling: dict[str, Any]) -> QuotaCheck:
     ramp_seconds = math.ceil(ingest / scaling["environments_per_10_s"]) * 10
+    return QuotaCheck(
+        "Lambda scaling rate (per function)",
+        scaling["environments_per_10_s"],
+        ingest,
+        ingest <= scaling["environments_per_10_s"],
+        f"the ingest reaches {ingest:,} environments within {ramp_seconds} s"
+        + ("" if ingest <= scaling["environments_per_10_s"] else "; until then the excess gets 429 (the form retries)"),
+    )
+
+
+def _event_source_quota_check(settings: PipelineSettings, event_source: dict[str, Any]) -> QuotaCheck:
     writers_ramp = max(
         0.0,
         (settings.max_concurrency - event_source["initial_concurrent_batches"]) / event_source["added_per_minute"] * 60,
     )
-    return [
-        QuotaCheck(
-            "API Gateway requests/s (account, Region)",
-            api["value"],
-            peak_rate,
-            peak_rate <= api["value"],
-            f"peak {peak_rate:,.0f}/s against {api['value']:,}/s (burst {api['burst']:,}), shared by every API in the "
-            "account and Region",
-        ),
-        QuotaCheck(
-            "Lambda concurrent executions (account, Region)",
-            concurrency["value"],
-            needed,
-            left >= 0,
-            f"ingest {ingest:,} ({peak_rate:,.0f}/s x {INGEST_SECONDS_PER_REQUEST * 1000:.0f} ms) + worker reserved "
-            f"{reserved:,}; "
-            + (
-                f"leaves {left:,} for every other function in the account"
-                if left >= 0
-                else f"{-left:,} short before any other function runs"
-            ),
-        ),
-        QuotaCheck(
-            "Lambda scaling rate (per function)",
-            scaling["environments_per_10_s"],
-            ingest,
-            ingest <= scaling["environments_per_10_s"],
-            f"the ingest reaches {ingest:,} environments within {ramp_seconds} s"
-            + (
-                ""
-                if ingest <= scaling["environments_per_10_s"]
-                else "; until then the excess gets 429 (the form retries)"
-            ),
-        ),
-        QuotaCheck(
-            "SQS event source scaling (worker)",
-            event_source["maximum_concurrency"],
-            settings.max_concurrency,
-            writers_ramp <= 60,
-            (
-                f"{settings.max_concurrency} writers from the start (Lambda starts at "
-                f"{event_source['initial_concurrent_batches']} batches at once)"
-                if writers_ramp == 0
-                else f"{settings.max_concurrency} writers reached within {_duration(writers_ramp)} (Lambda starts at "
-                f"{event_source['initial_concurrent_batches']}, +{event_source['added_per_minute']} a minute)"
-            )
-            + ("" if writers_ramp <= 60 else ": the drain runs below its full rate that long"),
-        ),
-    ]
+    return QuotaCheck(
+        "SQS event source scaling (worker)",
+        event_source["maximum_concurrency"],
+        settings.max_concurrency,
+        writers_ramp <= 60,
+        (
+            f"{settings.max_concurrency} writers from the start (Lambda starts at "
+            f"{event_source['initial_concurrent_batches']} batches at once)"
+            if writers_ramp == 0
+            else f"{settings.max_concurrency} writers reached within {_duration(writers_ramp)} (Lambda starts at "
+            f"{event_source['initial_concurrent_batches']}, +{event_source['added_per_minute']} a minute)"
+        )
+        + ("" if writers_ramp <= 60 else ": the drain runs below its full rate that long"),
+    )
 
 
 def _campaign_costs(
@@ -687,7 +717,22 @@ def to_markdown(plan: LaunchPlan) -> str:
     if plan.launch or plan.endpoint:
         out += [f"Launch: {plan.launch or 'unannounced'} · endpoint: {plan.endpoint or 'the stage API'}", ""]
     out += [f"> **{w}**" for w in plan.warnings] + ([""] if plan.warnings else [])
+    out += _summary_markdown(plan)
+    out += _quotas_markdown(plan)
     out += [
+        "### Recommended changes",
+        *([f"- {r}" for r in plan.recommendations] or ["- none: the current settings take this campaign."]),
+        "",
+    ]
+    out += _after_recommendations_markdown(plan)
+    out += destinations_markdown(plan.destinations)
+    out += _costs_markdown(plan)
+    out += _database_comparison_markdown(plan)
+    return "\n".join(out)
+
+
+def _summary_markdown(plan: LaunchPlan) -> list[str]:
+    return [
         "| | |",
         "| --- | --- |",
         f"| expected leads | {plan.leads:,.0f} ({plan.peak_leads:,.0f} in the peak window) |",
@@ -696,6 +741,11 @@ def to_markdown(plan: LaunchPlan) -> str:
         *[f"| {name} | {value} |" for name, value in _outcome_rows(plan)],
         f"| DB writer cap | {plan.db_writer_cap} concurrent connections, whatever the traffic |",
         "",
+    ]
+
+
+def _quotas_markdown(plan: LaunchPlan) -> list[str]:
+    return [
         f"### AWS quotas ({plan.quota_table['region']} defaults as of {plan.quota_table['as_of']}; check your "
         "account's in Service Quotas)",
         "",
@@ -706,29 +756,31 @@ def to_markdown(plan: LaunchPlan) -> str:
             for q in plan.quotas
         ],
         "",
-        "### Recommended changes",
-        *([f"- {r}" for r in plan.recommendations] or ["- none: the current settings take this campaign."]),
+    ]
+
+
+def _after_recommendations_markdown(plan: LaunchPlan) -> list[str]:
+    after = plan.after_recommendations
+    if after is None:
+        return []
+    changed = ", ".join(
+        f"`{k}: {v:g}`" if isinstance(v, float | int) else f"`{k}: {v}`" for k, v in plan.recommended_settings.items()
+    )
+    return [
+        f"### After the recommended changes ({changed})",
+        "",
+        "| | as set | after |",
+        "| --- | --- | --- |",
+        *[
+            f"| {name} | {now} | {then} |"
+            for (name, now), (_, then) in zip(_outcome_rows(plan), _outcome_rows(after), strict=True)
+        ],
         "",
     ]
-    after = plan.after_recommendations
-    if after is not None:
-        changed = ", ".join(
-            f"`{k}: {v:g}`" if isinstance(v, float | int) else f"`{k}: {v}`"
-            for k, v in plan.recommended_settings.items()
-        )
-        out += [
-            f"### After the recommended changes ({changed})",
-            "",
-            "| | as set | after |",
-            "| --- | --- | --- |",
-            *[
-                f"| {name} | {now} | {then} |"
-                for (name, now), (_, then) in zip(_outcome_rows(plan), _outcome_rows(after), strict=True)
-            ],
-            "",
-        ]
-    out += destinations_markdown(plan.destinations)
-    out += [
+
+
+def _costs_markdown(plan: LaunchPlan) -> list[str]:
+    return [
         f"### AWS cost of this campaign ({plan.price_table['region']}, prices as of {plan.price_table['as_of']})",
         "",
         "| item | this campaign |",
@@ -745,11 +797,14 @@ def to_markdown(plan: LaunchPlan) -> str:
         f"| **total** | **{_usd(plan.fixed_monthly_usd)}** |",
         "",
     ]
+
+
+def _database_comparison_markdown(plan: LaunchPlan) -> list[str]:
     db = plan.database_comparison
     unbuffered_cost = (
         f"${db['unbuffered_month_usd']:,.0f}/month" if db["unbuffered_month_usd"] is not None else "not listed"
     )
-    out += [
+    return [
         "### Versus sizing the database for the unbuffered peak",
         f"Writing each lead straight to PostgreSQL at {db['unbuffered_peak_writes_per_s']:,}/s needs about "
         f"`{db['unbuffered_instance']}` ({unbuffered_cost}), all month, because campaigns launch unannounced. "
@@ -758,4 +813,3 @@ def to_markdown(plan: LaunchPlan) -> str:
         "enough.",
         f"_{db['assumption']}_",
     ]
-    return "\n".join(out)
