@@ -82,23 +82,49 @@ class LocalEventsLane:
 
     def start(self) -> dict[str, str]:
         """Start everything; the worker's environment for it (bus name, endpoint, hand-off queue)."""
+        prefix = f"leadpipe-{self.settings.stage}"
+        endpoint = self._start_moto()
+        events, sqs = local_client("events", endpoint), local_client("sqs", endpoint)
+        bus = events.create_event_bus(Name=f"{prefix}-leads")["EventBusArn"].rsplit("/", 1)[1]
+        if self._deliver_to is None:
+            self.receiver = LocalReceiver(echo=self._echo).start()
+        delivery_urls, dead_letter_urls = self._create_destinations(events, sqs, bus, prefix)
+        hand_off_url, hand_off_arn, hand_off_dead_letter_url = self._create_hand_off_queue(prefix)
+        self._start_relay(endpoint, hand_off_url, hand_off_arn)
+        for sender in self.destinations.values():
+            sender.start()
+        self.info = LocalEventsInfo(
+            events_endpoint_url=endpoint,
+            event_bus_name=bus,
+            hand_off_url=hand_off_url,
+            hand_off_dead_letter_url=hand_off_dead_letter_url,
+            destination_dead_letter_urls=dead_letter_urls,
+            destination_delivery_urls=delivery_urls,
+            receiver_url=self.receiver.url if self.receiver else None,
+        )
+        return {
+            "EVENT_BUS_NAME": bus,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": endpoint,
+            "EVENTS_HAND_OFF_QUEUE_URL": hand_off_url,
+        }
+
+    def _start_moto(self) -> str:
+        """Start moto's server on an ephemeral port; its endpoint URL."""
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
-
-        settings, prefix = self.settings, f"leadpipe-{self.settings.stage}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        events, sqs = local_client("events", endpoint), local_client("sqs", endpoint)
-        bus = events.create_event_bus(Name=f"{prefix}-leads")["EventBusArn"].rsplit("/", 1)[1]
+        return f"http://{host}:{port}"
 
-        if self._deliver_to is None:
-            self.receiver = LocalReceiver(echo=self._echo).start()
+    def _create_destinations(
+        self, events: Any, sqs: Any, bus: str, prefix: str
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Each destination's rule, delivery queue, dead-letter queue and sender; (delivery, dead-letter) URLs."""
         base_url = self._deliver_to or self.receiver.url
         delivery_urls, dead_letter_urls = {}, {}
-        for destination in settings.event_destinations:
+        for destination in self.settings.event_destinations:
             name = f"{prefix}-{destination.name}"
             delivery_urls[destination.name] = sqs.create_queue(
                 QueueName=f"{name}-delivery", Attributes={"VisibilityTimeout": str(DELIVERY_VISIBILITY_SECONDS)}
@@ -117,12 +143,18 @@ class LocalEventsLane:
                 f"{base_url.rstrip('/')}/{destination.name}",
                 self._echo,
             )
+        return delivery_urls, dead_letter_urls
 
+    def _create_hand_off_queue(self, prefix: str) -> tuple[str, str, str]:
+        """The hand-off queue and its dead-letter queue, on the leads' SQS; (URL, ARN, dead-letter URL)."""
         hand_off_dead_letters = self._leads_sqs.create_queue(QueueName=f"{prefix}-events-hand-off-dead-letters")
         dead_arn = self._leads_sqs.get_queue_attributes(
             QueueUrl=hand_off_dead_letters["QueueUrl"], AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
-        redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(settings.events_hand_off_max_receive_count)}
+        redrive = {
+            "deadLetterTargetArn": dead_arn,
+            "maxReceiveCount": str(self.settings.events_hand_off_max_receive_count),
+        }
         hand_off_url = self._leads_sqs.create_queue(
             QueueName=f"{prefix}-events-hand-off",
             Attributes={
@@ -131,6 +163,9 @@ class LocalEventsLane:
             },
         )["QueueUrl"]
         hand_off_arn = self._leads_sqs.get_queue_attributes(QueueUrl=hand_off_url, AttributeNames=["QueueArn"])
+        return hand_off_url, hand_off_arn["Attributes"]["QueueArn"], hand_off_dead_letters["QueueUrl"]
+
+    def _start_relay(self, endpoint: str, hand_off_url: str, hand_off_arn: str) -> None:
         # The relay runs as a function of its own, as in AWS: its own process, its own log.
         self._relay_function = LambdaPool(
             "functions.worker.event_relay_handler.lambda_handler",
@@ -143,7 +178,7 @@ class LocalEventsLane:
             self._leads_sqs,
             EventSourceSettings(
                 queue_url=hand_off_url,
-                queue_arn=hand_off_arn["Attributes"]["QueueArn"],
+                queue_arn=hand_off_arn,
                 region=LOCAL_REGION,
                 batch_size=RELAY_BATCH_SIZE,
                 max_batching_window_seconds=0,
@@ -152,22 +187,6 @@ class LocalEventsLane:
             lambda event: self._relay_function.invoke(event, timeout=RELAY_TIMEOUT_SECONDS),
         )
         self._relay.start()
-        for sender in self.destinations.values():
-            sender.start()
-        self.info = LocalEventsInfo(
-            events_endpoint_url=endpoint,
-            event_bus_name=bus,
-            hand_off_url=hand_off_url,
-            hand_off_dead_letter_url=hand_off_dead_letters["QueueUrl"],
-            destination_dead_letter_urls=dead_letter_urls,
-            destination_delivery_urls=delivery_urls,
-            receiver_url=self.receiver.url if self.receiver else None,
-        )
-        return {
-            "EVENT_BUS_NAME": bus,
-            "AWS_ENDPOINT_URL_EVENTBRIDGE": endpoint,
-            "EVENTS_HAND_OFF_QUEUE_URL": hand_off_url,
-        }
 
     def wait_until_delivered(self, seconds: float) -> None:
         """Let the senders empty their delivery queues (moto keeps nothing after a stop), for up to `seconds`."""
