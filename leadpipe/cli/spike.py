@@ -15,6 +15,8 @@ from leadpipe.cli.errors import CliError
 from leadpipe.cli.options import PATH, POSITIVE, database_url_option, json_output
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from leadpipe.spike import DatabaseOutage, PipelineSampler, Request, Sample, SpikeOptions, SpikeSummary
 
 
@@ -102,20 +104,7 @@ def spike(**options: Any) -> int:
     target = spike_target(options)
     outage = _database_outage(target, options)
     campaign = (options["campaign"] or f"SPIKE{int(time.time())}").strip().upper()
-    spike_options = burst.SpikeOptions(
-        url=target.url,
-        total=options["total"],
-        concurrency=options["concurrency"],
-        campaign=campaign,
-        rate_per_second=options["rate"],
-        timeout_seconds=options["timeout"],
-    )
-    try:
-        spike_options.check()
-    except burst.SpikeRefused as error:
-        raise CliError(str(error)) from None
-    if target.database_url and target.leads_table is None:
-        raise CliError("with --url, name the stage whose leads table to verify (--stage)")
+    spike_options = _spike_options(target, options, campaign)
     event_source_ms = _event_source_ms_per_batch(target, options)
     sampler = burst.PipelineSampler(
         target.sqs,
@@ -130,35 +119,90 @@ def spike(**options: Any) -> int:
     requests, seconds = _send(spike_options, sampler, outage, quiet=options["as_json"] or not sys.stderr.isatty())
     summary = burst.summarise(requests, seconds)
     if not options["no_wait"] and target.database_url:
-        summary.drained = _wait_for_drain(sampler, expected=summary.accepted, timeout=options["timeout"])
-        accepted_ids = {r.lead_id for r in requests if r.lead_id}
-        summary.lost, summary.duplicates = burst.verify_stored(
-            target.database_url, target.leads_table, campaign, accepted_ids
-        )
+        _wait_and_verify(summary, sampler, requests, target, campaign, options["timeout"])
     sampler.stop()
-    main_app_latencies: list[tuple[float, float]] = []
-    if main_app is not None:
-        load, epoch_of_perf_zero = main_app
-        load.wait()
-        result = load.result()
-        summary.main_app = result.as_dict()
-        # pgbench logs wall-clock times; the samples count from the spike's start on the performance counter
-        main_app_latencies = [(at - epoch_of_perf_zero - sampler.begin, ms) for at, ms in result.latencies_ms]
+    main_app_latencies = _finish_main_app(main_app, summary, sampler)
     _compare_with_planner(summary, requests, sampler.samples, target, outage, options, event_source_ms)
     if options["report"]:
-        cap = target.settings.max_concurrency if target.settings else None
-        csv_path = burst.write_report(
-            requests,
-            sampler.samples,
-            options["report"],
-            writer_cap=cap,
-            predicted_drain_per_s=summary.predicted_drain_per_s,
-            outage=summary.db_outage,
-            main_app_latencies=main_app_latencies,
-        )
-        print(f"report: {options['report']} and {csv_path}", file=sys.stderr)
+        _write_report(summary, requests, sampler, target, options["report"], main_app_latencies)
     print(json.dumps(summary.as_dict(), indent=2) if options["as_json"] else _summary_text(summary))
     return 0 if not summary.lost and not summary.duplicates else 1
+
+
+def _spike_options(target: SpikeTarget, options: dict[str, Any], campaign: str) -> SpikeOptions:
+    """The burst's options, checked; a refused one stops the command with its reason."""
+    from leadpipe import spike as burst
+
+    spike_options = burst.SpikeOptions(
+        url=target.url,
+        total=options["total"],
+        concurrency=options["concurrency"],
+        campaign=campaign,
+        rate_per_second=options["rate"],
+        timeout_seconds=options["timeout"],
+    )
+    try:
+        spike_options.check()
+    except burst.SpikeRefused as error:
+        raise CliError(str(error)) from None
+    if target.database_url and target.leads_table is None:
+        raise CliError("with --url, name the stage whose leads table to verify (--stage)")
+    return spike_options
+
+
+def _wait_and_verify(
+    summary: SpikeSummary,
+    sampler: PipelineSampler,
+    requests: list[Request],
+    target: SpikeTarget,
+    campaign: str,
+    timeout: float,
+) -> None:
+    """Wait for the queue to drain, then count the accepted leads lost or stored twice."""
+    from leadpipe import spike as burst
+
+    summary.drained = _wait_for_drain(sampler, expected=summary.accepted, timeout=timeout)
+    accepted_ids = {r.lead_id for r in requests if r.lead_id}
+    summary.lost, summary.duplicates = burst.verify_stored(
+        target.database_url, target.leads_table, campaign, accepted_ids
+    )
+
+
+def _finish_main_app(
+    main_app: tuple[Any, float] | None, summary: SpikeSummary, sampler: PipelineSampler
+) -> list[tuple[float, float]]:
+    """Wait for the main application's stand-in; its latencies, timed from the spike's start."""
+    if main_app is None:
+        return []
+    load, epoch_of_perf_zero = main_app
+    load.wait()
+    result = load.result()
+    summary.main_app = result.as_dict()
+    # pgbench logs wall-clock times; the samples count from the spike's start on the performance counter
+    return [(at - epoch_of_perf_zero - sampler.begin, ms) for at, ms in result.latencies_ms]
+
+
+def _write_report(
+    summary: SpikeSummary,
+    requests: list[Request],
+    sampler: PipelineSampler,
+    target: SpikeTarget,
+    report: Path,
+    main_app_latencies: list[tuple[float, float]],
+) -> None:
+    from leadpipe import spike as burst
+
+    cap = target.settings.max_concurrency if target.settings else None
+    csv_path = burst.write_report(
+        requests,
+        sampler.samples,
+        report,
+        writer_cap=cap,
+        predicted_drain_per_s=summary.predicted_drain_per_s,
+        outage=summary.db_outage,
+        main_app_latencies=main_app_latencies,
+    )
+    print(f"report: {report} and {csv_path}", file=sys.stderr)
 
 
 def _governor_writers(target: SpikeTarget) -> Any:
