@@ -45,13 +45,18 @@ class DestinationLane(Construct):
             authorization=_authorization(destination),
             description=f"Leadpipe {destination.name}: credentials from Secrets Manager",
         )
+        self.api_destination = self._api_destination(destination)
+        self.dead_letter_queue = self._dead_letter_queue()
+        self.rule = self._rule(destination, bus)
+
+    def _api_destination(self, destination: EventDestination) -> events.ApiDestination:
         endpoint = (
             str(destination.url)
             if destination.url is not None
             # A URL that is itself a credential (a Slack webhook) is resolved at deploy time, never in the template.
             else cdk.SecretValue.secrets_manager(destination.url_secret_arn).unsafe_unwrap()
         )
-        self.api_destination = events.ApiDestination(
+        return events.ApiDestination(
             self,
             "ApiDestination",
             connection=self.connection,
@@ -61,7 +66,9 @@ class DestinationLane(Construct):
             description=f"Leadpipe {destination.name}: LeadStored events, at most "
             f"{destination.invocation_rate_per_second}/s",
         )
-        self.dead_letter_queue = sqs.Queue(
+
+    def _dead_letter_queue(self) -> sqs.Queue:
+        queue = sqs.Queue(
             self,
             "DeadLetters",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -69,9 +76,12 @@ class DestinationLane(Construct):
             retention_period=cdk.Duration.days(14),
         )
         acknowledge(
-            self.dead_letter_queue,
+            queue,
             ("AwsSolutions-SQS3", "It is a dead-letter queue: the rule target's DeadLetterConfig, not an SQS redrive."),
         )
+        return queue
+
+    def _rule(self, destination: EventDestination, bus: events.IEventBus) -> events.Rule:
         template = destination.template
         target = events_targets.ApiDestination(
             self.api_destination,
@@ -81,7 +91,7 @@ class DestinationLane(Construct):
             retry_attempts=destination.retry_attempts,
             header_parameters={"Content-Type": "application/json"},
         )
-        self.rule = events.Rule(
+        rule = events.Rule(
             self,
             "Rule",
             event_bus=bus,
@@ -90,14 +100,14 @@ class DestinationLane(Construct):
             description=f"Leadpipe: stored leads to {destination.name}",
         )
         # With $or, which CDK's EventPattern cannot express: the pattern exactly as the settings model builds it.
-        self.rule.node.default_child.add_property_override("EventPattern", destination.event_pattern)
+        rule.node.default_child.add_property_override("EventPattern", destination.event_pattern)
         if template.input_template is not None:
             # The input transformer exactly as the settings say it (the local stand-in renders the same text).
-            rule = self.rule.node.default_child
-            rule.add_property_override(
+            rule.node.default_child.add_property_override(
                 "Targets.0.InputTransformer",
                 {"InputPathsMap": template.input_paths, "InputTemplate": template.input_template},
             )
+        return rule
 
 
 class LeadEvents(Construct):
@@ -122,14 +132,26 @@ class LeadEvents(Construct):
         self.bus = events.EventBus(
             self, "Bus", description=f"Leadpipe {settings.stage}: one LeadStored per stored lead"
         )
-        self.hand_off_dead_letter_queue = sqs.Queue(
+        self.hand_off_dead_letter_queue, self.hand_off_queue = self._hand_off_queues(settings)
+        self.relay = self._relay(settings)
+        self._publish_from(worker)
+        self.destinations = {
+            d.name: DestinationLane(self, f"Destination-{d.name}", destination=d, bus=self.bus)
+            for d in settings.event_destinations
+        }
+        self._alarms(monitoring, settings.stage)
+        self._outputs(scope)
+
+    def _hand_off_queues(self, settings: PipelineSettings) -> tuple[sqs.Queue, sqs.Queue]:
+        """(the dead-letter queue, the hand-off queue) for the events EventBridge did not take."""
+        dead_letter_queue = sqs.Queue(
             self,
             "HandOffDeadLetters",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
-        self.hand_off_queue = sqs.Queue(
+        hand_off_queue = sqs.Queue(
             self,
             "HandOff",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -137,10 +159,14 @@ class LeadEvents(Construct):
             retention_period=cdk.Duration.days(14),
             visibility_timeout=cdk.Duration.seconds(VISIBILITY_TIMEOUT_FACTOR * RELAY_TIMEOUT_SECONDS),
             dead_letter_queue=sqs.DeadLetterQueue(
-                max_receive_count=settings.events_hand_off_max_receive_count, queue=self.hand_off_dead_letter_queue
+                max_receive_count=settings.events_hand_off_max_receive_count, queue=dead_letter_queue
             ),
         )
-        self.relay = PipelineFunction(
+        return dead_letter_queue, hand_off_queue
+
+    def _relay(self, settings: PipelineSettings) -> PipelineFunction:
+        """The function that takes the hand-off queue and puts its events on the bus."""
+        relay = PipelineFunction(
             self,
             "Relay",
             props=PipelineFunctionProps(
@@ -154,7 +180,7 @@ class LeadEvents(Construct):
                 environment={STAGE_VARIABLE: settings.stage},  # the stage's own metrics, as the worker's
             ),
         )
-        self.relay.function.add_event_source(
+        relay.function.add_event_source(
             event_sources.SqsEventSource(
                 self.hand_off_queue,
                 batch_size=RELAY_BATCH_SIZE,
@@ -162,18 +188,18 @@ class LeadEvents(Construct):
                 max_concurrency=RELAY_MAX_CONCURRENCY,
             )
         )
-        self.bus.grant_put_events_to(self.relay.role)
+        self.bus.grant_put_events_to(relay.role)
+        return relay
 
+    def _publish_from(self, worker: LeadWorker) -> None:
+        """The worker's route to the bus and, for what the bus does not take, to the hand-off queue."""
         worker_function = worker.function.function
         worker_function.add_environment("EVENT_BUS_NAME", self.bus.event_bus_name)
         worker_function.add_environment("EVENTS_HAND_OFF_QUEUE_URL", self.hand_off_queue.queue_url)
         self.bus.grant_put_events_to(worker.function.role)
         self.hand_off_queue.grant_send_messages(worker.function.role)
-        self.destinations = {
-            d.name: DestinationLane(self, f"Destination-{d.name}", destination=d, bus=self.bus)
-            for d in settings.event_destinations
-        }
-        self._alarms(monitoring, settings.stage)
+
+    def _outputs(self, scope: Construct) -> None:
         cdk.CfnOutput(scope, "EventBusName", value=self.bus.event_bus_name)
         cdk.CfnOutput(scope, "EventsHandOffQueueUrl", value=self.hand_off_queue.queue_url)
         cdk.CfnOutput(scope, "EventsHandOffDeadLetterQueueUrl", value=self.hand_off_dead_letter_queue.queue_url)
