@@ -54,21 +54,30 @@ class PipelineFunction(Construct):
             retention=retention_days(props.log_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        placement = props.vpc_placement
+        self.role = self._role(props.vpc_placement)
+        self.function = self._function(props)
+        self.log_group.grant_write(self.role)
+        self._acknowledge_defaults()
+
+    def _role(self, placement: VpcPlacement | None) -> iam.Role:
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         if placement:
             # Lambda manages a VPC function's network interfaces with the function's own role, and CDK adds
             # this policy only to a role it creates itself: without it CreateFunction fails.
-            self.role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(VPC_ACCESS_POLICY))
+            role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(VPC_ACCESS_POLICY))
             acknowledge(
-                self.role,
+                role,
                 (
                     f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{VPC_ACCESS_POLICY}]",
                     "AWS's documented policy for a VPC function's network interfaces; "
                     "ec2:DescribeNetworkInterfaces allows no resource-level permissions.",
                 ),
             )
-        self.function = lambda_.Function(
+        return role
+
+    def _function(self, props: PipelineFunctionProps) -> lambda_.Function:
+        placement = props.vpc_placement
+        return lambda_.Function(
             self,
             "Function",
             runtime=LAMBDA_RUNTIME,
@@ -93,7 +102,9 @@ class PipelineFunction(Construct):
                 **props.environment,
             },
         )
-        self.log_group.grant_write(self.role)
+
+    def _acknowledge_defaults(self) -> None:
+        """The cdk-nag findings every function of ours has, each with its reason."""
         acknowledge(
             self.function,
             (
