@@ -557,6 +557,10 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results)
 
 
+# (measure, figure, its format, target, met: None when there is no target)
+Row = tuple[str, float, str, str, bool | None]
+
+
 def print_table(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -564,188 +568,231 @@ def print_table(r: dict[str, Any]) -> None:
     table = Table(title=f"Leadpipe bench ({r['machine']['cpus']} CPUs, medians of {r['rounds']} rounds)")
     for column in ("measure", "figure", "target", "met"):
         table.add_column(column)
+    for section, rows in TABLE_ROWS.items():
+        if section not in r:
+            continue
+        for measure, value, fmt, target, met in rows(r[section]):
+            table.add_row(measure, format(value, fmt), target, "" if met is None else ("yes" if met else "NO"))
+    Console().print(table)
+    print(f"written to {RESULTS.relative_to(REPO_ROOT)}")
 
-    def row(measure: str, value: float, fmt: str, target: str, met: bool | None) -> None:
-        table.add_row(measure, format(value, fmt), target, "" if met is None else ("yes" if met else "NO"))
 
-    if "store" in r:
-        for size in ("10", "100", "1000"):
-            s = r["store"][size]
-            row(f"store path rows/s, batch {size}", s["store"], ",.0f", "", None)
-            row(
+def _store_rows(store: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for size in ("10", "100", "1000"):
+        s = store[size]
+        rows += [
+            (f"store path rows/s, batch {size}", s["store"], ",.0f", "", None),
+            (
                 f"  store / same statement without the erasure check ({ERASED_PEOPLE:,} tombstones), batch {size}",
                 s["store_over_unchecked"],
                 ".2f",
                 "",
                 None,
-            )
-            row(
+            ),
+            (
                 f"  store / COPY, batch {size}",
                 s["store_over_copy"],
                 ".2f",
                 ">= 0.45 at 100" if size == "100" else "",
                 s["store_over_copy"] >= 0.45 if size == "100" else None,
-            )
-            row(
+            ),
+            (
                 f"  store / naive row-by-row, batch {size}",
                 s["store_over_naive"],
                 ".1f",
                 ">= 5 at 10" if size == "10" else "",
                 s["store_over_naive"] >= 5 if size == "10" else None,
-            )
-            row(
+            ),
+            (
                 f"  COPY / naive row-by-row, batch {size} (the ceiling of the line above)",
                 s["copy"] / s["naive"],
                 ".1f",
                 "",
                 None,
-            )
-    if "store" in r:
-        for size in ("100", "1000"):
-            s = r["store"][size]
-            if "store_over_copy_db_cpu" in s:
-                row(
+            ),
+        ]
+    for size in ("100", "1000"):
+        s = store[size]
+        if "store_over_copy_db_cpu" in s:
+            rows.append(
+                (
                     f"store path / COPY, database CPU per lead, batch {size}",
                     s["store_over_copy_db_cpu"],
                     ".2f",
                     "<= 1.5",
                     s["store_over_copy_db_cpu"] <= 1.5,
                 )
-    if "worker_handler" in r:
-        w = r["worker_handler"]
-        row(
+            )
+    return rows
+
+
+def _worker_handler_rows(w: dict[str, Any]) -> list[Row]:
+    return [
+        (
             "worker handler / bare store, batch 100",
             w["handler_over_store"],
             ".2f",
             ">= 0.70",
             w["handler_over_store"] >= 0.70,
         )
-    if "main_app" in r:
-        a = r["main_app"]
-        for kind in ("alone", "fixed", "governed"):
-            row(f"main app p99 ms, {kind}", a[kind]["p99_ms"], ".1f", "", None)
-            row(f"main app TPS, {kind}", a[kind]["tps"], ",.0f", "", None)
-        row("main app p99, fixed-cap drain / alone", a["fixed_p99_over_alone"], ".2f", "", None)
-        row(
+    ]
+
+
+def _main_app_rows(a: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for kind in ("alone", "fixed", "governed"):
+        rows.append((f"main app p99 ms, {kind}", a[kind]["p99_ms"], ".1f", "", None))
+        rows.append((f"main app TPS, {kind}", a[kind]["tps"], ",.0f", "", None))
+    drains = ("fixed", "governed", "idle_fixed", "idle_governed")
+    most = max(a[k]["most_writers"] for k in drains)
+    lost = sum(a[k]["lost"] + a[k]["unaccounted"] for k in drains)
+    return [
+        *rows,
+        ("main app p99, fixed-cap drain / alone", a["fixed_p99_over_alone"], ".2f", "", None),
+        (
             "main app p99, governed drain / alone",
             a["governed_p99_over_alone"],
             ".2f",
             "<= 1.2",
             a["governed_p99_over_alone"] <= 1.2,
-        )
-        row(
+        ),
+        (
             "  governed drain rows/s with the main app busy",
             a["governed"]["drain_rows_per_s"],
             ",.0f",
             "> 0",
             a["governed"]["drain_rows_per_s"] > 0,
-        )
-        row(
+        ),
+        (
             "  governed drain's longest wait between batches, s",
             a["governed"]["longest_gap_seconds"],
             ".1f",
             "<= 60",
             a["governed"]["longest_gap_seconds"] <= 60,
-        )
-        row(
+        ),
+        (
             "governed / fixed drain rows/s, main app idle",
             a["governed_idle_over_fixed_idle"],
             ".2f",
             ">= 0.9",
             a["governed_idle_over_fixed_idle"] >= 0.9,
-        )
-        most = max(a[k]["most_writers"] for k in ("fixed", "governed", "idle_fixed", "idle_governed"))
-        row("most drain writers at once", most, "d", f"<= {a['setup']['cap']}", most <= a["setup"]["cap"])
-        lost = sum(a[k]["lost"] + a[k]["unaccounted"] for k in ("fixed", "governed", "idle_fixed", "idle_governed"))
-        row("drain leads lost or unaccounted", lost, "d", "0", lost == 0)
-        row("database CPU per lead, µs, fixed drain", a["idle_fixed"]["database_cpu_us_per_lead"], ".1f", "", None)
-    if "ingest" in r:
-        i = r["ingest"]
-        row(
-            "ingest handler / json.loads+send", i["ingest_over_baseline"], ".2f", "<= 3", i["ingest_over_baseline"] <= 3
-        )
-        row(
+        ),
+        ("most drain writers at once", most, "d", f"<= {a['setup']['cap']}", most <= a["setup"]["cap"]),
+        ("drain leads lost or unaccounted", lost, "d", "0", lost == 0),
+        ("database CPU per lead, µs, fixed drain", a["idle_fixed"]["database_cpu_us_per_lead"], ".1f", "", None),
+    ]
+
+
+def _ingest_rows(i: dict[str, Any]) -> list[Row]:
+    return [
+        ("ingest handler / json.loads+send", i["ingest_over_baseline"], ".2f", "<= 3", i["ingest_over_baseline"] <= 3),
+        (
             "  ingest handler / json.loads+pydantic validation+send",
             i["ingest_over_validating_baseline"],
             ".2f",
             "",
             None,
-        )
-        row("ingest handler p99 (ms)", i["ingest_p99_ms"], ".2f", "< 2", i["ingest_p99_ms"] < 2)
-    if "sqs_client" in r:
-        k = r["sqs_client"]
-        row("ingest's SQS client CPU per send (ms), fixed user agent", k["fixed_user_agent_ms"], ".2f", "", None)
-        row("  fixed / botocore's default user agent", k["fixed_over_default"], ".2f", "", None)
-    if "cold_start" in r:
-        c = r["cold_start"]
-        row(
+        ),
+        ("ingest handler p99 (ms)", i["ingest_p99_ms"], ".2f", "< 2", i["ingest_p99_ms"] < 2),
+    ]
+
+
+def _sqs_client_rows(k: dict[str, Any]) -> list[Row]:
+    return [
+        ("ingest's SQS client CPU per send (ms), fixed user agent", k["fixed_user_agent_ms"], ".2f", "", None),
+        ("  fixed / botocore's default user agent", k["fixed_over_default"], ".2f", "", None),
+    ]
+
+
+def _cold_start_rows(c: dict[str, Any]) -> list[Row]:
+    return [
+        (
             "cold start: ingest / boto3+client",
             c["ingest_over_baseline"],
             ".2f",
             "<= 1.5",
             c["ingest_over_baseline"] <= 1.5,
-        )
-        row(
+        ),
+        (
             "  boto3+client+pydantic+email-validator / boto3+client",
             c["baseline_and_pydantic_email_over_baseline"],
             ".2f",
             "",
             None,
-        )
-        row(
+        ),
+        (
             "  boto3+client+Powertools event handler / boto3+client",
             c["baseline_and_event_handler_over_baseline"],
             ".2f",
             "",
             None,
-        )
-        row(
+        ),
+        (
             "  boto3+client+every library the ingest needs / boto3+client",
             c["baseline_and_libraries_over_baseline"],
             ".2f",
             "",
             None,
-        )
-        row("cold start: worker / boto3+client", c["worker_over_baseline"], ".2f", "", None)
-    if "local_runtime" in r:
-        d = r["local_runtime"]
-        row(
+        ),
+        ("cold start: worker / boto3+client", c["worker_over_baseline"], ".2f", "", None),
+    ]
+
+
+def _local_runtime_rows(d: dict[str, Any]) -> list[Row]:
+    return [
+        (
             "ingest p99, DB stalled / healthy",
             d["p99_stalled_over_healthy"],
             ".2f",
             "<= 1.2",
             d["p99_stalled_over_healthy"] <= 1.2,
-        )
-        row("leads lost after the stall", d["lost_after_recovery"], "d", "0", d["lost_after_recovery"] == 0)
-        row(
+        ),
+        ("leads lost after the stall", d["lost_after_recovery"], "d", "0", d["lost_after_recovery"] == 0),
+        (
             "max worker DB connections",
             d["max_worker_connections"],
             "d",
             f"<= {d['max_concurrency']}",
             d["max_worker_connections"] <= d["max_concurrency"],
-        )
-        row("local event source, ms per batch (calibrated)", d["local_event_source_ms_per_batch"], ".0f", "", None)
-        row("drain observed, leads/s (full queue)", d["drain_rate_observed_per_s"], ",.0f", "", None)
-        row(
+        ),
+        ("local event source, ms per batch (calibrated)", d["local_event_source_ms_per_batch"], ".0f", "", None),
+        ("drain observed, leads/s (full queue)", d["drain_rate_observed_per_s"], ",.0f", "", None),
+        (
             "drain observed / planner with the local event source",
             d["drain_observed_over_predicted"],
             ".2f",
             "0.8 - 1.2",
             0.8 <= d["drain_observed_over_predicted"] <= 1.2,
-        )
-        row(
+        ),
+        (
             "  planner's drain for Lambda, same handler, leads/s",
             d["drain_predicted_for_lambda_per_s"],
             ",.0f",
             "",
             None,
-        )
-    if "moto_sqs" in r:
-        m = r["moto_sqs"]
-        row("local SQS patched / stock, fill", m["ratio_fill_msgs_per_s"], ".0f", "", None)
-        row("local SQS patched / stock, receive+delete", m["ratio_receive_delete_msgs_per_s"], ".0f", "", None)
-    Console().print(table)
-    print(f"written to {RESULTS.relative_to(REPO_ROOT)}")
+        ),
+    ]
+
+
+def _moto_sqs_rows(m: dict[str, Any]) -> list[Row]:
+    return [
+        ("local SQS patched / stock, fill", m["ratio_fill_msgs_per_s"], ".0f", "", None),
+        ("local SQS patched / stock, receive+delete", m["ratio_receive_delete_msgs_per_s"], ".0f", "", None),
+    ]
+
+
+# The table's sections, in its order: each turns its section of the results into rows.
+TABLE_ROWS = {
+    "store": _store_rows,
+    "worker_handler": _worker_handler_rows,
+    "main_app": _main_app_rows,
+    "ingest": _ingest_rows,
+    "sqs_client": _sqs_client_rows,
+    "cold_start": _cold_start_rows,
+    "local_runtime": _local_runtime_rows,
+    "moto_sqs": _moto_sqs_rows,
+}
 
 
 if __name__ == "__main__":
