@@ -249,24 +249,13 @@ def main_app_under_drain(
     """The section's figures: medians over `rounds` interleaved rounds of every run in RUNS.
     `postgres_data_dir`: the server to pin to DATABASE_CPU (None: left unpinned, e.g. a test's shared server)."""
     pinned = pin_server(postgres_data_dir) if postgres_data_dir is not None else False
-    initialise(uri, scale)
-    with psycopg.connect(uri, autocommit=True) as connection:  # no vacuum or checkpoint left over for the runs
-        connection.execute("VACUUM ANALYZE")
-        connection.execute("CHECKPOINT")
-    warm_up = MainAppLoad(uri, MAIN_APP_CLIENTS, warm_up_seconds, CLIENT_CPUS)  # caches warm, as in production
-    warm_up.wait()
-    warm_up.result()
+    _prepare_database(uri, scale, warm_up_seconds)
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in RUNS}
     for round_number in range(rounds):
         # Each round in another order, so a drift of this VM's speed does not always favour the same run.
         order = RUNS[round_number % len(RUNS) :] + RUNS[: round_number % len(RUNS)]
         for kind in order:
             runs[kind].append(one_run(kind, uri, table, state_dir, limits, batch_size, seconds, warm_up_seconds))
-
-    def median(kind: str, part: str, name: str) -> float:
-        return statistics.median(run[part][name] for run in runs[kind])
-
-    alone_p99, alone_tps = median("alone", "main_app", "p99_ms"), median("alone", "main_app", "tps")
     out: dict[str, Any] = {
         "setup": {
             "database_cpus": DATABASE_CPU if pinned else "not pinned",
@@ -280,26 +269,10 @@ def main_app_under_drain(
             "seconds_per_run": seconds,
             "rounds": rounds,
         },
+        **_main_app_medians(runs),
     }
-    for kind in ("alone", "fixed", "governed"):
-        p50, p99, tps = (median(kind, "main_app", name) for name in ("p50_ms", "p99_ms", "tps"))
-        out[kind] = {
-            "p50_ms": p50,
-            "p99_ms": p99,
-            "tps": tps,
-            "p99_over_alone": p99 / alone_p99,
-            "tps_over_alone": tps / alone_tps,
-        }
-    for kind in ("fixed", "governed", "idle_fixed", "idle_governed"):
-        drains = [run["drain"] for run in runs[kind]]
-        out.setdefault(kind, {}).update(
-            drain_rows_per_s=statistics.median(d["rows_per_s"] for d in drains),
-            database_cpu_us_per_lead=statistics.median(d["database_cpu_us_per_lead"] or 0 for d in drains),
-            most_writers=max(d["most_writers"] for d in drains),
-            longest_gap_seconds=max(d["longest_gap_seconds"] for d in drains),
-            lost=sum(d["lost"] for d in drains),
-            unaccounted=sum(d["unaccounted"] for d in drains),
-        )
+    for kind, figures in _drain_figures(runs).items():
+        out.setdefault(kind, {}).update(figures)
     out["governed_idle_over_fixed_idle"] = (
         out["idle_governed"]["drain_rows_per_s"] / out["idle_fixed"]["drain_rows_per_s"]
     )
@@ -311,4 +284,51 @@ def main_app_under_drain(
         "latencies": last["main_app"]["latencies"][::10],
         "writers": last["drain"]["writers_over_time"],
     }
+    return out
+
+
+def _prepare_database(uri: str, scale: int, warm_up_seconds: float) -> None:
+    """pgbench's tables, vacuumed and checkpointed, and the caches warm, as in production."""
+    initialise(uri, scale)
+    with psycopg.connect(uri, autocommit=True) as connection:  # no vacuum or checkpoint left over for the runs
+        connection.execute("VACUUM ANALYZE")
+        connection.execute("CHECKPOINT")
+    warm_up = MainAppLoad(uri, MAIN_APP_CLIENTS, warm_up_seconds, CLIENT_CPUS)  # caches warm, as in production
+    warm_up.wait()
+    warm_up.result()
+
+
+def _median(runs: dict[str, list[dict[str, Any]]], kind: str, part: str, name: str) -> float:
+    return statistics.median(run[part][name] for run in runs[kind])
+
+
+def _main_app_medians(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """The main app's medians in each run it takes part in, and their ratios to the main app alone."""
+    alone_p99, alone_tps = _median(runs, "alone", "main_app", "p99_ms"), _median(runs, "alone", "main_app", "tps")
+    out = {}
+    for kind in ("alone", "fixed", "governed"):
+        p50, p99, tps = (_median(runs, kind, "main_app", name) for name in ("p50_ms", "p99_ms", "tps"))
+        out[kind] = {
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "tps": tps,
+            "p99_over_alone": p99 / alone_p99,
+            "tps_over_alone": tps / alone_tps,
+        }
+    return out
+
+
+def _drain_figures(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each drain run's figures over its rounds: medians of rates, the worst of writers and gaps, sums of losses."""
+    out = {}
+    for kind in ("fixed", "governed", "idle_fixed", "idle_governed"):
+        drains = [run["drain"] for run in runs[kind]]
+        out[kind] = {
+            "drain_rows_per_s": statistics.median(d["rows_per_s"] for d in drains),
+            "database_cpu_us_per_lead": statistics.median(d["database_cpu_us_per_lead"] or 0 for d in drains),
+            "most_writers": max(d["most_writers"] for d in drains),
+            "longest_gap_seconds": max(d["longest_gap_seconds"] for d in drains),
+            "lost": sum(d["lost"] for d in drains),
+            "unaccounted": sum(d["unaccounted"] for d in drains),
+        }
     return out
