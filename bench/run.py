@@ -100,60 +100,72 @@ def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, f
         f"INSERT INTO {table} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS batch({definitions})"
         " ON CONFLICT (lead_id) DO NOTHING"
     )
-
-    def run_store() -> float:
-        batches = chunks(envelopes(rows, "s"), batch_size)
-        with connect(worker_conninfo(uri)) as connection:  # the worker's own, so its backend's CPU can be read
-            store = LeadRepository(ConnectionProvider(lambda: connection), table)
-            backend, started = connection.info.backend_pid, time.perf_counter()
-            cpu_before = cpu_seconds(backend)
-            for batch in batches:
-                store.store_batch(batch)
-            rate = rows / (time.perf_counter() - started)
-            database_cpu["store"].append((cpu_seconds(backend) - cpu_before) / rows * 1e6)
-        return rate
-
-    def run_unchecked() -> float:
-        batches = chunks(envelopes(rows, "u"), batch_size)
-        with connect(uri) as connection:  # the worker's own: autocommit, prepared after five runs
-            started = time.perf_counter()
-            for batch in batches:  # encoded inside the timing, as the store path does
-                connection.execute(unchecked_insert, (pydantic_core.to_json([lead_row(e) for e in batch]).decode(),))
-            return rows / (time.perf_counter() - started)
-
-    def run_naive() -> float:
-        naive_rows = min(rows, 2_000)
-        values = [row_values(e) for e in envelopes(naive_rows, "n")]
-        with psycopg.connect(uri, autocommit=True) as connection:
-            started = time.perf_counter()
-            for row in values:
-                connection.execute(single_insert, row)  # autocommit: one transaction per row
-            return naive_rows / (time.perf_counter() - started)
-
-    def run_copy() -> float:
-        batches = [[row_values(e) for e in b] for b in chunks(envelopes(rows, "c"), batch_size)]
-        with psycopg.connect(uri, autocommit=True) as connection:
-            backend, started = connection.info.backend_pid, time.perf_counter()
-            cpu_before = cpu_seconds(backend)
-            for batch in batches:
-                with connection.transaction(), connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                    for row in batch:
-                        copy.write_row(row)
-            rate = rows / (time.perf_counter() - started)
-            database_cpu["copy"].append((cpu_seconds(backend) - cpu_before) / rows * 1e6)
-            return rate
-
+    runs = {
+        "store": lambda: _run_store(uri, table, batch_size, rows),
+        "unchecked": lambda: _run_unchecked(uri, unchecked_insert, batch_size, rows),
+        "naive": lambda: _run_naive(uri, single_insert, rows),
+        "copy": lambda: _run_copy(uri, table, columns, batch_size, rows),
+    }
     measured: dict[str, list[float]] = {"store": [], "unchecked": [], "naive": [], "copy": []}
     database_cpu: dict[str, list[float]] = {"store": [], "copy": []}  # the backend's CPU microseconds per row
     for _ in range(ROUNDS):
-        for name, run in (("store", run_store), ("unchecked", run_unchecked), ("naive", run_naive), ("copy", run_copy)):
-            measured[name].append(run())
+        for name, run in runs.items():
+            rate, cpu_us_per_row = run()
+            measured[name].append(rate)
+            if cpu_us_per_row is not None:
+                database_cpu[name].append(cpu_us_per_row)
             with psycopg.connect(uri, autocommit=True) as connection:
                 connection.execute(f"TRUNCATE {table}")
     return {
         **{name: statistics.median(values) for name, values in measured.items()},
         **{f"{name}_db_cpu_us_per_lead": statistics.median(values) for name, values in database_cpu.items()},
     }
+
+
+def _run_store(uri: str, table: str, batch_size: int, rows: int) -> tuple[float, float]:
+    """(rows/s, the backend's CPU microseconds per row) of the worker's store path."""
+    batches = chunks(envelopes(rows, "s"), batch_size)
+    with connect(worker_conninfo(uri)) as connection:  # the worker's own, so its backend's CPU can be read
+        store = LeadRepository(ConnectionProvider(lambda: connection), table)
+        backend, started = connection.info.backend_pid, time.perf_counter()
+        cpu_before = cpu_seconds(backend)
+        for batch in batches:
+            store.store_batch(batch)
+        rate = rows / (time.perf_counter() - started)
+        return rate, (cpu_seconds(backend) - cpu_before) / rows * 1e6
+
+
+def _run_unchecked(uri: str, unchecked_insert: str, batch_size: int, rows: int) -> tuple[float, None]:
+    batches = chunks(envelopes(rows, "u"), batch_size)
+    with connect(uri) as connection:  # the worker's own: autocommit, prepared after five runs
+        started = time.perf_counter()
+        for batch in batches:  # encoded inside the timing, as the store path does
+            connection.execute(unchecked_insert, (pydantic_core.to_json([lead_row(e) for e in batch]).decode(),))
+        return rows / (time.perf_counter() - started), None
+
+
+def _run_naive(uri: str, single_insert: str, rows: int) -> tuple[float, None]:
+    naive_rows = min(rows, 2_000)
+    values = [row_values(e) for e in envelopes(naive_rows, "n")]
+    with psycopg.connect(uri, autocommit=True) as connection:
+        started = time.perf_counter()
+        for row in values:
+            connection.execute(single_insert, row)  # autocommit: one transaction per row
+        return naive_rows / (time.perf_counter() - started), None
+
+
+def _run_copy(uri: str, table: str, columns: str, batch_size: int, rows: int) -> tuple[float, float]:
+    """(rows/s, the backend's CPU microseconds per row) of COPY, one transaction per batch."""
+    batches = [[row_values(e) for e in b] for b in chunks(envelopes(rows, "c"), batch_size)]
+    with psycopg.connect(uri, autocommit=True) as connection:
+        backend, started = connection.info.backend_pid, time.perf_counter()
+        cpu_before = cpu_seconds(backend)
+        for batch in batches:
+            with connection.transaction(), connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(row)
+        rate = rows / (time.perf_counter() - started)
+        return rate, (cpu_seconds(backend) - cpu_before) / rows * 1e6
 
 
 def handler_vs_store(uri: str, table: str, rows: int = 5_000, batch_size: int = 100) -> dict[str, float]:
