@@ -20,8 +20,9 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pydantic_core
@@ -34,6 +35,10 @@ from functions.worker.repository import LEAD_COLUMNS, ConnectionProvider, LeadRe
 from infra.config import REPO_ROOT, settings_from_file
 from leadpipe.embedded_postgres import start_embedded_postgres
 from leadpipe.local.lambda_pool import LocalLambdaContext, function_timeout_seconds
+
+if TYPE_CHECKING:
+    from leadpipe.local.runtime import RuntimeInfo
+    from leadpipe.spike import PipelineSampler, SpikeSummary
 
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
 ROUNDS = 3
@@ -368,7 +373,6 @@ def cold_starts(rounds: int = 15) -> dict[str, float]:  # a fresh interpreter is
 
 
 def decoupling_and_cap(handler_seconds_per_batch: float, leads: int = 6_000) -> dict[str, Any]:
-    from leadpipe import spike
     from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions, local_sqs_client
     from leadpipe.plan import drain_rate_per_s
 
@@ -382,57 +386,11 @@ def decoupling_and_cap(handler_seconds_per_batch: float, leads: int = 6_000) -> 
     info = pipeline.start()
     sqs = local_sqs_client(info.sqs_endpoint_url)
     try:
-
-        def burst(campaign: str) -> tuple[spike.SpikeSummary, spike.PipelineSampler, set[str]]:
-            sampler = spike.PipelineSampler(
-                sqs, info.leads_queue_url, info.database_url, info.leads_table, campaign, interval=0.25
-            )
-            sampler.start()
-            requests, seconds = spike.send_spike(
-                spike.SpikeOptions(url=info.api_url, total=leads, concurrency=16, campaign=campaign)
-            )
-            return spike.summarise(requests, seconds), sampler, {r.lead_id for r in requests if r.lead_id}
-
-        def wait_stored(campaign: str, *counts: int, timeout: float = 600) -> list[float]:
-            """When (perf_counter) each count of the campaign's rows was reached, read every 20 ms."""
-            query, reached = f"SELECT count(*) FROM {info.leads_table} WHERE campaign = %s", []
-            started = time.perf_counter()
-            with psycopg.connect(info.database_url, autocommit=True) as connection:
-                for count in counts:
-                    while connection.execute(query, (campaign,)).fetchone()[0] < count:
-                        if time.perf_counter() - started > timeout:
-                            raise RuntimeError("the queue did not drain")
-                        time.sleep(0.02)
-                    reached.append(time.perf_counter())
-            return reached
-
-        healthy, sampler, _ = burst("BENCHHEALTHY")
-        wait_stored("BENCHHEALTHY", healthy.accepted)
-        sampler.stop()
-        healthy_writers = max(s.worker_connections or 0 for s in sampler.samples)
+        healthy, healthy_writers = _healthy_run(sqs, info, leads)
         # Measured now that every process is warm, as it is when the stalled backlog drains, and
         # again right after that drain: this VM's speed drifts within minutes.
         event_source_samples = [local_event_source_seconds_per_batch(sqs, settings) for _ in range(ROUNDS)]
-
-        # The database stalls: a SHARE lock blocks every INSERT (reads still work) until released.
-        lock = psycopg.connect(info.database_url)
-        try:
-            lock.execute(f"LOCK TABLE {info.leads_table} IN SHARE MODE")
-            stalled, sampler, accepted_ids = burst("BENCHSTALLED")
-            backlog = sampler.latest().queued if sampler.latest() else None
-        finally:
-            lock.rollback()  # the database is back
-            lock.close()
-        # The drain rate with a full queue, as the planner models it: from when the batches held
-        # through the stall are stored to when only the last partial batches (which wait out the
-        # batching window, by design) remain.
-        in_flight = settings.max_concurrency * settings.batch_size
-        full_queue_start, full_queue_end, _ = wait_stored(
-            "BENCHSTALLED", in_flight, stalled.accepted - in_flight, stalled.accepted
-        )
-        sampler.stop()
-        lost, duplicates = spike.verify_stored(info.database_url, info.leads_table, "BENCHSTALLED", accepted_ids)
-        stalled_writers = max(s.worker_connections or 0 for s in sampler.samples)
+        stalled = _stalled_run(sqs, info, settings, leads)
         event_source_samples += [local_event_source_seconds_per_batch(sqs, settings) for _ in range(ROUNDS)]
         event_source_seconds = statistics.median(event_source_samples)
     finally:
@@ -441,16 +399,16 @@ def decoupling_and_cap(handler_seconds_per_batch: float, leads: int = 6_000) -> 
     # The planner's drain model, given this platform's two measured costs per batch: the worker
     # handler's (bench 2) and the local event source's (its receives and deletes, measured above).
     predicted = drain_rate_per_s(settings, handler_seconds_per_batch, event_source_seconds)
-    observed = (stalled.accepted - 2 * in_flight) / (full_queue_end - full_queue_start)
+    observed = (stalled.summary.accepted - 2 * stalled.in_flight) / stalled.full_queue_seconds
     return {
         "healthy": healthy.as_dict(),
-        "stalled": stalled.as_dict(),
-        "p99_stalled_over_healthy": stalled.latency_ms["p99"] / healthy.latency_ms["p99"],
-        "lost_after_recovery": lost,
-        "duplicates_after_recovery": duplicates,
-        "max_worker_connections": max(healthy_writers, stalled_writers),
+        "stalled": stalled.summary.as_dict(),
+        "p99_stalled_over_healthy": stalled.summary.latency_ms["p99"] / healthy.latency_ms["p99"],
+        "lost_after_recovery": stalled.lost,
+        "duplicates_after_recovery": stalled.duplicates,
+        "max_worker_connections": max(healthy_writers, stalled.writers),
         "max_concurrency": settings.max_concurrency,
-        "backlog_when_released": backlog,
+        "backlog_when_released": stalled.backlog,
         "handler_ms_per_batch": handler_seconds_per_batch * 1000,
         "local_event_source_ms_per_batch": event_source_seconds * 1000,
         "drain_rate_observed_per_s": observed,
@@ -458,6 +416,87 @@ def decoupling_and_cap(handler_seconds_per_batch: float, leads: int = 6_000) -> 
         "drain_observed_over_predicted": observed / predicted,
         "drain_predicted_for_lambda_per_s": drain_rate_per_s(settings, handler_seconds_per_batch),
     }
+
+
+@dataclass(frozen=True)
+class StalledRun:
+    """The burst sent while the database was stalled, and how its backlog drained after."""
+
+    summary: SpikeSummary
+    backlog: int | None  # queued when the database came back
+    in_flight: int  # the leads the writers hold at once: max_concurrency full batches
+    full_queue_seconds: float  # from the batches held through the stall stored to the last partial batches left
+    lost: int
+    duplicates: int
+    writers: int  # the most worker connections seen
+
+
+def _healthy_run(sqs: Any, info: RuntimeInfo, leads: int) -> tuple[SpikeSummary, int]:
+    """A burst with the database healthy, waited for until stored; (its summary, the most worker connections)."""
+    healthy, sampler, _ = _burst(sqs, info, "BENCHHEALTHY", leads)
+    _wait_stored(info, "BENCHHEALTHY", healthy.accepted)
+    sampler.stop()
+    return healthy, max(s.worker_connections or 0 for s in sampler.samples)
+
+
+def _stalled_run(sqs: Any, info: RuntimeInfo, settings: Any, leads: int) -> StalledRun:
+    from leadpipe import spike
+
+    # The database stalls: a SHARE lock blocks every INSERT (reads still work) until released.
+    lock = psycopg.connect(info.database_url)
+    try:
+        lock.execute(f"LOCK TABLE {info.leads_table} IN SHARE MODE")
+        stalled, sampler, accepted_ids = _burst(sqs, info, "BENCHSTALLED", leads)
+        backlog = sampler.latest().queued if sampler.latest() else None
+    finally:
+        lock.rollback()  # the database is back
+        lock.close()
+    # The drain rate with a full queue, as the planner models it: from when the batches held
+    # through the stall are stored to when only the last partial batches (which wait out the
+    # batching window, by design) remain.
+    in_flight = settings.max_concurrency * settings.batch_size
+    full_queue_start, full_queue_end, _ = _wait_stored(
+        info, "BENCHSTALLED", in_flight, stalled.accepted - in_flight, stalled.accepted
+    )
+    sampler.stop()
+    lost, duplicates = spike.verify_stored(info.database_url, info.leads_table, "BENCHSTALLED", accepted_ids)
+    return StalledRun(
+        summary=stalled,
+        backlog=backlog,
+        in_flight=in_flight,
+        full_queue_seconds=full_queue_end - full_queue_start,
+        lost=lost,
+        duplicates=duplicates,
+        writers=max(s.worker_connections or 0 for s in sampler.samples),
+    )
+
+
+def _burst(sqs: Any, info: RuntimeInfo, campaign: str, leads: int) -> tuple[SpikeSummary, PipelineSampler, set[str]]:
+    """`leads` leads sent to the local runtime, sampled as they go: (the summary, the sampler, the accepted ids)."""
+    from leadpipe import spike
+
+    sampler = spike.PipelineSampler(
+        sqs, info.leads_queue_url, info.database_url, info.leads_table, campaign, interval=0.25
+    )
+    sampler.start()
+    requests, seconds = spike.send_spike(
+        spike.SpikeOptions(url=info.api_url, total=leads, concurrency=16, campaign=campaign)
+    )
+    return spike.summarise(requests, seconds), sampler, {r.lead_id for r in requests if r.lead_id}
+
+
+def _wait_stored(info: RuntimeInfo, campaign: str, *counts: int, timeout: float = 600) -> list[float]:
+    """When (perf_counter) each count of the campaign's rows was reached, read every 20 ms."""
+    query, reached = f"SELECT count(*) FROM {info.leads_table} WHERE campaign = %s", []
+    started = time.perf_counter()
+    with psycopg.connect(info.database_url, autocommit=True) as connection:
+        for count in counts:
+            while connection.execute(query, (campaign,)).fetchone()[0] < count:
+                if time.perf_counter() - started > timeout:
+                    raise RuntimeError("the queue did not drain")
+                time.sleep(0.02)
+            reached.append(time.perf_counter())
+    return reached
 
 
 def local_event_source_seconds_per_batch(sqs: Any, settings: Any, batches_per_poller: int = 10) -> float:
@@ -480,11 +519,19 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    data_dir = REPO_ROOT / ".leadpipe" / "bench" / "postgres"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    server = start_embedded_postgres(data_dir)
-    table = "bench.leads"
-    results: dict[str, Any] = {
+    results = _run_header(sections)
+    if args.only and RESULTS.is_file():  # keep the other sections of the last run
+        results = {**json.loads(RESULTS.read_text()), **results}
+    _database_sections(sections, results)
+    _process_sections(sections, results)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def _run_header(sections: tuple[str, ...]) -> dict[str, Any]:
+    """The machine and the run's parameters, written beside the figures."""
+    return {
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -496,8 +543,14 @@ def main(argv: list[str] | None = None) -> None:
         "erased_people": ERASED_PEOPLE,
         "sections": list(sections),
     }
-    if args.only and RESULTS.is_file():  # keep the other sections of the last run
-        results = {**json.loads(RESULTS.read_text()), **results}
+
+
+def _database_sections(sections: tuple[str, ...], results: dict[str, Any]) -> None:
+    """The sections measured on an embedded PostgreSQL of their own (store, worker_handler, main_app)."""
+    data_dir = REPO_ROOT / ".leadpipe" / "bench" / "postgres"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    server = start_embedded_postgres(data_dir)
+    table = "bench.leads"
     try:
         with psycopg.connect(server.uri, autocommit=True) as connection:
             apply_migrations(connection, table)
@@ -508,18 +561,7 @@ def main(argv: list[str] | None = None) -> None:
                 (ERASED_PEOPLE,),
             )
         if "store" in sections:
-            # Enough rows for the backends' CPU clock (10 ms ticks) to resolve the store path against COPY.
-            store = {size: store_rates(server.uri, table, size, rows=STORE_ROWS[size]) for size in (10, 100, 1000)}
-            results["store"] = {
-                str(size): {
-                    **rates,
-                    "store_over_copy": rates["store"] / rates["copy"],
-                    "store_over_naive": rates["store"] / rates["naive"],
-                    "store_over_unchecked": rates["store"] / rates["unchecked"],
-                    "store_over_copy_db_cpu": rates["store_db_cpu_us_per_lead"] / rates["copy_db_cpu_us_per_lead"],
-                }
-                for size, rates in store.items()
-            }
+            results["store"] = _store_section(server.uri, table)
         if "worker_handler" in sections:
             rates = handler_vs_store(server.uri, table)
             results["worker_handler"] = {**rates, "handler_over_store": rates["handler"] / rates["store"]}
@@ -536,6 +578,25 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _store_section(uri: str, table: str) -> dict[str, Any]:
+    # Enough rows for the backends' CPU clock (10 ms ticks) to resolve the store path against COPY.
+    store = {size: store_rates(uri, table, size, rows=STORE_ROWS[size]) for size in (10, 100, 1000)}
+    return {
+        str(size): {
+            **rates,
+            "store_over_copy": rates["store"] / rates["copy"],
+            "store_over_naive": rates["store"] / rates["naive"],
+            "store_over_unchecked": rates["store"] / rates["unchecked"],
+            "store_over_copy_db_cpu": rates["store_db_cpu_us_per_lead"] / rates["copy_db_cpu_us_per_lead"],
+        }
+        for size, rates in store.items()
+    }
+
+
+def _process_sections(sections: tuple[str, ...], results: dict[str, Any]) -> None:
+    """The sections measured in this process or in interpreters and runtimes of their own."""
     if "ingest" in sections:
         ingest = ingest_cost()
         results["ingest"] = {
@@ -564,9 +625,6 @@ def main(argv: list[str] | None = None) -> None:
         from bench.moto_sqs import main as moto_bench
 
         results["moto_sqs"] = moto_bench()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
-    print_table(results)
 
 
 # (measure, figure, its format, target, met: None when there is no target)
