@@ -205,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     spike.set_defaults(command=command_spike)
 
+    preflight = commands.add_parser(
+        "preflight",
+        help="before a deploy: check the target account can take the stage (read-only)",
+        description="Read-only checks of the account and Region in your shell's credentials: Lambda concurrency, the "
+        "API Gateway quota, the VPC's routes to the AWS APIs, the database secret and its key, the RDS Proxy, the "
+        "alarm e-mail. One line per check; exit 2 if any fails. Step by step: docs/deploy.md.",
+    )
+    preflight.add_argument("--stage", required=True, help="whose settings from cdk.json to check")
+    preflight.set_defaults(command=command_preflight)
     openapi = commands.add_parser("openapi", help="print the ingest API's OpenAPI 3.1 document (docs/openapi.json)")
     openapi.set_defaults(command=lambda _: print(__import__("leadpipe.openapi").openapi.openapi_json(), end="") or 0)
 
@@ -697,6 +706,18 @@ def command_status(args: argparse.Namespace) -> int:
             status.database_error = str(error).strip().splitlines()[0]
     print(json.dumps(status.as_dict(), indent=2) if args.json else status.as_text())
     return 0
+
+
+def command_preflight(args: argparse.Namespace) -> int:
+    import boto3
+
+    from leadpipe.preflight import AccountClients, run_preflight
+
+    names = ("lambda", "apigateway", "ec2", "secretsmanager", "kms", "rds", "sns", "cloudformation")
+    clients = AccountClients(*(boto3.client(name) for name in names))
+    checks = run_preflight(settings_from_file(args.stage), clients, f"Leadpipe-{args.stage}")
+    print("\n".join(check.line() for check in checks))
+    return 0 if all(check.ok for check in checks) else 2
 
 
 if __name__ == "__main__":
