@@ -214,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preflight.add_argument("--stage", required=True, help="whose settings from cdk.json to check")
     preflight.set_defaults(command=command_preflight)
+    verify = commands.add_parser(
+        "verify",
+        help="after a deploy: prove the stack works end to end (a canary lead, every alarm's notification)",
+        description="Prove a deployed stack works: the DLQ is empty, the drain runs, the drain probe's last run "
+        "succeeded; a canary lead (under leadpipe-canary.example) posted to LeadsEndpoint is stored, then erased, "
+        "checked from inside the VPC; each alarm is set to ALARM (OK if in ALARM) and its history must show the SNS "
+        "action, then it is put back. On-call receives those notifications. One line per check; exit 2 if any fails.",
+    )
+    verify.add_argument("--stack", required=True, help="the deployed stack's name, e.g. Leadpipe-prod")
+    verify.set_defaults(command=command_verify)
     openapi = commands.add_parser("openapi", help="print the ingest API's OpenAPI 3.1 document (docs/openapi.json)")
     openapi.set_defaults(command=lambda _: print(__import__("leadpipe.openapi").openapi.openapi_json(), end="") or 0)
 
@@ -716,6 +726,21 @@ def command_preflight(args: argparse.Namespace) -> int:
     names = ("lambda", "apigateway", "ec2", "secretsmanager", "kms", "rds", "sns", "cloudformation")
     clients = AccountClients(*(boto3.client(name) for name in names))
     checks = run_preflight(settings_from_file(args.stage), clients, f"Leadpipe-{args.stage}")
+    print("\n".join(check.line() for check in checks))
+    return 0 if all(check.ok for check in checks) else 2
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    import boto3
+
+    from leadpipe.targets import TargetNotFound
+    from leadpipe.verify import StackClients, http_post, verify_stack
+
+    clients = StackClients(*(boto3.client(name) for name in ("cloudformation", "cloudwatch", "lambda", "sqs")))
+    try:
+        checks = verify_stack(args.stack, clients, http_post)
+    except TargetNotFound as error:
+        raise CliError(str(error)) from None
     print("\n".join(check.line() for check in checks))
     return 0 if all(check.ok for check in checks) else 2
 
