@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.api import LeadApi
 from infra.breaker import DrainBreaker
+from infra.canary import CanaryCheck
 from infra.config import PipelineSettings
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
@@ -64,6 +65,7 @@ class LeadpipeStack(cdk.Stack):
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)
             cdk.CfnOutput(self, "DrainPauseParameterName", value=breaker.pause_record.parameter_name)
             cdk.CfnOutput(self, "DrainProbeFunctionName", value=breaker.function.function.function_name)
+            CanaryCheck(self, "CanaryCheck", settings=settings, worker=worker)  # `leadpipe verify` asks it
 
         cdk.CfnOutput(self, "LeadsEndpoint", value=api.leads_url, description="Point landing-page forms here (POST)")
         cdk.CfnOutput(self, "QueueUrl", value=queue.queue.queue_url)

@@ -410,7 +410,8 @@ def test_outputs(prod: Template) -> None:
         "WorkerEventSourceMappingId",
         "DrainPauseParameterName",
         "DrainProbeFunctionName",
-    }  # the drain breaker
+        "CanaryCheckFunctionName",
+    }  # the drain breaker, the canary check `leadpipe verify` invokes
     assert ours <= set(outputs)
     # The only other output is the API root URL that RestApi always adds
     assert [k for k in outputs if k not in ours and not k.startswith("LeadApiEndpoint")] == []
