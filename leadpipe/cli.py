@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         "action, then it is put back. On-call receives those notifications. One line per check; exit 2 if any fails.",
     )
     verify.add_argument("--stack", required=True, help="the deployed stack's name, e.g. Leadpipe-prod")
+    verify.add_argument(
+        "--stage", help="whose cdk.json settings (its captcha) apply; default: the name after 'Leadpipe-'"
+    )
     verify.set_defaults(command=command_verify)
     openapi = commands.add_parser("openapi", help="print the ingest API's OpenAPI 3.1 document (docs/openapi.json)")
     openapi.set_defaults(command=lambda _: print(__import__("leadpipe.openapi").openapi.openapi_json(), end="") or 0)
@@ -738,7 +741,17 @@ def command_verify(args: argparse.Namespace) -> int:
 
     clients = StackClients(*(boto3.client(name) for name in ("cloudformation", "cloudwatch", "lambda", "sqs")))
     try:
-        checks = verify_stack(args.stack, clients, http_post)
+        settings = settings_from_file(args.stage or args.stack.removeprefix("Leadpipe-"))
+    except SettingsError:
+        if args.stage:
+            raise
+        settings = None  # a stack named otherwise: no captcha secret to sign the canary's pass with
+    captcha_secret = None
+    if settings and settings.captcha_provider and settings.captcha_secret_arn:
+        arn = settings.captcha_secret_arn
+        captcha_secret = lambda: boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]  # noqa: E731
+    try:
+        checks = verify_stack(args.stack, clients, http_post, captcha_secret=captcha_secret)
     except TargetNotFound as error:
         raise CliError(str(error)) from None
     print("\n".join(check.line() for check in checks))

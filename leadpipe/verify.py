@@ -23,6 +23,9 @@ from uuid import uuid4
 
 from botocore.exceptions import ClientError
 
+from functions.contract import Lead
+from functions.ingest.captcha import PASS_HEADER, CaptchaPass
+from functions.ingest.logic import derive_lead_id
 from functions.worker.canary import canary_address
 from leadpipe.preflight import Check
 from leadpipe.status import queue_depth
@@ -41,6 +44,7 @@ PROBE_LOOKBACK = timedelta(minutes=10)
 DESCRIBE_ALARMS_MAX_NAMES = 100
 
 PostLead = Callable[[str, bytes, dict[str, str]], tuple[int, bytes]]
+CaptchaSecret = Callable[[], str]
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,24 @@ class Patience:
 
 
 def verify_stack(
-    stack_name: str, clients: StackClients, post_lead: PostLead, patience: Patience | None = None
+    stack_name: str,
+    clients: StackClients,
+    post_lead: PostLead,
+    patience: Patience | None = None,
+    captcha_secret: CaptchaSecret | None = None,
 ) -> list[Check]:
-    """Every check, one `Check` each (one per alarm). An AWS error in one check fails that check only."""
+    """Every check, one `Check` each (one per alarm). An AWS error in one check fails that check only.
+
+    `captcha_secret`: the stage's captcha secret, for a stage that checks one: the canary then carries the pass
+    ticket the ingest itself issues after a passed check (signed with a key derived from that secret).
+    """
     patience = patience or Patience()
     outputs = stack_outputs(clients.cloudformation, stack_name)
     checks: list[tuple[str, Callable[[], list[Check]]]] = [
         ("dead letters", lambda: [check_dead_letters(clients.sqs, outputs, stack_name)]),
         ("event source", lambda: [check_event_source(clients.lambda_, outputs, stack_name)]),
         ("drain probe", lambda: [check_probe_ran(clients.cloudwatch, outputs, patience.now())]),
-        ("canary lead", lambda: [check_canary(clients.lambda_, outputs, post_lead, patience)]),
+        ("canary lead", lambda: [check_canary(clients.lambda_, outputs, post_lead, patience, captcha_secret)]),
         ("alarms", lambda: check_alarms(clients.cloudformation, clients.cloudwatch, stack_name, patience)),
     ]
     results: list[Check] = []
@@ -157,25 +169,39 @@ def _lambda_minutes(
     return {t: (invocations.get(t, 0.0), errors.get(t, 0.0)) for t in set(invocations) | set(errors)}
 
 
-def canary_lead() -> tuple[str, bytes, dict[str, str]]:
-    """A canary's address, the JSON body verify posts, and its headers (a fresh Idempotency-Key)."""
+def canary_lead(captcha_secret: CaptchaSecret | None = None) -> tuple[str, bytes, dict[str, str]]:
+    """A canary's address, the JSON body verify posts, and its headers (a fresh Idempotency-Key; with a captcha
+    secret, the pass ticket for the lead id the ingest will derive)."""
     email = canary_address(f"verify-{uuid4().hex[:12]}")
-    body = json.dumps({"email": email, "campaign": CANARY_CAMPAIGN}).encode()
-    headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid4()), "User-Agent": "leadpipe-verify"}
-    return email, body, headers
+    fields = {"email": email, "campaign": CANARY_CAMPAIGN}
+    key = str(uuid4())
+    headers = {"Content-Type": "application/json", "Idempotency-Key": key, "User-Agent": "leadpipe-verify"}
+    if captcha_secret is not None:
+        lead_id = derive_lead_id(Lead(**fields), key, datetime.now(UTC))  # with a key, the time plays no part
+        headers[PASS_HEADER] = CaptchaPass(captcha_secret()).issue(lead_id)
+    return email, json.dumps(fields).encode(), headers
 
 
-def check_canary(lambda_client: Any, outputs: dict[str, str], post_lead: PostLead, patience: Patience) -> Check:
+def check_canary(
+    lambda_client: Any,
+    outputs: dict[str, str],
+    post_lead: PostLead,
+    patience: Patience,
+    captcha_secret: CaptchaSecret | None = None,
+) -> Check:
     function = outputs.get(CANARY_OUTPUT)
     if not function:
         return Check(
             "canary lead", False, f"the stack has no {CANARY_OUTPUT} output (no database, or deployed before it)"
         )
     endpoint = outputs["LeadsEndpoint"]
-    email, body, headers = canary_lead()
+    email, body, headers = canary_lead(captcha_secret)
     status, answer = post_lead(endpoint, body, headers)
     if status != 202:
-        return Check("canary lead", False, f"POST {endpoint} answered {status} {_error_code(answer)}".rstrip())
+        detail = f"POST {endpoint} answered {status} {_error_code(answer)}".rstrip()
+        if captcha_secret is None and b"captcha_missing" in answer:
+            detail += " (the stage checks a captcha: run verify with --stage, and credentials that may read its secret)"
+        return Check("canary lead", False, detail)
     lead_id = json.loads(answer)["lead_id"]
     deadline = patience.now() + timedelta(seconds=patience.canary_seconds)
     posted = patience.now()

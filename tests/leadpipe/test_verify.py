@@ -14,8 +14,9 @@ Where moto stops, the answer comes from tests/leadpipe/aws_not_in_moto.py, shape
   (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html for the answer's shape).
 - moto's CloudFormation cannot hold AWS::CloudWatch::Alarm, so ListStackResources lists the alarms created here
   (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ListStackResources.html).
-- The real API Gateway endpoint is a stand-in poster that enqueues nothing: it stores the lead as the worker would,
-  or (for the failure case) never does.
+- The API Gateway endpoint: the stand-in hands the request, as a proxy event, to the real ingest handler (which
+  puts the lead on moto's queue), and drains that queue with the real worker handler into the test's PostgreSQL,
+  as the event source mapping would (or, for the failure case, never does).
 """
 
 from __future__ import annotations
@@ -26,19 +27,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 import boto3
 import pytest
 from botocore.response import StreamingBody
 from moto import mock_aws
 
-from functions.contract import Lead, LeadEnvelope, Source
+from functions.contract import parse_envelope
+from functions.ingest import handler as ingest
+from functions.worker import handler as worker
 from functions.worker.canary import CanaryRequest, confirm_and_erase
 from functions.worker.repository import ConnectionProvider, LeadRepository, SessionTimeouts, connect
 from leadpipe.cli import main as leadpipe
 from leadpipe.verify import ALARM_TEST_REASON, CANARY_CAMPAIGN, Patience, StackClients, verify_stack
-from tests.conftest import LeadsDatabase
+from tests.conftest import FakeLambdaContext, LeadsDatabase
+from tests.events import api_event, sqs_event
 from tests.leadpipe.aws_not_in_moto import answer
 
 STACK = "Leadpipe-prod"
@@ -69,31 +72,31 @@ class DeployedStack:
     topic: str
     alarms: dict[str, str]  # name -> state before verify
     refusing_topic_alarms: set[str] = field(default_factory=set)
-    posted: list[dict[str, Any]] = field(default_factory=list)
+    posted: list[dict[str, Any]] = field(default_factory=list)  # the JSON bodies verify sent
+    queued: list[str] = field(default_factory=list)  # what the ingest put on the leads queue
 
 
 def pipeline_that_stores(leads_db: LeadsDatabase, stack: DeployedStack, stores: bool = True) -> Any:
-    """The API's stand-in: answers 202 like the ingest, and (if `stores`) stores the lead as the worker would."""
+    """The API Gateway endpoint's stand-in: the real ingest handler behind it, and (if `stores`) the real worker
+    handler draining the leads queue into the test's PostgreSQL, as the event source mapping would."""
+    context = FakeLambdaContext()
 
     def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        assert url == ENDPOINT and headers["Content-Type"] == "application/json" and headers["Idempotency-Key"]
-        fields = json.loads(body)
-        stack.posted.append(fields)
-        envelope = LeadEnvelope(
-            lead_id=uuid4(), received_at=datetime.now(UTC), source=Source(user_agent=headers["User-Agent"]),
-            lead=Lead(**fields),
-        )  # fmt: skip
-        if stores:
-            repository = LeadRepository(ConnectionProvider(lambda: connect(leads_db.uri)), leads_db.leads_table)
-            repository.store_batch([envelope])
-        stack.posted[-1]["envelope"] = envelope
-        return 202, json.dumps({"lead_id": str(envelope.lead_id), "status": "queued"}).encode()
+        assert url == ENDPOINT
+        stack.posted.append(json.loads(body))
+        response = ingest.lambda_handler(api_event(body.decode(), content_type=None, headers=headers), context)
+        sqs, queue_url = stack.clients.sqs, stack.outputs["QueueUrl"]
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        stack.queued.extend(m["Body"] for m in messages)
+        if stores and messages:
+            assert worker.lambda_handler(sqs_event([m["Body"] for m in messages]), context) == {"batchItemFailures": []}
+        return response["statusCode"], response["body"].encode()
 
     return post
 
 
 @pytest.fixture
-def deployed(leads_db: LeadsDatabase) -> Iterator[DeployedStack]:
+def deployed(leads_db: LeadsDatabase, monkeypatch: pytest.MonkeyPatch) -> Iterator[DeployedStack]:
     with mock_aws():
         clients = StackClients(
             cloudformation=boto3.client("cloudformation"),
@@ -136,6 +139,10 @@ def deployed(leads_db: LeadsDatabase) -> Iterator[DeployedStack]:
             clients.cloudwatch.set_alarm_state(AlarmName=alarm_name, StateValue=state, StateReason="as found")
             stack.alarms[alarm_name] = state
         answer_as_aws(stack, leads_db)
+        # The functions' environment, as the stack gives it: the ingest's queue, the worker's table.
+        for name, value in {"LEADS_QUEUE_URL": leads_url, "ALLOWED_ORIGINS": "https://www.example.com",
+                            "DATABASE_URL": leads_db.uri, "LEADS_TABLE": leads_db.leads_table}.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
         yield stack
 
 
@@ -268,7 +275,8 @@ def test_a_canary_never_stored_fails_and_can_never_be_stored_later(
     assert not canary.ok and clock.slept == 60
     assert "was not stored within 60 s (a tombstone keeps it from being stored later)" in canary.detail
     # And when the canary finally reaches the worker, it is skipped: no canary row is ever left behind
-    late = deployed.posted[-1]["envelope"]
+    [body] = deployed.queued
+    late = parse_envelope(body)
     repository = LeadRepository(ConnectionProvider(lambda: connect(leads_db.uri)), leads_db.leads_table)
     assert repository.store_batch([late]).inserted == 0
     assert leads_db.count_rows() == 0
@@ -309,3 +317,30 @@ def test_verify_of_an_unknown_stack_is_one_line_and_exit_2(capsys: pytest.Captur
     out, err = capsys.readouterr()
     assert (code, out) == (2, "")
     assert err.startswith("leadpipe: stack 'Leadpipe-nope' not found") and err.count("\n") == 1
+
+
+def test_a_captcha_stage_takes_the_canary_with_the_ingests_own_pass_ticket(
+    deployed: DeployedStack, leads_db: LeadsDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stage whose ingest checks a Turnstile token, with a verifier that cannot be reached
+    secret = "0x4AAAAAAAverify-test-secret"
+    arn = boto3.client("secretsmanager").create_secret(Name="leadpipe/turnstile", SecretString=secret)["ARN"]
+    monkeypatch.setenv("CAPTCHA_PROVIDER", "turnstile")
+    monkeypatch.setenv("CAPTCHA_SECRET_ARN", arn)
+    monkeypatch.setenv("CAPTCHA_VERIFY_URL", "http://127.0.0.1:9/")
+    clock = FakeClock()
+    post = pipeline_that_stores(leads_db, deployed)
+    # When verify runs without the captcha secret  Then the canary is refused, and the line says what to do
+    checks = verify_stack(STACK, deployed.clients, post, Patience(sleep=clock.sleep, now=clock.now))
+    [canary] = [c for c in checks if c.name == "canary lead"]
+    assert not canary.ok
+    assert canary.detail.startswith(f"POST {ENDPOINT} answered 400 captcha_missing: ")
+    assert canary.detail.endswith(
+        "(the stage checks a captcha: run verify with --stage, and credentials that may read its secret)"
+    )
+    # When it runs with the secret  Then the canary carries the pass ticket the ingest issues after a passed check
+    # (no verifier call at all), is stored by the worker and erased
+    checks = verify_stack(STACK, deployed.clients, post, Patience(sleep=clock.sleep, now=clock.now), lambda: secret)
+    [canary] = [c for c in checks if c.name == "canary lead"]
+    assert canary.ok, canary.detail
+    assert leads_db.count_rows() == 0 and len(deployed.queued) == 1
