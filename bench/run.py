@@ -7,6 +7,7 @@ bench/results/latest.json with the machine's details. Never part of `make test`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -68,7 +69,8 @@ def chunks(items: list, size: int) -> list[list]:
 
 
 def bench_context(memory_limit_in_mb: int) -> LocalLambdaContext:
-    """A fresh invocation's context, as the local runtime builds one: its time left counts down from the function's timeout."""
+    """A fresh invocation's context, as the local runtime builds one: its time left counts down from the function's
+    timeout."""
     return LocalLambdaContext(
         function_name="bench",
         aws_request_id="bench",
@@ -86,7 +88,8 @@ def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, f
     INSERT+COMMIT per row, and COPY per batch."""
     repository = LeadRepository(ConnectionProvider(lambda: connect(uri)), table)
     columns = ", ".join(name for name, _ in LEAD_COLUMNS)
-    single_insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(LEAD_COLUMNS))}) ON CONFLICT (lead_id) DO NOTHING"
+    placeholders = ", ".join(["%s"] * len(LEAD_COLUMNS))
+    single_insert = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT (lead_id) DO NOTHING"
     # The store path's statement before tombstones (migration 0002): what the erasure check costs.
     definitions = ", ".join(f"{name} {kind}" for name, kind in LEAD_COLUMNS)
     unchecked_insert = (
@@ -161,7 +164,10 @@ def handler_vs_store(uri: str, table: str, rows: int = 5_000, batch_size: int = 
         # Powertools still prints its EMF buffer when it fills, metrics disabled or not.
         with contextlib.redirect_stdout(io.StringIO()):
             for index, (event, batch) in enumerate(zip(events, batches, strict=True)):
-                pair = (("handler", lambda: run_handler(event)), ("store", lambda: repository.store_batch(batch)))
+                pair = (
+                    ("handler", functools.partial(run_handler, event)),
+                    ("store", functools.partial(repository.store_batch, batch)),
+                )
                 for name, run in pair if index % 2 else reversed(pair):
                     started = time.perf_counter()
                     run()
@@ -304,8 +310,9 @@ COLD_START = {
     # loads most of itself only when the first model is built, so each line builds a trivial one.
     "baseline_and_pydantic_email": f"import boto3; boto3.client('sqs'); import email_validator; {TRIVIAL_MODEL}",
     "baseline_and_event_handler": "import boto3; boto3.client('sqs'); import aws_lambda_powertools.event_handler",
-    "baseline_and_libraries": "import boto3; boto3.client('sqs'); import email_validator, aws_lambda_powertools.event_handler, "
-    f"aws_lambda_powertools.logging, aws_lambda_powertools.metrics; {TRIVIAL_MODEL}",
+    "baseline_and_libraries": "import boto3; boto3.client('sqs'); import email_validator, "
+    "aws_lambda_powertools.event_handler, aws_lambda_powertools.logging, aws_lambda_powertools.metrics; "
+    f"{TRIVIAL_MODEL}",
 }
 
 
@@ -456,7 +463,8 @@ def main() -> None:
             apply_migrations(connection, table)
             # Tombstones for the erasure check to look through, as after years of erasure requests.
             connection.execute(
-                f"INSERT INTO {table}_erasures (email_sha256) SELECT sha256(('erased' || n)::bytea) FROM generate_series(1, %s) AS n",
+                f"INSERT INTO {table}_erasures (email_sha256) SELECT sha256(('erased' || n)::bytea) FROM "
+                "generate_series(1, %s) AS n",
                 (ERASED_PEOPLE,),
             )
         store = {

@@ -53,7 +53,8 @@ def main() -> int:
         shutil.rmtree(data_dir, ignore_errors=True)
     reconciled = summary.accepted == stored + in_dlq
     print(
-        f"soak: sent {summary.sent} at {summary.rate_per_s}/s (p99 {summary.latency_ms['p99']} ms): accepted {summary.accepted}, "
+        f"soak: sent {summary.sent} at {summary.rate_per_s}/s (p99 {summary.latency_ms['p99']} ms): accepted "
+        f"{summary.accepted}, "
         f"errors {summary.errors}; stored {stored}, in DLQ {in_dlq}; lost = {lost}, duplicates = {duplicates}; "
         f"accepted = stored + DLQ: {'yes' if reconciled else 'NO'}; {time.monotonic() - started:.0f} s in all"
     )

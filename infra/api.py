@@ -120,11 +120,13 @@ class LeadApi(Construct):
             self.rest_api,
             (
                 "AwsSolutions-APIG2",
-                "Bodies are validated by the ingest function: JSON and form posts share one pydantic model that an API Gateway model cannot express for forms.",
+                "Bodies are validated by the ingest function: JSON and form posts share one pydantic model that an "
+                "API Gateway model cannot express for forms.",
             ),
             (
                 "AwsSolutions-APIG4",
-                "A public landing-page form has no caller identity; abuse is bounded by stage throttling, the optional WAF rule and the honeypot.",
+                "A public landing-page form has no caller identity; abuse is bounded by stage throttling, the "
+                "optional WAF rule and the honeypot.",
             ),
             ("AwsSolutions-COG4", "A public landing-page form has no Cognito user to authorise."),
             (
@@ -137,7 +139,8 @@ class LeadApi(Construct):
                 self.rest_api,
                 (
                     "AwsSolutions-APIG3",
-                    "WAF is optional (waf_requests_per_5_minutes_per_ip, waf_managed_rule_groups); stage throttling caps load without it.",
+                    "WAF is optional (waf_requests_per_5_minutes_per_ip, waf_managed_rule_groups); stage throttling "
+                    "caps load without it.",
                 ),
             )
 
@@ -156,7 +159,8 @@ class LeadApi(Construct):
             )
 
     def _web_acl(self, settings: PipelineSettings) -> wafv2.CfnWebACL:
-        """IP reputation first (cheapest), then the per-IP rate rule, then Bot Control (priced per request inspected)."""
+        """IP reputation first (cheapest), then the per-IP rate rule, then Bot Control (priced per request
+        inspected)."""
         metric_prefix = f"leadpipe-{settings.stage}"
         rules = []
         if "ip_reputation" in settings.waf_managed_rule_groups:

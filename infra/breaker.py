@@ -25,7 +25,8 @@ PROBE_SCHEDULE_SECONDS = 60
 PROBE_SCHEDULE = events.Schedule.rate(cdk.Duration.seconds(PROBE_SCHEDULE_SECONDS))
 # Only lambda:GetEventSourceMapping and UpdateEventSourceMapping, on the one mapping's ARN: no grant_* exists for them.
 MAPPING_ACTIONS = ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"]
-# The probe's calls besides the database (the secret, the pause record twice, the mapping read and set): tens of ms each.
+# The probe's calls besides the database (the secret, the pause record twice, the mapping read and set): tens of ms
+# each.
 PROBE_API_CALLS_SECONDS = 10
 # What the probe had before its timeout followed the settings: a shorter one saves nothing.
 PROBE_SHORTEST_TIMEOUT_SECONDS = 30
@@ -74,7 +75,8 @@ class DrainBreaker(Construct):
             cdk.Annotations.of(self).add_warning_v2(
                 "leadpipe:breaker-slower-than-visibility",
                 f"The visibility timeout ({settings.queue_visibility_timeout_seconds} s) is shorter than the breaker's "
-                f"{trip_seconds(settings)} s to trip: an outage may cost a message two receives. Raise worker_timeout_seconds "
+                f"{trip_seconds(settings)} s to trip: an outage may cost a message two receives. Raise "
+                "worker_timeout_seconds "
                 f"(the visibility timeout is at least 6x it) or visibility_timeout_seconds.",
             )
         self.pause_record = ssm.StringParameter(

@@ -141,7 +141,8 @@ class PipelineSettings(BaseModel):
             raise _Conflict(
                 "visibility_timeout_seconds",
                 f"{self.visibility_timeout_seconds} is below {VISIBILITY_TIMEOUT_FACTOR}x worker_timeout_seconds "
-                f"+ max_batching_window_seconds ({self.minimum_visibility_timeout}); batches in flight would be delivered twice",
+                f"+ max_batching_window_seconds ({self.minimum_visibility_timeout}); batches in flight would be "
+                "delivered twice",
             )
         database_seconds = (
             self.db_connect_timeout_seconds + self.db_statement_timeout_seconds + self.db_lock_timeout_seconds
@@ -149,8 +150,10 @@ class PipelineSettings(BaseModel):
         if database_seconds >= self.worker_timeout_seconds:
             raise _Conflict(
                 "db_statement_timeout_seconds",
-                f"db_connect_timeout_seconds + db_statement_timeout_seconds + db_lock_timeout_seconds ({database_seconds}) "
-                f"must be below worker_timeout_seconds ({self.worker_timeout_seconds}), or Lambda ends a stuck batch first "
+                "db_connect_timeout_seconds + db_statement_timeout_seconds + db_lock_timeout_seconds "
+                f"({database_seconds}) "
+                f"must be below worker_timeout_seconds ({self.worker_timeout_seconds}), or Lambda ends a stuck batch "
+                "first "
                 "and its server session outlives it",
             )
         if self.batch_size > 10 and self.max_batching_window_seconds < 1:

@@ -1,4 +1,5 @@
-"""The CORS preflight API Gateway answers by itself (a mock integration), defined once for the stack and the local gateway.
+"""The CORS preflight API Gateway answers by itself (a mock integration), defined once for the stack and the local
+gateway.
 
 In AWS an OPTIONS request never reaches the function: `default_cors_preflight_options` makes API Gateway
 answer it with static headers (https://docs.aws.amazon.com/apigateway/latest/developerguide/how-to-cors.html).

@@ -83,7 +83,9 @@ class PipelineFunction(Construct):
             self.function,
             (
                 "AwsSolutions-L1",
-                "python3.13, not python3.14, on purpose: the tests run on the deployed Python, and CPython 3.14 cannot be installed from the registries the project builds from (PyPI, npm, Debian); AWS supports python3.13 until 2029-06-30.",
+                "python3.13, not python3.14, on purpose: the tests run on the deployed Python, and CPython 3.14 "
+                "cannot be installed from the registries the project builds from (PyPI, npm, Debian); "
+                "AWS supports python3.13 until 2029-06-30.",
             ),
         )
         acknowledge(

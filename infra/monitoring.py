@@ -132,7 +132,8 @@ class PipelineMonitoring(Construct):
             probe.metric_errors(period=ONE_MINUTE, statistic="Sum"),
             1,
             "The drain breaker's probe failed (error or timeout) every minute: the breaker neither holds nor resumes "
-            "the drain. Read the probe's log; check its route to the Lambda and SSM APIs and its role; `leadpipe drain status`.",
+            "the drain. Read the probe's log; check its route to the Lambda and SSM APIs and its role; `leadpipe "
+            "drain status`.",
             evaluation_periods=PROBE_FAILED_MINUTES,
             datapoints_to_alarm=PROBE_FAILED_MINUTES,
         )

@@ -34,7 +34,8 @@ class LeadpipeStack(cdk.Stack):
         else:
             cdk.Annotations.of(self).add_warning_v2(
                 "leadpipe:no-database",
-                f"No database configured (leadpipe.stages.{settings.stage}.db_secret_arn): the worker's event source is "
+                f"No database configured (leadpipe.stages.{settings.stage}.db_secret_arn): the worker's event source "
+                "is "
                 "disabled and leads wait in the queue (up to its retention) until one is set.",
             )
         monitoring = PipelineMonitoring(

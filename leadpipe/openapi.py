@@ -29,8 +29,10 @@ ERROR_CODES = {
     "403": (
         "captcha_invalid",
         (
-            "The captcha token was refused (a stage with captcha_provider), or AWS WAF blocked the request (`forbidden`). "
-            "`captcha_expired`: the token was already verified or is too old (siteverify's `timeout-or-duplicate`); send the "
+            "The captcha token was refused (a stage with captcha_provider), or AWS WAF blocked the request "
+            "(`forbidden`). "
+            "`captcha_expired`: the token was already verified or is too old (siteverify's `timeout-or-duplicate`); "
+            "send the "
             "same lead again, same Idempotency-Key, with the widget's next token."
         ),
     ),
@@ -106,7 +108,9 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
             },
         },
         "303": {
-            "description": "Form post with an allowed _redirect: SQS has the lead; the browser goes to the thank-you page.",
+            "description": (
+                "Form post with an allowed _redirect: SQS has the lead; the browser goes to the thank-you page."
+            ),
             "headers": {"Location": {"schema": {"type": "string"}}},
         },
     }
@@ -148,8 +152,10 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                             "in": "header",
                             "required": False,
                             "description": (
-                                "A retry with the same key and the same lead gets the same lead_id (one row). The same key "
-                                "with a different lead gets a lead_id of its own: both are stored, never merged. Without a "
+                                "A retry with the same key and the same lead gets the same lead_id (one row). The "
+                                "same key "
+                                "with a different lead gets a lead_id of its own: both are stored, never merged. "
+                                "Without a "
                                 "key, the same lead submitted again on the same UTC day gets the same lead_id."
                             ),
                             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -159,7 +165,8 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                             "in": "header",
                             "required": False,
                             "description": (
-                                "Stages with a captcha: the pass a 503 gave for this lead. While valid it stands in for the "
+                                "Stages with a captcha: the pass a 503 gave for this lead. While valid it stands in "
+                                "for the "
                                 "captcha token; one for another lead, expired or tampered with is ignored."
                             ),
                             "schema": {"type": "string", "maxLength": 64},

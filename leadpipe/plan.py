@@ -222,13 +222,15 @@ def plan_launch(
         advice.append(
             f"alarm_queue_age_seconds: {settings.alarm_queue_age_seconds} -> {threshold}: the oldest lead waits up to "
             f"{_duration(after.max_queue_age_seconds)}, so the queue-age alarm would page about "
-            f"{_duration(after.age_alarm_fires_after_seconds)} after the peak starts. Raise it for the campaign, or tell on-call."
+            f"{_duration(after.age_alarm_fires_after_seconds)} after the peak starts. Raise it for the campaign, or "
+            "tell on-call."
         )
     if after.depth_alarm_fires_after_seconds is not None:
         threshold = _round_up(after.max_backlog * 1.1, 1000)
         changes["alarm_queue_depth"] = threshold
         advice.append(
-            f"alarm_queue_depth: {settings.alarm_queue_depth} -> {threshold}: the backlog reaches {after.max_backlog:,.0f} leads, "
+            f"alarm_queue_depth: {settings.alarm_queue_depth} -> {threshold}: the backlog reaches "
+            f"{after.max_backlog:,.0f} leads, "
             "which is this campaign working as designed, not an incident."
         )
     if changes:
@@ -238,7 +240,8 @@ def plan_launch(
     advice += _quota_advice(plan, quotas)
     if plan.drain_seconds_after_peak > 3600:
         advice.append(
-            f"max_concurrency: {settings.max_concurrency} writers need {plan.drain_seconds_after_peak / 3600:.1f} h to drain the "
+            f"max_concurrency: {settings.max_concurrency} writers need {plan.drain_seconds_after_peak / 3600:.1f} h "
+            "to drain the "
             "backlog; ask the DB owner whether more concurrent writers are acceptable."
         )
     if plan.unknown_fields:
@@ -264,13 +267,15 @@ def _throttle_advice(plan: LaunchPlan, quotas: dict[str, Any]) -> tuple[float, s
     ceiling = min(settings_ceiling("throttle_rate_per_second"), account)
     rate = min(wanted, ceiling)
     text = (
-        f"throttle_rate_per_second: {plan.throttle_rate_per_s:g} -> {rate:g} (peak {plan.peak_rate_per_s:,.0f}/s plus 20%"
+        f"throttle_rate_per_second: {plan.throttle_rate_per_s:g} -> {rate:g} (peak {plan.peak_rate_per_s:,.0f}/s plus "
+        "20%"
         + (f", capped at {ceiling:,.0f}/s" if rate < wanted else "")
         + f"): otherwise about {plan.throttled_requests:,.0f} form posts get 429 and must retry."
     )
     if rate < wanted:
         text += (
-            f" The campaign needs {wanted:,}/s: above {ceiling:,.0f}/s it needs an API Gateway quota increase and a higher "
+            f" The campaign needs {wanted:,}/s: above {ceiling:,.0f}/s it needs an API Gateway quota increase and a "
+            "higher "
             f"ceiling in infra/config.py (see the quota advice), or the same leads spread over "
             f"{math.ceil(plan.peak_leads / ceiling / 60)} min or more."
         )
@@ -287,15 +292,18 @@ def _quota_advice(plan: LaunchPlan, quotas: dict[str, Any]) -> list[str]:
             ask = _round_up(check.needed * THROTTLE_HEADROOM, 1000)
             code = quotas["api_gateway_account_rate_per_s"]["quota_code"]
             advice.append(
-                f"REQUEST AN INCREASE: API Gateway throttle quota per account and Region ({code}) from {check.limit:,.0f} to "
+                f"REQUEST AN INCREASE: API Gateway throttle quota per account and Region ({code}) from "
+                f"{check.limit:,.0f} to "
                 f"{ask:,.0f} requests/s (peak {check.needed:,.0f}/s plus 20%), in the launch Region. {lead_time}"
             )
         elif check.quota.startswith("Lambda concurrent"):
             ask = _round_up(check.needed + quotas["lambda_account_concurrency"]["unreserved_minimum"], 1000)
             code = quotas["lambda_account_concurrency"]["quota_code"]
             advice.append(
-                f"REQUEST AN INCREASE: Lambda concurrent executions ({code}) from {check.limit:,.0f} to at least {ask:,.0f} "
-                f"(this campaign needs {check.needed:,.0f}), plus what the account's other functions use at the same time. {lead_time}"
+                f"REQUEST AN INCREASE: Lambda concurrent executions ({code}) from {check.limit:,.0f} to at least "
+                f"{ask:,.0f} "
+                f"(this campaign needs {check.needed:,.0f}), plus what the account's other functions use at the same "
+                f"time. {lead_time}"
             )
         else:
             advice.append(f"{check.quota}: {check.detail}")
@@ -409,14 +417,16 @@ def _quota_checks(peak_rate: float, settings: PipelineSettings, quotas: dict[str
             api["value"],
             peak_rate,
             peak_rate <= api["value"],
-            f"peak {peak_rate:,.0f}/s against {api['value']:,}/s (burst {api['burst']:,}), shared by every API in the account and Region",
+            f"peak {peak_rate:,.0f}/s against {api['value']:,}/s (burst {api['burst']:,}), shared by every API in the "
+            "account and Region",
         ),
         QuotaCheck(
             "Lambda concurrent executions (account, Region)",
             concurrency["value"],
             needed,
             left >= 0,
-            f"ingest {ingest:,} ({peak_rate:,.0f}/s x {INGEST_SECONDS_PER_REQUEST * 1000:.0f} ms) + worker reserved {reserved:,}; "
+            f"ingest {ingest:,} ({peak_rate:,.0f}/s x {INGEST_SECONDS_PER_REQUEST * 1000:.0f} ms) + worker reserved "
+            f"{reserved:,}; "
             + (
                 f"leaves {left:,} for every other function in the account"
                 if left >= 0
@@ -441,7 +451,8 @@ def _quota_checks(peak_rate: float, settings: PipelineSettings, quotas: dict[str
             settings.max_concurrency,
             writers_ramp <= 60,
             (
-                f"{settings.max_concurrency} writers from the start (Lambda starts at {event_source['initial_concurrent_batches']} batches at once)"
+                f"{settings.max_concurrency} writers from the start (Lambda starts at "
+                f"{event_source['initial_concurrent_batches']} batches at once)"
                 if writers_ramp == 0
                 else f"{settings.max_concurrency} writers reached within {_duration(writers_ramp)} (Lambda starts at "
                 f"{event_source['initial_concurrent_batches']}, +{event_source['added_per_minute']} a minute)"
@@ -614,7 +625,8 @@ def _outcome_rows(plan: LaunchPlan) -> list[tuple[str, str]]:
         ),
         (
             "database-unavailable alarm",
-            f"only if the database is unreachable: {low / 60:.0f}-{high / 60:.0f} min after the outage starts, plus CloudWatch's delay",
+            f"only if the database is unreachable: {low / 60:.0f}-{high / 60:.0f} min after the outage starts, plus "
+            "CloudWatch's delay",
         ),
         (
             "this campaign's AWS cost",
@@ -638,7 +650,8 @@ def to_markdown(plan: LaunchPlan) -> str:
         *[f"| {name} | {value} |" for name, value in _outcome_rows(plan)],
         f"| DB writer cap | {plan.db_writer_cap} concurrent connections, whatever the traffic |",
         "",
-        f"### AWS quotas ({plan.quota_table['region']} defaults as of {plan.quota_table['as_of']}; check your account's in Service Quotas)",
+        f"### AWS quotas ({plan.quota_table['region']} defaults as of {plan.quota_table['as_of']}; check your "
+        "account's in Service Quotas)",
         "",
         "| quota | default | this campaign needs | |",
         "| --- | ---: | ---: | --- |",
@@ -694,7 +707,8 @@ def to_markdown(plan: LaunchPlan) -> str:
         f"Writing each lead straight to PostgreSQL at {db['unbuffered_peak_writes_per_s']:,}/s needs about "
         f"`{db['unbuffered_instance']}` ({unbuffered_cost}), all month, because campaigns launch unannounced. "
         f"Through the queue the database sees batches of rows at {db['buffered_rows_per_s']:,}/s with at most "
-        f"{plan.db_writer_cap} connections: `{db['buffered_instance']}` (${db['buffered_month_usd']:,.0f}/month) is enough.",
+        f"{plan.db_writer_cap} connections: `{db['buffered_instance']}` (${db['buffered_month_usd']:,.0f}/month) is "
+        "enough.",
         f"_{db['assumption']}_",
     ]
     return "\n".join(out)

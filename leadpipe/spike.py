@@ -158,7 +158,8 @@ class DatabaseOutage:
     def __init__(self, postgres_data_dir: Path, start_after: float, seconds: float) -> None:
         if start_after < 0 or not 0 < seconds <= MAX_OUTAGE_SECONDS:
             raise SpikeRefused(
-                f"the database outage must start at 0 s or later and last more than 0 and at most {MAX_OUTAGE_SECONDS} s"
+                "the database outage must start at 0 s or later and last more than 0 and at most "
+                f"{MAX_OUTAGE_SECONDS} s"
             )
         self.data_dir, self.start_after, self.seconds = postgres_data_dir, start_after, seconds
         self.gate = threading.Lock()  # held around each sampler query, so a stall never lands mid-query
@@ -172,7 +173,8 @@ class DatabaseOutage:
     def for_local_runtime(cls, postgres_data_dir: str | None, start_after: float, seconds: float) -> DatabaseOutage:
         if postgres_data_dir is None:
             raise SpikeRefused(
-                "the database outage needs the local runtime's embedded PostgreSQL; this runtime uses DATABASE_URL, which it does not own"
+                "the database outage needs the local runtime's embedded PostgreSQL; this runtime uses DATABASE_URL, "
+                "which it does not own"
             )
         folder = Path(postgres_data_dir)
         if not (folder / "postmaster.pid").is_file():
@@ -389,7 +391,8 @@ class PipelineSampler:
 
     def _database_sample(self, connection: psycopg.Connection) -> tuple[int, int, int | None]:
         connections, active = connection.execute(
-            "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity WHERE application_name = "
+            "%s",
             (WORKER_APPLICATION_NAME,),
         ).fetchone()
         try:
@@ -411,7 +414,8 @@ def verify_stored(database_url: str, leads_table: str, campaign: str, accepted_i
         }
         duplicates = connection.execute(
             sql.SQL(
-                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {} WHERE campaign = %s GROUP BY email) AS per_email"
+                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {} WHERE campaign = %s GROUP BY "
+                "email) AS per_email"
             ).format(target),
             (campaign,),
         ).fetchone()[0]
@@ -589,7 +593,11 @@ def write_report(
     axes[0].legend(loc="upper right")
     title = "Leadpipe spike: the API keeps answering"
     if outage:
-        title += f", the queue holds the leads while the database is stalled ({outage[1] - outage[0]:.0f} s),\nthen the worker drains them"
+        stalled_seconds = outage[1] - outage[0]
+        title += (
+            f", the queue holds the leads while the database is stalled ({stalled_seconds:.0f} s),"
+            "\nthen the worker drains them"
+        )
     title += f" with at most {writer_cap} database writers (max_concurrency)" if writer_cap else ""
     axes[0].set_title(title)
     axes[1].plot(times, [s.queued or 0 for s in samples], color="#f0ad4e", label="queue depth, observed")

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 
 
 class SiteverifyStandIn:
-    """Answers each POST with `answer(form)`: an HTTP status and a JSON body (None: no body). Keeps every form in `requests`."""
+    """Answers each POST with `answer(form)`: an HTTP status and a JSON body (None: no body). Keeps every form in
+    `requests`."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, list[str]]] = []

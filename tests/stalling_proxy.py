@@ -9,6 +9,7 @@ gone meanwhile -- the worst case for duplicates: a statement the worker gave up 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -70,7 +71,8 @@ class StallingProxy:
                     _quietly(link.server.shutdown, socket.SHUT_WR)
 
     def wait_for_abandoned_sessions(self, timeout: float) -> bool:
-        """After `release()`: whether the server has ended every session whose client went away (done with what it held)."""
+        """After `release()`: whether the server has ended every session whose client went away (done with what it
+        held)."""
         with self._lock:
             abandoned = [link for link in self._links if link.client_gone]
         return all(link.server_done.wait(timeout) for link in abandoned)
@@ -108,7 +110,8 @@ class StallingProxy:
             link.held.clear()
 
     def before_forwarding(self, link: _Link) -> None:
-        """Called with each chunk of the client's bytes after the login, before it goes on: a subclass may delay it here."""
+        """Called with each chunk of the client's bytes after the login, before it goes on: a subclass may delay it
+        here."""
 
     def _client_to_server(self, link: _Link) -> None:
         while True:
@@ -161,7 +164,5 @@ class StallingProxy:
 
 
 def _quietly(call, *args) -> None:  # noqa: ANN001 - socket calls on a peer that may be gone
-    try:
+    with contextlib.suppress(OSError):
         call(*args)
-    except OSError:
-        pass

@@ -75,7 +75,8 @@ class CaptchaInvalid(SubmissionRefused):
 
 
 class CaptchaExpired(CaptchaInvalid):
-    """The token was valid once but is spent or too old (siteverify's `timeout-or-duplicate`): a fresh token may pass."""
+    """The token was valid once but is spent or too old (siteverify's `timeout-or-duplicate`): a fresh token may
+    pass."""
 
     code = "captcha_expired"
 

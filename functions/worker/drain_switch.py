@@ -54,14 +54,17 @@ def database_answers(
     options = {} if connect_timeout_seconds is None else {"connect_timeout": connect_timeout_seconds}
     leads, heartbeat = leads_table_identifier(leads_table), heartbeat_table_identifier(leads_table)
     try:
-        with psycopg.connect(conninfo, application_name=PROBE_APPLICATION_NAME, **options) as connection:
-            with RoundTripDeadline(connection, answer_within_seconds), connection.transaction():
-                connection.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE NOWAIT").format(leads))
-                connection.execute(
-                    sql.SQL(
-                        "INSERT INTO {} (only_row) VALUES (true) ON CONFLICT (only_row) DO UPDATE SET at = now()"
-                    ).format(heartbeat)
-                )
+        with (
+            psycopg.connect(conninfo, application_name=PROBE_APPLICATION_NAME, **options) as connection,
+            RoundTripDeadline(connection, answer_within_seconds),
+            connection.transaction(),
+        ):
+            connection.execute(sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE NOWAIT").format(leads))
+            connection.execute(
+                sql.SQL(
+                    "INSERT INTO {} (only_row) VALUES (true) ON CONFLICT (only_row) DO UPDATE SET at = now()"
+                ).format(heartbeat)
+            )
         return True
     except psycopg.Error:
         return False

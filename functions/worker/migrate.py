@@ -49,7 +49,8 @@ def apply_migrations(connection: psycopg.Connection, leads_table: str) -> list[s
         connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(names["schema"]))
         connection.execute(
             sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                "CREATE TABLE IF NOT EXISTS {} (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT "
+                "now())"
             ).format(ledger)
         )
         done = {row[0] for row in connection.execute(sql.SQL("SELECT version FROM {}").format(ledger))}

@@ -242,7 +242,8 @@ class LeadRepository:
         # its tombstone holds a salted hash of the address, never the address itself.
         self._insert = (
             sql.SQL(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS batch({definitions})"
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS "
+                "batch({definitions})"
                 " WHERE NOT EXISTS (SELECT 1 FROM {erasures} AS erased WHERE erased.email_sha256 ="
                 " sha256(convert_to((SELECT salt FROM {erasure_salt}) || batch.email, 'UTF8'))"
                 " AND batch.received_at <= erased.erased_at)"

@@ -12,6 +12,7 @@ drain breaker's probe uses the bounded `round_trip_seconds`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -144,8 +145,6 @@ def shut_down_socket(connection: psycopg.Connection) -> None:
     except psycopg.OperationalError:
         return  # already closed: nothing waits on it
     # A duplicate descriptor: shutdown acts on the shared socket, and closing our copy leaves libpq's own intact.
-    with socket.socket(fileno=os.dup(descriptor)) as duplicate:
-        try:
-            duplicate.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # the peer already ended it
+    # OSError: the peer already ended it.
+    with socket.socket(fileno=os.dup(descriptor)) as duplicate, contextlib.suppress(OSError):
+        duplicate.shutdown(socket.SHUT_RDWR)

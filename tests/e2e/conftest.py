@@ -202,7 +202,10 @@ CHROMIUM_FLAGS = [
 ]
 
 
-OUTBOX_JS = "Object.keys(localStorage).filter(k => k.startsWith('leadpipe:outbox:')).map(k => JSON.parse(localStorage.getItem(k)))"
+OUTBOX_JS = (
+    "Object.keys(localStorage).filter(k => k.startsWith('leadpipe:outbox:'))"
+    ".map(k => JSON.parse(localStorage.getItem(k)))"
+)
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,8 @@ def submit_lead(page: Page, email: str, phone: str = "") -> None:
 def wait_until_sent_or_saved(page: Page, thanks_url: str, timeout_ms: float = 120_000) -> str:
     """'sent' once the client followed the 202 to the thank-you page, 'saved' if it gave up for now."""
     page.wait_for_function(
-        "([thanks, saved]) => location.href === thanks || (document.querySelector('#signup-status') || {}).textContent?.startsWith(saved)",
+        "([thanks, saved]) => location.href === thanks || (document.querySelector('#signup-status') || "
+        "{}).textContent?.startsWith(saved)",
         arg=[thanks_url, SAVED_MESSAGE],
         timeout=timeout_ms,
     )
@@ -414,7 +415,8 @@ def test_every_lead_from_concurrent_pages_is_stored_once_through_a_hard_throttle
     assert "invalid" not in outcomes and statuses.count(429) > 0
     print(
         f"throttled 5/s burst 5: {len(emails)} leads from {len(pages)} pages, {len(statuses)} answers, "
-        f"{statuses.count(429)} x 429, sent {outcomes.count('sent')}, saved for the next visit {outcomes.count('saved')}, "
+        f"{statuses.count(429)} x 429, sent {outcomes.count('sent')}, saved for the next visit "
+        f"{outcomes.count('saved')}, "
         f"lost {len(emails) - len(rows)}"
     )
     for context in contexts:

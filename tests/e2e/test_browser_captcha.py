@@ -33,7 +33,9 @@ def widget_gives(page: Page, token: str) -> None:
     page.evaluate(
         """(token) => {
           const form = document.querySelector('#signup-form');
-          const input = form.elements['cf-turnstile-response'] || form.appendChild(Object.assign(document.createElement('input'), {type: 'hidden', name: 'cf-turnstile-response'}));
+          const input = form.elements['cf-turnstile-response'] ||
+            form.appendChild(Object.assign(document.createElement('input'),
+              {type: 'hidden', name: 'cf-turnstile-response'}));
           input.value = token;
         }""",
         token,

@@ -1,4 +1,5 @@
-"""Found by the red team, end to end: the two-rows case of test_captcha_client_sequences.py through the REAL local pipeline
+"""Found by the red team, end to end: the two-rows case of test_captcha_client_sequences.py through the REAL local
+pipeline
 (ingest with its Turnstile check and captcha pass, SQS, worker, PostgreSQL), in a real headless Chromium.
 
 Turnstile tokens verify once and expire after 300 s

@@ -138,7 +138,8 @@ def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_d
     assert dead_letters(drill_pipeline) == 0
     assert drain_state(drill_pipeline) == DrainState.RUNNING
     print(
-        f"\n[drill] short outage mid-burst: all {len(emails)} stored {recovery:.1f} s after the database returned; DLQ {dead_letters(drill_pipeline)}"
+        f"\n[drill] short outage mid-burst: all {len(emails)} stored {recovery:.1f} s after the database returned; "
+        f"DLQ {dead_letters(drill_pipeline)}"
     )
 
 

@@ -39,7 +39,8 @@ def test_no_raw_email_or_phone_reaches_the_logs(
     with leads_db.connect() as admin:
         # A constraint whose violation message quotes the whole row, e-mail included
         admin.execute(
-            f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_mallory CHECK (email NOT IN ('mallory@evil.example', 'jöhn@exämple.com'))"
+            f"ALTER TABLE {leads_db.leads_table} ADD CONSTRAINT no_mallory CHECK (email NOT IN "
+            "('mallory@evil.example', 'jöhn@exämple.com'))"
         )
 
     with mock_aws():

@@ -44,12 +44,14 @@ def test_defaults_apply_and_stages_override() -> None:
         (
             {"visibility_timeout_seconds": 100},
             "dev",
-            "leadpipe.stages.dev.visibility_timeout_seconds: 100 is below 6x worker_timeout_seconds + max_batching_window_seconds (181)",
+            "leadpipe.stages.dev.visibility_timeout_seconds: 100 is below 6x worker_timeout_seconds + "
+            "max_batching_window_seconds (181)",
         ),
         (
             {"db_statement_timeout_seconds": 20, "db_lock_timeout_seconds": 5},
             "dev",
-            "leadpipe.stages.dev.db_statement_timeout_seconds: db_connect_timeout_seconds + db_statement_timeout_seconds + db_lock_timeout_seconds (30) must be below worker_timeout_seconds (30)",
+            "leadpipe.stages.dev.db_statement_timeout_seconds: db_connect_timeout_seconds + "
+            "db_statement_timeout_seconds + db_lock_timeout_seconds (30) must be below worker_timeout_seconds (30)",
         ),
         (
             {"db_connect_timeout_seconds": 0},

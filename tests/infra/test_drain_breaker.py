@@ -143,7 +143,8 @@ def test_a_trip_alarm_invokes_the_probe_on_every_state_change(prod_settings: Pip
 def test_synth_warns_when_a_failed_message_would_come_back_before_the_breaker_trips(
     prod_settings: PipelineSettings, tmp_path
 ) -> None:
-    # Given a worker timeout of 10 s: visibility 6 x 10 s + the 1 s window = 61 s, shorter than a minute's schedule plus the probe
+    # Given a worker timeout of 10 s: visibility 6 x 10 s + the 1 s window = 61 s, shorter than a minute's schedule
+    # plus the probe
     settings = prod_settings.model_copy(update={"worker_timeout_seconds": 10})
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
     stack = cdk.Stack(app, "ShortVisibility", env=cdk.Environment(account="123456789012", region="eu-west-1"))

@@ -27,7 +27,8 @@ def references(value: Any) -> set[str]:
 
 
 def created_after(resources: dict[str, dict[str, Any]], logical_id: str) -> set[str]:
-    """Every resource CloudFormation must create or update before `logical_id` (DependsOn and references, transitively)."""
+    """Every resource CloudFormation must create or update before `logical_id` (DependsOn and references,
+    transitively)."""
     seen: set[str] = set()
     pending = [logical_id]
     while pending:

@@ -8,7 +8,8 @@ group or NACL change, a NAT losing the flow) makes libpq wait the full connect_t
 connecting", libpq docs, https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-CONNECT-TIMEOUT),
 so Lambda ends the probe at its 30 s timeout (Lambda Developer Guide, "Configure Lambda function timeout",
 https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html). With connect_timeout >= 28 the probe's
-round-trip deadline is also floored to 0.5 s for three round trips: a false "held" on a slow but healthy path. A probe that times out neither holds nor resumes the drain: the worker's
+round-trip deadline is also floored to 0.5 s for three round trips: a false "held" on a slow but healthy path. A probe
+that times out neither holds nor resumes the drain: the worker's
 batches keep failing on the same path and burn receives into the DLQ (invariant 8). DrainProbeErrors pages after
 3 minutes, but the drain is not held meanwhile, nor after. Now infra/breaker.py derives the probe's timeout from the
 settings: connect + statement timeout + margin + reserve + its API calls, at least 30 s.
@@ -44,7 +45,8 @@ def test_the_probe_outlasts_its_own_connect_timeout_and_the_workers_round_trip(t
         settings.db_connect_timeout_seconds + settings.db_statement_timeout_seconds + 2 + 2
     )  # + margin + response reserve
     assert probe_timeout >= needed, (
-        f"probe timeout {probe_timeout} s < connect {settings.db_connect_timeout_seconds} s + round trip + reserve ({needed} s)"
+        f"probe timeout {probe_timeout} s < connect {settings.db_connect_timeout_seconds} s + round trip + reserve "
+        f"({needed} s)"
     )
 
 

@@ -25,5 +25,6 @@ def test_the_suite_runs_on_the_python_every_function_deploys_on(prod: Template) 
     # ...and that is the version the tests run on
     assert running == f"python{LAMBDA_PYTHON_VERSION}", (
         f"the tests run on {running} ({sys.executable}) but the functions deploy on python{LAMBDA_PYTHON_VERSION}: "
-        f"run `make install` (it rebuilds .venv with Python {LAMBDA_PYTHON_VERSION}, or PYTHON=/path/to/python{LAMBDA_PYTHON_VERSION}), then `make test`"
+        f"run `make install` (it rebuilds .venv with Python {LAMBDA_PYTHON_VERSION}, or "
+        f"PYTHON=/path/to/python{LAMBDA_PYTHON_VERSION}), then `make test`"
     )

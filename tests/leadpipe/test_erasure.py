@@ -188,7 +188,8 @@ def test_an_insert_in_flight_during_the_erasure_does_not_survive_it(worker_on: L
     # Given a worker's INSERT of Jane's lead, running but not yet committed
     in_flight = psycopg.connect(worker_on.uri)
     in_flight.execute(
-        f"INSERT INTO {worker_on.leads_table} (lead_id, email, envelope_version, received_at) VALUES (%s, %s, 1, now())",
+        f"INSERT INTO {worker_on.leads_table} (lead_id, email, envelope_version, received_at) VALUES (%s, %s, 1, "
+        "now())",
         (uuid.uuid4(), "jane@example.com"),
     )
     erased: list[int] = []
@@ -201,7 +202,8 @@ def test_an_insert_in_flight_during_the_erasure_does_not_survive_it(worker_on: L
         deadline = time.monotonic() + 10  # a bound on the wait, not a timing assertion
         while time.monotonic() < deadline and eraser.is_alive():
             waiting = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position('LOCK TABLE' in query) > 0"
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position('LOCK TABLE' in "
+                "query) > 0"
             ).fetchone()[0]
             if waiting:
                 break

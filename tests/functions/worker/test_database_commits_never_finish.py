@@ -75,7 +75,8 @@ def test_commits_that_never_finish_fail_the_batch_and_the_probe_holds_the_drain_
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_SECONDS", "1")  # the probe's round-trip limit: 1 s + 2 s
     monkeypatch.setenv("DB_LOCK_TIMEOUT_SECONDS", "1")
-    # When the worker stores a batch while commits cannot finish, in an invocation with 5 s left (deadline: 5 s - 2 s reserve)
+    # When the worker stores a batch while commits cannot finish, in an invocation with 5 s left (deadline: 5 s - 2 s
+    # reserve)
     result: list[Any] = []
     batch = [make_envelope(f"waiting{i}@example.com").to_message_body() for i in range(3)]
     context = ShortLambdaContext(remaining_ms=5_000)
@@ -91,7 +92,8 @@ def test_commits_that_never_finish_fail_the_batch_and_the_probe_holds_the_drain_
     assert emitted_metrics(output)["DatabaseUnavailable"] == 1.0
     [summary] = worker_summaries(output)
     assert summary["store_error"] == "DatabaseNotAnswering"
-    # ... and the breaker's probe, run on that DatabaseUnavailable alarm, must hold the drain: every batch would fail the same way
+    # ... and the breaker's probe, run on that DatabaseUnavailable alarm, must hold the drain: every batch would fail
+    # the same way
     answer = probe_handler.lambda_handler({"detail-type": "CloudWatch Alarm State Change"}, lambda_context)
     assert (answer["state"], deployed_mapping()) == ("held_by_breaker", "Disabled"), (
         "the probe reports a database whose commits never finish as answering: the drain keeps running and "
@@ -106,7 +108,8 @@ def test_commits_that_never_finish_fail_the_batch_and_the_probe_holds_the_drain_
 
 @pytest.fixture
 def writes_refused_as_disk_full(leads_db: LeadsDatabase) -> None:
-    """Every write to the leads table and the heartbeat fails with 53100 (disk_full), as on a full volume; reads pass."""
+    """Every write to the leads table and the heartbeat fails with 53100 (disk_full), as on a full volume; reads
+    pass."""
     schema = leads_db.leads_table.split(".")[0]
     with leads_db.connect() as admin:
         admin.execute(
@@ -115,7 +118,8 @@ def writes_refused_as_disk_full(leads_db: LeadsDatabase) -> None:
         )
         for table in (leads_db.leads_table, f"{leads_db.leads_table}_heartbeat"):
             admin.execute(
-                f"CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.disk_full()"
+                f"CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION "
+                f"{schema}.disk_full()"
             )
 
 

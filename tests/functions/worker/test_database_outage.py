@@ -108,7 +108,8 @@ def test_a_terminated_session_is_retried_once_on_a_fresh_connection(
     with leads_db.connect() as admin:
         [(ended,)] = admin.execute(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = 'leadpipe-worker' AND position(%s in query) > 0",  # this test's worker: its last query named its table
+            # this test's worker: its last query named its table
+            " WHERE application_name = 'leadpipe-worker' AND position(%s in query) > 0",
             (leads_db.leads_table.split(".")[0],),
         ).fetchall()
     assert ended == 1

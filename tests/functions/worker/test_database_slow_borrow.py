@@ -1,13 +1,17 @@
-"""A healthy database behind a slow-to-borrow path stores the batch: the worker's deadline is the invocation's time left.
+"""A healthy database behind a slow-to-borrow path stores the batch: the worker's deadline is the invocation's time
+left.
 
 Through RDS Proxy a client's transaction waits until the proxy can borrow a database connection: ConnectionBorrowTimeout
 is "The number of seconds for a proxy to wait for a connection to become available in the connection pool. This
 setting only applies when the proxy has opened its maximum number of connections and all connections are busy with
 client sessions. Default: 120" (RDS API `ConnectionPoolConfiguration`; RDS User Guide, "RDS Proxy connection
 considerations", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connections.html) -- e.g. at peak,
-when other clients share the proxy's pool. That wait is not part of the statement, so statement_timeout does not count it. A
-client-side deadline of statement timeout + 2 s did: a borrow wait of W seconds plus a healthy INSERT of S < statement_timeout
-seconds failed the batch as DatabaseNotAnswering whenever W + S > statement_timeout + 2, though the same batch commits well
+when other clients share the proxy's pool. That wait is not part of the statement, so statement_timeout does not count
+it. A
+client-side deadline of statement timeout + 2 s did: a borrow wait of W seconds plus a healthy INSERT of S <
+statement_timeout
+seconds failed the batch as DatabaseNotAnswering whenever W + S > statement_timeout + 2, though the same batch commits
+well
 inside the function timeout. The probe's own check (SHOW, LOCK ... NOWAIT, ROLLBACK) takes W plus
 milliseconds, passes, and keeps the drain running: every redelivery fails the same way, burns a receive and counts a
 DatabaseUnavailable (a false page), and after max_receive_count the leads go to the DLQ although the database never
@@ -69,7 +73,8 @@ def slow_but_healthy_insert(leads_db: LeadsDatabase) -> None:
             f" BEGIN PERFORM pg_sleep({INSERT_SECONDS}); RETURN NULL; END $$"
         )
         admin.execute(
-            f"CREATE TRIGGER busy BEFORE INSERT ON {leads_db.leads_table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.busy()"
+            f"CREATE TRIGGER busy BEFORE INSERT ON {leads_db.leads_table} FOR EACH STATEMENT EXECUTE FUNCTION "
+            f"{schema}.busy()"
         )
 
 
@@ -111,7 +116,8 @@ def test_a_healthy_database_behind_a_slow_borrow_stores_the_batch(
     [summary] = worker_summaries(output)
     # Then it is stored: nothing refused it and nothing was lost; only the path was slow
     assert response == {"batchItemFailures": []}, (
-        f"a healthy batch failed as {summary['store_error']} (DatabaseUnavailable={emitted_metrics(output).get('DatabaseUnavailable')}) "
+        f"a healthy batch failed as {summary['store_error']} "
+        f"(DatabaseUnavailable={emitted_metrics(output).get('DatabaseUnavailable')}) "
         "while the probe keeps the drain running: every redelivery fails the same way and burns a receive"
     )
     assert leads_db.count_rows() == 3 and "DatabaseUnavailable" not in emitted_metrics(output)

@@ -54,7 +54,8 @@ def finishes_within_bound(call: Callable[[], Any]) -> tuple[bool, Any]:
 def test_a_stalled_database_path_fails_the_batch_as_unavailable_and_the_rerun_stores_it_once(
     leads_db: LeadsDatabase, stalling_path: StallingProxy, through_proxy: bool, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    # Given a worker whose path to the database forwards the login, in invocations with 5 s left (deadline: 5 s - 2 s reserve)
+    # Given a worker whose path to the database forwards the login, in invocations with 5 s left (deadline: 5 s - 2 s
+    # reserve)
     lambda_context = ShortLambdaContext(remaining_ms=5_000)
     monkeypatch.setenv("DATABASE_URL", stalling_path.uri)
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)

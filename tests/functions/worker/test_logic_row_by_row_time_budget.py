@@ -8,7 +8,8 @@ was below the reserve every further row still got SHORTEST_ROUND_TRIP_SECONDS (0
 invocation at its timeout, and for an SQS event source "When your Lambda function encounters an error while
 processing a batch, all messages in that batch become visible in the queue again by default, including messages
 that Lambda processed successfully" (AWS Lambda Developer Guide, "Handling errors for an SQS event source in Lambda",
-https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html). So one bad row in a large batch can make every good lead
+https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html). So one bad row in a large batch can make
+every good lead
 of it burn a receive on every try and reach the DLQ after max_receive_count: invariants 4 and 8. Now, before each
 row, too little time left (under the reserve plus the shortest try) ends the fallback: the rows not tried are
 reported in `batchItemFailures` as not tried (retried, not refused), and the rows stored dedupe on the retry.

@@ -96,7 +96,7 @@ def test_redelivered_batch_creates_no_duplicates(worker_env: LeadsDatabase, lamb
     # Then it succeeds as a no-op: still one row per lead
     assert response == {"batchItemFailures": []}
     assert worker_env.count_rows() == 5
-    summaries = [json.loads(l) for l in capsys.readouterr().out.splitlines() if '"batch done"' in l]
+    summaries = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"batch done"' in line]
     assert [(s["inserted"], s["duplicates"]) for s in summaries] == [(5, 0), (0, 6)]
 
 
@@ -363,7 +363,8 @@ def test_worker_killed_before_commit_then_redelivered_stores_each_lead_once(
         pid = None
         for _ in range(100):
             row = admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'leadpipe-worker' AND wait_event_type = 'Lock'"
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'leadpipe-worker' AND wait_event_type = "
+                "'Lock'"
             ).fetchone()
             if row:
                 pid = row[0]

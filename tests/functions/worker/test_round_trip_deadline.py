@@ -51,7 +51,8 @@ def test_round_trip_seconds_fit_the_limit_and_the_invocation(
 def test_the_workers_round_trip_may_take_what_the_invocation_has_left(
     time_left: float | None, fallback: float | None, expected: float | None
 ) -> None:
-    # Given a worker's round trip, with or without the invocation's clock  Then it waits at most what the invocation can spare
+    # Given a worker's round trip, with or without the invocation's clock  Then it waits at most what the invocation
+    # can spare
     assert invocation_round_trip_seconds(time_left, fallback) == expected
 
 
