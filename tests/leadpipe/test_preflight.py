@@ -208,7 +208,8 @@ def test_interface_endpoints_need_dns_hostnames_and_no_endpoint_already_there(cl
     assert not check.ok
     assert check.detail == (
         f"the VPC's enableDnsHostnames is off; the VPC has endpoints with private DNS for secretsmanager ({endpoint}), "
-        'so the stack cannot create its own: set vpc_aws_api_access to "nat" (the VPC\'s own endpoints serve the functions)'
+        'so the stack cannot create its own: set vpc_aws_api_access to "nat" '
+        "(the VPC's own endpoints serve the functions)"
     )
 
 
