@@ -7,6 +7,7 @@ Each check gives one `Check`: ok and what it found, or what to do. The clients a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -266,9 +267,10 @@ def check_secret(settings: PipelineSettings, secretsmanager: Any, kms: Any) -> C
         text = secretsmanager.get_secret_value(SecretId=settings.db_secret_arn).get("SecretString") or ""
     except ClientError as error:
         if error.response["Error"].get("Code") == "ResourceNotFoundException":
-            return Check(
-                "database secret", False, f"{settings.db_secret_arn} does not exist: create it, or fix db_secret_arn"
-            )
+            detail = f"{settings.db_secret_arn} does not exist: create it, or fix db_secret_arn"
+            if re.search(r"-[A-Za-z0-9]{6}$", settings.db_secret_arn):
+                detail += " (a name that itself ends in '-' and 6 characters needs the complete ARN)"
+            return Check("database secret", False, detail)
         raise
     try:
         fields = json.loads(text)
@@ -338,8 +340,11 @@ def check_proxy(settings: PipelineSettings, rds: Any) -> Check:
 
 
 def _same_secret(arn: str | None, setting: str | None) -> bool:
-    # A partial ARN (without the 6 characters Secrets Manager appends) names the same secret.
-    return bool(arn and setting) and (arn == setting or arn.rsplit("-", 1)[0] == setting)
+    """The same secret: equal ARNs, or `setting` is the partial ARN (without the "-" and 6 characters Secrets
+    Manager appends) of `arn`."""
+    if not arn or not setting:
+        return False
+    return arn == setting or (arn[:-7] == setting and re.fullmatch(r"-[A-Za-z0-9]{6}", arn[-7:]) is not None)
 
 
 def check_alarm_subscription(settings: PipelineSettings, sns: Any, cloudformation: Any, stack_name: str) -> Check:

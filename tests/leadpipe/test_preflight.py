@@ -293,9 +293,16 @@ def test_a_secret_missing_fields_names_them_and_never_shows_a_value(clients: Acc
 
 
 def test_a_missing_secret_says_so(clients: AccountClients) -> None:
-    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/nope-AbCdEf"
+    # Given no such secret  When preflight reads it  Then it says so; a name ending in "-" and 6 characters is
+    # taken for a complete ARN by Secrets Manager (SecretId in
+    # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html), so it says that too
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/db-master"
     check = check_secret(stage(db_secret_arn=arn), clients.secretsmanager, clients.kms)
-    assert not check.ok and check.detail == f"{arn} does not exist: create it, or fix db_secret_arn"
+    assert not check.ok
+    assert check.detail == (
+        f"{arn} does not exist: create it, or fix db_secret_arn (a name that itself ends in '-' and 6 characters "
+        "needs the complete ARN)"
+    )
 
 
 def test_a_customer_managed_key_must_be_named_in_the_settings(clients: AccountClients) -> None:
@@ -363,6 +370,23 @@ def test_a_proxy_in_the_vpc_with_the_secret_passes_and_iam_only_fails(clients: A
     proxy = a_proxy(clients.rds, vpc["vpc_subnet_ids"], secret, iam_auth="REQUIRED")
     check = check_proxy(settings.model_copy(update={"db_proxy_endpoint": proxy["Endpoint"]}), clients.rds)
     assert not check.ok and "requires IAM authentication" in check.detail
+
+
+def test_a_partial_secret_arn_matches_the_proxys_complete_one_and_no_other(clients: AccountClients) -> None:
+    # Given a proxy whose secret is "leadpipe/db-other", and settings naming the partial ARN of "leadpipe/db"
+    # (a complete ARN is the partial one plus "-" and 6 random characters, SecretId in
+    #  https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html)
+    vpc = a_vpc(clients.ec2)
+    other = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/db-other"
+    proxy = a_proxy(clients.rds, vpc["vpc_subnet_ids"], other)
+    partial = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/db"
+    check = check_proxy(stage(**vpc, db_secret_arn=partial, db_proxy_endpoint=proxy["Endpoint"]), clients.rds)
+    # Then "-other" is not taken for Secrets Manager's suffix: the secret is not the proxy's
+    assert not check.ok and "db_secret_arn is not one of its secrets" in check.detail
+    # And the same partial ARN matches the proxy's complete one
+    clients.rds.delete_db_proxy(DBProxyName="leadpipe")
+    proxy = a_proxy(clients.rds, vpc["vpc_subnet_ids"], f"{partial}-AbCdEf")
+    assert check_proxy(stage(**vpc, db_secret_arn=partial, db_proxy_endpoint=proxy["Endpoint"]), clients.rds).ok
 
 
 def test_a_proxys_additional_endpoint_is_found_by_its_own_vpc(clients: AccountClients) -> None:
