@@ -6,6 +6,7 @@ Each check gives one `Check`: ok and what it found, or what to do. The clients a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -27,6 +28,7 @@ VPC_SERVICES = ("secretsmanager", "ssm", "lambda")
 # Route targets that carry a Lambda ENI's traffic out: an internet gateway does not (the ENI has no public IP).
 NAT_TARGETS = ("NatGatewayId", "TransitGatewayId", "InstanceId", "NetworkInterfaceId")
 AWS_MANAGED_SECRETS_KEY = "alias/aws/secretsmanager"
+HTTPS_PORT = 443  # the AWS APIs, through endpoints or a NAT
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def run_preflight(settings: PipelineSettings, clients: AccountClients, stack_nam
         ("aws api routes", lambda: check_aws_api_routes(settings, clients.ec2, clients.cloudformation, stack_name)),
         ("database secret", lambda: check_secret(settings, clients.secretsmanager, clients.kms)),
         ("rds proxy", lambda: check_proxy(settings, clients.rds)),
+        ("database path", lambda: check_database_path(settings, clients.ec2, clients.rds, clients.secretsmanager)),
         ("alarm e-mail", lambda: check_alarm_subscription(settings, clients.sns, clients.cloudformation, stack_name)),
     ]
     results = []
@@ -345,6 +348,76 @@ def _same_secret(arn: str | None, setting: str | None) -> bool:
     if not arn or not setting:
         return False
     return arn == setting or (arn[:-7] == setting and re.fullmatch(r"-[A-Za-z0-9]{6}", arn[-7:]) is not None)
+
+
+def check_database_path(settings: PipelineSettings, ec2: Any, rds: Any, secretsmanager: Any) -> Check:
+    """The functions' security groups let them out to the database's port and to 443 (the AWS APIs), and the
+    database's (or the proxy's) security groups let them in on that port."""
+    if not settings.in_vpc or not settings.db_secret_arn:
+        return Check("database path", True, "no VPC: nothing between the functions and the database to check here")
+    secret = json.loads(secretsmanager.get_secret_value(SecretId=settings.db_secret_arn).get("SecretString") or "{}")
+    port = int(secret.get("port", 5432))
+    if settings.db_proxy_endpoint:
+        target = _proxy_by_endpoint(rds, settings.db_proxy_endpoint)
+        where, target_groups = "the proxy", (target or {}).get("VpcSecurityGroupIds", [])
+    else:
+        where, target_groups = f"the database {secret.get('host')}", _database_security_groups(rds, secret.get("host"))
+    if not target_groups:
+        return Check(
+            "database path",
+            True,
+            f"{where} is not an RDS resource of this account and Region: make sure it takes port {port} from the "
+            "functions' subnets",
+        )
+    ours = settings.vpc_security_group_ids
+    problems = []
+    egress = [r for g in _groups(ec2, ours) for r in g.get("IpPermissionsEgress", [])]
+    for needed, what in ((port, "the database"), (HTTPS_PORT, "the AWS APIs")):
+        if not any(_covers(rule, needed) for rule in egress):
+            problems.append(f"the functions' security groups allow no outbound TCP {needed} ({what})")
+    subnets = [s["CidrBlock"] for s in ec2.describe_subnets(SubnetIds=settings.vpc_subnet_ids)["Subnets"]]
+    ingress = [r for g in _groups(ec2, target_groups) for r in g.get("IpPermissions", [])]
+    if not any(_covers(rule, port) and _from_functions(rule, ours, subnets) for rule in ingress):
+        problems.append(
+            f"{where}'s security groups ({', '.join(target_groups)}) take no TCP {port} from {', '.join(ours)}: "
+            "add an inbound rule from the functions' security group"
+        )
+    if problems:
+        return Check("database path", False, "; ".join(problems))
+    return Check("database path", True, f"the functions may reach {where} on {port}, and the AWS APIs on 443")
+
+
+def _proxy_by_endpoint(rds: Any, endpoint: str) -> dict[str, Any] | None:
+    return next((p for p in _paged(rds, "describe_db_proxies", "DBProxies") if p.get("Endpoint") == endpoint), None)
+
+
+def _database_security_groups(rds: Any, host: str | None) -> list[str]:
+    """The security groups of the RDS instance or Aurora cluster answering at `host`; none if there is none."""
+    for instance in _paged(rds, "describe_db_instances", "DBInstances"):
+        if instance.get("Endpoint", {}).get("Address") == host:
+            return [g["VpcSecurityGroupId"] for g in instance.get("VpcSecurityGroups", [])]
+    for cluster in _paged(rds, "describe_db_clusters", "DBClusters"):
+        if host in (cluster.get("Endpoint"), cluster.get("ReaderEndpoint")):
+            return [g["VpcSecurityGroupId"] for g in cluster.get("VpcSecurityGroups", [])]
+    return []
+
+
+def _groups(ec2: Any, group_ids: list[str]) -> list[dict[str, Any]]:
+    return ec2.describe_security_groups(GroupIds=group_ids)["SecurityGroups"] if group_ids else []
+
+
+def _covers(rule: dict[str, Any], port: int) -> bool:
+    if rule.get("IpProtocol") == "-1":
+        return True
+    return rule.get("IpProtocol") == "tcp" and rule.get("FromPort", 0) <= port <= rule.get("ToPort", -1)
+
+
+def _from_functions(rule: dict[str, Any], function_groups: list[str], subnet_cidrs: list[str]) -> bool:
+    """The rule's sources include a functions' security group, or address ranges holding all their subnets."""
+    if any(pair.get("GroupId") in function_groups for pair in rule.get("UserIdGroupPairs", [])):
+        return True
+    ranges = [ipaddress.ip_network(r["CidrIp"]) for r in rule.get("IpRanges", []) if r.get("CidrIp")]
+    return all(any(ipaddress.ip_network(cidr).subnet_of(r) for r in ranges) for cidr in subnet_cidrs)
 
 
 def check_alarm_subscription(settings: PipelineSettings, sns: Any, cloudformation: Any, stack_name: str) -> Check:

@@ -28,6 +28,7 @@ from leadpipe.preflight import (
     check_api_throttle,
     check_aws_api_routes,
     check_concurrency,
+    check_database_path,
     check_proxy,
     check_secret,
     check_vpc,
@@ -405,6 +406,73 @@ def test_a_proxys_additional_endpoint_is_found_by_its_own_vpc(clients: AccountCl
     assert check.ok and check.detail == f"leadpipe is in {vpc['vpc_id']} and logs in with db_secret_arn"
 
 
+# --- the security groups between the functions and the database
+# A security group allows only what its rules name; the database's (or proxy's) group must take the port from the
+# functions, and the functions' group must let them out: https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html,
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-network-prereqs.html
+
+
+def database_secret(secretsmanager: Any, host: str = "db.internal") -> str:
+    return secretsmanager.create_secret(Name="leadpipe/db", SecretString=json.dumps({**SECRET_VALUE, "host": host}))[
+        "ARN"
+    ]
+
+
+def test_the_proxys_group_must_take_the_port_from_the_functions_group(clients: AccountClients) -> None:
+    # Given a proxy whose security group takes nothing yet
+    vpc = a_vpc(clients.ec2)
+    proxy_group = clients.ec2.create_security_group(GroupName="proxy", Description="proxy", VpcId=vpc["vpc_id"])[
+        "GroupId"
+    ]
+    secret = database_secret(clients.secretsmanager)
+    proxy = clients.rds.create_db_proxy(
+        DBProxyName="leadpipe", EngineFamily="POSTGRESQL", RoleArn="arn:aws:iam::123456789012:role/proxy",
+        Auth=[{"AuthScheme": "SECRETS", "SecretArn": secret, "IAMAuth": "DISABLED"}],
+        VpcSubnetIds=vpc["vpc_subnet_ids"], VpcSecurityGroupIds=[proxy_group],
+    )["DBProxy"]  # fmt: skip
+    settings = stage(**vpc, db_secret_arn=secret, db_proxy_endpoint=proxy["Endpoint"])
+    # When preflight checks the path  Then it names the group and the rule to add
+    check = check_database_path(settings, clients.ec2, clients.rds, clients.secretsmanager)
+    functions = vpc["vpc_security_group_ids"][0]
+    assert not check.ok
+    assert check.detail == (
+        f"the proxy's security groups ({proxy_group}) take no TCP 5432 from {functions}: "
+        "add an inbound rule from the functions' security group"
+    )
+    # And once the proxy's group takes 5432 from the functions' group, the path is there
+    from_functions = {
+        "IpProtocol": "tcp",
+        "FromPort": 5432,
+        "ToPort": 5432,
+        "UserIdGroupPairs": [{"GroupId": functions}],
+    }
+    clients.ec2.authorize_security_group_ingress(GroupId=proxy_group, IpPermissions=[from_functions])
+    check = check_database_path(settings, clients.ec2, clients.rds, clients.secretsmanager)
+    assert check.ok and check.detail == "the functions may reach the proxy on 5432, and the AWS APIs on 443"
+
+
+def test_functions_let_out_only_to_the_database_cannot_reach_the_aws_apis(clients: AccountClients) -> None:
+    # Given an RDS instance that takes 5432 from the VPC's range, and functions whose group lets out 5432 only
+    vpc = a_vpc(clients.ec2)
+    database_group = clients.ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc["vpc_id"])["GroupId"]
+    clients.ec2.authorize_security_group_ingress(GroupId=database_group, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}])  # fmt: skip
+    instance = clients.rds.create_db_instance(
+        DBInstanceIdentifier="crm", Engine="postgres", DBInstanceClass="db.t4g.micro", AllocatedStorage=20,
+        MasterUsername="admin", MasterUserPassword="password1234", VpcSecurityGroupIds=[database_group],
+    )["DBInstance"]  # fmt: skip
+    functions = vpc["vpc_security_group_ids"][0]
+    everything = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    clients.ec2.revoke_security_group_egress(GroupId=functions, IpPermissions=[everything])
+    clients.ec2.authorize_security_group_egress(GroupId=functions, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}])  # fmt: skip
+    settings = stage(**vpc, db_secret_arn=database_secret(clients.secretsmanager, instance["Endpoint"]["Address"]))
+    # When preflight checks the path  Then the missing 443 is named; the database's side is fine
+    check = check_database_path(settings, clients.ec2, clients.rds, clients.secretsmanager)
+    assert not check.ok
+    assert check.detail == "the functions' security groups allow no outbound TCP 443 (the AWS APIs)"
+
+
 # --- the alarm e-mail
 
 
@@ -463,6 +531,6 @@ def test_preflight_prints_one_line_per_check_and_exits_2_on_a_failure(
     assert code == 2 and err == ""
     assert [line.split(":")[0] for line in lines] == [
         "ok    concurrency", "ok    api throttle", "ok    api logging role", "ok    vpc", "ok    aws api routes",
-        "ok    database secret", "ok    rds proxy", "FAIL  alarm e-mail",
+        "ok    database secret", "ok    rds proxy", "ok    database path", "FAIL  alarm e-mail",
     ]  # fmt: skip
     assert lines[-1] == "FAIL  alarm e-mail: no alarm_email: nobody will be paged; set it (or subscribe a pager)"
