@@ -84,13 +84,12 @@ def test_every_cli_command_the_readme_shows_exists_with_its_options(
     tokens = shlex.split(command.replace("[", "").replace("]", ""))[1:]
     path = [t for t in tokens[: next((i for i, t in enumerate(tokens) if t.startswith("-")), len(tokens))]]
     # When its --help is asked for
-    with pytest.raises(SystemExit) as exit_:
-        leadpipe([*path, "--help"])
+    status = leadpipe([*path, "--help"])
     help_text = capsys.readouterr().out
     # Then it exists, has a description, and knows every option the README uses
-    assert exit_.value.code == 0
+    assert status == 0
     after_usage = help_text.split("\n\n")[1]
-    assert not after_usage.startswith(("options:", "positional arguments:", "commands:")), (
+    assert not after_usage.startswith(("Options:", "Commands:")), (
         f"`leadpipe {' '.join(path)} --help` has no description"
     )
     for option in (t for t in tokens if t.startswith("--")):

@@ -475,3 +475,17 @@ def record(page: Page, api_url: str) -> tuple[list[Request], list[Response]]:
         ),
     )
     return posts, answers
+
+
+def turnstile_widget_gives(page: Page, token: str) -> None:
+    """What the Turnstile widget does: put its token in a hidden input of the form (added if the page has none)."""
+    page.evaluate(
+        """(token) => {
+          const form = document.querySelector('#signup-form');
+          const input = form.elements['cf-turnstile-response'] ||
+            form.appendChild(Object.assign(document.createElement('input'),
+              {type: 'hidden', name: 'cf-turnstile-response'}));
+          input.value = token;
+        }""",
+        token,
+    )

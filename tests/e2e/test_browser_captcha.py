@@ -11,7 +11,7 @@ The stand-in for siteverify below is as strict. The page's widget is played by a
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from tests.e2e.conftest import (
     OUTBOX_JS,
@@ -21,25 +21,12 @@ from tests.e2e.conftest import (
     outbox,
     pump_until,
     record,
+    turnstile_widget_gives,
     unique_email,
     wait_for,
 )
 
 PASS_HEADER = "leadpipe-captcha-pass"  # as Playwright reports request headers: lower case
-
-
-def widget_gives(page: Page, token: str) -> None:
-    """What the Turnstile widget does: put its token in a hidden input of the form."""
-    page.evaluate(
-        """(token) => {
-          const form = document.querySelector('#signup-form');
-          const input = form.elements['cf-turnstile-response'] ||
-            form.appendChild(Object.assign(document.createElement('input'),
-              {type: 'hidden', name: 'cf-turnstile-response'}));
-          input.value = token;
-        }""",
-        token,
-    )
 
 
 @pytest.mark.parametrize("cross_origin", [False, True], ids=["same-origin", "cross-origin"])
@@ -56,7 +43,7 @@ def test_a_503_after_the_captcha_passed_is_retried_with_the_pass_and_stored_once
     page.goto(other_origin.origin + "/" if cross_origin else info.landing_page_url)
     page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '120')")
     token = siteverify.issue()
-    widget_gives(page, token)
+    turnstile_widget_gives(page, token)
     email = unique_email("captcha-503")
     # Given SQS is down, so the ingest spends the token on siteverify and then cannot queue the lead
     guarded_pipeline.pipeline.stop_queue_service()
@@ -95,7 +82,7 @@ def test_a_saved_lead_whose_token_expired_waits_for_a_fresh_token_then_is_stored
     page.route(info.api_url, lambda route: route.fulfill(status=503, headers={"Retry-After": "3600"}, body=""))
     page.goto(info.landing_page_url)
     old_token = siteverify.issue()
-    widget_gives(page, old_token)
+    turnstile_widget_gives(page, old_token)
     email = unique_email("captcha-outbox")
     page.fill("#signup-email", email)
     page.click("#signup-form button[type=submit]")
@@ -112,7 +99,7 @@ def test_a_saved_lead_whose_token_expired_waits_for_a_fresh_token_then_is_stored
     assert guarded_pipeline.count("email = %s", (email,)) == 0
     # When the widget produces a fresh token
     fresh = siteverify.issue()
-    widget_gives(page, fresh)
+    turnstile_widget_gives(page, fresh)
     # Then the client sends the saved lead with it, under its first key, and it is stored exactly once
     page.wait_for_function(f"({OUTBOX_JS}).length === 0", timeout=30_000)
     assert page.locator("#signup-status").text_content() == "Your earlier sign-up has now been sent."
@@ -129,7 +116,7 @@ def test_a_saved_lead_whose_token_expired_waits_for_a_fresh_token_then_is_stored
     assert len(outbox(page)) == 1 and guarded_pipeline.count("email = %s", (second,)) == 0
     # And once the widget gives one, it is sent with it and stored exactly once
     newest = siteverify.issue()
-    widget_gives(page, newest)
+    turnstile_widget_gives(page, newest)
     page.wait_for_function(f"({OUTBOX_JS}).length === 0", timeout=30_000)
     assert siteverify.checked[-1] == newest and siteverify.checked.count(fresh) == 1
     assert wait_for(lambda: guarded_pipeline.count("email = %s", (second,)) == 1, message="one row")

@@ -19,9 +19,9 @@ from tests.e2e.conftest import (
     SingleUseSiteverify,
     pump_until,
     record,
+    turnstile_widget_gives,
     unique_email,
     wait_for,
-    widget_gives,
 )
 
 
@@ -42,7 +42,7 @@ def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
     posts, answers = record(page, info.api_url)
     page.goto(info.landing_page_url)
     page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '2')")
-    widget_gives(page, siteverify.issue())
+    turnstile_widget_gives(page, siteverify.issue())
     email = unique_email("redteam-twice")
     # Given the token verified but SQS was down: 503 (with a captcha pass); the lead is saved in the browser
     guarded_pipeline.pipeline.stop_queue_service()
@@ -56,12 +56,12 @@ def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
         guarded_pipeline.pipeline.start_queue_service()
     assert 503 in [answer.status for answer in answers]
     # And the widget refreshed its token meanwhile
-    widget_gives(page, siteverify.issue())
+    turnstile_widget_gives(page, siteverify.issue())
     # When the visitor clicks "Sign up" again on the unchanged form, and later opens the page again
     page.click("#signup-form button[type=submit]")
     page.wait_for_url(info.landing_page_url + "thanks", timeout=60_000)
     page.goto(info.landing_page_url)
-    widget_gives(page, siteverify.issue())  # the new page's widget solves
+    turnstile_widget_gives(page, siteverify.issue())  # the new page's widget solves
     page.wait_for_function(f"({OUTBOX_JS}).length === 0", timeout=60_000)
     # Then one sign-up is one row
     keys = {request.headers["idempotency-key"] for request in posts}
@@ -95,7 +95,7 @@ def test_a_saved_lead_keeps_the_captcha_pass_its_last_503_carried(
     posts, answers = record(page, info.api_url)
     page.goto(info.landing_page_url)
     page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '2')")
-    widget_gives(page, siteverify.issue())
+    turnstile_widget_gives(page, siteverify.issue())
     guarded_pipeline.pipeline.stop_queue_service()
     try:
         page.fill("#signup-email", unique_email("redteam-pass"))

@@ -42,3 +42,17 @@ def answer(
     events.register(f"before-parameter-build.{service_id}.{operation}", remember)
     events.register(f"before-call.{service_id}.{operation}", short_circuit)
     return calls
+
+
+def account_limit(total: int, unreserved: int) -> dict[str, Any]:
+    """Lambda GetAccountSettings' answer (https://docs.aws.amazon.com/lambda/latest/api/API_GetAccountSettings.html)."""
+    return {
+        "AccountLimit": {
+            "TotalCodeSize": 80_530_636_800,
+            "CodeSizeUnzipped": 262_144_000,
+            "CodeSizeZipped": 52_428_800,
+            "ConcurrentExecutions": total,
+            "UnreservedConcurrentExecutions": unreserved,
+        },
+        "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0},
+    }

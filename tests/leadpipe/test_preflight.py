@@ -20,7 +20,6 @@ import pytest
 from moto import mock_aws
 
 from infra.config import PipelineSettings, settings_from_file
-from leadpipe.cli import main as leadpipe
 from leadpipe.preflight import (
     AccountClients,
     check_alarm_subscription,
@@ -33,25 +32,10 @@ from leadpipe.preflight import (
     check_secret,
     check_vpc,
 )
-from tests.leadpipe.aws_not_in_moto import answer
+from tests.leadpipe.aws_not_in_moto import account_limit, answer
 
 STACK = "Leadpipe-dev"
-ACCOUNT_SETTINGS_PAGE = "https://docs.aws.amazon.com/lambda/latest/api/API_GetAccountSettings.html"
 SECRET_VALUE = {"host": "db.internal", "port": 5432, "username": "leadpipe", "password": "s3cr3t-pw", "dbname": "crm"}
-
-
-def account_limit(total: int, unreserved: int) -> dict[str, Any]:
-    """GetAccountSettings' answer (AccountLimit), as documented at ACCOUNT_SETTINGS_PAGE."""
-    return {
-        "AccountLimit": {
-            "TotalCodeSize": 80_530_636_800,
-            "CodeSizeUnzipped": 262_144_000,
-            "CodeSizeZipped": 52_428_800,
-            "ConcurrentExecutions": total,
-            "UnreservedConcurrentExecutions": unreserved,
-        },
-        "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0},
-    }
 
 
 @pytest.fixture
@@ -95,7 +79,7 @@ def a_vpc(ec2: Any, *, dns_hostnames: bool = True) -> dict[str, Any]:
 
 
 def test_a_new_account_with_a_quota_of_10_cannot_reserve_anything(clients: AccountClients) -> None:
-    # Given a new account: "Concurrent executions" 10, all unreserved (GetAccountSettings, ACCOUNT_SETTINGS_PAGE),
+    # Given a new account: "Concurrent executions" 10, all unreserved (GetAccountSettings: https://docs.aws.amazon.com/lambda/latest/api/API_GetAccountSettings.html),
     # and Lambda keeps 100 unreserved: "you can reserve up to the Unreserved account concurrency value minus 100"
     # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html)
     answer(clients.lambda_, "GetAccountSettings", account_limit(total=10, unreserved=10))
@@ -509,28 +493,3 @@ def test_a_confirmed_alarm_email_passes(clients: AccountClients) -> None:
         stage(alarm_email="OnCall@example.com"), clients.sns, clients.cloudformation, STACK
     )
     assert check.ok and check.detail == f"OnCall@example.com confirmed on {topic}"
-
-
-# --- the command
-
-
-def test_preflight_prints_one_line_per_check_and_exits_2_on_a_failure(
-    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given the dev stage (no VPC, no database, no alarm e-mail) and an account with the default quotas
-    with mock_aws():
-        monkeypatch.setattr(boto3, "DEFAULT_SESSION", boto3.Session())  # the clients the command builds see the answer
-        answer(
-            boto3.DEFAULT_SESSION, "GetAccountSettings", account_limit(total=1000, unreserved=1000), service="lambda"
-        )
-        # When the operator runs preflight
-        code = leadpipe(["preflight", "--stage", "dev"])
-    out, err = capsys.readouterr()
-    # Then each check is one line, the e-mail check says what to do, and the exit code is 2
-    lines = out.splitlines()
-    assert code == 2 and err == ""
-    assert [line.split(":")[0] for line in lines] == [
-        "ok    concurrency", "ok    api throttle", "ok    api logging role", "ok    vpc", "ok    aws api routes",
-        "ok    database secret", "ok    rds proxy", "ok    database path", "FAIL  alarm e-mail",
-    ]  # fmt: skip
-    assert lines[-1] == "FAIL  alarm e-mail: no alarm_email: nobody will be paged; set it (or subscribe a pager)"

@@ -38,7 +38,6 @@ from functions.ingest import handler as ingest
 from functions.worker import handler as worker
 from functions.worker.canary import CanaryRequest, confirm_and_erase
 from functions.worker.repository import ConnectionProvider, LeadRepository, SessionTimeouts, connect
-from leadpipe.cli import main as leadpipe
 from leadpipe.verify import ALARM_TEST_REASON, CANARY_CAMPAIGN, Patience, StackClients, verify_stack
 from tests.conftest import FakeLambdaContext, LeadsDatabase
 from tests.events import api_event, sqs_event
@@ -308,15 +307,6 @@ def test_a_paused_drain_dead_letters_and_a_failing_probe_each_say_what_to_do(
         f"the worker's event source mapping is Disabled: `leadpipe drain status --stack {STACK}`"
     )
     assert not checks["drain probe"].ok and checks["drain probe"].detail.endswith(f"failed: read {PROBE}'s log")
-
-
-def test_verify_of_an_unknown_stack_is_one_line_and_exit_2(capsys: pytest.CaptureFixture) -> None:
-    # Given no such stack  When the operator verifies it  Then one line says so, exit status 2
-    with mock_aws():
-        code = leadpipe(["verify", "--stack", "Leadpipe-nope"])
-    out, err = capsys.readouterr()
-    assert (code, out) == (2, "")
-    assert err.startswith("leadpipe: stack 'Leadpipe-nope' not found") and err.count("\n") == 1
 
 
 def test_a_captcha_stage_takes_the_canary_with_the_ingests_own_pass_ticket(

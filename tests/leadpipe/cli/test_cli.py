@@ -2,37 +2,41 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 
+import click
 import pytest
 
-from leadpipe.cli import build_parser, main
+from leadpipe.cli import leadpipe, main
 
 CLI = [sys.executable, "-m", "leadpipe.cli"]
 
 
-def every_command(
-    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+def every_command(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
     found = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, subparser in action.choices.items():
-                found += [((*path, name), subparser), *every_command(subparser, (*path, name))]
+    for name, command in group.commands.items():
+        found.append(((*path, name), command))
+        if isinstance(command, click.Group):
+            found += every_command(command, (*path, name))
     return found
+
+
+def help_of(path: tuple[str, ...], command: click.Command) -> str:
+    context = click.Context(command, info_name=" ".join(("leadpipe", *path)))
+    return command.get_help(context)
 
 
 def test_every_subcommand_has_a_description_in_its_help() -> None:
     # Given every command and subcommand the parser knows (whoever added it)
-    commands = every_command(build_parser())
+    commands = every_command(leadpipe)
     assert {("plan",), ("spike",), ("dlq", "list"), ("db", "erase")} <= {path for path, _ in commands}
     # Then each one's --help opens with a description
-    for path, parser in commands:
-        assert parser.description, f"`leadpipe {' '.join(path)} --help` has no description"
-        assert " ".join(parser.description.split()) in " ".join(parser.format_help().split())  # wrapped to the terminal
+    for path, command in commands:
+        assert command.help, f"`leadpipe {' '.join(path)} --help` has no description"
+        help_text = " ".join(help_of(path, command).split())  # wrapped to the terminal
+        assert " ".join(command.help.split()) in help_text
 
 
 def test_output_into_a_closed_pipe_ends_quietly() -> None:
