@@ -69,6 +69,7 @@ def run_preflight(settings: PipelineSettings, clients: AccountClients, stack_nam
         ("vpc", lambda: check_vpc(settings, clients.ec2)),
         ("aws api routes", lambda: check_aws_api_routes(settings, clients.ec2, clients.cloudformation, stack_name)),
         ("database secret", lambda: check_secret(settings, clients.secretsmanager, clients.kms)),
+        ("captcha secret", lambda: check_captcha_secret(settings, clients.secretsmanager, clients.kms)),
         ("rds proxy", lambda: check_proxy(settings, clients.rds)),
         ("database path", lambda: check_database_path(settings, clients.ec2, clients.rds, clients.secretsmanager)),
         ("alarm e-mail", lambda: check_alarm_subscription(settings, clients.sns, clients.cloudformation, stack_name)),
@@ -287,25 +288,48 @@ def check_secret(settings: PipelineSettings, secretsmanager: Any, kms: Any) -> C
     missing = [f for f in SECRET_FIELDS if fields.get(f) in (None, "")]
     if missing:
         return Check("database secret", False, f"{name} lacks {', '.join(missing)}: add them (the worker reads them)")
-    problem = _key_problem(settings, described.get("KmsKeyId"), kms)
+    problem = _key_problem(getattr(settings, "db_secret_kms_key_arn", None), "db_secret_kms_key_arn", described, kms)
     if problem:
         return Check("database secret", False, f"{name}: {problem}")
     key = described.get("KmsKeyId") or "the AWS managed key aws/secretsmanager"
     return Check("database secret", True, f"{name} has {', '.join(SECRET_FIELDS)}; encrypted with {key}")
 
 
-def _key_problem(settings: PipelineSettings, key_id: str | None, kms: Any) -> str | None:
-    named = getattr(settings, "db_secret_kms_key_arn", None)
+def check_captcha_secret(settings: PipelineSettings, secretsmanager: Any, kms: Any) -> Check:
+    """The captcha secret exists, holds a value, and its KMS key is the one the settings name (or AWS-managed)."""
+    if not settings.captcha_provider or not settings.captcha_secret_arn:
+        return Check("captcha secret", True, "no captcha: nothing to read")
+    try:
+        described = secretsmanager.describe_secret(SecretId=settings.captcha_secret_arn)
+        text = secretsmanager.get_secret_value(SecretId=settings.captcha_secret_arn).get("SecretString")
+    except ClientError as error:
+        if error.response["Error"].get("Code") == "ResourceNotFoundException":
+            return Check(
+                "captcha secret",
+                False,
+                f"{settings.captcha_secret_arn} does not exist: create it with the verifier's key",
+            )
+        raise
+    if not text or not text.strip():
+        return Check("captcha secret", False, f"{described['Name']} is empty: store the verifier's secret key in it")
+    named = getattr(settings, "captcha_secret_kms_key_arn", None)
+    problem = _key_problem(named, "captcha_secret_kms_key_arn", described, kms)
+    if problem:
+        return Check("captcha secret", False, f"{described['Name']}: {problem}")
+    return Check("captcha secret", True, f"{described['Name']} holds the {settings.captcha_provider} secret key")
+
+
+def _key_problem(named: str | None, setting: str, described: dict[str, Any], kms: Any) -> str | None:
+    """What is wrong between the secret's KMS key and the key setting `setting` (holding `named`), if anything."""
+    key_id = described.get("KmsKeyId")
     # DescribeSecret leaves KmsKeyId out when the secret uses the AWS managed key aws/secretsmanager.
     if not key_id or key_id.endswith(AWS_MANAGED_SECRETS_KEY):
-        return f"it uses the AWS managed key, not {named}: unset db_secret_kms_key_arn" if named else None
+        return f"it uses the AWS managed key, not {named}: unset {setting}" if named else None
     key = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-    if key.get("KeyManager") == "AWS":
-        return None
-    if named == key["Arn"]:
+    if key.get("KeyManager") == "AWS" or named == key["Arn"]:
         return None
     return (
-        f"it is encrypted with the customer-managed key {key['Arn']}: set db_secret_kms_key_arn to it "
+        f"it is encrypted with the customer-managed key {key['Arn']}: set {setting} to it "
         "(the functions' roles need kms:Decrypt on that key)"
     )
 

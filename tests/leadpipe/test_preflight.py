@@ -26,6 +26,7 @@ from leadpipe.preflight import (
     check_api_logging_role,
     check_api_throttle,
     check_aws_api_routes,
+    check_captcha_secret,
     check_concurrency,
     check_database_path,
     check_proxy,
@@ -316,6 +317,27 @@ def test_a_secret_on_the_aws_managed_key_passes(clients: AccountClients) -> None
     assert check.detail == (
         "leadpipe/db has host, port, username, password, dbname; encrypted with the AWS managed key aws/secretsmanager"
     )
+
+
+def test_a_captcha_secret_on_an_unnamed_customer_key_fails_and_an_empty_one_too(clients: AccountClients) -> None:
+    # Given the captcha's secret on a customer-managed key the settings do not name (DescribeSecret's KmsKeyId:
+    # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DescribeSecret.html)
+    key = clients.kms.create_key(Description="captcha")["KeyMetadata"]["Arn"]
+    arn = clients.secretsmanager.create_secret(Name="leadpipe/turnstile", SecretString="0x4AAA-secret", KmsKeyId=key)[
+        "ARN"
+    ]
+    settings = stage(captcha_provider="turnstile", captcha_secret_arn=arn)
+    # When preflight reads it  Then it names the key setting to fill
+    check = check_captcha_secret(settings, clients.secretsmanager, clients.kms)
+    assert not check.ok and check.detail.startswith(
+        f"leadpipe/turnstile: it is encrypted with the customer-managed key {key}: set captcha_secret_kms_key_arn to it"
+    )
+    # And named, it passes; emptied, it fails again
+    named = settings.model_copy(update={"captcha_secret_kms_key_arn": key})
+    assert check_captcha_secret(named, clients.secretsmanager, clients.kms).ok
+    clients.secretsmanager.put_secret_value(SecretId=arn, SecretString=" ")
+    check = check_captcha_secret(named, clients.secretsmanager, clients.kms)
+    assert not check.ok and check.detail == "leadpipe/turnstile is empty: store the verifier's secret key in it"
 
 
 # --- RDS Proxy

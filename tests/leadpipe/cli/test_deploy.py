@@ -30,7 +30,8 @@ def test_preflight_prints_one_line_per_check_and_exits_2_on_a_failure(
     assert code == 2 and err == ""
     assert [line.split(":")[0] for line in lines] == [
         "ok    concurrency", "ok    api throttle", "ok    api logging role", "ok    vpc", "ok    aws api routes",
-        "ok    database secret", "ok    rds proxy", "ok    database path", "FAIL  alarm e-mail",
+        "ok    database secret",
+        "ok    captcha secret", "ok    rds proxy", "ok    database path", "FAIL  alarm e-mail",
     ]  # fmt: skip
     assert lines[-1] == "FAIL  alarm e-mail: no alarm_email: nobody will be paged; set it (or subscribe a pager)"
 
