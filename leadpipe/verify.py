@@ -42,6 +42,9 @@ ACTION_FAILED = "Failed to execute action"
 CLOCK_SKEW = timedelta(seconds=30)
 PROBE_LOOKBACK = timedelta(minutes=10)
 DESCRIBE_ALARMS_MAX_NAMES = 100
+# The API's "retry" answers (its throttle, SQS refusing, a timeout): the canary is sent again with the same key.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+CANARY_POST_ATTEMPTS = 3
 
 PostLead = Callable[[str, bytes, dict[str, str]], tuple[int, bytes]]
 CaptchaSecret = Callable[[], str]
@@ -196,7 +199,11 @@ def check_canary(
         )
     endpoint = outputs["LeadsEndpoint"]
     email, body, headers = canary_lead(captcha_secret)
-    status, answer = post_lead(endpoint, body, headers)
+    for attempt in range(1, CANARY_POST_ATTEMPTS + 1):
+        status, answer = post_lead(endpoint, body, headers)  # the same Idempotency-Key: one lead, however many tries
+        if status not in RETRYABLE_STATUSES or attempt == CANARY_POST_ATTEMPTS:
+            break
+        patience.sleep(patience.poll_seconds)
     if status != 202:
         detail = f"POST {endpoint} answered {status} {_error_code(answer)}".rstrip()
         if captcha_secret is None and b"captcha_missing" in answer:

@@ -261,6 +261,27 @@ def test_an_alarm_whose_topic_refuses_cloudwatch_fails_in_awss_words(
     assert alarm_states(deployed.clients.cloudwatch) == deployed.alarms
 
 
+def test_the_canary_is_sent_again_after_a_retry_answer_with_the_same_key(
+    deployed: DeployedStack, leads_db: LeadsDatabase
+) -> None:
+    # Given an API that first answers 503 (SQS refused the lead: the ingest says retry) and then takes it
+    through = pipeline_that_stores(leads_db, deployed)
+    keys: list[str] = []
+
+    def busy_once(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        keys.append(headers["Idempotency-Key"])
+        if len(keys) == 1:
+            return 503, json.dumps({"error": {"code": "queue_unavailable", "message": "retry", "fields": []}}).encode()
+        return through(url, body, headers)
+
+    clock = FakeClock()
+    # When verified  Then the canary passes on the second try, sent with the same Idempotency-Key (one lead)
+    checks = verify_stack(STACK, deployed.clients, busy_once, Patience(sleep=clock.sleep, now=clock.now))
+    [canary] = [c for c in checks if c.name == "canary lead"]
+    assert canary.ok, canary.detail
+    assert len(keys) == 2 and keys[0] == keys[1]
+
+
 def test_a_canary_never_stored_fails_and_can_never_be_stored_later(
     deployed: DeployedStack, leads_db: LeadsDatabase
 ) -> None:
