@@ -192,21 +192,38 @@ def check_aws_api_routes(settings: PipelineSettings, ec2: Any, cloudformation: A
         return Check("aws api routes", True, "no VPC: the functions reach the AWS APIs directly")
     region = ec2.meta.region_name
     ours = set(_stack_resources(cloudformation, stack_name, "AWS::EC2::VPCEndpoint"))
-    endpoints = [
-        e
-        for e in _paged(
-            ec2, "describe_vpc_endpoints", "VpcEndpoints", Filters=[{"Name": "vpc-id", "Values": [settings.vpc_id]}]
+    in_vpc = _paged(
+        ec2, "describe_vpc_endpoints", "VpcEndpoints", Filters=[{"Name": "vpc-id", "Values": [settings.vpc_id]}]
+    )
+
+    def private_dns(endpoints: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Interface endpoints with private DNS in this Region, by service name."""
+        return {
+            e["ServiceName"].rsplit(".", 1)[-1]: e
+            for e in endpoints
+            if e.get("VpcEndpointType") == "Interface"
+            and e.get("PrivateDnsEnabled")
+            and e["ServiceName"].startswith(f"com.amazonaws.{region}.")
+        }
+
+    others = private_dns([e for e in in_vpc if e["VpcEndpointId"] not in ours])
+    if vpc_api_access(settings) == "nat":
+        return _declared_route(settings, ec2, others)
+    if ours:  # deployed: the stack's own endpoints must serve every service
+        return _stack_endpoints_serve(settings, private_dns([e for e in in_vpc if e["VpcEndpointId"] in ours]))
+    return _endpoints_can_be_created(settings, ec2, others)
+
+
+def _stack_endpoints_serve(settings: PipelineSettings, endpoints: dict[str, dict[str, Any]]) -> Check:
+    missing = [s for s in VPC_SERVICES if endpoints.get(s, {}).get("State", "").lower() != "available"]
+    if missing:
+        return Check(
+            "aws api routes",
+            False,
+            f"the stack's endpoints for {', '.join(missing)} are missing or not available: deploy again, and see the "
+            "VPC console for the endpoints' state",
         )
-        if e["VpcEndpointId"] not in ours and e.get("VpcEndpointType") == "Interface" and e.get("PrivateDnsEnabled")
-    ]
-    private_dns = {
-        e["ServiceName"].rsplit(".", 1)[-1]: e
-        for e in endpoints
-        if e["ServiceName"].startswith(f"com.amazonaws.{region}.")
-    }
-    if vpc_api_access(settings) == "interface_endpoints":
-        return _endpoints_can_be_created(settings, ec2, private_dns)
-    return _declared_route(settings, ec2, private_dns)
+    return Check("aws api routes", True, f"the stack's endpoints serve {', '.join(VPC_SERVICES)} in {settings.vpc_id}")
 
 
 def _endpoints_can_be_created(settings: PipelineSettings, ec2: Any, private_dns: dict[str, Any]) -> Check:

@@ -199,6 +199,29 @@ def test_interface_endpoints_need_dns_hostnames_and_no_endpoint_already_there(cl
     )
 
 
+def test_a_deployed_stacks_own_endpoints_must_all_be_there(clients: AccountClients) -> None:
+    # Given the stack deployed with its endpoints for Secrets Manager and SSM, but none for Lambda (as if deleted)
+    vpc = a_vpc(clients.ec2)
+    ours = [
+        clients.ec2.create_vpc_endpoint(
+            VpcId=vpc["vpc_id"], ServiceName=f"com.amazonaws.eu-west-1.{service}", VpcEndpointType="Interface",
+            SubnetIds=vpc["vpc_subnet_ids"], PrivateDnsEnabled=True,
+        )["VpcEndpoint"]["VpcEndpointId"]
+        for service in ("secretsmanager", "ssm")
+    ]  # fmt: skip
+    # (ListStackResources: https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ListStackResources.html)
+    answer(clients.cloudformation, "ListStackResources", {"StackResourceSummaries": [
+        {"LogicalResourceId": f"Endpoint{i}", "PhysicalResourceId": endpoint, "ResourceType": "AWS::EC2::VPCEndpoint",
+         "LastUpdatedTimestamp": "2026-12-01T09:00:00Z", "ResourceStatus": "CREATE_COMPLETE"}
+        for i, endpoint in enumerate(ours)
+    ]})  # fmt: skip
+    settings = stage(**vpc, vpc_aws_api_access="interface_endpoints")
+    # When preflight checks  Then its own endpoints count (they are no conflict), and the missing one is named
+    check = check_aws_api_routes(settings, clients.ec2, clients.cloudformation, STACK)
+    assert not check.ok
+    assert check.detail.startswith("the stack's endpoints for lambda are missing or not available")
+
+
 def nat_route(ec2: Any, vpc: dict[str, Any], subnet: str) -> str:
     """A NAT gateway in a public subnet of its own, and a route table sending the subnet's 0.0.0.0/0 to it."""
     taken = len(ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["vpc_id"]]}])["Subnets"])
