@@ -36,7 +36,27 @@ class LeadApi(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, queue: sqs.IQueue) -> None:
         super().__init__(scope, construct_id)
-        self.ingest = PipelineFunction(
+        self.ingest = self._ingest_function(settings, queue)
+        queue.grant_send_messages(self.ingest.function)
+        self.captcha_secret = None
+        if settings.captcha_provider and settings.captcha_secret_arn:
+            self.captcha_secret = _import_secret(self, "CaptchaSecret", settings.captcha_secret_arn)
+            self.captcha_secret.grant_read(self.ingest.function)
+        self.rest_api = self._rest_api(settings)
+        leads = self.rest_api.root.add_resource("leads")
+        leads.add_method("POST", apigw.LambdaIntegration(self.ingest.function))
+        self.leads_url = f"{self.rest_api.url}leads"
+        self._add_gateway_responses(settings)
+
+        self.web_acl = (
+            self._web_acl(settings)
+            if settings.waf_requests_per_5_minutes_per_ip or settings.waf_managed_rule_groups
+            else None
+        )
+        self._acknowledge_findings()
+
+    def _ingest_function(self, settings: PipelineSettings, queue: sqs.IQueue) -> PipelineFunction:
+        return PipelineFunction(
             self,
             "Ingest",
             props=PipelineFunctionProps(
@@ -58,19 +78,16 @@ class LeadApi(Construct):
                 },
             ),
         )
-        queue.grant_send_messages(self.ingest.function)
-        self.captcha_secret = None
-        if settings.captcha_provider and settings.captcha_secret_arn:
-            self.captcha_secret = _import_secret(self, "CaptchaSecret", settings.captcha_secret_arn)
-            self.captcha_secret.grant_read(self.ingest.function)
 
+    def _rest_api(self, settings: PipelineSettings) -> apigw.RestApi:
+        """Regional, throttled per stage, access-logged without bodies, IPs or callers."""
         access_logs = logs.LogGroup(
             self,
             "AccessLogs",
             retention=retention_days(settings.log_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        self.rest_api = apigw.RestApi(
+        return apigw.RestApi(
             self,
             "Api",
             rest_api_name=f"leadpipe-{settings.stage}",
@@ -106,16 +123,9 @@ class LeadApi(Construct):
                 max_age=cdk.Duration.seconds(CORS_MAX_AGE_SECONDS),
             ),
         )
-        leads = self.rest_api.root.add_resource("leads")
-        leads.add_method("POST", apigw.LambdaIntegration(self.ingest.function))
-        self.leads_url = f"{self.rest_api.url}leads"
-        self._add_gateway_responses(settings)
 
-        self.web_acl = (
-            self._web_acl(settings)
-            if settings.waf_requests_per_5_minutes_per_ip or settings.waf_managed_rule_groups
-            else None
-        )
+    def _acknowledge_findings(self) -> None:
+        """cdk-nag findings that do not apply to a public form's endpoint, each with its reason."""
         acknowledge(
             self.rest_api,
             (

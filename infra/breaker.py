@@ -20,7 +20,7 @@ from infra.config import PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps
 from infra.worker import LeadWorker
 
-# EventBridge's finest schedule; it bounds the resume after the database answers again (issue 14: within 60 s).
+# EventBridge's finest schedule: the resume comes within 60 s of the database's return (docs/design.md).
 PROBE_SCHEDULE_SECONDS = 60
 PROBE_SCHEDULE = events.Schedule.rate(cdk.Duration.seconds(PROBE_SCHEDULE_SECONDS))
 # Only lambda:GetEventSourceMapping and UpdateEventSourceMapping, on the one mapping's ARN: no grant_* exists for them.

@@ -33,7 +33,7 @@ class SettingsError(ValueError):
 
 
 def _origin(value: str) -> str:
-    if value == "*" or not value.startswith(("https://", "http://")) or value.count("/") != 2:
+    if value == "*" or not value.startswith(("https://", "http://")) or value.rstrip("/").count("/") != 2:
         raise ValueError(f"{value!r} is not an origin like https://www.example.com (no path, no wildcard)")
     return value.rstrip("/")
 

@@ -71,6 +71,7 @@ class LeadpipeStack(cdk.Stack):
         cdk.CfnOutput(self, "LeadsEndpoint", value=api.leads_url, description="Point landing-page forms here (POST)")
         cdk.CfnOutput(self, "QueueUrl", value=queue.queue.queue_url)
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=queue.dead_letter_queue.queue_url)
+        cdk.CfnOutput(self, "LeadsTable", value=settings.leads_table)  # what `leadpipe status --stack` reads
         cdk.CfnOutput(
             self,
             "DashboardUrl",

@@ -26,7 +26,7 @@ class EmbeddedPostgres:
 
 
 def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
-    """Start (or re-attach to) the server whose data lives in `data_dir`; ~1 s first, ~0.1 s later."""
+    """Start (or re-attach to) the server whose data lives in `data_dir`."""
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     runtime_dir = data_dir.parent / "xdg-runtime"

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 from copy import deepcopy
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
 
 from functions.contract import lead_json_schema
 from functions.ingest.captcha import PASS_HEADER
@@ -43,70 +46,116 @@ ERROR_CODES = {
 RETRYABLE_STATUSES = ("429", "502", "503", "504")
 
 
+SCHEMA_REF = "#/components/schemas/{model}"
+FORM_CUSTOM_FIELD = r"^custom(\[[A-Za-z][A-Za-z0-9_]{0,63}\]|\.[A-Za-z][A-Za-z0-9_]{0,63})$"
+IDEMPOTENCY_KEY_HELP = (
+    "A retry with the same key and the same lead gets the same lead_id (one row). The same key with a different "
+    "lead gets a lead_id of its own: both are stored, never merged. Without a key, the same lead submitted again "
+    "on the same UTC day gets the same lead_id."
+)
+CAPTCHA_PASS_HELP = (
+    "Stages with a captcha: the pass a 503 gave for this lead. While valid it stands in for the captcha token; one "
+    "for another lead, expired or tampered with is ignored."
+)
+CAPTCHA_PASS_ANSWER_HELP = (
+    "Only after the captcha passed and the lead could not be queued: send it back on the retry of this same lead "
+    "(same Idempotency-Key, same content) instead of re-verifying the single-use token. Valid 24 h."
+)
+API_DESCRIPTION = (
+    "POST a lead from a landing-page form. Every text value, custom keys and values included, may hold only "
+    "characters SQS can carry and PostgreSQL can store (tab, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, "
+    "U+10000-U+10FFFF): any other (NUL, a lone surrogate, U+FFFE, U+FFFF) gets a 422 naming the field."
+)
+
+
+class Queued(BaseModel):
+    """The 202 answer: SQS has the lead."""
+
+    lead_id: UUID
+    status: Literal["queued"]
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="A dotted path such as `custom.size`.")
+    code: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str = Field(description="Safe to show to the visitor.")
+    fields: list[FieldProblem]
+
+
+class Error(BaseModel):
+    """Every error answer, the ingest's and API Gateway's alike."""
+
+    error: ErrorDetail
+
+
 def openapi_document(server_url: str = "/") -> dict[str, Any]:
-    defaults = IngestSettings(LEADS_QUEUE_URL="-")
+    """The document `docs/openapi.json` holds: request bodies from `Lead`, answers from the models above."""
     lead = lead_json_schema()
     definitions = lead.pop("$defs", {})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Leadpipe ingest", "version": "1", "description": API_DESCRIPTION},
+        "servers": [{"url": server_url}],
+        "paths": {
+            "/leads": {
+                "post": {
+                    "operationId": "submitLead",
+                    "summary": "Submit one lead",
+                    "parameters": [
+                        _header("Idempotency-Key", IDEMPOTENCY_KEY_HELP, minLength=1, maxLength=255),
+                        _header(PASS_HEADER, CAPTCHA_PASS_HELP, maxLength=64),
+                    ],
+                    "requestBody": {"required": True, "content": _request_bodies(lead)},
+                    "responses": _responses(),
+                }
+            }
+        },
+        "components": {"schemas": {**_model_schemas(Queued, Error), **definitions}},
+    }
+
+
+def _header(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+def _request_bodies(lead: dict[str, Any]) -> dict[str, Any]:
+    """The lead as JSON (no `_redirect`: fetch() follows no thank-you page) and as a plain form."""
     control = {
         REDIRECT_FIELD: {
             "type": "string",
             "maxLength": 2048,
             "description": "Form posts only: a thank-you page on an allowed origin (answer 303).",
         },
-        defaults.honeypot_field: {
+        IngestSettings(LEADS_QUEUE_URL="-").honeypot_field: {
             "type": "string",
             "description": "Honeypot: leave empty. When filled the answer is the usual one and the lead is dropped.",
         },
     }
     json_body = deepcopy(lead)
     json_body["properties"] = {**json_body["properties"], **control}
-    json_body["properties"].pop(REDIRECT_FIELD)  # a redirect makes no sense for fetch()
+    json_body["properties"].pop(REDIRECT_FIELD)
     form_body = deepcopy(lead)
     form_body["properties"] = {**form_body["properties"], **control}
-    form_body["properties"].pop("custom")
-    form_body["patternProperties"] = {
-        r"^custom(\[[A-Za-z][A-Za-z0-9_]{0,63}\]|\.[A-Za-z][A-Za-z0-9_]{0,63})$": {"type": "string", "maxLength": 500}
-    }
+    form_body["properties"].pop("custom")  # a form sends custom[size]=XL
+    form_body["patternProperties"] = {FORM_CUSTOM_FIELD: {"type": "string", "maxLength": 500}}
     form_body["maxProperties"] = MAX_FORM_FIELDS
-    error = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message", "fields"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "fields": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["field", "code", "message"],
-                            "properties": {
-                                "field": {"type": "string"},
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        },
-                    },
-                },
-            }
-        },
-    }
+    return {"application/json": {"schema": json_body}, "application/x-www-form-urlencoded": {"schema": form_body}}
+
+
+def _responses() -> dict[str, Any]:
     responses: dict[str, Any] = {
-        "202": {
-            "description": "SQS has the lead.",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["lead_id", "status"],
-                        "properties": {"lead_id": {"type": "string", "format": "uuid"}, "status": {"const": "queued"}},
-                    }
-                }
-            },
-        },
+        "202": {"description": "SQS has the lead.", "content": _json_of(Queued)},
         "303": {
             "description": (
                 "Form post with an allowed _redirect: SQS has the lead; the browser goes to the thank-you page."
@@ -115,76 +164,29 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
         },
     }
     for status, (code, description) in ERROR_CODES.items():
-        responses[status] = {
-            "description": f"`{code}`: {description}",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
+        responses[status] = {"description": f"`{code}`: {description}", "content": _json_of(Error)}
     for status in RETRYABLE_STATUSES:
         responses[status]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
     responses["503"]["headers"][PASS_HEADER] = {
         "schema": {"type": "string"},
         "required": False,
-        "description": (
-            "Only after the captcha passed and the lead could not be queued: send it back on the retry of this same "
-            "lead (same Idempotency-Key, same content) instead of re-verifying the single-use token. Valid 24 h."
-        ),
+        "description": CAPTCHA_PASS_ANSWER_HELP,
     }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Leadpipe ingest",
-            "version": "1",
-            "description": (
-                "POST a lead from a landing-page form. Every text value, custom keys and values included, may hold "
-                "only characters SQS can carry and PostgreSQL can store (tab, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, "
-                "U+10000-U+10FFFF): any other (NUL, a lone surrogate, U+FFFE, U+FFFF) gets a 422 naming the field."
-            ),
-        },
-        "servers": [{"url": server_url}],
-        "paths": {
-            "/leads": {
-                "post": {
-                    "operationId": "submitLead",
-                    "summary": "Submit one lead",
-                    "parameters": [
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "description": (
-                                "A retry with the same key and the same lead gets the same lead_id (one row). The "
-                                "same key "
-                                "with a different lead gets a lead_id of its own: both are stored, never merged. "
-                                "Without a "
-                                "key, the same lead submitted again on the same UTC day gets the same lead_id."
-                            ),
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                        },
-                        {
-                            "name": PASS_HEADER,
-                            "in": "header",
-                            "required": False,
-                            "description": (
-                                "Stages with a captcha: the pass a 503 gave for this lead. While valid it stands in "
-                                "for the "
-                                "captcha token; one for another lead, expired or tampered with is ignored."
-                            ),
-                            "schema": {"type": "string", "maxLength": 64},
-                        },
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": json_body},
-                            "application/x-www-form-urlencoded": {"schema": form_body},
-                        },
-                    },
-                    "responses": responses,
-                }
-            }
-        },
-        "components": {"schemas": {"Error": error, **definitions}},
-    }
+    return responses
+
+
+def _json_of(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": SCHEMA_REF.format(model=model.__name__)}}}
+
+
+def _model_schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    """Each model's JSON Schema, and the models it nests, as OpenAPI components."""
+    schemas: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=SCHEMA_REF, mode="serialization")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
 
 
 def openapi_json() -> str:

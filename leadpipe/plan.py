@@ -19,6 +19,7 @@ from annotated_types import Le
 
 from functions.contract import Lead
 from infra.config import PipelineSettings
+from leadpipe.custom_metrics import custom_metrics
 
 SECONDS_PER_MONTH = 30 * 24 * 3600
 # What Lambda's SQS event source adds to each batch on top of the store itself (hand-off and
@@ -28,7 +29,6 @@ INGEST_SECONDS_PER_REQUEST = 0.040  # billed duration of one validated SendMessa
 LOG_BYTES_PER_LEAD = 1_200  # ingest line + EMF + share of the worker's per-batch line
 ALARM_COUNT = 8  # infra/monitoring.py's seven, plus DatabaseUnavailable
 DRAIN_PROBE_ALARM_COUNT = 2  # DrainProbeErrors, DrainProbeSilent: only a stack with a database has the drain breaker
-CUSTOM_METRICS = 9  # the EMF metrics the two functions emit, DatabaseUnavailable included
 SQS_REQUESTS_PER_LEAD = 1 + 2 / 10  # one send; receive and delete come ten at a time
 QUEUE_ALARM_PERIODS = 3  # the queue-age and queue-depth alarms need 3 one-minute periods
 THROTTLE_HEADROOM = 1.2  # recommend the peak plus 20%
@@ -540,11 +540,12 @@ def _has_web_acl(settings: PipelineSettings) -> bool:
 def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> list[CostLine]:
     """What the stack costs each month whatever the traffic (prorated by the hour by AWS)."""
     alarms = ALARM_COUNT + DRAIN_PROBE_ALARM_COUNT * int(settings.has_database)
+    metrics = len(custom_metrics(settings))
     lines = [
         CostLine(
-            f"CloudWatch: {alarms} alarms, {CUSTOM_METRICS} custom metrics, one dashboard",
+            f"CloudWatch: {alarms} alarms, {metrics} custom metrics, one dashboard",
             alarms * prices["cloudwatch_alarm_per_month"]
-            + CUSTOM_METRICS * prices["cloudwatch_custom_metric_per_month"]
+            + metrics * prices["cloudwatch_custom_metric_per_month"]
             + prices["cloudwatch_dashboard_per_month"],
         ),
     ]

@@ -534,30 +534,44 @@ def write_report(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    horizon = max([s.at for s in samples] + [r.started for r in requests] + [1.0])
-    buckets = int(horizon // bucket_seconds) + 1
-    ingest, refused = [0] * buckets, [0] * buckets
-    for request in requests:
-        (ingest if request.status in (202, 303) else refused)[int(request.started // bucket_seconds)] += 1
-    times = [s.at for s in samples]
     write_rate = smoothed_write_rate(samples)
     predicted = predicted_backlog(requests, samples, predicted_drain_per_s, outage) if predicted_drain_per_s else None
-
     csv_path = png_path.with_suffix(".csv")
-    with csv_path.open("w", newline="") as handle:
+    _write_csv(csv_path, samples, write_rate, predicted)
+
+    figure, axes = plt.subplots(4, 1, figsize=(10, 10.5), sharex=True)
+    times = [s.at for s in samples]
+    _draw_answers(axes[0], requests, samples, bucket_seconds)
+    axes[0].set_title(_report_title(writer_cap, outage))
+    axes[1].plot(times, [s.queued or 0 for s in samples], color="#f0ad4e", label="queue depth, observed")
+    if predicted is not None:
+        axes[1].plot(
+            times, predicted, color="#8a6d3b", linestyle="--", label=f"planner: drain {predicted_drain_per_s:,.0f}/s"
+        )
+    axes[1].set_ylabel("queued leads")
+    _draw_writes(axes[2], times, write_rate, writer_cap, predicted_drain_per_s)
+    _draw_writers(axes[3], samples, writer_cap)
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.legend(loc="upper right")
+        if outage:
+            axis.axvspan(*outage, color="#777777", alpha=0.15, label=None)
+    if outage:
+        axes[1].text(outage[0], axes[1].get_ylim()[1] * 0.9, " database stalled", fontsize=9, va="top")
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=110)
+    plt.close(figure)
+    return csv_path
+
+
+def _write_csv(
+    path: Path, samples: list[Sample], write_rate: list[float | None], predicted: list[float] | None
+) -> None:
+    with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         # db_write_rate_per_s: over the 3 s before the sample; predicted_queued: the planner's
-        writer.writerow(
-            [
-                "seconds",
-                "queued",
-                "stored",
-                "db_write_rate_per_s",
-                "worker_connections",
-                "active_writers",
-                "predicted_queued",
-            ]
-        )
+        columns = ["seconds", "queued", "stored", "db_write_rate_per_s", "worker_connections", "active_writers"]
+        writer.writerow([*columns, "predicted_queued"])
         for i, sample in enumerate(samples):
             rate = write_rate[i]
             writer.writerow(
@@ -572,25 +586,8 @@ def write_report(
                 ]
             )
 
-    figure, axes = plt.subplots(4, 1, figsize=(10, 10.5), sharex=True)
-    axes[0].bar(
-        [i * bucket_seconds for i in range(buckets)],
-        [v / bucket_seconds for v in ingest],
-        width=bucket_seconds,
-        color="#d9534f",
-        label="202 accepted",
-    )
-    if any(refused):
-        axes[0].bar(
-            [i * bucket_seconds for i in range(buckets)],
-            [v / bucket_seconds for v in refused],
-            width=bucket_seconds,
-            bottom=[v / bucket_seconds for v in ingest],
-            color="#999999",
-            label="not accepted",
-        )
-    axes[0].set_ylabel("API answers (leads/s)")
-    axes[0].legend(loc="upper right")
+
+def _report_title(writer_cap: int | None, outage: tuple[float, float] | None) -> str:
     title = "Leadpipe spike: the API keeps answering"
     if outage:
         stalled_seconds = outage[1] - outage[0]
@@ -598,58 +595,47 @@ def write_report(
             f", the queue holds the leads while the database is stalled ({stalled_seconds:.0f} s),"
             "\nthen the worker drains them"
         )
-    title += f" with at most {writer_cap} database writers (max_concurrency)" if writer_cap else ""
-    axes[0].set_title(title)
-    axes[1].plot(times, [s.queued or 0 for s in samples], color="#f0ad4e", label="queue depth, observed")
-    if predicted is not None:
-        axes[1].plot(
-            times, predicted, color="#8a6d3b", linestyle="--", label=f"planner: drain {predicted_drain_per_s:,.0f}/s"
+    return title + (f" with at most {writer_cap} database writers (max_concurrency)" if writer_cap else "")
+
+
+def _draw_answers(axis: Any, requests: list[Request], samples: list[Sample], bucket_seconds: float) -> None:
+    """The API's answers per second: accepted, and (stacked on top) anything else."""
+    horizon = max([s.at for s in samples] + [r.started for r in requests] + [1.0])
+    buckets = int(horizon // bucket_seconds) + 1
+    ingest, refused = [0] * buckets, [0] * buckets
+    for request in requests:
+        (ingest if request.status in (202, 303) else refused)[int(request.started // bucket_seconds)] += 1
+    starts = [i * bucket_seconds for i in range(buckets)]
+    accepted_rate = [v / bucket_seconds for v in ingest]
+    axis.bar(starts, accepted_rate, width=bucket_seconds, color="#d9534f", label="202 accepted")
+    if any(refused):
+        refused_rate = [v / bucket_seconds for v in refused]
+        axis.bar(
+            starts, refused_rate, width=bucket_seconds, bottom=accepted_rate, color="#999999", label="not accepted"
         )
-    axes[1].set_ylabel("queued leads")
-    axes[1].legend(loc="upper right")
-    axes[2].plot(
-        times,
-        [r if r is not None else float("nan") for r in write_rate],
-        color="#5cb85c",
-        label="rows stored/s (3 s average)",
-    )
-    if predicted_drain_per_s:
-        axes[2].axhline(
-            predicted_drain_per_s,
-            color="#d9534f",
-            linestyle="--",
-            label=f"writer cap: {writer_cap} writers = {predicted_drain_per_s:,.0f} rows/s (planner)",
-        )
-    axes[2].set_ylabel("DB writes (rows/s)")
-    axes[2].legend(loc="upper right")
+    axis.set_ylabel("API answers (leads/s)")
+
+
+def _draw_writes(
+    axis: Any, times: list[float], write_rate: list[float | None], writer_cap: int | None, drain_per_s: float | None
+) -> None:
+    rates = [r if r is not None else float("nan") for r in write_rate]
+    axis.plot(times, rates, color="#5cb85c", label="rows stored/s (3 s average)")
+    if drain_per_s:
+        label = f"writer cap: {writer_cap} writers = {drain_per_s:,.0f} rows/s (planner)"
+        axis.axhline(drain_per_s, color="#d9534f", linestyle="--", label=label)
+    axis.set_ylabel("DB writes (rows/s)")
+
+
+def _draw_writers(axis: Any, samples: list[Sample], writer_cap: int | None) -> None:
+    times = [s.at for s in samples]
     unknown = float("nan")  # while the database is stalled nobody can ask it
-    axes[3].step(
-        times,
-        [unknown if s.worker_connections is None else s.worker_connections for s in samples],
-        where="post",
-        label="worker connections",
-        color="#337ab7",
-    )
-    axes[3].step(
-        times,
-        [unknown if s.active_writers is None else s.active_writers for s in samples],
-        where="post",
-        label="busy at sample time",
-        color="#5bc0de",
-    )
+    connections = [unknown if s.worker_connections is None else s.worker_connections for s in samples]
+    busy = [unknown if s.active_writers is None else s.active_writers for s in samples]
+    axis.step(times, connections, where="post", label="worker connections", color="#337ab7")
+    axis.step(times, busy, where="post", label="busy at sample time", color="#5bc0de")
     if writer_cap:
-        axes[3].axhline(writer_cap, color="#d9534f", linestyle="--", label=f"max_concurrency = {writer_cap}")
-        axes[3].set_ylim(0, writer_cap + 1)
-    axes[3].set_ylabel("DB writers")
-    axes[3].set_xlabel("seconds since the spike began")
-    axes[3].legend(loc="upper right")
-    for axis in axes:
-        axis.grid(alpha=0.3)
-        if outage:
-            axis.axvspan(*outage, color="#777777", alpha=0.15, label=None)
-    if outage:
-        axes[1].text(outage[0], axes[1].get_ylim()[1] * 0.9, " database stalled", fontsize=9, va="top")
-    figure.tight_layout()
-    figure.savefig(png_path, dpi=110)
-    plt.close(figure)
-    return csv_path
+        axis.axhline(writer_cap, color="#d9534f", linestyle="--", label=f"max_concurrency = {writer_cap}")
+        axis.set_ylim(0, writer_cap + 1)
+    axis.set_ylabel("DB writers")
+    axis.set_xlabel("seconds since the spike began")

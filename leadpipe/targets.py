@@ -8,11 +8,13 @@ from typing import Any
 
 import boto3
 
+from infra.config import SettingsError, settings_from_file
 from leadpipe.drain import AwsDrainControl, DrainControl, LocalDrainControl
 from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo, local_sqs_client
 
 # Stack outputs of the drain breaker (infra/breaker.py); absent when the stack has no database.
 DRAIN_OUTPUTS = ("WorkerEventSourceMappingId", "DrainPauseParameterName", "DrainProbeFunctionName")
+STACK_NAME_PREFIX = "Leadpipe-"  # app.py names each stage's stack Leadpipe-<stage>
 
 
 class TargetNotFound(RuntimeError):
@@ -40,7 +42,7 @@ def resolve_target(
     stack_name: str | None,
     data_dir: Path = DEFAULT_DATA_DIR,
     database_url: str | None = None,
-    leads_table: str = "leadpipe.leads",
+    leads_table: str | None = None,
 ) -> PipelineTarget:
     if stack_name is None:
         try:
@@ -64,11 +66,21 @@ def resolve_target(
         leads_queue_url=outputs["QueueUrl"],
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
         database_url=database_url,
-        leads_table=leads_table,
+        leads_table=leads_table or (deployed_leads_table(outputs, stack_name) if database_url else ""),
         cloudwatch=boto3.client("cloudwatch"),
         api_url=outputs.get("LeadsEndpoint"),
         drain=aws_drain_control(outputs),
     )
+
+
+def deployed_leads_table(outputs: dict[str, str], stack_name: str) -> str:
+    """The stack's own leads table: its LeadsTable output, else (an older stack) its stage's in cdk.json."""
+    if "LeadsTable" in outputs:
+        return outputs["LeadsTable"]
+    try:
+        return settings_from_file(stack_name.removeprefix(STACK_NAME_PREFIX)).leads_table
+    except SettingsError as error:
+        raise TargetNotFound(f"stack {stack_name!r} names no leads table (no LeadsTable output): {error}") from None
 
 
 def aws_drain_control(outputs: dict[str, str]) -> AwsDrainControl | None:

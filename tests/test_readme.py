@@ -44,7 +44,7 @@ def relative_links() -> list[tuple[Path, str]]:
 
 
 def test_the_readme_is_read_in_five_minutes() -> None:
-    # Given the README; Then it stays at most 250 lines (the aim)
+    # Given the README; Then it stays at most 250 lines (read in five minutes)
     assert len(README.read_text().splitlines()) <= 250
 
 

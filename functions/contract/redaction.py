@@ -1,7 +1,6 @@
-"""Keep e-mail addresses and phone numbers out of logs, whoever writes the log line.
+"""Keep e-mail addresses and phone numbers out of logs: the safety net under code that should not log them.
 
-Code should not log personal data in the first place; this is the safety net under it: the
-log formatter of both functions masks anything that looks like one, in any field.
+Both functions' log formatter masks anything that looks like one, in any field.
 """
 
 from __future__ import annotations
@@ -11,8 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-# Any character but a delimiter: `\w` alone misses the combining marks of Indic scripts
-# (नमस्ते@, தமிழ்@), whose addresses the contract accepts; jöhn@ and IDN domains are covered too.
+# Any character but a delimiter: `\w` misses the combining marks of Indic scripts (नमस्ते@), which the contract accepts.
 _DELIMITERS = r"\s@<>()\[\]{},;:\"\\/|"  # not "'": o'neil@ is an address
 _LOCAL_CHARACTER = f"[^{_DELIMITERS}]"
 _LABEL = f"[^{_DELIMITERS}.]+"  # one domain label: a dot ends it
@@ -29,10 +27,7 @@ _SENSITIVE_KEYS = frozenset({"email", "phone", "password", "first_name", "last_n
 
 
 def mask_email(address: str) -> str:
-    """`jane.doe@example.com` -> `j***@example.com`: the domain stays useful for debugging.
-
-    For one address (a lead's `email`): whatever its form, only its first character and domain show.
-    """
+    """`jane.doe@example.com` -> `j***@example.com`: the domain stays useful for debugging."""
     if "@" not in address:
         return "***"
     return f"{address[:1]}***@{address.rsplit('@', 1)[1]}"

@@ -40,34 +40,38 @@ def build_app(
 ) -> APIGatewayRestResolver:
     """The ingest's resolver: `POST /leads`, CORS for the allowed origins, JSON errors."""
     app = APIGatewayRestResolver(cors=_cors(settings.allowed_origins))
-    policy = SubmissionPolicy(
-        allowed_origins=settings.allowed_origins,
-        max_body_bytes=settings.max_body_bytes,
-        honeypot_field=settings.honeypot_field,
-        captcha_field=captcha.policy.token_field if captcha else None,
-    )
-    tracked_campaigns = frozenset(settings.metric_campaigns)
-    verify_captcha = None
-    if captcha is not None:
-        checker = captcha
+    routes = IngestRoutes(app, settings, publish, logger, metrics, captcha)
+    app.post("/leads", cors=True)(routes.submit_lead)
+    app.exception_handler(SubmissionRefused)(routes.refuse)
+    app.not_found(routes.not_found)
+    app.exception_handler(Exception)(routes.unexpected)
+    return app
 
-        def verify_captcha(token: object, lead_id: UUID) -> None:
-            # What is left of the invocation, less what publishing may need (the SQS client's budget).
-            context = app.lambda_context
-            time_left = context.get_remaining_time_in_millis() / 1000 - settings.sqs_budget_seconds if context else None
-            ticket = app.current_event.headers.get(PASS_HEADER)
-            outcome = checker.check(token, lead_id, ticket, time_left)
-            if outcome is CaptchaOutcome.UNVERIFIED_FAIL_OPEN:
-                metrics.add_metric(name="CaptchaUnverified", unit=MetricUnit.Count, value=1)
-                logger.warning("captcha check unavailable; lead accepted unverified (fail-open)")
-                return
-            if outcome is CaptchaOutcome.PASSED_EARLIER:
-                metrics.add_metric(name="CaptchaPassReused", unit=MetricUnit.Count, value=1)
-            app.append_context(**{PASSED_LEAD: lead_id})
 
-    @app.post("/leads", cors=True)
-    def handle_submit_lead() -> Response:
-        event = app.current_event
+class IngestRoutes:
+    """The route and the error handlers of one resolver: each answer, its metric and its log line."""
+
+    def __init__(
+        self,
+        app: APIGatewayRestResolver,
+        settings: IngestSettings,
+        publish: Callable[[LeadEnvelope], Any],
+        logger: Logger,
+        metrics: Metrics,
+        captcha: CaptchaVerifier | None,
+    ) -> None:
+        self._app, self._settings, self._publish = app, settings, publish
+        self._logger, self._metrics, self._captcha = logger, metrics, captcha
+        self._policy = SubmissionPolicy(
+            allowed_origins=settings.allowed_origins,
+            max_body_bytes=settings.max_body_bytes,
+            honeypot_field=settings.honeypot_field,
+            captcha_field=captcha.policy.token_field if captcha else None,
+        )
+        self._tracked_campaigns = frozenset(settings.metric_campaigns)
+
+    def submit_lead(self) -> Response:
+        event = self._app.current_event
         submission = Submission(
             body=event.body,
             is_base64_encoded=event.is_base64_encoded,
@@ -79,59 +83,72 @@ def build_app(
                 referer=_header(event, "referer"),
             ),
         )
-        accepted = accept_submission(submission, policy, publish, verify_captcha=verify_captcha)
-
-        logger.append_keys(lead_id=str(accepted.lead_id))
+        verify_captcha = self._verify_captcha if self._captcha is not None else None
+        accepted = accept_submission(submission, self._policy, self._publish, verify_captcha=verify_captcha)
+        self._logger.append_keys(lead_id=str(accepted.lead_id))
         if accepted.enqueued:
-            metrics.add_metric(name="LeadsAccepted", unit=MetricUnit.Count, value=1)
-            if accepted.campaign in tracked_campaigns:
-                # A bounded allow-list: free-form codes as dimensions would explode metric costs.
-                # A separate metric, so the total above keeps one dimension set for alarms.
-                with single_metric(
-                    name="LeadsAcceptedByCampaign",
-                    unit=MetricUnit.Count,
-                    value=1,
-                    namespace=metrics.namespace,
-                    default_dimensions=metrics.default_dimensions,
-                ) as campaign_metric:
-                    campaign_metric.add_dimension(name="campaign", value=accepted.campaign)
-            logger.info("lead queued", extra={"campaign": accepted.campaign})
+            self._count_queued(accepted.campaign)
         else:
-            metrics.add_metric(name="SpamDropped", unit=MetricUnit.Count, value=1)
-            logger.info("honeypot filled; lead dropped")
-
+            self._metrics.add_metric(name="SpamDropped", unit=MetricUnit.Count, value=1)
+            self._logger.info("honeypot filled; lead dropped")
         if accepted.redirect_to:
             return Response(HTTPStatus.SEE_OTHER, headers={"Location": accepted.redirect_to})
         body = {"lead_id": str(accepted.lead_id), "status": "queued"}
         return Response(HTTPStatus.ACCEPTED, JSON, json.dumps(body))
 
-    @app.exception_handler(SubmissionRefused)
-    def handle_refusal(error: SubmissionRefused) -> Response:
-        metrics.add_metric(name=f"Rejected_{error.code}", unit=MetricUnit.Count, value=1)
-        logger.info("submission refused", extra={"reason": error.code, "fields": [f.field for f in error.fields]})
+    def _count_queued(self, campaign: str | None) -> None:
+        self._metrics.add_metric(name="LeadsAccepted", unit=MetricUnit.Count, value=1)
+        if campaign in self._tracked_campaigns:
+            # A bounded allow-list: free-form codes as dimensions would explode metric costs.
+            # A separate metric, so the total above keeps one dimension set for alarms.
+            with single_metric(
+                name="LeadsAcceptedByCampaign",
+                unit=MetricUnit.Count,
+                value=1,
+                namespace=self._metrics.namespace,
+                default_dimensions=self._metrics.default_dimensions,
+            ) as campaign_metric:
+                campaign_metric.add_dimension(name="campaign", value=campaign)
+        self._logger.info("lead queued", extra={"campaign": campaign})
+
+    def _verify_captcha(self, token: object, lead_id: UUID) -> None:
+        # What is left of the invocation, less what publishing may need (the SQS client's budget).
+        context = self._app.lambda_context
+        time_left = (
+            context.get_remaining_time_in_millis() / 1000 - self._settings.sqs_budget_seconds if context else None
+        )
+        ticket = self._app.current_event.headers.get(PASS_HEADER)
+        outcome = self._captcha.check(token, lead_id, ticket, time_left)
+        if outcome is CaptchaOutcome.UNVERIFIED_FAIL_OPEN:
+            self._metrics.add_metric(name="CaptchaUnverified", unit=MetricUnit.Count, value=1)
+            self._logger.warning("captcha check unavailable; lead accepted unverified (fail-open)")
+            return
+        if outcome is CaptchaOutcome.PASSED_EARLIER:
+            self._metrics.add_metric(name="CaptchaPassReused", unit=MetricUnit.Count, value=1)
+        self._app.append_context(**{PASSED_LEAD: lead_id})
+
+    def refuse(self, error: SubmissionRefused) -> Response:
+        self._metrics.add_metric(name=f"Rejected_{error.code}", unit=MetricUnit.Count, value=1)
+        self._logger.info("submission refused", extra={"reason": error.code, "fields": [f.field for f in error.fields]})
         headers = {}
         if isinstance(error, QueueUnavailable):
-            metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
-            logger.warning("SQS refused the lead", exc_info=error.__cause__)
-            headers["Retry-After"] = str(settings.retry_after_seconds)
-            headers.update(_captcha_pass(captcha, app.context.get(PASSED_LEAD)))
+            self._metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
+            self._logger.warning("SQS refused the lead", exc_info=error.__cause__)
+            headers["Retry-After"] = str(self._settings.retry_after_seconds)
+            headers.update(_captcha_pass(self._captcha, self._app.context.get(PASSED_LEAD)))
         if isinstance(error, CaptchaUnavailable):
-            logger.warning("captcha verifier unreachable; lead refused (fail-closed)", exc_info=error.__cause__)
-            headers["Retry-After"] = str(settings.retry_after_seconds)
+            self._logger.warning("captcha verifier unreachable; lead refused (fail-closed)", exc_info=error.__cause__)
+            headers["Retry-After"] = str(self._settings.retry_after_seconds)
         return _error(error.status, error.code, error.message, error.fields, headers)
 
-    @app.not_found
-    def handle_not_found(_: Exception) -> Response:
+    def not_found(self, _: Exception) -> Response:
         return _error(HTTPStatus.NOT_FOUND, "not_found", "no such route; POST leads to /leads")
 
-    @app.exception_handler(Exception)
-    def handle_unexpected(error: Exception) -> Response:
+    def unexpected(self, error: Exception) -> Response:
         # Logged with its traceback for us; the client gets no internal detail.
-        logger.exception("unexpected error")
-        metrics.add_metric(name="Rejected_internal_error", unit=MetricUnit.Count, value=1)
+        self._logger.exception("unexpected error")
+        self._metrics.add_metric(name="Rejected_internal_error", unit=MetricUnit.Count, value=1)
         return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "something went wrong; please retry")
-
-    return app
 
 
 def _cors(allowed_origins: tuple[str, ...]) -> CORSConfig | None:

@@ -25,7 +25,7 @@ from functions.ingest.settings import IngestSettings
 logger = Logger(service=INGEST_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=INGEST_SERVICE)
 # No Powertools Tracer: Lambda's active tracing (set by the stack) already records every
-# invocation, and the X-Ray SDK the Tracer imports cost ~130 ms of every cold start (make bench).
+# invocation, and the X-Ray SDK the Tracer imports slows every cold start (docs/performance.md).
 
 
 @cache
@@ -36,8 +36,8 @@ def get_settings() -> IngestSettings:
 def sqs_client_config(function_timeout_seconds: float) -> Config:
     # Timeouts and retries fit in the function's own timeout: the form always gets our answer.
     # A fixed user agent: botocore otherwise rebuilds its default (OS, language, config and
-    # feature metadata) and sanitises it character by character, twice per call. That was about
-    # 30% of send_message's own CPU (`make bench`). botocore still appends its version, and
+    # feature metadata) and sanitises it character by character, twice per call (docs/performance.md).
+    # botocore still appends its version, and
     # CloudTrail's userAgent says which function called.
     budget = sqs_call_budget(function_timeout_seconds)
     return Config(

@@ -1,13 +1,8 @@
 """The drain breaker's decision: should the worker's event source be receiving right now?
 
-Pure and deployed: the probe function in AWS and the local runtime's poller both decide with
-`decide`, so the two can never disagree. Three states (docs/drain-breaker.md draws them):
-
-- RUNNING: the database answered the last probe and no operator has paused the drain.
-- HELD_BY_BREAKER: the database did not answer; receiving would only burn receive counts
-  until good leads reach the DLQ, so the drain stops until a probe succeeds again.
-- PAUSED_BY_OPERATOR: someone paused it (who, why, since). Only `resume` ends this state;
-  the breaker never re-enables an operator's pause, whatever the probe says.
+The probe function in AWS and the local poller both call `decide`, so they never disagree. States
+(docs/drain-breaker.md): RUNNING; HELD_BY_BREAKER (the database did not answer: receiving would only
+burn receive counts into the DLQ); PAUSED_BY_OPERATOR (only `resume` ends it, never the breaker).
 """
 
 from __future__ import annotations
@@ -89,11 +84,7 @@ class DrainDecision:
 
 
 def decide(database_answers: bool, pause: OperatorPause | None) -> DrainDecision:
-    """The state the drain must be in, from the latest probe and the operator's pause record.
-
-    An operator's pause wins over everything; otherwise the probe decides. The decision has no
-    memory on purpose: resuming needs nothing but one successful probe.
-    """
+    """An operator's pause wins; otherwise the latest probe decides (no memory: one good probe resumes)."""
     if pause is not None:
         return DrainDecision(DrainState.PAUSED_BY_OPERATOR, pause)
     if not database_answers:

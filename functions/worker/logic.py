@@ -117,6 +117,12 @@ class StoringBatchProcessor:
             return dict.fromkeys(envelopes, failure)
         self.summary.inserted = outcome.inserted
         self.summary.duplicates = outcome.duplicates
+        not_stored: Exception = NotTriedInTime("the invocation ran out of time before this row was tried")
+        if outcome.interrupted_by is not None:
+            error = outcome.interrupted_by
+            self.summary.store_error = type(error).__name__
+            self.summary.database_unavailable = isinstance(error, DatabaseUnavailable)
+            not_stored = NotStored(f"{type(error).__name__}: {error}")
         errors: dict[str, Exception] = {}
         not_tried = set(outcome.not_tried)
         for message_id, envelope in envelopes.items():
@@ -124,7 +130,7 @@ class StoringBatchProcessor:
             if lead_id in outcome.rejected:
                 errors[message_id] = RejectedByDatabase(f"the database refused the row: {outcome.rejected[lead_id]}")
             elif lead_id in not_tried:
-                errors[message_id] = NotTriedInTime("the invocation ran out of time before this row was tried")
+                errors[message_id] = not_stored
         return errors
 
 

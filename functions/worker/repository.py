@@ -105,6 +105,7 @@ class StoreOutcome:
     duplicates: int
     rejected: dict[str, str] = field(default_factory=dict)
     not_tried: tuple[str, ...] = ()
+    interrupted_by: Exception | None = None  # row by row, this error stopped the rows in `not_tried`
 
 
 def leads_table_identifier(leads_table: str) -> sql.Identifier:
@@ -176,8 +177,8 @@ def connect(conninfo: str, *, prepare_statements: bool = True) -> psycopg.Connec
     between Lambda and the database.
 
     Server-side prepared statements (psycopg prepares a query on its fifth run): the batch
-    INSERT is then planned once per connection instead of once per batch, +31% rows/s at batch
-    10 and +9% at 100 (`make bench`). Off through RDS Proxy (`prepare_statements=False`): a
+    INSERT is then planned once per connection instead of once per batch (docs/performance.md).
+    Off through RDS Proxy (`prepare_statements=False`): a
     prepared statement pins the client's session to one database connection there, which would
     defeat the proxy; PgBouncer in transaction mode needs `max_prepared_statements` for them.
     """
@@ -234,9 +235,8 @@ class LeadRepository:
         definitions = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in LEAD_COLUMNS
         )
-        # One statement for the whole batch, whose rows travel as ONE json parameter. Measured at
-        # batch 100: 4.2 ms per batch, against 11.1 ms with one array parameter per column
-        # (unnest), where psycopg spent the time building twenty array literals.
+        # One statement for the whole batch, whose rows travel as ONE json parameter: faster than an array
+        # parameter per column (unnest), where psycopg builds twenty array literals (docs/performance.md).
         # Rendered to text once: composing it again for every batch cost more than sending it.
         # A lead erased (`leadpipe db erase`) after it was received is skipped in the same statement:
         # its tombstone holds a salted hash of the address, never the address itself.
@@ -298,12 +298,16 @@ class LeadRepository:
                 inserted += self._insert_in_one_transaction([envelope], time_left)
             except ROW_REJECTIONS as error:
                 rejected[str(envelope.lead_id)] = type(error).__name__
+            except Exception as error:  # an outage mid-way: the rows committed so far stay counted as stored
+                not_tried = tuple(str(e.lead_id) for e in envelopes[tried:])
+                duplicates = tried - inserted - len(rejected)
+                return StoreOutcome(inserted, duplicates, rejected, not_tried, interrupted_by=error)
         return StoreOutcome(inserted=inserted, duplicates=len(envelopes) - inserted - len(rejected), rejected=rejected)
 
     def _insert_in_one_transaction(
         self, envelopes: Sequence[LeadEnvelope], time_left: Callable[[], float] | None
     ) -> int:
-        # pydantic's Rust encoder: 0.28 ms for 100 rows against json.dumps' 0.84 (same JSON)
+        # pydantic's Rust encoder: the same JSON as json.dumps, a third of its time (docs/performance.md)
         rows = pydantic_core.to_json([lead_row(e) for e in envelopes]).decode()
         reusing = self._connections.holds_open_connection()
         try:

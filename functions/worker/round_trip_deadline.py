@@ -1,13 +1,8 @@
-"""A client-side deadline on a database round trip: the limit that holds when the server cannot enforce its own.
+"""A client-side deadline on a database round trip, for what the server cannot time out itself.
 
-`statement_timeout` runs on the server and `connect_timeout` covers only the connect. Neither ends a
-round trip the server never receives: RDS Proxy authenticates the client itself, then waits up to
-ConnectionBorrowTimeout (default 120 s, AWS RDS API `ConnectionPoolConfiguration`) to borrow a database
-connection for the first statement; a half-open TCP path (a NAT or security group dropping the flow)
-answers nothing at all; a commit waiting for a synchronous standby is not ended by statement_timeout.
-Without a deadline of its own the worker would wait until Lambda kills it, and count no `DatabaseUnavailable`.
-The worker's deadline is what its invocation has left less a reserve (`invocation_round_trip_seconds`); the
-drain breaker's probe uses the bounded `round_trip_seconds`.
+`statement_timeout` and `connect_timeout` never end a round trip the server did not receive: RDS Proxy
+waiting to borrow a connection (ConnectionBorrowTimeout, 120 s by default), a half-open TCP path, a commit
+waiting for a synchronous standby. Without this the worker would wait until Lambda kills it, uncounted.
 """
 
 from __future__ import annotations
@@ -39,10 +34,8 @@ def round_trip_seconds(limit_seconds: float, time_left_seconds: float | None) ->
 def invocation_round_trip_seconds(time_left_seconds: float | None, fallback_seconds: float | None) -> float | None:
     """How long the worker's next round trip may wait: all the invocation has left but the reserve to answer.
 
-    Not the statement timeout plus a margin: through RDS Proxy a healthy statement may first wait to borrow a
-    connection (up to ConnectionBorrowTimeout), which statement_timeout does not count. What must hold is only
-    that the round trip gives up, and `DatabaseUnavailable` is counted, before Lambda ends the invocation.
-    `fallback_seconds` when there is no invocation clock (a script, a test without a Lambda context).
+    Not statement_timeout plus a margin: through RDS Proxy a healthy statement may first wait to borrow a
+    connection. `fallback_seconds` when there is no invocation clock (a script, a test).
     """
     if time_left_seconds is None:
         return fallback_seconds
@@ -57,12 +50,8 @@ def time_for_another_round_trip(time_left_seconds: float | None) -> bool:
 class RoundTripDeadline:
     """While open, shuts `connection`'s socket if the round trips inside have not finished within `seconds`.
 
-    The waiting call then fails at once with `psycopg.OperationalError` and `expired` is true. Shutting the
-    socket needs no network and cannot block. A cancel request (`cancel_safe`) was not used: it opens a
-    second connection to the same host -- the proxy that is stalling, or a path that answers nothing -- and
-    a query that never reached the server has nothing to cancel. A statement that did reach it was already
-    ended by `statement_timeout`, which the deadline outlasts by ROUND_TRIP_MARGIN_SECONDS.
-    `seconds=None`: no deadline.
+    The waiting call then fails at once with `psycopg.OperationalError` and `expired` is true; `seconds=None`:
+    no deadline. Not a cancel request: that opens a second connection down the same stalled path.
     """
 
     def __init__(self, connection: psycopg.Connection, seconds: float | None) -> None:
@@ -88,7 +77,7 @@ class RoundTripDeadline:
 
 
 class _Watchdog:
-    """One daemon thread per process that expires the armed deadlines: a thread per round trip cost ~0.3 ms a batch."""
+    """One daemon thread per process expires the armed deadlines (cheaper than a thread per round trip)."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()

@@ -24,7 +24,7 @@ class SpikeTarget:
 
     url: str
     database_url: str | None
-    leads_table: str
+    leads_table: str | None  # None: an API given by --url without its --stage
     sqs: Any | None = None  # the local runtime's SQS client; None for a deployed or foreign API
     leads_queue_url: str | None = None
     postgres_data_dir: str | None = None
@@ -42,6 +42,7 @@ class SpikeTarget:
 @click.option("--report", type=PATH, help="Write a PNG time series here (and a CSV beside it).")
 @click.option("--data-dir", type=PATH, default=None, help="The local runtime's data folder.")
 @click.option("--stack", help="Refused without --url: a deployed API is loaded only when named explicitly.")
+@click.option("--stage", help="With --url: the stage in cdk.json whose leads table to verify.")
 @database_url_option
 @json_output
 @click.option(
@@ -82,7 +83,7 @@ def spike(**options: Any) -> int:
     """
     from leadpipe import spike as burst
 
-    target = _spike_target(options)
+    target = spike_target(options)
     outage = _database_outage(target, options)
     campaign = (options["campaign"] or f"SPIKE{int(time.time())}").strip().upper()
     spike_options = burst.SpikeOptions(
@@ -97,6 +98,8 @@ def spike(**options: Any) -> int:
         spike_options.check()
     except burst.SpikeRefused as error:
         raise CliError(str(error)) from None
+    if target.database_url and target.leads_table is None:
+        raise CliError("with --url, name the stage whose leads table to verify (--stage)")
     event_source_ms = _event_source_ms_per_batch(target, options)
     sampler = burst.PipelineSampler(
         target.sqs, target.leads_queue_url, target.database_url, target.leads_table, campaign, outage=outage
@@ -126,12 +129,12 @@ def spike(**options: Any) -> int:
     return 0 if not summary.lost and not summary.duplicates else 1
 
 
-def _spike_target(options: dict[str, Any]) -> SpikeTarget:
-    """The local runtime, unless --url names another API."""
+def spike_target(options: dict[str, Any]) -> SpikeTarget:
+    """The local runtime, unless --url names another API (then its table is its --stage's)."""
     from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo, local_sqs_client
 
     if options["url"] is not None:
-        table = settings_from_file("dev").leads_table
+        table = settings_from_file(options["stage"]).leads_table if options["stage"] else None
         return SpikeTarget(url=options["url"], database_url=options["database_url"], leads_table=table)
     if options["stack"]:
         raise CliError("a deployed stack is loaded only with its URL given explicitly: add --url <LeadsEndpoint>")

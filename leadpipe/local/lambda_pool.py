@@ -67,6 +67,7 @@ FUNCTION_SETTING_PREFIXES = (
 )
 _handler: Any = None
 _function_name = ""
+_all_started: Any = None  # a barrier for `size` parties: warm_up returns once every environment is up
 
 
 def become_environment(handler_path: str, function_name: str, environment: dict[str, str], log_file: str) -> None:
@@ -85,6 +86,20 @@ def become_environment(handler_path: str, function_name: str, environment: dict[
     _function_name = function_name
 
 
+def become_pool_environment(
+    pool_settings: tuple[str, str, dict[str, str], str], started: Any, all_started: Any
+) -> None:
+    """An environment of a `LambdaPool`: reports its pid to `started`, then meets its siblings in warm_up."""
+    global _all_started
+    started.put(os.getpid())
+    _all_started = all_started
+    become_environment(*pool_settings)
+
+
+def wait_for_every_environment() -> None:
+    _all_started.wait(timeout=120)
+
+
 def invoke_loaded_handler(event: dict[str, Any]) -> dict[str, Any]:
     context = LocalLambdaContext(
         function_name=_function_name,
@@ -100,16 +115,20 @@ class LambdaPool:
     def __init__(self, handler_path: str, function_name: str, size: int, environment: dict[str, str], log_file: Path):
         log_file.parent.mkdir(parents=True, exist_ok=True)
         self.size = size
+        context = multiprocessing.get_context("spawn")
+        self._started = context.SimpleQueue()  # each environment's pid: the executor has no public list of them
+        self._pids: set[int] = set()
         self._executor = ProcessPoolExecutor(
             max_workers=size,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=become_environment,
-            initargs=(handler_path, function_name, environment, str(log_file)),
+            mp_context=context,
+            initializer=become_pool_environment,
+            initargs=((handler_path, function_name, environment, str(log_file)), self._started, context.Barrier(size)),
         )
 
     def warm_up(self) -> None:
         """Start every environment now (cold starts at launch, not on the first lead)."""
-        futures = [self._executor.submit(os.getpid) for _ in range(self.size * 2)]
+        # Each task holds its environment until all have started, so the executor starts `size` of them.
+        futures = [self._executor.submit(wait_for_every_environment) for _ in range(self.size)]
         for future in futures:
             future.result(timeout=120)
 
@@ -119,9 +138,15 @@ class LambdaPool:
     def invoke(self, event: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         return self.submit(event).result(timeout=timeout)
 
+    def environments(self) -> list[multiprocessing.process.BaseProcess]:
+        """The environment processes still running."""
+        while not self._started.empty():
+            self._pids.add(self._started.get())
+        return [process for process in multiprocessing.active_children() if process.pid in self._pids]
+
     def close(self, grace_seconds: float = 10.0) -> None:
         """Let running invocations finish for `grace_seconds`, then end the environments."""
-        processes = list(getattr(self._executor, "_processes", {}).values())  # no public API for this
+        processes = self.environments()
         self._executor.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + grace_seconds
         for process in processes:

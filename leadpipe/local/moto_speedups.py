@@ -1,28 +1,22 @@
 """Make moto's SQS backend hold a spike: patches for the local runtime's SQS server only.
 
-Stock moto 5.2.5 does work proportional to the queue depth on every call: each send builds
-every queue attribute (three of them count all messages), each receive builds the list of all
-visible messages and re-reads the retention period through the same full attribute build, and
-each delete scans every message's receipt-handle history. At 20,000 queued leads a queue that
-exists to absorb spikes slows to a crawl. These patches keep moto's behaviour and fix the cost:
+Stock moto does work proportional to the queue depth on every call, so a queue that exists to
+absorb spikes slows to a crawl at 20,000 leads. These patches keep moto's behaviour and fix the cost:
 
 * attributes are built without the three message counts when the caller only needs settings;
-* a message's visibility is checked against `time.time()` rather than a datetime round trip;
+* visibility is checked against `time.time()`, not a datetime round trip;
 * the visible-message list is a lazy view, so a receive stops after the messages it returns;
-* receipt handles are indexed, so a delete does not scan the queue;
-* a receipt handle (185 random lowercase letters from moto's seedable random) is made from one
-  draw of random bytes instead of 185 `choice` calls: those were 60% of a receive's CPU;
-* the retention check on each received message reads the queue's retention period instead of
-  building the queue's attribute map for it (half of what was left of a receive's CPU);
-* every backend call runs under one lock: moto's server is threaded and its delete rebuilds the
-  message list, which can drop a message sent at the same moment;
-* the server's list of moto's own service folders is read from disk once, not on every request
-  (it stat()ed ~175 folders per request: a third of a SendMessage's time), and the list of a
-  response class's methods is computed once per class, not with `inspect` on every request.
+* receipt handles are indexed, so a delete does not scan the queue, and are drawn in one call;
+* the retention check reads the retention period instead of building every attribute;
+* every backend call runs under one lock (moto's threaded server could drop a message sent
+  during a delete's rebuild of the message list);
+* the server's service folders and a response class's methods are listed once, not per request.
 
-They apply to one pinned moto version and check the internals they touch first, so a moto
-upgrade fails loudly (`MotoInternalsChanged`) instead of silently misbehaving. Tests of the
-cloud code never import this module: they run on stock moto.
+Why private internals: moto has no public hook into its SQS storage, and the public alternatives
+(ElasticMQ, LocalStack, a real queue) need Java, Docker or an AWS account, which `make run` must
+not. So the patches are here only, for one pinned moto; `check_moto_internals` runs first and
+fails loudly (`MotoInternalsChanged`) on any other version. Tests of the cloud code run on stock
+moto. What each patch saves: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -24,7 +24,13 @@ from leadpipe.local.ingest_environments import GatewaySettings, IngestEnvironmen
 from leadpipe.local.lambda_pool import LambdaPool
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
 from leadpipe.local.queue_snapshot import make_visible, restore_queue_snapshot, save_queue_snapshot
-from leadpipe.local.sqs_server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalSqsServer, create_pipeline_queues
+from leadpipe.local.sqs_server import (
+    LOCAL_CREDENTIALS,
+    LOCAL_REGION,
+    LocalSqsServer,
+    PipelineQueues,
+    create_pipeline_queues,
+)
 from leadpipe.status import queue_depth
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".leadpipe" / "local"
@@ -108,65 +114,90 @@ class LocalPipeline:
     # --- start ------------------------------------------------------------------------------
 
     def start(self) -> RuntimeInfo:
-        options, settings = self.options, self.settings
-        data_dir = options.data_dir.resolve()
+        data_dir = self.options.data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        logs = data_dir / "logs"
-
-        database_url = options.database_url or self._start_postgres(data_dir / "postgres")
+        database_url = self.options.database_url or self._start_postgres(data_dir / "postgres")
         with psycopg.connect(database_url, autocommit=True) as connection:
-            apply_migrations(connection, settings.leads_table)
-
+            apply_migrations(connection, self.settings.leads_table)
         endpoint = self._sqs_server.start()
         sqs = local_sqs_client(endpoint)
-        queues = create_pipeline_queues(sqs, settings)
+        queues = create_pipeline_queues(sqs, self.settings)
         restore_queue_snapshot(
             sqs, data_dir / SNAPSHOT_FILE_NAME, {"leads": queues.leads_url, "dead_letters": queues.dead_letter_url}
         )
-
         # The port is bound first: the page it serves is an origin the ingest must allow.
-        listener = socket.create_server(("127.0.0.1", options.port))
+        listener = socket.create_server(("127.0.0.1", self.options.port))
         public_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         aws_env = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL_SQS": endpoint, "POWERTOOLS_TRACE_DISABLED": "true"}
+        self._ingest = self._ingest_environments(listener, public_url, aws_env, queues, data_dir / "logs")
+        self._worker = self._worker_environments(aws_env, database_url, data_dir / "logs")
+        self._worker.warm_up()
+        self._start_drain(sqs, queues, database_url, data_dir)
+        self._ingest.start()
+        listener.close()  # the environments hold it now
+        self.info = RuntimeInfo(
+            stage=self.settings.stage,
+            api_url=f"{public_url}{LEADS_PATH}",
+            landing_page_url=f"{public_url}/",
+            sqs_endpoint_url=endpoint,
+            leads_queue_url=queues.leads_url,
+            dead_letter_queue_url=queues.dead_letter_url,
+            database_url=database_url,
+            leads_table=self.settings.leads_table,
+            data_dir=str(data_dir),
+            postgres_data_dir=str(self._postgres.data_dir) if self._postgres else None,
+            pid=os.getpid(),
+        )
+        (data_dir / STATE_FILE_NAME).write_text(json.dumps(asdict(self.info), indent=2))
+        return self.info
+
+    def _ingest_environments(
+        self, listener: socket.socket, public_url: str, aws_env: dict[str, str], queues: PipelineQueues, logs: Path
+    ) -> IngestEnvironments:
+        settings, options = self.settings, self.options
         origins = [*settings.allowed_origins, public_url, *options.extra_allowed_origins]
-        self._ingest = IngestEnvironments(
+        environment = {
+            **aws_env,
+            "LEADS_QUEUE_URL": queues.leads_url,
+            "ALLOWED_ORIGINS": ",".join(origins),
+            "MAX_BODY_BYTES": str(settings.max_body_bytes),
+            "HONEYPOT_FIELD": settings.honeypot_field,
+            "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
+            "INGEST_TIMEOUT_SECONDS": str(settings.ingest_timeout_seconds),
+            **options.ingest_environment,
+        }
+        gateway = GatewaySettings.for_stage(
+            settings.throttle_rate_per_second, settings.throttle_burst, tuple(origins), settings.ingest_timeout_seconds
+        )
+        return IngestEnvironments(
             listener,
             options.ingest_environments,
             "leadpipe-ingest",
-            {
-                **aws_env,
-                "LEADS_QUEUE_URL": queues.leads_url,
-                "ALLOWED_ORIGINS": ",".join(origins),
-                "MAX_BODY_BYTES": str(settings.max_body_bytes),
-                "HONEYPOT_FIELD": settings.honeypot_field,
-                "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
-                "INGEST_TIMEOUT_SECONDS": str(settings.ingest_timeout_seconds),
-                **options.ingest_environment,
-            },
+            environment,
             logs / "ingest.log",
             stage=settings.stage,
-            gateway=GatewaySettings.for_stage(
-                settings.throttle_rate_per_second,
-                settings.throttle_burst,
-                tuple(origins),
-                settings.ingest_timeout_seconds,
-            ),
+            gateway=gateway,
         )
+
+    def _worker_environments(self, aws_env: dict[str, str], database_url: str, logs: Path) -> LambdaPool:
         # One process per allowed concurrent batch: the DB never sees more writers than this.
-        self._worker = LambdaPool(
+        environment = {
+            **aws_env,
+            "DATABASE_URL": database_url,
+            "LEADS_TABLE": self.settings.leads_table,
+            **self.settings.worker_database_environment(),
+        }
+        return LambdaPool(
             "functions.worker.handler.lambda_handler",
             "leadpipe-worker",
-            settings.max_concurrency,
-            {
-                **aws_env,
-                "DATABASE_URL": database_url,
-                "LEADS_TABLE": settings.leads_table,
-                **settings.worker_database_environment(),
-            },
+            self.settings.max_concurrency,
+            environment,
             logs / "worker.log",
         )
-        self._worker.warm_up()
 
+    def _start_drain(self, sqs: Any, queues: PipelineQueues, database_url: str, data_dir: Path) -> None:
+        """The worker's event source, and the breaker that holds it while the database is away."""
+        settings = self.settings
         self.poller = SqsEventSourcePoller(
             sqs,
             EventSourceSettings(
@@ -181,35 +212,15 @@ class LocalPipeline:
             on_batch_failed=lambda: self.drain_breaker.check_now(),
         )
         # Decided before the first receive: a database already down never costs a receive.
-        answer_within = (
-            settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS
-        )  # the AWS probe's own round-trip limit
+        answer_within = settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS  # the AWS probe's limit
         self.drain_breaker = LocalDrainBreaker(
             self.poller,
             lambda: probe_database(database_url, settings.leads_table, answer_within),
             data_dir,
-            options.drain_probe_seconds,
+            self.options.drain_probe_seconds,
         )
         self.drain_breaker.start()
         self.poller.start()
-        self._ingest.start()
-        listener.close()  # the environments hold it now
-
-        self.info = RuntimeInfo(
-            stage=settings.stage,
-            api_url=f"{public_url}{LEADS_PATH}",
-            landing_page_url=f"{public_url}/",
-            sqs_endpoint_url=endpoint,
-            leads_queue_url=queues.leads_url,
-            dead_letter_queue_url=queues.dead_letter_url,
-            database_url=database_url,
-            leads_table=settings.leads_table,
-            data_dir=str(data_dir),
-            postgres_data_dir=str(self._postgres.data_dir) if self._postgres else None,
-            pid=os.getpid(),
-        )
-        (data_dir / STATE_FILE_NAME).write_text(json.dumps(asdict(self.info), indent=2))
-        return self.info
 
     def _start_postgres(self, folder: Path) -> str:
         self._postgres = start_embedded_postgres(folder)

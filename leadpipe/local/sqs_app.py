@@ -1,8 +1,7 @@
 """moto's SQS as a bare WSGI app. Imported only in the local SQS server's own process.
 
 This server hosts SQS and nothing else, so moto's Flask app and its per-request service
-detection (`DomainDispatcherApplication`) cost without deciding anything: measured, they were
-a third of the server's CPU per SendMessage.
+detection (`DomainDispatcherApplication`) cost without deciding anything (docs/performance.md).
 
 The three calls a lead costs (SendMessage in the ingest; ReceiveMessage and DeleteMessageBatch
 in the poller, once per ten leads) also skip moto's generic request parsing and its

@@ -62,7 +62,7 @@ def http_request(
 
 
 # Every 202 an e2e test got (lead id -> e-mail sent), by API URL: at the end of the session each
-# must be a row, unless ops erased that person on purpose (invariant 7). No e2e test fills the
+# must be a row, unless ops erased that person on purpose (every 202 is a row). No e2e test fills the
 # honeypot, whose 202 is deliberately not stored; Chromium's posts are not recorded here.
 ACCEPTED_LEAD_IDS: dict[str, dict[str, str]] = {}
 ERASED_EMAILS: set[str] = set()
@@ -208,7 +208,7 @@ OUTBOX_JS = (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
@@ -383,7 +383,7 @@ class SingleUseSiteverify(SiteverifyStandIn):
         return token
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def siteverify() -> Iterator[SingleUseSiteverify]:
     stand_in = SingleUseSiteverify()
     yield stand_in
@@ -420,14 +420,14 @@ class OtherOrigin:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def other_origin() -> Iterator[OtherOrigin]:
     served = OtherOrigin()
     yield served
     served.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin) -> Iterator[RunningPipeline]:
     """The local pipeline with a Turnstile check: the secret in Secrets Manager (moto, on 127.0.0.1)."""
     secrets_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

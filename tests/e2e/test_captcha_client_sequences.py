@@ -29,7 +29,7 @@ API_URL = ORIGIN + "/leads"
 
 
 def test_a_refreshed_turnstile_token_makes_the_same_lead_a_second_row(browser: Browser) -> None:  # noqa: F811
-    """Invariant 2: "A double-submitted form ... does not create a second row."
+    """Exactly one outcome per accepted lead: "A double-submitted form ... does not create a second row."
 
     leadpipe.js keys a resubmission by its whole body (`e.body === lead.body`), and that body includes the
     captcha token. Turnstile replaces the token by itself before it expires (and the docs tell pages to call

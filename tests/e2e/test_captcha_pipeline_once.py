@@ -30,7 +30,7 @@ def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
     guarded_pipeline: RunningPipeline,
     siteverify: SingleUseSiteverify,  # noqa: F811
 ) -> None:
-    """Invariant 2 ("a double-submitted form ... does not create a second row").
+    """Exactly one outcome per accepted lead ("a double-submitted form ... does not create a second row").
 
     leadpipe.js gives a resubmission the saved lead's Idempotency-Key only if the whole form body is equal,
     captcha token included. After the widget refreshed its token the same details are a "new" lead: a new key,

@@ -1,4 +1,4 @@
-"""Issue 13 through the running local pipeline: hostile characters get a 4xx naming the field,
+"""Every 202 is a row, through the running local pipeline: hostile characters get a 4xx naming the field,
 what was accepted is stored byte for byte, and Ctrl-C keeps even the messages in flight."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def test_hostile_characters_get_a_4xx_naming_the_field_and_never_a_false_202(local_pipeline: RunningPipeline) -> None:
     api = local_pipeline.info.api_url
     tag = uuid.uuid4().hex[:8]
-    # Given the leads of issue 13: NUL in a custom value, U+FFFF in a form's first name
+    # Given the hostile leads: NUL in a custom value, U+FFFF in a form's first name
     nul = http_request(api, "POST", json.dumps({"email": f"nul-{tag}@example.com", "custom": {"k": "a\x00b"}}), JSON)
     ffff = http_request(api, "POST", f"email=ffff-{tag}%40example.com&first_name=%EF%BF%BF", FORM)
     surrogate = http_request(api, "POST", '{"email": "s-' + tag + '@example.com", "last_name": "x\\udc00"}', JSON)

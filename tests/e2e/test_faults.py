@@ -33,7 +33,7 @@ from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import RunningPipeline, assert_logs_hold_no_personal_data, e2e_settings, http_request, wait_for
 from tests.events import emitted_metrics, sqs_event
 
-RECOVERY_BUDGET_SECONDS = 60  # issue 14: every lead stored within 60 s of the database's return
+RECOVERY_BUDGET_SECONDS = 60  # every lead stored within 60 s of the database's return
 BREAKER_BUDGET_SECONDS = 30  # for the breaker to notice (it probes every 0.5 s here; generous for 2 busy cores)
 DRILL_PROBE_SECONDS = 0.5
 DRILL_VISIBILITY_SECONDS = 5
@@ -89,7 +89,7 @@ def cli_status(pipeline: RunningPipeline, capsys: pytest.CaptureFixture) -> dict
 
 
 def wait_until_all_stored(pipeline: RunningPipeline, tag: str, expected: int) -> None:
-    """Within issue 14's 60 s of the database's return; on failure, say where the rest are."""
+    """Within 60 s of the database's return; on failure, say where the rest are."""
     try:
         wait_for(
             lambda: pipeline.count("email LIKE %s", (f"{tag}-%",)) == expected,

@@ -93,6 +93,13 @@ def test_bad_settings_name_the_key(overrides: dict[str, Any], stage: str, messag
     assert message in str(caught.value)
 
 
+def test_an_origin_with_a_trailing_slash_is_accepted_without_it() -> None:
+    # Given an origin copied from the browser's address bar, slash and all
+    settings = settings_from_context(with_stage("dev", allowed_origins=["https://www.example.com/"]), "dev")
+    # Then it is the origin browsers send in their Origin header (which never ends in a slash)
+    assert settings.allowed_origins == ["https://www.example.com"]
+
+
 def test_unknown_stage_lists_the_known_ones() -> None:
     with pytest.raises(
         SettingsError, match=r"unknown stage 'staging' \(-c stage=\.\.\.\); cdk.json defines: dev, prod"

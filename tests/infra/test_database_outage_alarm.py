@@ -1,4 +1,4 @@
-"""Issue 14: on-call is paged within minutes of a database outage, by the worker's own metric.
+"""A database outage costs time, never leads: on-call is paged within minutes, by the worker's own metric.
 
 The worker reports a batch it could not store as failures (it does not raise), so Lambda's Errors
 metric stays quiet; SQS's ApproximateAgeOfOldestMessage skips messages received three times or

@@ -71,7 +71,7 @@ def test_probe_reads_the_workers_secret_and_the_pause_record_only(
 def test_probe_runs_every_minute_with_the_workers_environment(prod: Template) -> None:
     probe_id, function = probe(prod)
     _, worker = function_by_handler(prod, WORKER_HANDLER)
-    # Every minute: the resume comes within 60 s of the database answering (issue 14)
+    # Every minute: the resume comes within 60 s of the database answering (A database outage costs time, never leads)
     [rule] = [r for r in resources(prod, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     assert [ref_id(t["Arn"]) for t in rule["Properties"]["Targets"]] == [probe_id]

@@ -1,4 +1,4 @@
-"""Invariant 9 for the CORS preflight: the local gateway answers OPTIONS /leads exactly as the stack's API Gateway does.
+"""The local runtime is never kinder than AWS: the local gateway answers the CORS preflight as API Gateway does.
 
 In AWS the preflight never reaches the function: `default_cors_preflight_options` makes API Gateway answer it
 from a mock integration with static headers (https://docs.aws.amazon.com/apigateway/latest/developerguide/how-to-cors.html).

@@ -10,7 +10,7 @@ so Lambda ends the probe at its 30 s timeout (Lambda Developer Guide, "Configure
 https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html). With connect_timeout >= 28 the probe's
 round-trip deadline is also floored to 0.5 s for three round trips: a false "held" on a slow but healthy path. A probe
 that times out neither holds nor resumes the drain: the worker's
-batches keep failing on the same path and burn receives into the DLQ (invariant 8). DrainProbeErrors pages after
+batches keep failing on the same path and burn receives into the DLQ. DrainProbeErrors pages after
 3 minutes, but the drain is not held meanwhile, nor after. Now infra/breaker.py derives the probe's timeout from the
 settings: connect + statement timeout + margin + reserve + its API calls, at least 30 s.
 """

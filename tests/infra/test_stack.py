@@ -411,11 +411,13 @@ def test_outputs(prod: Template) -> None:
         "DrainPauseParameterName",
         "DrainProbeFunctionName",
         "CanaryCheckFunctionName",
+        "LeadsTable",
     }  # the drain breaker, the canary check `leadpipe verify` invokes
     assert ours <= set(outputs)
     # The only other output is the API root URL that RestApi always adds
     assert [k for k in outputs if k not in ours and not k.startswith("LeadApiEndpoint")] == []
     assert "leads" in json.dumps(outputs["LeadsEndpoint"]["Value"])
+    assert outputs["LeadsTable"]["Value"] == "leadpipe.leads"  # `leadpipe status --stack` reads this table
     dashboard_id, _ = only(prod, "AWS::CloudWatch::Dashboard")
     [_, parts] = outputs["DashboardUrl"]["Value"]["Fn::Join"]
     assert parts[0].endswith("#dashboards:name=") and parts[1] == {"Ref": dashboard_id}

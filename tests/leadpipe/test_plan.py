@@ -84,7 +84,7 @@ def test_backlog_drain_time_and_alarm_timing() -> None:
 
 
 def test_the_age_alarm_follows_the_oldest_lead_not_the_newest() -> None:
-    # Given issue 17's example: 54,000 leads in 10 min on dev's throttle (100/s) = 90/s, drain
+    # Given a launch review's example: 54,000 leads in 10 min on dev's throttle (100/s) = 90/s, drain
     # 2 writers * 3 rows / (0.18 + 0.02) s = 30/s, the age alarm at its default 900 s
     plan = plan_launch(
         ticket(leads=54_000, within_minutes=10, store_seconds_per_batch=0.18), settings(batch_size=3), PRICES
@@ -258,9 +258,10 @@ def test_spam_protection_costs_are_in_the_table() -> None:
     assert fixed["WAF bot_control subscription"] == pytest.approx(10)
     assert fixed["Secrets Manager: 2 secret(s)"] == pytest.approx(0.80)
     # With a database the drain breaker's probe has two alarms of its own (it fails, it stops running):
-    # 10 alarms * $0.10 + 9 custom metrics * $0.30 + one dashboard $3 = $6.70
-    assert fixed["CloudWatch: 10 alarms, 9 custom metrics, one dashboard"] == pytest.approx(6.70)
-    assert plan.fixed_monthly_usd == pytest.approx(6.70 + 8 + 10 + 0.80)
+    # 10 alarms * $0.10 + 21 custom metrics * $0.30 (ingest 4 + 9 refusal codes + captcha 2, worker 5,
+    # probe 1) + one dashboard $3 = $10.30
+    assert fixed["CloudWatch: 10 alarms, 21 custom metrics, one dashboard"] == pytest.approx(10.30)
+    assert plan.fixed_monthly_usd == pytest.approx(10.30 + 8 + 10 + 0.80)
 
 
 CAPTCHA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/captcha-AbCdEf"

@@ -93,7 +93,7 @@ def test_every_lead_the_contract_accepts_is_a_legal_sqs_message(fields: dict[str
 
 @PROPERTY_SETTINGS
 @given(field=st.sampled_from(sorted(TEXT_FIELDS)), character=any_character)
-@example(field="custom.note", character="\x00")  # the lead of issue 13
+@example(field="custom.note", character="\x00")  # the lead that started "Every 202 is a row"
 @example(field="first_name", character="\uffff")
 def test_any_character_in_any_field_is_kept_and_queued_or_refused_naming_the_field(field: str, character: str) -> None:
     # Given a valid lead with one character from all of Unicode typed into one of its fields
@@ -125,7 +125,7 @@ def test_a_forbidden_character_in_a_custom_value_names_the_custom_key(key: str, 
     assert (status, refused_fields(body), queue.sent) == (422, {f"custom.{key}"}, [])
 
 
-# The hostile inputs of issue 13 and what each gets (listed in the closing note).
+# The hostile inputs and what each gets (every 202 is a row).
 HOSTILE = [
     (
         "nul-in-custom-value-json",

@@ -1,4 +1,4 @@
-"""Red team, invariant 9 ("the local runtime is never kinder than AWS") for the captcha pass's CORS preflight.
+"""Red team, "The local runtime is never kinder than AWS" for the captcha pass's CORS preflight.
 
 In AWS the preflight never reaches the function: `default_cors_preflight_options` in infra/api.py makes
 API Gateway answer OPTIONS from a MOCK integration with the static Access-Control-Allow-Headers it was given

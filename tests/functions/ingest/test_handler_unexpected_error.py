@@ -1,4 +1,4 @@
-"""The ingest's last line of defence (handle_unexpected): a bug answers a plain 500, never a
+"""The ingest's last line of defence (IngestRoutes.unexpected): a bug answers a plain 500, never a
 traceback or internal detail, nothing is queued, and the form's origin can still read the answer."""
 
 from __future__ import annotations

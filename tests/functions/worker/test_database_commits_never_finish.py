@@ -13,7 +13,7 @@ https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/multi-az-db-clusters-crea
 So the worker's client-side deadline is what ends every batch there: each fails as DatabaseNotAnswering and burns
 one receive. A probe that never commits (SHOW transaction_read_only; LOCK TABLE ... NOWAIT; ROLLBACK, as it was)
 never waits: it answered "running", the drain was never held, and after max_receive_count receives every lead of the
-outage went to the DLQ (invariant 8). The same holds for a database out of disk (53100) or refusing writes near xid
+outage went to the DLQ. The same holds for a database out of disk (53100) or refusing writes near xid
 wraparound (54000): reads and locks pass, every write fails.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 14, the worker's side: a real database outage is told apart, paged, and ridden out.
+"""A database outage costs time, never leads: the worker tells a real outage apart, pages, and rides it out.
 
 Each test that takes a database down starts a PostgreSQL server of its own (the embedded one),
 so stopping it touches no other test.

@@ -33,7 +33,7 @@ def test_a_read_only_database_holds_the_drain_or_pages(
     metrics = emitted_metrics(capsys.readouterr().out)
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
     probe_holds = not database_answers(own_server.uri, "leadpipe.leads")
-    # Invariant 8: the drain holds (probe) or at least the outage is counted (page + alarm trigger).
+    # A database outage costs time, never leads: the drain holds (probe) or the outage is counted (page + alarm).
     # Then both see it: the worker counts an outage (the page, and the alarm that triggers the probe)
     # and the probe holds the drain, so no receive is spent while it lasts
     assert metrics.get("DatabaseUnavailable") == 1.0, metrics

@@ -15,7 +15,7 @@ well
 inside the function timeout. The probe's own check (SHOW, LOCK ... NOWAIT, ROLLBACK) takes W plus
 milliseconds, passes, and keeps the drain running: every redelivery fails the same way, burns a receive and counts a
 DatabaseUnavailable (a false page), and after max_receive_count the leads go to the DLQ although the database never
-refused or lost anything (invariant 8: only poison goes to the DLQ). The worker's round trip now may take what the
+refused or lost anything (a database outage costs time, never leads). The worker's round trip now may take what the
 invocation has left less the reserve to answer (functions/worker/round_trip_deadline.py).
 
 Played here on 127.0.0.1: a proxy that forwards everything but holds the first statement of each session for

@@ -10,7 +10,7 @@ processing a batch, all messages in that batch become visible in the queue again
 that Lambda processed successfully" (AWS Lambda Developer Guide, "Handling errors for an SQS event source in Lambda",
 https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html). So one bad row in a large batch can make
 every good lead
-of it burn a receive on every try and reach the DLQ after max_receive_count: invariants 4 and 8. Now, before each
+of it burn a receive on every try and reach the DLQ after max_receive_count. Now, before each
 row, too little time left (under the reserve plus the shortest try) ends the fallback: the rows not tried are
 reported in `batchItemFailures` as not tried (retried, not refused), and the rows stored dedupe on the retry.
 

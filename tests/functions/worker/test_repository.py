@@ -26,7 +26,7 @@ from functions.worker.repository import (
 from functions.worker.settings import WorkerSettings
 from leadpipe.embedded_postgres import start_embedded_postgres
 from tests.conftest import REPO_ROOT, LeadsDatabase
-from tests.events import sqs_event
+from tests.events import emitted_metrics, sqs_event
 
 
 def make_envelope(email: str, **lead_fields: Any) -> LeadEnvelope:
@@ -319,6 +319,40 @@ def test_a_row_the_database_refuses_fails_alone_and_the_rest_commit(
     # And redelivering the whole batch stays exact: duplicates skipped, the refused one refused again
     assert worker.lambda_handler(sqs_event(bodies, receive_count=2), lambda_context) == response
     assert worker_env.count_rows() == 2
+
+
+def test_an_outage_mid_row_by_row_counts_the_rows_already_committed(
+    worker_env: LeadsDatabase, lambda_context: Any, capsys: pytest.CaptureFixture
+) -> None:
+    # Given a row the database refuses (so the batch is stored row by row), and a later row whose insert
+    # ends the server session, as a failover or a restart does in the middle of the fallback
+    table = worker_env.leads_table
+    schema = table.split(".")[0]
+    with worker_env.connect() as admin:
+        admin.execute(f"ALTER TABLE {table} ADD CONSTRAINT no_blocked CHECK (campaign <> 'BLOCKED')")
+        admin.execute(
+            f"CREATE FUNCTION {schema}.go_away() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN IF NEW.campaign = 'OUTAGE' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; "
+            "RETURN NEW; END $$"
+        )
+        admin.execute(
+            f"CREATE TRIGGER go_away BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {schema}.go_away()"
+        )
+    bodies = [
+        make_envelope("ok1@example.com").to_message_body(),
+        make_envelope("refused@example.com", campaign="BLOCKED").to_message_body(),
+        make_envelope("ok2@example.com").to_message_body(),
+        make_envelope("outage@example.com", campaign="OUTAGE").to_message_body(),
+        make_envelope("later@example.com").to_message_body(),
+    ]
+    # When the worker stores the batch
+    response = worker.lambda_handler(sqs_event(bodies), lambda_context)
+    # Then the two committed rows count as stored and are not sent back; the refused row, the one the
+    # outage hit and the one after it are retried, and the outage is counted as one
+    assert response == {"batchItemFailures": [{"itemIdentifier": f"msg-{i}"} for i in (1, 3, 4)]}
+    assert [r["email"] for r in worker_env.rows()] == ["ok1@example.com", "ok2@example.com"]
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert (metrics["LeadsStored"], metrics["DatabaseUnavailable"]) == (2.0, 1.0)
 
 
 HOSTILE_TEXT = [

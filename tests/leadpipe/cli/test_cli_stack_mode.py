@@ -14,7 +14,10 @@ from moto import mock_aws
 
 from functions.contract import Lead, LeadEnvelope
 from functions.contract.envelope import Source
+from infra.config import settings_from_file
 from leadpipe.cli import main as leadpipe
+from leadpipe.targets import resolve_target
+from tests.conftest import LeadsDatabase
 
 STACK = "Leadpipe-prod"
 # The two outputs `leadpipe --stack` reads, as the real stack declares them.
@@ -80,6 +83,34 @@ def test_dlq_list_and_status_read_the_stacks_queues(
     assert code == 0
     assert (status["queued"], status["dead_letters"]) == (2, 1)
     assert status["source"] == f"stack {STACK}"
+
+
+def test_status_counts_the_leads_in_the_stacks_own_table(
+    leads_db: LeadsDatabase, capsys: pytest.CaptureFixture
+) -> None:
+    # Given a deployed stack whose leads table is not dev's, holding one lead
+    with leads_db.connect() as connection:
+        connection.execute(
+            f"INSERT INTO {leads_db.leads_table} (lead_id, email, envelope_version, received_at) "
+            "VALUES (gen_random_uuid(), 'stored@example.com', 1, now())"
+        )
+    template = {**TEMPLATE, "Outputs": {**TEMPLATE["Outputs"], "LeadsTable": {"Value": leads_db.leads_table}}}
+    with mock_aws():
+        boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+        # When ops ask for its status with the database's address
+        code, out, err = run(capsys, "status", "--stack", STACK, "--database-url", leads_db.uri, "--json")
+    # Then the lead in the stack's own table is counted
+    assert (code, err) == (0, "")
+    assert json.loads(out)["leads_stored"] == 1
+
+
+def test_a_stack_without_the_table_output_reads_its_stages_table() -> None:
+    # Given a stack deployed before it named its table, under app.py's name for the prod stage
+    with mock_aws():
+        boto3.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(TEMPLATE))
+        # When it is resolved with a database to read; Then its table is prod's in cdk.json
+        target = resolve_target(STACK, database_url="postgresql:///unused")
+    assert target.leads_table == settings_from_file("prod").leads_table
 
 
 def test_an_unknown_stack_is_one_readable_line(deployed_stack: dict[str, str], capsys: pytest.CaptureFixture) -> None:

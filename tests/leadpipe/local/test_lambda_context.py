@@ -8,7 +8,7 @@ at the function's configured timeout and falls as the invocation runs. The local
 answered a constant 30,000 ms whatever `worker_timeout_seconds` says (it is handed to the environment as
 WORKER_TIMEOUT_SECONDS) and however long the invocation had run. So locally the deadline never shrank with the
 invocation (the row-by-row fallback, the retry on a fresh connection, a 3 s worker_timeout_seconds all behave
-differently from AWS): invariant 9 ("the local runtime is never kinder than AWS").
+differently from AWS): "The local runtime is never kinder than AWS" (docs/design.md).
 """
 
 from __future__ import annotations
