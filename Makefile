@@ -41,6 +41,17 @@ $(VENV_STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# checkov (a rule set the infra tests run) pins an old boto3 that the project cannot share: it gets its own venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-checkov-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	@[ -n "$(PYTHON_VERSION)" ] || { echo "make: no working Python $(LAMBDA_PYTHON) for checkov's venv" >&2; exit 1; }
+	$(PYTHON) -m venv --clear $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -55,7 +66,7 @@ lint: $(VENV_STAMP)  ## ruff: the one formatter and linter of the tree
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(VENV_STAMP) $(NODE_STAMP) $(CHROMIUM) lint  ## lint, then the whole test suite (functions, infra, CLI, local runtime, e2e with a real browser)
+test: $(VENV_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) $(CHROMIUM) lint  ## lint, then the whole test suite (functions, infra, CLI, local runtime, e2e with a real browser)
 	$(PY) -m pytest
 
 # Fresh seeds, 10,000 examples per property (the "fuzz" profile in tests/conftest.py); failures are kept

@@ -7,7 +7,7 @@ import os
 import sys
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
 from infra.config import CONTEXT_KEY, SettingsError, settings_from_context
 from infra.stack import LeadpipeStack
@@ -26,7 +26,7 @@ def main() -> None:
         description=f"Leadpipe lead ingestion ({settings.stage})",
         env=cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")),
     )
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
     app.synth()
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
@@ -17,7 +14,9 @@ from infra.config import PipelineSettings
 from infra.cors import CORS_HEADERS, CORS_MAX_AGE_SECONDS, CORS_METHODS
 from infra.function import PipelineFunction, PipelineFunctionProps, retention_days
 from infra.gateway_responses import GATEWAY_ANSWERS, WAF_RATE_LIMITED
+from infra.imported_secret import ImportedSecret
 from infra.nag import acknowledge
+from infra.waf_logging import WafBlockedRequestLog
 
 WAF_RATE_LIMITED_BODY = "rate-limited"  # the web ACL's key for the per-IP rule's JSON body
 # AWS WAF managed rule groups, by the name used in the settings.
@@ -40,9 +39,10 @@ class LeadApi(Construct):
         queue.grant_send_messages(self.ingest.function)
         self.captcha_secret = None
         if settings.captcha_provider and settings.captcha_secret_arn:
-            self.captcha_secret = _import_secret(self, "CaptchaSecret", settings.captcha_secret_arn)
+            self.captcha_secret = ImportedSecret(settings.captcha_secret_arn, settings.captcha_secret_kms_key_arn)
             self.captcha_secret.grant_read(self.ingest.function)
         self.rest_api = self._rest_api(settings)
+        self.execution_logs = _execution_log_group(self, settings, self.rest_api)
         leads = self.rest_api.root.add_resource("leads")
         leads.add_method("POST", apigw.LambdaIntegration(self.ingest.function))
         self.leads_url = f"{self.rest_api.url}leads"
@@ -93,7 +93,12 @@ class LeadApi(Construct):
             rest_api_name=f"leadpipe-{settings.stage}",
             description="Leadpipe: landing-page forms POST leads here",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,
+            # API Gateway's CloudWatch role is one per account and region: only one stage's stack may set it.
+            cloud_watch_role=settings.api_gateway_cloudwatch_role == "create",
+            # Deleting this stage's stack keeps the role the other stages' logging uses.
+            cloud_watch_role_removal_policy=(
+                cdk.RemovalPolicy.RETAIN if settings.api_gateway_cloudwatch_role == "create" else None
+            ),
             deploy_options=apigw.StageOptions(
                 stage_name=settings.stage,
                 throttling_rate_limit=settings.throttle_rate_per_second,
@@ -224,7 +229,22 @@ class LeadApi(Construct):
             resource_arn=self.rest_api.deployment_stage.stage_arn,
             web_acl_arn=web_acl.attr_arn,
         )
+        self.waf_logs = WafBlockedRequestLog(self, "WafLogs", settings=settings, web_acl=web_acl)
         return web_acl
+
+
+def _execution_log_group(scope: Construct, settings: PipelineSettings, rest_api: apigw.RestApi) -> logs.LogGroup:
+    """The stage's execution log group, made by the stack with a retention before API Gateway would make it
+    on its first error, kept forever."""
+    log_group = logs.LogGroup(
+        scope,
+        "ExecutionLogs",
+        log_group_name=f"API-Gateway-Execution-Logs_{rest_api.rest_api_id}/{settings.stage}",
+        retention=retention_days(settings.log_retention_days),
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    rest_api.deployment_stage.node.add_dependency(log_group)
+    return log_group
 
 
 def _managed_rule_group(group: str, metric_prefix: str) -> wafv2.CfnWebACL.RuleProperty:
@@ -276,13 +296,6 @@ def _captcha_environment(settings: PipelineSettings) -> dict[str, str]:
         "CAPTCHA_FAIL_OPEN": "true" if settings.captcha_fail_open else "false",
         "CAPTCHA_TIMEOUT_SECONDS": f"{timeout:g}",
     }
-
-
-def _import_secret(scope: Construct, construct_id: str, arn: str) -> secretsmanager.ISecret:
-    # A complete ARN ends in "-" plus six characters Secrets Manager appended; grants are then exact.
-    if re.search(r"-[A-Za-z0-9]{6}$", arn):
-        return secretsmanager.Secret.from_secret_complete_arn(scope, construct_id, arn)
-    return secretsmanager.Secret.from_secret_partial_arn(scope, construct_id, arn)
 
 
 def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

@@ -13,10 +13,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from functions.worker.aws_clients import AWS_CALL_SECONDS
 from functions.worker.drain import NOT_PAUSED
 from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
 from functions.worker.round_trip_deadline import RESPONSE_RESERVE_SECONDS, ROUND_TRIP_MARGIN_SECONDS
-from infra.config import PipelineSettings
+from infra.config import PROBE_RESERVED_CONCURRENCY, PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps
 from infra.worker import LeadWorker
 
@@ -25,9 +26,10 @@ PROBE_SCHEDULE_SECONDS = 60
 PROBE_SCHEDULE = events.Schedule.rate(cdk.Duration.seconds(PROBE_SCHEDULE_SECONDS))
 # Only lambda:GetEventSourceMapping and UpdateEventSourceMapping, on the one mapping's ARN: no grant_* exists for them.
 MAPPING_ACTIONS = ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"]
-# The probe's calls besides the database (the secret, the pause record twice, the mapping read and set): tens of ms
-# each.
-PROBE_API_CALLS_SECONDS = 10
+# The probe's calls besides the database (the secret, the pause record twice, the mapping read and set), each
+# bounded by its client's timeouts (functions/worker/aws_clients.py): tens of ms each when AWS is well.
+PROBE_API_CALLS = 5
+PROBE_API_CALLS_SECONDS = PROBE_API_CALLS * AWS_CALL_SECONDS
 # What the probe had before its timeout followed the settings: a shorter one saves nothing.
 PROBE_SHORTEST_TIMEOUT_SECONDS = 30
 
@@ -102,7 +104,7 @@ class DrainBreaker(Construct):
                     "DRAIN_PAUSE_PARAMETER": self.pause_record.parameter_name,
                 },
                 # One probe at a time: two could not disagree for long, but there is no reason to let them.
-                reserved_concurrency=1,
+                reserved_concurrency=PROBE_RESERVED_CONCURRENCY,
                 vpc_placement=worker.vpc_placement,
             ),
         )
@@ -113,6 +115,11 @@ class DrainBreaker(Construct):
             iam.PolicyStatement(actions=MAPPING_ACTIONS, resources=[worker.event_source.event_source_mapping_arn])
         )
 
+        # EventBridge invokes asynchronously: Lambda's own defaults (2 retries, events kept 6 hours) would queue stale
+        # probes behind the one reserved instance. The next minute's run is the retry.
+        self.function.function.configure_async_invoke(
+            retry_attempts=0, max_event_age=cdk.Duration.seconds(PROBE_SCHEDULE_SECONDS)
+        )
         target = events_targets.LambdaFunction(self.function.function, retry_attempts=0)  # the next minute is the retry
         self.schedule = events.Rule(
             self,

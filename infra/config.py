@@ -26,6 +26,11 @@ CONTEXT_KEY = "leadpipe"
 DEFAULT_STAGE = "dev"
 VISIBILITY_TIMEOUT_FACTOR = 6  # AWS's advice for SQS event sources: 6x the function timeout
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Lambda keeps this much of an account's concurrency for functions without a reservation.
+LAMBDA_UNRESERVED_MINIMUM = 100
+PROBE_RESERVED_CONCURRENCY = 1  # one drain probe at a time
+# A key ARN (key/<id>), never an alias: IAM authorizes kms:Decrypt against the key's own ARN.
+KMS_KEY_ARN_PATTERN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$"
 
 
 class SettingsError(ValueError):
@@ -126,6 +131,62 @@ class PipelineSettings(BaseModel):
         default=5, ge=1, le=600, description="server-side lock_timeout, e.g. behind a migration"
     )
 
+    # --- Deploying into a real account (docs/operations.md, "Deploy settings")
+    vpc_aws_api_access: Literal["interface_endpoints", "nat"] = Field(
+        default="interface_endpoints",
+        description="How VPC functions reach the AWS APIs they call: endpoints made here, or the VPC's own route",
+    )
+    db_secret_kms_key_arn: str | None = Field(
+        default=None, pattern=KMS_KEY_ARN_PATTERN, description="Customer-managed key of db_secret_arn"
+    )
+    captcha_secret_kms_key_arn: str | None = Field(
+        default=None, pattern=KMS_KEY_ARN_PATTERN, description="Customer-managed key of captcha_secret_arn"
+    )
+    db_ca_bundle: Literal["aws-rds-global"] | None = Field(
+        default="aws-rds-global", description="CA bundle that db_sslmode verify-ca/verify-full trust"
+    )
+    account_concurrency_limit: int = Field(
+        default=1_000, ge=1, description="The account's Lambda concurrent executions quota in the region"
+    )
+    api_gateway_cloudwatch_role: Literal["create", "existing"] = Field(
+        default="create", description="Create API Gateway's account-level logging role, or use the one already set"
+    )
+
+    @model_validator(mode="after")
+    def _deployable(self) -> PipelineSettings:
+        """Combinations AWS itself would refuse at deploy time, or that would deploy and never work."""
+        if self.db_proxy_endpoint and self.db_secret_arn and not self.in_vpc:
+            raise _Conflict(
+                "db_proxy_endpoint", "an RDS Proxy is reachable only from inside its VPC: set vpc_id and its keys"
+            )
+        if self.db_sslmode in ("verify-ca", "verify-full") and self.db_ca_bundle is None:
+            raise _Conflict("db_ca_bundle", f"db_sslmode {self.db_sslmode} needs a CA bundle to verify the server")
+        for key_setting, secret_setting in (
+            ("db_secret_kms_key_arn", "db_secret_arn"),
+            ("captcha_secret_kms_key_arn", "captcha_secret_arn"),
+        ):
+            key_arn, secret_arn = getattr(self, key_setting), getattr(self, secret_setting)
+            if key_arn and not secret_arn:
+                raise _Conflict(key_setting, f"a KMS key without {secret_setting} protects nothing")
+            if key_arn and secret_arn and _arn_region(key_arn) != _arn_region(secret_arn):
+                raise _Conflict(
+                    key_setting,
+                    f"Secrets Manager uses a KMS key of the secret's own region ({_arn_region(secret_arn)})",
+                )
+        reservable = self.account_concurrency_limit - min(LAMBDA_UNRESERVED_MINIMUM, self.account_concurrency_limit)
+        if self.reserved_concurrency_total > reservable:
+            raise _Conflict(
+                "account_concurrency_limit",
+                f"the stack reserves {self.reserved_concurrency_total} concurrent executions, but Lambda keeps "
+                f"{LAMBDA_UNRESERVED_MINIMUM} of {self.account_concurrency_limit} unreserved: ask for a higher quota",
+            )
+        return self
+
+    @property
+    def reserved_concurrency_total(self) -> int:
+        """What the stack reserves of the account's concurrency: the worker, and the drain probe with a database."""
+        return self.reserved_concurrency + (PROBE_RESERVED_CONCURRENCY if self.has_database else 0)
+
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSettings:
         if self.max_concurrency > self.reserved_concurrency:
@@ -202,6 +263,10 @@ class PipelineSettings(BaseModel):
     @property
     def in_vpc(self) -> bool:
         return self.vpc_id is not None
+
+
+def _arn_region(arn: str) -> str:
+    return arn.split(":")[3]
 
 
 class _Conflict(ValueError):

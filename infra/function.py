@@ -15,6 +15,9 @@ from functions.contract.observability import METRICS_NAMESPACE
 from infra.bundling import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, function_code
 from infra.nag import acknowledge
 
+# What Lambda needs to create, describe and delete a VPC function's network interfaces.
+VPC_ACCESS_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
+
 
 @dataclass(frozen=True)
 class VpcPlacement:
@@ -53,6 +56,18 @@ class PipelineFunction(Construct):
         )
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         placement = props.vpc_placement
+        if placement:
+            # Lambda manages a VPC function's network interfaces with the function's own role, and CDK adds
+            # this policy only to a role it creates itself: without it CreateFunction fails.
+            self.role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(VPC_ACCESS_POLICY))
+            acknowledge(
+                self.role,
+                (
+                    f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{VPC_ACCESS_POLICY}]",
+                    "AWS's documented policy for a VPC function's network interfaces; "
+                    "ec2:DescribeNetworkInterfaces allows no resource-level permissions.",
+                ),
+            )
         self.function = lambda_.Function(
             self,
             "Function",

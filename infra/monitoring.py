@@ -15,6 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE, WORKER_SERVICE
+from infra.alarm_topic import let_cloudwatch_alarms_publish
 from infra.config import PipelineSettings
 
 ONE_MINUTE = cdk.Duration.minutes(1)
@@ -49,6 +50,7 @@ class PipelineMonitoring(Construct):
         self.alarm_topic = sns.Topic(
             self, "AlarmTopic", display_name=f"Leadpipe {settings.stage} alarms", enforce_ssl=True
         )
+        let_cloudwatch_alarms_publish(self.alarm_topic)
         if settings.alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 
@@ -211,7 +213,10 @@ class PipelineMonitoring(Construct):
                 period=ONE_MINUTE,
             )
 
-        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"leadpipe-{settings.stage}")
+        # Dashboard names are account-global: the region keeps one stage deployed in two regions apart.
+        dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=f"leadpipe-{settings.stage}-{cdk.Aws.REGION}"
+        )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Ingest rate (per minute)",

@@ -8,13 +8,17 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.api import LeadApi
+from infra.aws_api_endpoints import MIGRATE_AWS_SERVICES, PROBE_AWS_SERVICES, WORKER_AWS_SERVICES, AwsApiEndpoints
 from infra.breaker import DrainBreaker
 from infra.canary import CanaryCheck
-from infra.config import PipelineSettings
+from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
+from infra.rule_acknowledgements import acknowledge_rule_findings
 from infra.worker import LeadWorker
+
+VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES
 
 
 class LeadpipeStack(cdk.Stack):
@@ -29,8 +33,15 @@ class LeadpipeStack(cdk.Stack):
         )
         api = LeadApi(self, "LeadApi", settings=settings, queue=queue.queue)
         worker = LeadWorker(self, "LeadWorker", settings=settings, queue=queue.queue)
+        endpoints = None
+        if worker.vpc_placement and settings.has_database and settings.vpc_aws_api_access == "interface_endpoints":
+            endpoints = AwsApiEndpoints(
+                self, "AwsApiEndpoints", settings=settings, vpc=worker.vpc_placement.vpc, services=VPC_AWS_SERVICES
+            )
         if settings.has_database:
-            SchemaMigrations(self, "SchemaMigrations", settings=settings, worker=worker)
+            migrations = SchemaMigrations(self, "SchemaMigrations", settings=settings, worker=worker)
+            if endpoints:
+                migrations.trigger.node.add_dependency(endpoints)  # the migration reads its secret through them
         else:
             cdk.Annotations.of(self).add_warning_v2(
                 "leadpipe:no-database",
@@ -79,3 +90,10 @@ class LeadpipeStack(cdk.Stack):
             f"#dashboards:name={monitoring.dashboard.dashboard_name}",
         )
         cdk.CfnOutput(self, "AlarmTopicArn", value=monitoring.alarm_topic.topic_arn)
+        reserved = settings.reserved_concurrency_total
+        cdk.Annotations.of(self).add_info(
+            f"Reserves {reserved} of the account's Lambda concurrency: the Region's quota must be at least "
+            f"{reserved + LAMBDA_UNRESERVED_MINIMUM} plus every other reservation (declared: "
+            f"account_concurrency_limit={settings.account_concurrency_limit}; `leadpipe preflight` reads the real one)."
+        )
+        acknowledge_rule_findings(self)  # last: every resource exists by now

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from functions.contract.observability import WORKER_SERVICE
 from infra.config import PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps, VpcPlacement
+from infra.imported_secret import ImportedSecret
 
 
 class LeadWorker(Construct):
@@ -28,7 +26,9 @@ class LeadWorker(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, queue: sqs.IQueue) -> None:
         super().__init__(scope, construct_id)
-        self.database_secret = _import_secret(self, settings.db_secret_arn) if settings.db_secret_arn else None
+        self.database_secret = (
+            ImportedSecret(settings.db_secret_arn, settings.db_secret_kms_key_arn) if settings.db_secret_arn else None
+        )
         self.vpc_placement = _vpc_placement(self, settings) if settings.in_vpc else None
         self.environment = {
             "LEADS_TABLE": settings.leads_table,
@@ -39,6 +39,8 @@ class LeadWorker(Construct):
             self.environment["DB_SECRET_ARN"] = self.database_secret.secret_arn
         if settings.db_proxy_endpoint:
             self.environment["DB_PROXY_ENDPOINT"] = settings.db_proxy_endpoint
+        if settings.db_sslmode in ("verify-ca", "verify-full") and settings.db_ca_bundle:
+            self.environment["DB_CA_BUNDLE"] = settings.db_ca_bundle  # the shipped bundle libpq verifies against
 
         self.function = PipelineFunction(
             self,
@@ -68,13 +70,6 @@ class LeadWorker(Construct):
         self.function.function.add_event_source(self.event_source)  # also grants consume on this queue only
         if self.database_secret:
             self.database_secret.grant_read(self.function.role)
-
-
-def _import_secret(scope: Construct, arn: str) -> secretsmanager.ISecret:
-    # A complete ARN ends in "-" plus six characters Secrets Manager appended; grants are then exact.
-    if re.search(r"-[A-Za-z0-9]{6}$", arn):
-        return secretsmanager.Secret.from_secret_complete_arn(scope, "DatabaseSecret", arn)
-    return secretsmanager.Secret.from_secret_partial_arn(scope, "DatabaseSecret", arn)
 
 
 def _vpc_placement(scope: Construct, settings: PipelineSettings) -> VpcPlacement:

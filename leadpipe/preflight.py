@@ -15,16 +15,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from infra.config import PipelineSettings
-
-# Lambda keeps this much of an account's concurrency unreserved; a reservation that would leave less fails.
-LAMBDA_UNRESERVED_MINIMUM = 100
-PROBE_RESERVED_CONCURRENCY = 1  # the drain breaker's probe (infra/breaker.py)
+from infra.aws_api_endpoints import (
+    CANARY_CHECK_AWS_SERVICES,
+    MIGRATE_AWS_SERVICES,
+    PROBE_AWS_SERVICES,
+    WORKER_AWS_SERVICES,
+)
+from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
 # What the worker reads from the RDS-format secret (functions/worker/credentials.py).
 SECRET_FIELDS = ("host", "port", "username", "password", "dbname")
-# The AWS APIs the functions in the VPC call: the secret (worker, migrations, probe, canary check),
-# the pause record and the event source mapping (probe).
-VPC_SERVICES = ("secretsmanager", "ssm", "lambda")
+# The AWS APIs the functions in the VPC call (infra/aws_api_endpoints.py; a test reads the functions' code for them).
+VPC_SERVICES = tuple(
+    sorted(WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | CANARY_CHECK_AWS_SERVICES)
+)
 # Route targets that carry a Lambda ENI's traffic out: an internet gateway does not (the ENI has no public IP).
 NAT_TARGETS = ("NatGatewayId", "TransitGatewayId", "InstanceId", "NetworkInterfaceId")
 AWS_MANAGED_SECRETS_KEY = "alias/aws/secretsmanager"
@@ -84,14 +87,6 @@ def run_preflight(settings: PipelineSettings, clients: AccountClients, stack_nam
     return results
 
 
-def reservations(settings: PipelineSettings) -> int:
-    """What the stack reserves of the account's concurrency: the worker, and the drain probe with a database."""
-    total = getattr(settings, "reserved_concurrency_total", None)
-    if total is not None:
-        return total
-    return settings.reserved_concurrency + (PROBE_RESERVED_CONCURRENCY if settings.has_database else 0)
-
-
 def check_concurrency(settings: PipelineSettings, lambda_client: Any, cloudformation: Any, stack_name: str) -> Check:
     limit = lambda_client.get_account_settings()["AccountLimit"]
     unreserved, total = limit["UnreservedConcurrentExecutions"], limit["ConcurrentExecutions"]
@@ -99,7 +94,7 @@ def check_concurrency(settings: PipelineSettings, lambda_client: Any, cloudforma
     held = sum(
         _reserved(lambda_client, name) for name in _stack_resources(cloudformation, stack_name, "AWS::Lambda::Function")
     )
-    wanted = reservations(settings)
+    wanted = settings.reserved_concurrency_total
     left = unreserved + held - wanted
     if left >= LAMBDA_UNRESERVED_MINIMUM:
         return Check("concurrency", True, f"reserving {wanted} leaves {left} of {total} unreserved (Lambda keeps 100)")
@@ -137,7 +132,7 @@ def check_api_throttle(settings: PipelineSettings, apigateway: Any) -> Check:
 
 def check_api_logging_role(settings: PipelineSettings, apigateway: Any, cloudformation: Any, stack_name: str) -> Check:
     """API Gateway has one CloudWatch Logs role per account and Region: one stack sets it, the others use it."""
-    choice = getattr(settings, "api_gateway_cloudwatch_role", "create")
+    choice = settings.api_gateway_cloudwatch_role
     role = apigateway.get_account().get("cloudwatchRoleArn")
     ours = _stack_resources(cloudformation, stack_name, "AWS::ApiGateway::Account")
     if choice == "existing":
@@ -181,11 +176,6 @@ def check_vpc(settings: PipelineSettings, ec2: Any) -> Check:
     return Check("vpc", True, f"{len(subnets)} subnet(s) and {len(groups)} security group(s) in {settings.vpc_id}")
 
 
-def vpc_api_access(settings: PipelineSettings) -> str:
-    """How the VPC's functions reach the AWS APIs: "interface_endpoints" (the stack creates them) or "nat"."""
-    return getattr(settings, "vpc_aws_api_access", None) or "interface_endpoints"
-
-
 def check_aws_api_routes(settings: PipelineSettings, ec2: Any, cloudformation: Any, stack_name: str) -> Check:
     """The VPC functions can reach every AWS API they call: endpoints this stack creates, or the VPC's own route."""
     if not settings.in_vpc:
@@ -207,7 +197,7 @@ def check_aws_api_routes(settings: PipelineSettings, ec2: Any, cloudformation: A
         }
 
     others = private_dns([e for e in in_vpc if e["VpcEndpointId"] not in ours])
-    if vpc_api_access(settings) == "nat":
+    if settings.vpc_aws_api_access == "nat":
         return _declared_route(settings, ec2, others)
     if ours:  # deployed: the stack's own endpoints must serve every service
         return _stack_endpoints_serve(settings, private_dns([e for e in in_vpc if e["VpcEndpointId"] in ours]))
@@ -305,7 +295,7 @@ def check_secret(settings: PipelineSettings, secretsmanager: Any, kms: Any) -> C
     missing = [f for f in SECRET_FIELDS if fields.get(f) in (None, "")]
     if missing:
         return Check("database secret", False, f"{name} lacks {', '.join(missing)}: add them (the worker reads them)")
-    problem = _key_problem(getattr(settings, "db_secret_kms_key_arn", None), "db_secret_kms_key_arn", described, kms)
+    problem = _key_problem(settings.db_secret_kms_key_arn, "db_secret_kms_key_arn", described, kms)
     if problem:
         return Check("database secret", False, f"{name}: {problem}")
     key = described.get("KmsKeyId") or "the AWS managed key aws/secretsmanager"
@@ -329,7 +319,7 @@ def check_captcha_secret(settings: PipelineSettings, secretsmanager: Any, kms: A
         raise
     if not text or not text.strip():
         return Check("captcha secret", False, f"{described['Name']} is empty: store the verifier's secret key in it")
-    named = getattr(settings, "captcha_secret_kms_key_arn", None)
+    named = settings.captcha_secret_kms_key_arn
     problem = _key_problem(named, "captcha_secret_kms_key_arn", described, kms)
     if problem:
         return Check("captcha secret", False, f"{described['Name']}: {problem}")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from functions.worker.aws_clients import secrets_provider
 from functions.worker.repository import SessionTimeouts
 from functions.worker.settings import WorkerSettings
 
 # libpq's client-side keepalives: a peer that vanished (failover, network cut) is noticed in ~1 min.
 CLIENT_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3"}
+# The CA bundles shipped with the worker's package, by their `db_ca_bundle` name.
+CA_BUNDLES_DIR = Path(__file__).resolve().parent / "certs"
+# Only these modes verify: with `require`, a given root file would silently turn it into verify-ca (libpq).
+VERIFYING_SSLMODES = frozenset({"verify-ca", "verify-full"})
 
 
 def session_timeouts(settings: WorkerSettings) -> SessionTimeouts:
@@ -34,9 +41,8 @@ def database_conninfo(settings: WorkerSettings) -> str:
         base = settings.database_url.get_secret_value()
         return make_conninfo(base, **extra, **_startup_options(settings, conninfo_to_dict(base).get("options")))
 
-    from aws_lambda_powertools.utilities import parameters  # only the cloud path needs it
-
-    secret = parameters.get_secret(settings.db_secret_arn, transform="json", max_age=settings.secret_max_age_seconds)
+    # Bounded: a slow Secrets Manager fails this call in seconds, not botocore's minutes.
+    secret = secrets_provider().get(settings.db_secret_arn, transform="json", max_age=settings.secret_max_age_seconds)
     options = {
         "host": settings.db_proxy_endpoint or secret["host"],
         "port": str(secret.get("port", 5432)),
@@ -48,7 +54,14 @@ def database_conninfo(settings: WorkerSettings) -> str:
     }
     if settings.db_sslmode:
         options["sslmode"] = settings.db_sslmode
+    if settings.db_sslmode in VERIFYING_SSLMODES and settings.db_ca_bundle:
+        options["sslrootcert"] = str(ca_bundle_path(settings.db_ca_bundle))
     return make_conninfo("", **options)
+
+
+def ca_bundle_path(name: str) -> Path:
+    """The PEM file of a shipped CA bundle."""
+    return CA_BUNDLES_DIR / f"{name}.pem"
 
 
 def _startup_options(settings: WorkerSettings, existing: str | None) -> dict[str, str]:

@@ -11,7 +11,6 @@ import os
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.contract import RedactingFormatter
 from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
+from functions.worker.aws_clients import bounded_client, secrets_provider
 from functions.worker.credentials import database_conninfo
 from functions.worker.drain import DrainState, run_breaker
 from functions.worker.drain_switch import EventSourceMappingSwitch, database_answers, read_parameter
@@ -47,7 +47,7 @@ def get_settings() -> tuple[ProbeSettings, WorkerSettings]:
 
 @cache
 def get_clients() -> tuple[Any, Any]:
-    return boto3.client("lambda"), boto3.client("ssm")
+    return bounded_client("lambda"), bounded_client("ssm")
 
 
 def probe_database(worker: WorkerSettings, time_left_seconds: float) -> bool:
@@ -102,3 +102,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def reset_for_tests() -> None:
     get_settings.cache_clear()
     get_clients.cache_clear()
+    secrets_provider.cache_clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -24,6 +25,8 @@ class WorkerSettings(BaseModel):
     db_secret_arn: str | None = Field(default=None, alias="DB_SECRET_ARN")
     db_proxy_endpoint: str | None = Field(default=None, alias="DB_PROXY_ENDPOINT")
     db_sslmode: str | None = Field(default=None, alias="DB_SSLMODE")
+    # The shipped CA bundle (functions/worker/certs/<name>.pem) that verify-ca / verify-full trust.
+    db_ca_bundle: Literal["aws-rds-global"] | None = Field(default=None, alias="DB_CA_BUNDLE")
     leads_table: str = Field(default="leadpipe.leads", alias="LEADS_TABLE", pattern=TABLE_NAME_PATTERN)
     connect_timeout_seconds: int = Field(default=5, alias="DB_CONNECT_TIMEOUT_SECONDS", ge=1, le=60)
     statement_timeout_seconds: int = Field(default=10, alias="DB_STATEMENT_TIMEOUT_SECONDS", ge=1, le=600)

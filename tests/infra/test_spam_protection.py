@@ -14,6 +14,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.config import PipelineSettings, SettingsError, settings_from_context
+from infra.imported_secret import secret_resource_arns
 from tests.infra.conftest import synthesize
 
 CAPTCHA_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/prod/turnstile-AbCdEf"
@@ -72,12 +73,12 @@ def test_a_provider_wires_the_ingest_and_lets_it_read_exactly_that_secret(protec
     assert variables["CAPTCHA_MIN_SCORE"] == "0.7" and variables["CAPTCHA_FAIL_OPEN"] == "true"
     # And its verifier timeout fits in the function's timeout with the SQS publish still to come
     assert 0 < float(variables["CAPTCHA_TIMEOUT_SECONDS"]) < ingest["Timeout"]
-    # And only the ingest's role may read the secret, and only that secret (an exact ARN, not a wildcard)
+    # And only the ingest's role may read the secret, and only that secret (its ARN, complete or partial)
     role_id = ingest["Role"]["Fn::GetAtt"][0]
     [grant] = [
         s
         for s in statements_granting(protected, "secretsmanager:GetSecretValue")
-        if s["Resource"] == CAPTCHA_SECRET_ARN
+        if s["Resource"] == secret_resource_arns(CAPTCHA_SECRET_ARN)
     ]
     assert grant["Roles"] == [{"Ref": role_id}] and grant["Effect"] == "Allow"
 

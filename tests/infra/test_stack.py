@@ -10,7 +10,8 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.config import PipelineSettings
-from tests.infra.conftest import SECRET_ARN
+from infra.imported_secret import SECRET_READ_ACTIONS, secret_resource_arns
+from tests.infra.conftest import PROD_KEY_ARN, SECRET_ARN
 from tests.infra.template_queries import (
     INGEST_HANDLER,
     actions,
@@ -112,7 +113,8 @@ def test_worker_reads_its_secret_and_table_from_env_never_a_password(prod: Templ
     env = worker["Properties"]["Environment"]["Variables"]
     assert env["DB_SECRET_ARN"] == SECRET_ARN
     assert env["LEADS_TABLE"] == "leadpipe.leads"
-    assert env["DB_SSLMODE"] == "require"
+    # prod verifies the server against the CA bundle shipped with the worker
+    assert (env["DB_SSLMODE"], env["DB_CA_BUNDLE"]) == ("verify-full", "aws-rds-global")
     for function in resources(prod, "AWS::Lambda::Function").values():
         variables = json.dumps(function["Properties"].get("Environment", {})).lower()
         assert "database_url" not in variables and "password" not in variables
@@ -179,7 +181,8 @@ def test_ingest_role_can_only_send_to_the_leads_queue(prod: Template) -> None:
         (["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"], leads_id)
     ]
     data_actions = {a for s in statements for a in actions(s) if not a.startswith(("xray:", "logs:"))}
-    assert data_actions == {"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"}
+    # prod checks a captcha: besides the queue, the ingest reads its captcha secret (test_spam_protection.py)
+    assert data_actions == {"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"} | set(SECRET_READ_ACTIONS)
 
 
 def test_worker_role_consumes_its_queue_and_reads_only_its_secret(prod: Template) -> None:
@@ -190,13 +193,17 @@ def test_worker_role_consumes_its_queue_and_reads_only_its_secret(prod: Template
     for statement in statements:
         for service in {a.split(":")[0] for a in actions(statement)}:
             by_service.setdefault(service, []).append(statement)
-    assert set(by_service) == {"sqs", "secretsmanager", "logs", "xray"}
+    # prod's secret is encrypted with a customer-managed key: kms:Decrypt on it, through Secrets Manager only
+    assert set(by_service) == {"sqs", "secretsmanager", "logs", "xray", "kms"}
+    [key_statement] = by_service["kms"]
+    assert (actions(key_statement), key_statement["Resource"]) == (["kms:Decrypt"], PROD_KEY_ARN)
+    assert key_statement["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}
     [sqs_statement] = by_service["sqs"]
     assert ref_id(sqs_statement["Resource"]) == leads_id
     assert "sqs:SendMessage" not in actions(sqs_statement)
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(actions(sqs_statement))
     [secret_statement] = by_service["secretsmanager"]
-    assert secret_statement["Resource"] == SECRET_ARN
+    assert secret_statement["Resource"] == secret_resource_arns(SECRET_ARN)
     assert set(actions(secret_statement)) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
 
 

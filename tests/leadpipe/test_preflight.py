@@ -251,7 +251,7 @@ def test_declared_nat_needs_a_nat_route_from_every_subnet(clients: AccountClient
     check = check_aws_api_routes(settings, clients.ec2, clients.cloudformation, STACK)
     assert not check.ok
     assert check.detail.startswith(
-        f"secretsmanager, ssm, lambda need a NAT route: {igw_subnet} routes 0.0.0.0/0 to an internet gateway, "
+        f"lambda, secretsmanager, ssm need a NAT route: {igw_subnet} routes 0.0.0.0/0 to an internet gateway, "
         "which gives a Lambda ENI no way out"
     )
     # And once both subnets route through the NAT gateway, it passes
@@ -282,7 +282,7 @@ def test_the_vpcs_own_endpoints_serve_a_declared_nat_stage(clients: AccountClien
         )  # fmt: skip
     # Then the routes are there
     check = check_aws_api_routes(stage(**vpc, vpc_aws_api_access="nat"), clients.ec2, clients.cloudformation, STACK)
-    assert check.ok and check.detail == "the VPC's own endpoints serve secretsmanager, ssm, lambda"
+    assert check.ok and check.detail == "the VPC's own endpoints serve lambda, secretsmanager, ssm"
 
 
 # --- the database secret and its key
