@@ -22,6 +22,7 @@ from infra.aws_api_endpoints import (
     WORKER_AWS_SERVICES,
 )
 from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
+
 # What the worker reads from the RDS-format secret (functions/worker/credentials.py).
 SECRET_FIELDS = ("host", "port", "username", "password", "dbname")
 # The AWS APIs the functions in the VPC call (infra/aws_api_endpoints.py; a test reads the functions' code for them).
@@ -364,7 +365,9 @@ def check_proxy(settings: PipelineSettings, rds: Any) -> Check:
     problems = []
     if vpc_id != settings.vpc_id:
         problems.append(f"it is in {vpc_id}, not in vpc_id {settings.vpc_id} (a proxy answers only inside its VPC)")
-    if not auth:
+    if proxy.get("DefaultAuthScheme") == "IAM_AUTH":
+        problems.append("it authenticates with IAM end to end, which the worker does not use: it needs secrets")
+    elif not auth:
         problems.append("db_secret_arn is not one of its secrets: add it to the proxy's authentication")
     elif all(a.get("IAMAuth") == "REQUIRED" for a in auth):
         problems.append("it requires IAM authentication, which the worker does not use: set IAMAuth to DISABLED")

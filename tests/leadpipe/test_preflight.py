@@ -419,6 +419,27 @@ def test_a_partial_secret_arn_matches_the_proxys_complete_one_and_no_other(clien
     assert check_proxy(stage(**vpc, db_secret_arn=partial, db_proxy_endpoint=proxy["Endpoint"]), clients.rds).ok
 
 
+def test_a_proxy_with_end_to_end_iam_authentication_is_refused(clients: AccountClients) -> None:
+    # Given a proxy whose default authentication scheme is IAM end to end: it takes no password
+    # (DBProxy.DefaultAuthScheme: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DBProxy.html;
+    # moto does not model it, so DescribeDBProxies answers as that page shows)
+    vpc = a_vpc(clients.ec2)
+    endpoint = "leadpipe.proxy-abc.eu-west-1.rds.amazonaws.com"
+    proxy = {
+        "DBProxyName": "leadpipe", "Status": "available", "EngineFamily": "POSTGRESQL", "VpcId": vpc["vpc_id"],
+        "VpcSubnetIds": vpc["vpc_subnet_ids"], "Endpoint": endpoint, "DefaultAuthScheme": "IAM_AUTH", "Auth": [],
+    }  # fmt: skip
+    answer(clients.rds, "DescribeDBProxies", {"DBProxies": [proxy]})
+    settings = stage(**vpc, db_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/db-AbCdEf",
+                     db_proxy_endpoint=endpoint)  # fmt: skip
+    # When preflight checks  Then it says why the worker cannot log in through it
+    check = check_proxy(settings, clients.rds)
+    assert not check.ok
+    assert check.detail == (
+        "leadpipe: it authenticates with IAM end to end, which the worker does not use: it needs secrets"
+    )
+
+
 def test_a_proxys_additional_endpoint_is_found_by_its_own_vpc(clients: AccountClients) -> None:
     # Given db_proxy_endpoint naming an additional endpoint of a proxy, in the functions' VPC
     # (DescribeDBProxyEndpoints: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBProxyEndpoints.html)
