@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from infra.config import PipelineSettings, settings_from_file
 from leadpipe.preflight import (
+    VPC_SERVICES,
     AccountClients,
     check_alarm_subscription,
     check_api_logging_role,
@@ -175,6 +176,20 @@ def test_a_subnet_of_another_vpc_is_named(clients: AccountClients) -> None:
     check = check_vpc(settings, clients.ec2)
     assert not check.ok
     assert check.detail.startswith(f"{other['vpc_subnet_ids'][1]} is in {other['vpc_id']}")
+
+
+def test_preflight_checks_the_routes_to_every_service_the_stack_makes_endpoints_for() -> None:
+    # Given the services the VPC functions call, as the stack declares them (its tests read the functions' code)
+    from infra.aws_api_endpoints import (
+        CANARY_CHECK_AWS_SERVICES,
+        MIGRATE_AWS_SERVICES,
+        PROBE_AWS_SERVICES,
+        WORKER_AWS_SERVICES,
+    )
+
+    declared = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | CANARY_CHECK_AWS_SERVICES
+    # Then preflight checks the routes to exactly those
+    assert sorted(declared) == list(VPC_SERVICES)
 
 
 def test_interface_endpoints_need_dns_hostnames_and_no_endpoint_already_there(clients: AccountClients) -> None:
