@@ -20,6 +20,7 @@ from leadpipe.embedded_postgres import start_embedded_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_REGION = "eu-west-1"
+END_TO_END_TESTS = REPO_ROOT / "tests" / "e2e"
 
 # Hypothesis profiles: "ci" (the default, make test) tries the same few inputs every run;
 # "fuzz" (make fuzz) draws fresh ones and keeps every failure it finds under .leadpipe/.
@@ -135,3 +136,9 @@ def leads_db(postgres_uri: str) -> Iterator[LeadsDatabase]:
     yield database
     with database.connect() as connection:
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests last: the session's browser keeps Playwright's event loop running in the main
+    thread, where the local gateway's tests need asyncio.run (and their signal-based timeouts) to work."""
+    items.sort(key=lambda item: item.path.is_relative_to(END_TO_END_TESTS))

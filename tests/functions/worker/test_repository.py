@@ -330,13 +330,17 @@ def test_an_outage_mid_row_by_row_counts_the_rows_already_committed(
     schema = table.split(".")[0]
     with worker_env.connect() as admin:
         admin.execute(f"ALTER TABLE {table} ADD CONSTRAINT no_blocked CHECK (campaign <> 'BLOCKED')")
+        # A statement-level trigger, so only the fallback's one-row insert of that lead ends the session:
+        # the set-based attempt must fail on the refused row whatever order its plan visits the rows in.
         admin.execute(
             f"CREATE FUNCTION {schema}.go_away() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN IF NEW.campaign = 'OUTAGE' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; "
-            "RETURN NEW; END $$"
+            "$$ BEGIN IF (SELECT count(*) FROM new_rows) = 1 AND EXISTS "
+            "(SELECT 1 FROM new_rows WHERE campaign = 'OUTAGE') THEN "
+            "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NULL; END $$"
         )
         admin.execute(
-            f"CREATE TRIGGER go_away BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {schema}.go_away()"
+            f"CREATE TRIGGER go_away AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {schema}.go_away()"
         )
     bodies = [
         make_envelope("ok1@example.com").to_message_body(),
