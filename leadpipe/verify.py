@@ -331,7 +331,13 @@ def _await_actions(cloudwatch: Any, tests: Iterable[AlarmTest], started: datetim
 
 
 def _action_summaries(cloudwatch: Any, alarm_name: str, since: datetime) -> list[str]:
-    answer = cloudwatch.describe_alarm_history(AlarmName=alarm_name, HistoryItemType="Action", StartDate=since)
+    # Without AlarmTypes, DescribeAlarmHistory returns metric alarms' items only.
+    answer = cloudwatch.describe_alarm_history(
+        AlarmName=alarm_name,
+        AlarmTypes=["MetricAlarm", "CompositeAlarm"],
+        HistoryItemType="Action",
+        StartDate=since,
+    )
     return [item.get("HistorySummary", "") for item in answer.get("AlarmHistoryItems", [])]
 
 
