@@ -167,6 +167,7 @@ def answer_as_aws(stack: DeployedStack, leads_db: LeadsDatabase) -> None:
     ]})  # fmt: skip
 
     def history(params: dict[str, Any]) -> dict[str, Any]:
+        assert params["HistoryItemType"] == "Action"  # the items that say whether the SNS action ran
         [alarm] = cloudwatch.describe_alarms(AlarmNames=[params["AlarmName"]])["MetricAlarms"]
         if alarm["StateReason"] != ALARM_TEST_REASON:
             return {"AlarmHistoryItems": []}  # not changed by verify (yet): nothing ran
