@@ -9,7 +9,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from functions.contract.observability import INGEST_SERVICE
+from functions.contract.observability import INGEST_SERVICE, STAGE_VARIABLE
 from infra.config import PipelineSettings
 from infra.cors import CORS_HEADERS, CORS_MAX_AGE_SECONDS, CORS_METHODS
 from infra.function import PipelineFunction, PipelineFunctionProps, retention_days
@@ -74,6 +74,7 @@ class LeadApi(Construct):
                     "HONEYPOT_FIELD": settings.honeypot_field,
                     "METRIC_CAMPAIGNS": ",".join(settings.metric_campaigns),
                     "INGEST_TIMEOUT_SECONDS": str(settings.ingest_timeout_seconds),
+                    STAGE_VARIABLE: settings.stage,  # the stage's own metrics (observability.stage_dimension)
                     **_captcha_environment(settings),
                 },
             ),

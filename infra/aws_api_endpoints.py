@@ -42,7 +42,10 @@ class AwsApiEndpoints(Construct):
         )
         for index, group_id in enumerate(settings.vpc_security_group_ids):
             self.security_group.add_ingress_rule(
-                ec2.Peer.security_group_id(group_id), HTTPS, f"HTTPS from the functions' security group {index}"
+                # EC2 refuses an apostrophe (or any character outside its set) in a rule's description.
+                ec2.Peer.security_group_id(group_id),
+                HTTPS,
+                f"HTTPS from the functions security group {index}",
             )
         subnets = _one_subnet_per_zone(self, settings)
         self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}

@@ -128,6 +128,8 @@ class DrainBreaker(Construct):
             targets=[target],
             description="Leadpipe drain breaker: probe the database every minute",
         )
+        # Rules created before the config would have their first events retried with Lambda's defaults.
+        self.schedule.node.add_dependency(self._async_invoke_config())
         self.alarm_trigger = None
         if trip_alarms:
             # Trip (and resume) without waiting for the minute: the alarm says batches found the database away.
@@ -142,3 +144,8 @@ class DrainBreaker(Construct):
                 targets=[target],
                 description="Leadpipe drain breaker: probe at once when the database alarm changes state",
             )
+            self.alarm_trigger.node.add_dependency(self._async_invoke_config())
+
+    def _async_invoke_config(self) -> Construct:
+        """The probe's EventInvokeConfig, which `configure_async_invoke` adds under the function."""
+        return self.function.function.node.find_child("EventInvokeConfig")

@@ -55,11 +55,15 @@ class SchemaMigrations(Construct):
             execute_before=[worker],
             timeout=cdk.Duration.minutes(5),
         )
-        self.provider_logs = _bound_trigger_provider(self, settings)
+        self.provider_logs, provider_async_config = _bound_trigger_provider(self, settings)
         self.trigger.node.add_dependency(self.provider_logs)  # exists before the provider's first line is logged
+        # CloudFormation would otherwise create both at once: the first invocation would get Lambda's 2 retries.
+        self.trigger.node.add_dependency(provider_async_config)
 
 
-def _bound_trigger_provider(scope: Construct, settings: PipelineSettings) -> logs.LogGroup:
+def _bound_trigger_provider(
+    scope: Construct, settings: PipelineSettings
+) -> tuple[logs.LogGroup, lambda_.CfnEventInvokeConfig]:
     """Retention and bounded retries for CDK's own trigger function, which CDK gives neither.
 
     Lambda would create its log group on first use, kept forever. CloudFormation invokes it asynchronously,
@@ -77,7 +81,7 @@ def _bound_trigger_provider(scope: Construct, settings: PipelineSettings) -> log
         retention=retention_days(settings.log_retention_days),
         removal_policy=cdk.RemovalPolicy.DESTROY,
     )
-    lambda_.CfnEventInvokeConfig(
+    async_config = lambda_.CfnEventInvokeConfig(
         scope,
         "TriggerProviderAsyncInvoke",
         function_name=function_name,
@@ -85,4 +89,4 @@ def _bound_trigger_provider(scope: Construct, settings: PipelineSettings) -> log
         maximum_retry_attempts=0,
         maximum_event_age_in_seconds=CUSTOM_RESOURCE_TIMEOUT_SECONDS,
     )
-    return log_group
+    return log_group, async_config

@@ -14,7 +14,13 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE, WORKER_SERVICE
+from functions.contract.observability import (
+    INGEST_SERVICE,
+    METRICS_NAMESPACE,
+    STAGE_VARIABLE,
+    WORKER_SERVICE,
+    stage_dimension,
+)
 from infra.alarm_topic import let_cloudwatch_alarms_publish
 from infra.config import PipelineSettings
 
@@ -78,7 +84,7 @@ class PipelineMonitoring(Construct):
         )
         self._alarm(
             "DatabaseUnavailable",
-            self.database_unavailable_metric(),
+            self.database_unavailable_metric(settings.stage),
             1,
             "Batches could not be stored because the database could not be reached (refused, lost, timed out, "
             "shutting down); the leads wait in the queue. Check the database, then `leadpipe status`.",
@@ -166,12 +172,12 @@ class PipelineMonitoring(Construct):
         return self.alarms["DrainProbeErrors"]
 
     @staticmethod
-    def database_unavailable_metric() -> cloudwatch.Metric:
+    def database_unavailable_metric(stage: str) -> cloudwatch.Metric:
         """Batches per minute the worker could not store because the database was unreachable (EMF)."""
         return cloudwatch.Metric(
             namespace=METRICS_NAMESPACE,
             metric_name="DatabaseUnavailable",
-            dimensions_map={"service": WORKER_SERVICE},
+            dimensions_map={"service": WORKER_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
             statistic="Sum",
             period=ONE_MINUTE,
         )
@@ -208,7 +214,7 @@ class PipelineMonitoring(Construct):
             return cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=name,
-                dimensions_map={"service": service},
+                dimensions_map={"service": service, **stage_dimension({STAGE_VARIABLE: settings.stage})},
                 statistic="Sum",
                 period=ONE_MINUTE,
             )
@@ -261,7 +267,7 @@ class PipelineMonitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Database unreachable (batches per minute)",
-                left=[self.database_unavailable_metric()],
+                left=[self.database_unavailable_metric(settings.stage)],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(
                         value=1, label=f"pages after {settings.alarm_db_unavailable_minutes} min"

@@ -8,7 +8,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.contract.observability import WORKER_SERVICE
+from functions.contract.observability import STAGE_VARIABLE, WORKER_SERVICE
 from infra.config import PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps, VpcPlacement
 from infra.imported_secret import ImportedSecret
@@ -34,6 +34,7 @@ class LeadWorker(Construct):
             "LEADS_TABLE": settings.leads_table,
             "DB_SSLMODE": settings.db_sslmode,
             **settings.worker_database_environment(),
+            STAGE_VARIABLE: settings.stage,  # the stage's own metrics (observability.stage_dimension)
         }
         if self.database_secret:
             self.environment["DB_SECRET_ARN"] = self.database_secret.secret_arn

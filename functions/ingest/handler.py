@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from functions.contract import RedactingFormatter
-from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE
+from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE, stage_dimension
 from functions.ingest.api import build_app
 from functions.ingest.captcha import CaptchaPolicy, CaptchaVerifier, SecretUnavailable
 from functions.ingest.publisher import SqsLeadPublisher, sqs_call_budget
@@ -24,6 +24,7 @@ from functions.ingest.settings import IngestSettings
 
 logger = Logger(service=INGEST_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=INGEST_SERVICE)
+metrics.set_default_dimensions(**stage_dimension(os.environ))
 # No Powertools Tracer: Lambda's active tracing (set by the stack) already records every
 # invocation, and the X-Ray SDK the Tracer imports slows every cold start (docs/performance.md).
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.contract import RedactingFormatter
-from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
+from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE, stage_dimension
 from functions.worker.credentials import database_conninfo, session_timeouts
 from functions.worker.logic import BatchSummary, StoringBatchProcessor
 from functions.worker.repository import ConnectionProvider, LeadRepository, connect
@@ -21,6 +21,7 @@ from functions.worker.settings import WorkerSettings
 
 logger = Logger(service=WORKER_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=WORKER_SERVICE)
+metrics.set_default_dimensions(**stage_dimension(os.environ))
 # Active tracing without the X-Ray SDK, as in the ingest: it would trace no database call anyway.
 
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.contract import RedactingFormatter
-from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
+from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE, stage_dimension
 from functions.worker.aws_clients import bounded_client, secrets_provider
 from functions.worker.credentials import database_conninfo
 from functions.worker.drain import DrainState, run_breaker
@@ -28,6 +28,7 @@ from functions.worker.settings import WorkerSettings
 DRAIN_PROBE_SERVICE = "leadpipe-drain-probe"
 logger = Logger(service=DRAIN_PROBE_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=DRAIN_PROBE_SERVICE)
+metrics.set_default_dimensions(**stage_dimension(os.environ))
 
 
 class ProbeSettings(BaseModel):
@@ -84,19 +85,24 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if held:
         # While the drain is held no batch runs, so the worker reports nothing: the probe speaks for it,
         # and the DatabaseUnavailable alarm stays in ALARM (no false OK) until the database answers.
-        with single_metric(
-            name="DatabaseUnavailable",
-            unit=MetricUnit.Count,
-            value=1,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": WORKER_SERVICE},
-        ):
-            pass
+        report_worker_outage()
     logger.info(
         "drain decided",
         extra={"state": run.decision.state.value, "switched": run.switched, "trigger": event.get("detail-type")},
     )
     return run.as_dict()
+
+
+def report_worker_outage() -> None:
+    """One `DatabaseUnavailable` datapoint on the worker's own metric (its service and stage)."""
+    with single_metric(
+        name="DatabaseUnavailable",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={"service": WORKER_SERVICE, **stage_dimension(os.environ)},
+    ):
+        pass
 
 
 def reset_for_tests() -> None:

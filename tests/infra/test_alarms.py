@@ -116,7 +116,7 @@ EXPECTED: dict[str, ExpectedAlarm] = {
     "DatabaseUnavailable": ExpectedAlarm(
         METRICS_NAMESPACE,
         "DatabaseUnavailable",
-        lambda w: {"service": WORKER_SERVICE},
+        lambda w: {"service": WORKER_SERVICE, "stage": "prod"},  # each stage its own metric
         "Sum",
         60,
         lambda s: s.alarm_db_unavailable_minutes,

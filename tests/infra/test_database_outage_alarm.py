@@ -33,7 +33,7 @@ def test_the_alarm_watches_the_workers_metric_as_agreed(prod: Template, prod_set
     alarm = database_unavailable_alarm(prod)
     # Then it sums the worker's EMF metric per minute and fires on any failed batch in every minute of the window
     assert (alarm["Namespace"], alarm["MetricName"]) == (METRICS_NAMESPACE, "DatabaseUnavailable")
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": WORKER_SERVICE}]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": WORKER_SERVICE}, {"Name": "stage", "Value": "prod"}]
     assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 60)
     assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == prod_settings.alarm_db_unavailable_minutes == 2
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
@@ -77,6 +77,8 @@ def test_the_dashboard_graphs_the_metric(prod: Template, prod_settings: Pipeline
         "DatabaseUnavailable",
         "service",
         WORKER_SERVICE,
+        "stage",
+        "prod",
         {"period": 60, "stat": "Sum"},
     ]
     [line] = widget["properties"]["annotations"]["horizontal"]
