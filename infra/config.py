@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from functions.worker.settings import TABLE_NAME_PATTERN
+from infra.destinations import EventDestination
 
 CONTEXT_KEY = "leadpipe"
 DEFAULT_STAGE = "dev"
@@ -130,6 +131,26 @@ class PipelineSettings(BaseModel):
     db_lock_timeout_seconds: int = Field(
         default=5, ge=1, le=600, description="server-side lock_timeout, e.g. behind a migration"
     )
+
+    # --- LeadStored events on an EventBridge bus, delivered to HTTP endpoints at their own rate (off by default)
+    events_enabled: bool = Field(default=False, description="Publish one LeadStored event per stored lead")
+    events_hand_off_max_receive_count: int = Field(
+        default=100, ge=1, le=1_000, description="Relay attempts of an event EventBridge refused before its DLQ"
+    )
+    event_destinations: list[EventDestination] = Field(
+        default_factory=list,
+        max_length=10,
+        description="HTTP endpoints (CRM, Slack) fed by EventBridge API destinations",
+    )
+
+    @model_validator(mode="after")
+    def _events_consistent(self) -> PipelineSettings:
+        if self.event_destinations and not self.events_enabled:
+            raise _Conflict("events_enabled", "event_destinations need events_enabled: true")
+        names = [destination.name for destination in self.event_destinations]
+        if len(set(names)) != len(names):
+            raise _Conflict("event_destinations", f"destination names must be unique: {names}")
+        return self
 
     # --- Deploying into a real account (docs/operations.md, "Deploy settings")
     vpc_aws_api_access: Literal["interface_endpoints", "nat"] = Field(

@@ -182,6 +182,25 @@ class PipelineMonitoring(Construct):
             period=ONE_MINUTE,
         )
 
+    @staticmethod
+    def worker_metric(name: str, stage: str) -> cloudwatch.Metric:
+        """A count the worker emits (EMF) under this stage's identity, summed per minute."""
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"service": WORKER_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
+            statistic="Sum",
+            period=ONE_MINUTE,
+        )
+
+    def add_alarm(
+        self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, evaluation_periods: int = 1
+    ) -> cloudwatch.Alarm:
+        """An alarm of another construct (the events lane's) on the same topic, and on the dashboard."""
+        self._alarm(name, metric, threshold, description, evaluation_periods=evaluation_periods)
+        self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title=name, alarms=[self.alarms[name]], height=2))
+        return self.alarms[name]
+
     def _alarm(
         self,
         name: str,

@@ -23,6 +23,7 @@ WORKER = "functions.worker.handler.lambda_handler"
 MIGRATE = "functions.worker.migrate_handler.lambda_handler"
 PROBE = "functions.worker.probe_handler.lambda_handler"
 CANARY_CHECK = "functions.worker.canary_handler.lambda_handler"
+RELAY = "functions.worker.event_relay_handler.lambda_handler"
 CDK_TRIGGER_PROVIDER = "AWSCDK.TriggerCustomResourceProviderCustomResourceProvider"
 
 SYNCHRONOUS = (
@@ -45,6 +46,7 @@ DLQ_REASON = {
     WORKER: SYNCHRONOUS,
     MIGRATE: SYNCHRONOUS,
     PROBE: PROBE_EVENTS,
+    RELAY: SYNCHRONOUS,
     CANARY_CHECK: "Invoked synchronously by `leadpipe verify` (RequestResponse), which reads its answer: Lambda sends "
     "only asynchronous invocations to a dead-letter target.",
 }
@@ -53,8 +55,12 @@ UNRESERVED_REASON = {
     "forms at it. The stage throttle bounds it.",
     MIGRATE: "Runs once per deploy, invoked by the trigger alone.",
     CANARY_CHECK: "Runs only when `leadpipe verify` invokes it, one call at a time.",
+    RELAY: "Runs only while EventBridge refuses events; its SQS event source caps it, and a reservation would "
+    "sit idle.",
 }
 OUTSIDE_VPC_REASON = {
+    RELAY: "Talks only to SQS and EventBridge, never to the database: a VPC would add endpoints and nothing to "
+    "protect.",
     INGEST: "Talks only to SQS, Secrets Manager and the captcha verifier on the internet: a VPC would add a NAT "
     "gateway and nothing to protect.",
 }

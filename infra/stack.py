@@ -8,10 +8,17 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.api import LeadApi
-from infra.aws_api_endpoints import MIGRATE_AWS_SERVICES, PROBE_AWS_SERVICES, WORKER_AWS_SERVICES, AwsApiEndpoints
+from infra.aws_api_endpoints import (
+    MIGRATE_AWS_SERVICES,
+    PROBE_AWS_SERVICES,
+    WORKER_AWS_SERVICES,
+    WORKER_EVENTS_AWS_SERVICES,
+    AwsApiEndpoints,
+)
 from infra.breaker import DrainBreaker
 from infra.canary import CanaryCheck
 from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
+from infra.events import LeadEvents
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
@@ -36,7 +43,11 @@ class LeadpipeStack(cdk.Stack):
         endpoints = None
         if worker.vpc_placement and settings.has_database and settings.vpc_aws_api_access == "interface_endpoints":
             endpoints = AwsApiEndpoints(
-                self, "AwsApiEndpoints", settings=settings, vpc=worker.vpc_placement.vpc, services=VPC_AWS_SERVICES
+                self,
+                "AwsApiEndpoints",
+                settings=settings,
+                vpc=worker.vpc_placement.vpc,
+                services=VPC_AWS_SERVICES | (WORKER_EVENTS_AWS_SERVICES if settings.events_enabled else set()),
             )
         if settings.has_database:
             migrations = SchemaMigrations(self, "SchemaMigrations", settings=settings, worker=worker)
@@ -62,6 +73,8 @@ class LeadpipeStack(cdk.Stack):
             ),
         )
 
+        if settings.events_enabled:
+            LeadEvents(self, "LeadEvents", settings=settings, worker=worker, monitoring=monitoring)
         if settings.has_database:
             # Built after monitoring: the DatabaseUnavailable alarm (when there) trips it at once.
             alarms = getattr(monitoring, "alarms", {})

@@ -11,6 +11,7 @@ from infra.config import PipelineSettings
 INGEST = ("LeadsAccepted", "SpamDropped", "EnqueueFailures", "Rejected_internal_error")
 CAPTCHA = ("CaptchaUnverified", "CaptchaPassReused")  # only a stage with captcha_provider publishes these
 WORKER = ("LeadsStored", "DuplicatesSkipped", "RecordsFailed", "DatabaseUnavailable", "IngestToStoreSeconds")
+EVENTS = ("EventsPublished", "EventsHandedOff", "EventsNotHandedOff", "EventsRelayed", "EventsNotRelayed")
 DRAIN_PROBE = ("DrainHeldByBreaker",)  # the probe publishes DatabaseUnavailable too, as the worker's
 BY_CAMPAIGN = "LeadsAcceptedByCampaign"  # one metric per campaign in metric_campaigns (its own dimension)
 REFUSED_PREFIX = "Rejected_"  # one metric per refusal code
@@ -33,4 +34,6 @@ def custom_metrics(settings: PipelineSettings) -> list[str]:
     names += [REFUSED_PREFIX + code for code in refusal_codes() if captcha or not code.startswith("captcha_")]
     if settings.has_database:  # no database: no worker runs, and no drain probe is deployed
         names += [*WORKER, *DRAIN_PROBE]
+    if settings.events_enabled:  # the worker's events lane and the relay
+        names += EVENTS
     return names + [f"{BY_CAMPAIGN}[{campaign}]" for campaign in settings.metric_campaigns]

@@ -20,6 +20,8 @@ from annotated_types import Le
 from functions.contract import Lead
 from infra.config import PipelineSettings
 from leadpipe.custom_metrics import custom_metrics
+from leadpipe.plan_destinations import DestinationLag, events_campaign_costs, events_fixed_costs, review_destinations
+from leadpipe.plan_destinations import to_markdown as destinations_markdown
 
 SECONDS_PER_MONTH = 30 * 24 * 3600
 # What Lambda's SQS event source adds to each batch on top of the store itself (hand-off and
@@ -134,6 +136,7 @@ class LaunchPlan:
     endpoint: str | None = None
     price_table: dict[str, str] = field(default_factory=dict)
     quota_table: dict[str, str] = field(default_factory=dict)
+    destinations: list[DestinationLag] = field(default_factory=list)  # the events lane's, when the stage has one
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -356,6 +359,11 @@ def _review(
             f"DRAINING TAKES LONGER THAN THE QUEUE KEEPS MESSAGES ({retention / 86400:.0f} days): leads WILL BE LOST. "
             "Raise max_concurrency (with the DB owner) or batch_size before launch."
         )
+    # Each stored lead's event leaves as its row commits: destinations see the store's pace, not the form's.
+    destinations = review_destinations(
+        settings, ticket.campaign, accepted_rate * window, min(accepted_rate, drain_rate), window
+    )
+    warnings += [destination.warning for destination in destinations if destination.warning]
     known = set(Lead.model_fields)
     unknown = [f for f in ticket.new_fields if f not in known]
     accepted = ticket.leads - throttled
@@ -383,6 +391,7 @@ def _review(
         retention_seconds=retention,
         unknown_fields=unknown,
         warnings=warnings,
+        destinations=destinations,
         quotas=_quota_checks(peak_rate, settings, quotas),
         campaign_costs=campaign_costs,
         campaign_cost_usd=campaign_total,
@@ -519,6 +528,7 @@ def _campaign_costs(
                 _captcha_usd(settings.captcha_provider, accepted, prices),
             )
         )
+    lines += [CostLine(item, usd) for item, usd in events_campaign_costs(settings, ticket.campaign, accepted, prices)]
     return [CostLine(c.item, round(c.usd, 4)) for c in lines]
 
 
@@ -566,6 +576,7 @@ def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> 
         price = prices["waf_managed_rule_groups"][group]
         if price["per_month"]:
             lines.append(CostLine(f"WAF {group} subscription", price["per_month"]))
+    lines += [CostLine(item, usd) for item, usd in events_fixed_costs(settings, prices)]
     return [CostLine(c.item, round(c.usd, 2)) for c in lines]
 
 
@@ -682,6 +693,7 @@ def to_markdown(plan: LaunchPlan) -> str:
             ],
             "",
         ]
+    out += destinations_markdown(plan.destinations)
     out += [
         f"### AWS cost of this campaign ({plan.price_table['region']}, prices as of {plan.price_table['as_of']})",
         "",

@@ -22,6 +22,7 @@ SECRET_FIELDS = ("host", "port", "username", "password", "dbname")
 # The AWS APIs the functions in the VPC call: infra/aws_api_endpoints.py's lists (a test holds the two equal), named
 # here so that the CLI does not start CDK's Node runtime to read them.
 VPC_SERVICES = ("lambda", "secretsmanager", "ssm")
+EVENTS_VPC_SERVICES = ("events", "sqs")  # the worker's, with events_enabled: PutEvents and its hand-off queue
 # Route targets that carry a Lambda ENI's traffic out: an internet gateway does not (the ENI has no public IP).
 NAT_TARGETS = ("NatGatewayId", "TransitGatewayId", "InstanceId", "NetworkInterfaceId")
 AWS_MANAGED_SECRETS_KEY = "alias/aws/secretsmanager"
@@ -170,6 +171,11 @@ def check_vpc(settings: PipelineSettings, ec2: Any) -> Check:
     return Check("vpc", True, f"{len(subnets)} subnet(s) and {len(groups)} security group(s) in {settings.vpc_id}")
 
 
+def vpc_services(settings: PipelineSettings) -> tuple[str, ...]:
+    """The AWS APIs the stage's VPC functions call, by their endpoint names."""
+    return tuple(sorted(VPC_SERVICES + (EVENTS_VPC_SERVICES if settings.events_enabled else ())))
+
+
 def check_aws_api_routes(settings: PipelineSettings, ec2: Any, cloudformation: Any, stack_name: str) -> Check:
     """The VPC functions can reach every AWS API they call: endpoints this stack creates, or the VPC's own route."""
     if not settings.in_vpc:
@@ -199,7 +205,7 @@ def check_aws_api_routes(settings: PipelineSettings, ec2: Any, cloudformation: A
 
 
 def _stack_endpoints_serve(settings: PipelineSettings, endpoints: dict[str, dict[str, Any]]) -> Check:
-    missing = [s for s in VPC_SERVICES if endpoints.get(s, {}).get("State", "").lower() != "available"]
+    missing = [s for s in vpc_services(settings) if endpoints.get(s, {}).get("State", "").lower() != "available"]
     if missing:
         return Check(
             "aws api routes",
@@ -207,7 +213,9 @@ def _stack_endpoints_serve(settings: PipelineSettings, endpoints: dict[str, dict
             f"the stack's endpoints for {', '.join(missing)} are missing or not available: deploy again, and see the "
             "VPC console for the endpoints' state",
         )
-    return Check("aws api routes", True, f"the stack's endpoints serve {', '.join(VPC_SERVICES)} in {settings.vpc_id}")
+    return Check(
+        "aws api routes", True, f"the stack's endpoints serve {', '.join(vpc_services(settings))} in {settings.vpc_id}"
+    )
 
 
 def _endpoints_can_be_created(settings: PipelineSettings, ec2: Any, private_dns: dict[str, Any]) -> Check:
@@ -217,7 +225,7 @@ def _endpoints_can_be_created(settings: PipelineSettings, ec2: Any, private_dns:
         for attribute, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames"))
         if not ec2.describe_vpc_attribute(VpcId=settings.vpc_id, Attribute=attribute)[key]["Value"]
     ]
-    taken = [s for s in VPC_SERVICES if s in private_dns]
+    taken = [s for s in vpc_services(settings) if s in private_dns]
     if taken:
         ids = ", ".join(private_dns[s]["VpcEndpointId"] for s in taken)
         problems.append(
@@ -227,15 +235,17 @@ def _endpoints_can_be_created(settings: PipelineSettings, ec2: Any, private_dns:
     if problems:
         return Check("aws api routes", False, "; ".join(problems))
     return Check(
-        "aws api routes", True, f"the stack creates endpoints for {', '.join(VPC_SERVICES)} in {settings.vpc_id}"
+        "aws api routes",
+        True,
+        f"the stack creates endpoints for {', '.join(vpc_services(settings))} in {settings.vpc_id}",
     )
 
 
 def _declared_route(settings: PipelineSettings, ec2: Any, private_dns: dict[str, Any]) -> Check:
-    routed = [s for s in VPC_SERVICES if private_dns.get(s, {}).get("State", "").lower() == "available"]
-    needs_nat = [s for s in VPC_SERVICES if s not in routed]
+    routed = [s for s in vpc_services(settings) if private_dns.get(s, {}).get("State", "").lower() == "available"]
+    needs_nat = [s for s in vpc_services(settings) if s not in routed]
     if not needs_nat:
-        return Check("aws api routes", True, f"the VPC's own endpoints serve {', '.join(VPC_SERVICES)}")
+        return Check("aws api routes", True, f"the VPC's own endpoints serve {', '.join(vpc_services(settings))}")
     tables = _paged(
         ec2, "describe_route_tables", "RouteTables", Filters=[{"Name": "vpc-id", "Values": [settings.vpc_id]}]
     )

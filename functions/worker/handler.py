@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
+from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,9 +17,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.contract import RedactingFormatter
 from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE, stage_dimension
 from functions.worker.credentials import database_conninfo, session_timeouts
+from functions.worker.event_publisher import (
+    EVENTS_CLIENT_CONFIG,
+    HAND_OFF_CLIENT_CONFIG,
+    EventBusPublisher,
+    HandOffQueue,
+    LeadStoredPublisher,
+)
 from functions.worker.logic import BatchSummary, StoringBatchProcessor
 from functions.worker.repository import ConnectionProvider, LeadRepository, connect
 from functions.worker.settings import WorkerSettings
+from functions.worker.stored_events import LeadStoredLane
 
 logger = Logger(service=WORKER_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=WORKER_SERVICE)
@@ -45,7 +55,17 @@ def get_processor() -> StoringBatchProcessor:
         transaction_timeouts=per_transaction,
         fallback_round_trip_seconds=settings.round_trip_limit_seconds,
     )
-    return StoringBatchProcessor(repository.store_batch)
+    lane = events_lane(settings, repository) if settings.event_bus_name else None
+    return StoringBatchProcessor(repository.store_batch, after_commit=lane.after_commit if lane else None)
+
+
+def events_lane(settings: WorkerSettings, repository: LeadRepository) -> LeadStoredLane:
+    """The LeadStored publisher: EventBridge first, the hand-off queue for what it does not take."""
+    hand_off = None
+    if settings.events_hand_off_queue_url:
+        hand_off = HandOffQueue(boto3.client("sqs", config=HAND_OFF_CLIENT_CONFIG), settings.events_hand_off_queue_url)
+    bus = EventBusPublisher(boto3.client("events", config=EVENTS_CLIENT_CONFIG))
+    return LeadStoredLane(LeadStoredPublisher(bus, hand_off), repository.stored_at_of, settings.event_bus_name)
 
 
 @logger.inject_lambda_context
@@ -65,6 +85,11 @@ def report_batch(summary: BatchSummary) -> None:
     if summary.database_unavailable:
         # What pages on-call (alarm DatabaseUnavailable): the failed records above are retried, not bad.
         metrics.add_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1)
+    if summary.events is not None:
+        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=summary.events.published)
+        metrics.add_metric(name="EventsHandedOff", unit=MetricUnit.Count, value=summary.events.handed_off)
+        # What pages (alarm EventsNotHandedOff): stored leads whose records come back to publish again.
+        metrics.add_metric(name="EventsNotHandedOff", unit=MetricUnit.Count, value=len(summary.events.not_handed_off))
     lag = summary.seconds_since_oldest_received(datetime.now(UTC))
     if lag is not None:
         metrics.add_metric(name="IngestToStoreSeconds", unit=MetricUnit.Seconds, value=lag)
@@ -77,6 +102,7 @@ def report_batch(summary: BatchSummary) -> None:
             "failed": [{"message_id": f.message_id, "reason": f.reason} for f in summary.failed],
             "store_error": summary.store_error,
             "database_unavailable": summary.database_unavailable,
+            "events": None if summary.events is None else asdict(summary.events),
         },
     )
 

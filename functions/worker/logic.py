@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.contract import LeadEnvelope, parse_envelope
 from functions.worker.repository import DatabaseUnavailable, StoreOutcome
+from functions.worker.stored_events import LaneOutcome
 
 
 class RejectedByDatabase(Exception):
@@ -25,6 +26,17 @@ class NotStored(Exception):
 
 class NotTriedInTime(Exception):
     """Row by row, the invocation ran out of time before this record's row was tried: it is retried, not refused."""
+
+
+class EventsNotHandedOff(Exception):
+    """The row is stored, but neither EventBridge nor the hand-off queue took its event: delivered again,
+    the record's store is a no-op and its event is published then."""
+
+
+class AfterCommit(Protocol):
+    """`LeadStoredLane.after_commit`: publishes the events of the stored envelopes of a committed batch."""
+
+    def __call__(self, stored: Sequence[LeadEnvelope], outcome: StoreOutcome) -> LaneOutcome: ...
 
 
 class StoreBatch(Protocol):
@@ -57,6 +69,7 @@ class BatchSummary:
     oldest_received_at: datetime | None = None
     store_error: str | None = None
     database_unavailable: bool = False  # the store failed because the database could not be reached
+    events: LaneOutcome | None = None  # what the events lane did after the commit (None: no events lane)
 
     def seconds_since_oldest_received(self, now: datetime) -> float | None:
         if self.oldest_received_at is None:
@@ -73,8 +86,9 @@ class StoringBatchProcessor:
     as a whole, every good record is reported failed.
     """
 
-    def __init__(self, store_batch: StoreBatch) -> None:
+    def __init__(self, store_batch: StoreBatch, after_commit: AfterCommit | None = None) -> None:
         self._store_batch = store_batch
+        self._after_commit = after_commit
         self.summary = BatchSummary()
 
     def handle(self, event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
@@ -131,7 +145,25 @@ class StoringBatchProcessor:
                 errors[message_id] = RejectedByDatabase(f"the database refused the row: {outcome.rejected[lead_id]}")
             elif lead_id in not_tried:
                 errors[message_id] = not_stored
+        if self._after_commit is not None:
+            errors.update(self._publish_events(envelopes, errors, outcome))
         return errors
+
+    def _publish_events(
+        self, envelopes: dict[str, LeadEnvelope], errors: dict[str, Exception], outcome: StoreOutcome
+    ) -> dict[str, Exception]:
+        """The committed rows' events; the records whose events went nowhere come back (their rows stay)."""
+        stored = {message_id: e for message_id, e in envelopes.items() if message_id not in errors}
+        try:
+            self.summary.events = self._after_commit(list(stored.values()), outcome)
+        except Exception as error:  # a bug in the lane must not lose an event: the records come back
+            self.summary.events = LaneOutcome(not_handed_off=[str(e.lead_id) for e in stored.values()])
+            self.summary.events.error = type(error).__name__
+        unsent = set(self.summary.events.not_handed_off)
+        failure = EventsNotHandedOff(
+            "stored; its LeadStored event went neither to EventBridge nor to the hand-off queue"
+        )
+        return {message_id: failure for message_id, e in stored.items() if str(e.lead_id) in unsent}
 
 
 def _reason(error: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import psycopg
 import pydantic_core
@@ -229,6 +230,7 @@ class LeadRepository:
         `fallback_round_trip_seconds`: the client-side deadline of a round trip when `store_batch` gets no
         `time_left` (None: none); with one, each round trip may use all the invocation has left but a reserve."""
         self._connections = connections
+        self._leads_table = leads_table
         self._transaction_timeouts = transaction_timeouts
         self._fallback_round_trip = fallback_round_trip_seconds
         columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in LEAD_COLUMNS)
@@ -365,6 +367,22 @@ class LeadRepository:
                 cursor.execute(statement)
             cursor.execute(self._insert, (rows,))
         return cursor.rowcount
+
+    def stored_at_of(self, lead_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each of these leads' rows was stored (the events lane asks after a batch with duplicates);
+        a lead without a row (erased) is left out. One indexed read, bounded by the fallback round trip."""
+        if not lead_ids:
+            return {}
+        connection = self._connections.get()
+        query = sql.SQL("SELECT lead_id::text, stored_at FROM {} WHERE lead_id = ANY(%s::uuid[])").format(
+            leads_table_identifier(self._leads_table)
+        )
+        try:
+            with RoundTripDeadline(connection, self._fallback_round_trip):
+                return dict(connection.execute(query, (list(lead_ids),)).fetchall())
+        except psycopg.Error:
+            self._connections.discard()
+            raise
 
 
 def lead_row(envelope: LeadEnvelope) -> dict[str, object]:

@@ -34,6 +34,9 @@ class WorkerSettings(BaseModel):
     # Lambda's own limit: an open transaction idle longer than the whole invocation has lost its client.
     function_timeout_seconds: int = Field(default=30, alias="WORKER_TIMEOUT_SECONDS", ge=1, le=900)
     secret_max_age_seconds: int = Field(default=300, alias="DB_SECRET_MAX_AGE_SECONDS", ge=0)
+    # LeadStored events (optional): the bus to publish on, and the durable queue for what it does not take.
+    event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME", min_length=1)
+    events_hand_off_queue_url: str | None = Field(default=None, alias="EVENTS_HAND_OFF_QUEUE_URL", min_length=1)
 
     @model_validator(mode="after")
     def _one_credential_source(self) -> WorkerSettings:

@@ -40,6 +40,7 @@ def erase(email: str, database: DatabaseChoice, stack: str | None) -> int:
     import psycopg
 
     from leadpipe.erasure import erase_from_dead_letters, erase_person, normalised_address
+    from leadpipe.event_dead_letters import erase_from_events_lane
     from leadpipe.local.runtime import DEFAULT_DATA_DIR
     from leadpipe.targets import TargetNotFound, resolve_target
 
@@ -61,4 +62,5 @@ def erase(email: str, database: DatabaseChoice, stack: str | None) -> int:
         return 0
     removed = erase_from_dead_letters(target.sqs, target.dead_letter_queue_url, email)
     print(f"deleted {removed} message(s) of that person from the DLQ of {target.description}")
+    print(erase_from_events_lane(stack, database.data_dir or DEFAULT_DATA_DIR, email))
     return 0

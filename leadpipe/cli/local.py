@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,11 @@ if TYPE_CHECKING:
     help="HTTP port.",
 )
 @click.option("--data-dir", type=PATH, default=None, help="Where PostgreSQL data and logs live.")
-def run(stage: str, port: int, data_dir: Path | None) -> int:
+@click.option(
+    "--events/--no-events", default=True, show_default=True, help="Run the stage's events lane (if events_enabled)."
+)
+@click.option("--events-to", metavar="URL", help="Deliver every destination's events here (default: a local receiver).")
+def run(stage: str, port: int, data_dir: Path | None, events: bool, events_to: str | None) -> int:
     """Start the whole pipeline on this machine (Ctrl-C stops it)."""
     from leadpipe.local.runtime import DEFAULT_DATA_DIR, LocalPipeline, LocalPipelineOptions
 
@@ -38,6 +43,9 @@ def run(stage: str, port: int, data_dir: Path | None) -> int:
         data_dir=data_dir or DEFAULT_DATA_DIR,
         port=port,
         database_url=os.environ.get("DATABASE_URL") or None,
+        events=events,
+        events_to=events_to,
+        events_echo=sys.stdout,
     )
     pipeline = LocalPipeline(options)
     print("Starting Leadpipe locally: PostgreSQL, SQS (moto), ingest and worker ...", flush=True)
@@ -57,6 +65,15 @@ def run(stage: str, port: int, data_dir: Path | None) -> int:
     return 0
 
 
+def _events_text(info: RuntimeInfo, settings: PipelineSettings) -> str:
+    if not info.events:
+        return ""
+    receiver = info.events["receiver_url"] or "--events-to"
+    lines = [f"\n  events        LeadStored on a local EventBridge (moto), delivered to {receiver}, never faster than:"]
+    lines += [f"                  {d.name}: {d.invocation_rate_per_second}/s" for d in settings.event_destinations]
+    return "\n".join(lines)
+
+
 def _started_text(info: RuntimeInfo, settings: PipelineSettings) -> str:
     database = "embedded, data in " + info.postgres_data_dir if info.postgres_data_dir else "DATABASE_URL"
     lead = '{"email": "jane@example.com", "campaign": "summersale20"}'
@@ -68,7 +85,7 @@ Leadpipe is running (stage {info.stage}).
   PostgreSQL    {database}  table {info.leads_table}
   worker        at most {settings.max_concurrency} concurrent batches of {settings.batch_size}, \
 window {settings.max_batching_window_seconds} s
-  logs          {info.data_dir}/logs/
+  logs          {info.data_dir}/logs/{_events_text(info, settings)}
 
 Submit a lead:
   curl -si -X POST {info.api_url} -H 'Content-Type: application/json' -d '{lead}'

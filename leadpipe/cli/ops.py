@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from leadpipe.cli.errors import CliError
+from leadpipe.cli.event_dlq import EventsQueueChoice, events_queue_options, list_events, purge_events, redrive_events
 from leadpipe.cli.options import POSITIVE, TargetChoice, json_output, operating_system_user, target_options
 
 if TYPE_CHECKING:
@@ -51,8 +52,11 @@ def dlq() -> None:
 @target_options
 @click.option("--limit", type=POSITIVE, default=100, show_default=True, help="Show at most this many.")
 @json_output
-def dlq_list(target: TargetChoice, limit: int, as_json: bool) -> int:
+@events_queue_options
+def dlq_list(target: TargetChoice, limit: int, as_json: bool, events_queue: EventsQueueChoice | None) -> int:
     """What is in the DLQ: age, receives, reason, masked lead."""
+    if events_queue:
+        return list_events(target, events_queue, limit, as_json)
     from leadpipe import dlq as dead_letters
     from leadpipe.status import queue_depth
 
@@ -76,8 +80,13 @@ def dlq_list(target: TargetChoice, limit: int, as_json: bool) -> int:
 @target_options
 @click.option("--max-per-second", type=POSITIVE, help="Rate limit of the AWS message-move task.")
 @click.option("--limit", type=POSITIVE, help="Locally: move at most this many.")
-def redrive(target: TargetChoice, max_per_second: int | None, limit: int | None) -> int:
-    """Move DLQ messages back to the leads queue."""
+@events_queue_options
+def redrive(
+    target: TargetChoice, max_per_second: int | None, limit: int | None, events_queue: EventsQueueChoice | None
+) -> int:
+    """Move DLQ messages back to the leads queue (or events back to their destination or hand-off queue)."""
+    if events_queue:
+        return redrive_events(target, events_queue, limit, max_per_second)
     from leadpipe import dlq as dead_letters
 
     pipeline = target.resolve()
@@ -93,8 +102,11 @@ def redrive(target: TargetChoice, max_per_second: int | None, limit: int | None)
 @dlq.command()
 @target_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def purge(target: TargetChoice, yes: bool) -> int:
+@events_queue_options
+def purge(target: TargetChoice, yes: bool, events_queue: EventsQueueChoice | None) -> int:
     """Delete every message in the DLQ (asks first)."""
+    if events_queue:
+        return purge_events(target, events_queue, yes)
     from leadpipe import dlq as dead_letters
     from leadpipe.status import queue_depth
 

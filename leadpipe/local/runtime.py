@@ -8,7 +8,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 import psycopg
@@ -19,6 +19,7 @@ from functions.worker.round_trip_deadline import ROUND_TRIP_MARGIN_SECONDS
 from infra.config import REPO_ROOT, PipelineSettings
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from leadpipe.local.drain_breaker import LocalDrainBreaker, probe_database
+from leadpipe.local.events_lane import LocalEventsLane
 from leadpipe.local.gateway import LEADS_PATH
 from leadpipe.local.ingest_environments import GatewaySettings, IngestEnvironments
 from leadpipe.local.lambda_pool import LambdaPool
@@ -53,6 +54,7 @@ class RuntimeInfo:
     data_dir: str
     postgres_data_dir: str | None
     pid: int
+    events: dict[str, Any] | None = None  # the events lane's queues and endpoints (LocalEventsInfo), if it runs
 
     @classmethod
     def load(cls, data_dir: Path = DEFAULT_DATA_DIR) -> RuntimeInfo:
@@ -80,6 +82,9 @@ class LocalPipelineOptions:
     extra_allowed_origins: list[str] = field(default_factory=list)
     drain_probe_seconds: float = 1.0  # the drain breaker's probe interval (AWS: once a minute)
     ingest_environment: dict[str, str] = field(default_factory=dict)  # more ingest settings, e.g. a captcha check's
+    events: bool = False  # run the stage's events lane (when it has events_enabled): moto's EventBridge, local senders
+    events_to: str | None = None  # every destination posts here (default: a local receiver that prints what it gets)
+    events_echo: TextIO | None = None  # where the local receiver prints
 
 
 def local_sqs_client(endpoint_url: str) -> Any:
@@ -110,6 +115,7 @@ class LocalPipeline:
         self._sqs_server = LocalSqsServer()
         self._ingest: IngestEnvironments | None = None
         self._worker: LambdaPool | None = None
+        self.events: LocalEventsLane | None = None
 
     # --- start ------------------------------------------------------------------------------
 
@@ -130,7 +136,14 @@ class LocalPipeline:
         public_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         aws_env = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL_SQS": endpoint, "POWERTOOLS_TRACE_DISABLED": "true"}
         self._ingest = self._ingest_environments(listener, public_url, aws_env, queues, data_dir / "logs")
-        self._worker = self._worker_environments(aws_env, database_url, data_dir / "logs")
+        events_env: dict[str, str] = {}
+        if self.options.events and self.settings.events_enabled:
+            options = self.options
+            self.events = LocalEventsLane(
+                self.settings, sqs, aws_env, data_dir / "logs", options.events_to, options.events_echo
+            )
+            events_env = self.events.start()
+        self._worker = self._worker_environments({**aws_env, **events_env}, database_url, data_dir / "logs")
         self._worker.warm_up()
         self._start_drain(sqs, queues, database_url, data_dir)
         self._ingest.start()
@@ -147,6 +160,7 @@ class LocalPipeline:
             data_dir=str(data_dir),
             postgres_data_dir=str(self._postgres.data_dir) if self._postgres else None,
             pid=os.getpid(),
+            events=asdict(self.events.info) if self.events else None,
         )
         (data_dir / STATE_FILE_NAME).write_text(json.dumps(asdict(self.info), indent=2))
         return self.info
@@ -277,6 +291,9 @@ class LocalPipeline:
             )
         if self._worker:
             self._worker.close()
+        if self.events:
+            self.events.wait_until_delivered(drain_seconds)
+            self.events.stop()
         self._sqs_server.stop()
         if self._postgres:
             self._postgres.stop()

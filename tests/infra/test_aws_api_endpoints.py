@@ -24,6 +24,7 @@ from infra.aws_api_endpoints import (
     MIGRATE_AWS_SERVICES,
     PROBE_AWS_SERVICES,
     WORKER_AWS_SERVICES,
+    WORKER_EVENTS_AWS_SERVICES,
 )
 from tests.infra.aws_call_inventory import inventory
 from tests.infra.conftest import SynthesizedStage
@@ -32,7 +33,7 @@ from tests.infra.iam_evaluation import REGION, as_list, role_statements, wildcar
 HTTPS = 443
 # What infra/aws_api_endpoints.py declares per function, by handler module: the code must not call more.
 DECLARED = {
-    "functions.worker.handler": WORKER_AWS_SERVICES,
+    "functions.worker.handler": WORKER_AWS_SERVICES | WORKER_EVENTS_AWS_SERVICES,
     "functions.worker.migrate_handler": MIGRATE_AWS_SERVICES,
     "functions.worker.probe_handler": PROBE_AWS_SERVICES,
     "functions.worker.canary_handler": CANARY_CHECK_AWS_SERVICES,
@@ -102,6 +103,8 @@ def test_every_call_a_functions_code_makes_is_allowed_by_its_role(stage: Synthes
             continue
         if not stage.settings.captcha_provider and module == "functions.ingest.handler":
             calls = calls - {"secretsmanager:GetSecretValue"}  # the captcha secret is read only with a provider
+        if not stage.settings.events_enabled and module == "functions.worker.handler":
+            calls = calls - {"events:PutEvents", "sqs:SendMessageBatch"}  # the events lane's, only when enabled
         missing = sorted(c for c in calls if not any(wildcard_matches(a, c, case_sensitive=False) for a in allowed))
         assert missing == [], f"{stage.settings.stage}: {logical_id} ({module}) may not call {missing}"
 
@@ -112,6 +115,8 @@ def test_every_service_a_vpc_function_calls_is_reachable_from_its_subnets(stage:
     assert bool(in_vpc) == stage.settings.in_vpc
     for logical_id, function, module in in_vpc:
         services = inventory(module).services
+        if not stage.settings.events_enabled and module == "functions.worker.handler":
+            services = services - WORKER_EVENTS_AWS_SERVICES  # the events lane's, only when enabled
         # Then the code calls no service the stack does not know it calls
         assert services <= DECLARED[module], f"{module} calls {services - DECLARED[module]}: declare it"
         # And each one is reachable: through an endpoint of the stack, or through the NAT the operator declared

@@ -101,10 +101,10 @@ def test_worker_reserved_concurrency_is_at_least_the_cap(prod: Template, prod_se
 
 
 def test_without_a_database_the_event_source_is_disabled_and_no_migration_runs(dev: Template) -> None:
-    _, mapping = only(dev, "AWS::Lambda::EventSourceMapping")
+    worker_id, worker = function_by_handler(dev, WORKER_HANDLER)
+    _, mapping = only(dev, "AWS::Lambda::EventSourceMapping", FunctionName={"Ref": worker_id})
     assert mapping["Properties"]["Enabled"] is False
     assert dev.find_resources("Custom::Trigger") == {}
-    _, worker = function_by_handler(dev, WORKER_HANDLER)
     assert "DB_SECRET_ARN" not in worker["Properties"]["Environment"]["Variables"]
 
 

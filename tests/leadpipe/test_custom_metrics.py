@@ -41,6 +41,7 @@ def test_the_inventory_names_every_metric_the_functions_publish() -> None:
             db_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/db-AbCdEf",
             captcha_provider="turnstile",
             captcha_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/captcha-AbCdEf",
+            events_enabled=True,
         ),
         "dev",
     )

@@ -21,7 +21,6 @@ from moto import mock_aws
 
 from infra.config import PipelineSettings, settings_from_file
 from leadpipe.preflight import (
-    VPC_SERVICES,
     AccountClients,
     check_alarm_subscription,
     check_api_logging_role,
@@ -33,6 +32,7 @@ from leadpipe.preflight import (
     check_proxy,
     check_secret,
     check_vpc,
+    vpc_services,
 )
 from tests.leadpipe.aws_not_in_moto import account_limit, answer
 
@@ -56,8 +56,9 @@ def clients() -> Iterator[AccountClients]:
 
 
 def stage(**changes: Any) -> PipelineSettings:
-    """The dev stage (no VPC, no database) with `changes`, as cdk.json would give them."""
-    return settings_from_file("dev").model_copy(update=changes)
+    """The dev stage (no VPC, no database) without its events lane, with `changes`, as cdk.json would give them."""
+    quiet = {"events_enabled": False, "event_destinations": []}
+    return settings_from_file("dev").model_copy(update={**quiet, **changes})
 
 
 def a_vpc(ec2: Any, *, dns_hostnames: bool = True) -> dict[str, Any]:
@@ -185,11 +186,13 @@ def test_preflight_checks_the_routes_to_every_service_the_stack_makes_endpoints_
         MIGRATE_AWS_SERVICES,
         PROBE_AWS_SERVICES,
         WORKER_AWS_SERVICES,
+        WORKER_EVENTS_AWS_SERVICES,
     )
 
     declared = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | CANARY_CHECK_AWS_SERVICES
-    # Then preflight checks the routes to exactly those
-    assert sorted(declared) == list(VPC_SERVICES)
+    # Then preflight checks the routes to exactly those, and the events lane's too when it is on
+    assert vpc_services(stage()) == tuple(sorted(declared))
+    assert vpc_services(stage(events_enabled=True)) == tuple(sorted(declared | WORKER_EVENTS_AWS_SERVICES))
 
 
 def test_interface_endpoints_need_dns_hostnames_and_no_endpoint_already_there(clients: AccountClients) -> None:
