@@ -25,6 +25,11 @@ from functions.worker.repository import (
 CANARY_DOMAIN = "leadpipe-canary.example"
 
 
+def is_canary_address(email: str) -> bool:
+    """Whether `email` (as the contract normalises it) is a canary's: such a lead is never anyone's."""
+    return email.endswith(f"@{CANARY_DOMAIN}")
+
+
 def canary_address(lead_name: str) -> str:
     """The canary's e-mail address for one run, e.g. `verify-3f2a...@leadpipe-canary.example`."""
     return normalise_email(f"{lead_name}@{CANARY_DOMAIN}")
@@ -44,7 +49,7 @@ class CanaryRequest(BaseModel):
     @classmethod
     def _only_canaries(cls, value: str) -> str:
         address = normalise_email(value.strip())
-        if not address.endswith(f"@{CANARY_DOMAIN}"):
+        if not is_canary_address(address):
             raise ValueError(f"only canary addresses under {CANARY_DOMAIN} may be checked and erased")
         return address
 
