@@ -20,16 +20,20 @@ from pydantic import (
     model_validator,
 )
 
+from functions.contract.lead import normalise_campaign
+from functions.worker.retention import RETENTION_TIMEOUT_SECONDS
 from functions.worker.settings import TABLE_NAME_PATTERN
 from infra.destinations import EventDestination
 
 CONTEXT_KEY = "leadpipe"
 DEFAULT_STAGE = "dev"
+SQS_MAX_RETENTION_DAYS = 14  # SQS's longest message retention
 VISIBILITY_TIMEOUT_FACTOR = 6  # AWS's advice for SQS event sources: 6x the function timeout
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Lambda keeps this much of an account's concurrency for functions without a reservation.
 LAMBDA_UNRESERVED_MINIMUM = 100
 PROBE_RESERVED_CONCURRENCY = 1  # one drain probe at a time
+RETENTION_RESERVED_CONCURRENCY = 1  # one retention run, so one database session, at a time
 # A key ARN (key/<id>), never an alias: IAM authorizes kms:Decrypt against the key's own ARN.
 KMS_KEY_ARN_PATTERN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$"
 
@@ -45,6 +49,8 @@ def _origin(value: str) -> str:
 
 
 Origin = Annotated[str, AfterValidator(_origin)]
+# The code as leads carry it (upper-cased): `summersale20` in cdk.json tracks SUMMERSALE20.
+CampaignCode = Annotated[str, AfterValidator(normalise_campaign)]
 
 
 class PipelineSettings(BaseModel):
@@ -63,8 +69,8 @@ class PipelineSettings(BaseModel):
     )
     max_body_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
     honeypot_field: str = Field(default="website", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    metric_campaigns: list[str] = Field(
-        default_factory=list, max_length=20, description="Campaigns with their own metric"
+    metric_campaigns: list[CampaignCode] = Field(
+        default_factory=list, max_length=20, description="Campaigns with their own metric (any case)"
     )
 
     # --- Spam protection beyond the honeypot (optional, off by default)
@@ -130,6 +136,22 @@ class PipelineSettings(BaseModel):
     )
     db_lock_timeout_seconds: int = Field(
         default=5, ge=1, le=600, description="server-side lock_timeout, e.g. behind a migration"
+    )
+
+    # --- Personal data retention, run on a schedule (infra/retention.py; locally by the runtime)
+    lead_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36_500,
+        description="Delete leads received more than this many days ago; unset keeps them",
+    )
+    # A tombstone must outlive every lead it blocks: SQS keeps a message up to 14 days, counted from its first
+    # enqueue even in the DLQ, and a DLQ redrive starts a new 14 days. 28 days, then: 30 by default.
+    erasure_tombstone_retention_days: int | None = Field(
+        default=30,
+        ge=2 * SQS_MAX_RETENTION_DAYS + 1,
+        le=36_500,
+        description="Delete erasure tombstones older than this; unset keeps them",
     )
 
     # --- LeadStored events on an EventBridge bus, delivered to HTTP endpoints at their own rate (off by default)
@@ -205,8 +227,10 @@ class PipelineSettings(BaseModel):
 
     @property
     def reserved_concurrency_total(self) -> int:
-        """What the stack reserves of the account's concurrency: the worker, and the drain probe with a database."""
-        return self.reserved_concurrency + (PROBE_RESERVED_CONCURRENCY if self.has_database else 0)
+        """What the stack reserves of the account's concurrency: the worker; with a database, the drain probe and the
+        retention too."""
+        with_database = PROBE_RESERVED_CONCURRENCY + RETENTION_RESERVED_CONCURRENCY
+        return self.reserved_concurrency + (with_database if self.has_database else 0)
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSettings:
@@ -275,6 +299,16 @@ class PipelineSettings(BaseModel):
             "DB_STATEMENT_TIMEOUT_SECONDS": str(self.db_statement_timeout_seconds),
             "DB_LOCK_TIMEOUT_SECONDS": str(self.db_lock_timeout_seconds),
             "WORKER_TIMEOUT_SECONDS": str(self.worker_timeout_seconds),
+        }
+
+    def retention_environment(self) -> dict[str, str]:
+        """The retention function's settings as env vars (an unset one is absent): for the stack and `make run`."""
+        days = {
+            "LEAD_RETENTION_DAYS": self.lead_retention_days,
+            "ERASURE_TOMBSTONE_RETENTION_DAYS": self.erasure_tombstone_retention_days,
+        }
+        return {name: str(value) for name, value in days.items() if value is not None} | {
+            "RETENTION_TIMEOUT_SECONDS": str(RETENTION_TIMEOUT_SECONDS)
         }
 
     @property

@@ -30,6 +30,9 @@ FIVE_MINUTES = cdk.Duration.minutes(5)
 PROBE_FAILED_MINUTES = 3
 # The probe runs every minute, but EventBridge may shift a run into the next minute: five empty ones is a stop.
 PROBE_SILENT_MINUTES = 5
+ONE_HOUR = cdk.Duration.hours(1)
+# The retention runs every hour: three hours without a run is a stopped schedule, not a late one.
+RETENTION_SILENT_HOURS = 3
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,39 @@ class PipelineMonitoring(Construct):
             ),
         )
         return self.alarms["DrainProbeErrors"]
+
+    def watch_retention(self, retention: lambda_.IFunction) -> None:
+        """Page when a retention run fails (error or timeout), or when none has run for RETENTION_SILENT_HOURS."""
+        self._alarm(
+            "RetentionFailed",
+            retention.metric_errors(period=ONE_HOUR, statistic="Sum"),
+            1,
+            "A retention run failed: leads or tombstones past their retention may still be stored. Read the "
+            "retention function's log; `leadpipe status` shows the last run and its error.",
+        )
+        self._alarm(
+            "RetentionSilent",
+            retention.metric_invocations(period=ONE_HOUR, statistic="Sum"),
+            1,
+            "The retention has not run for hours (its schedule rule disabled or deleted?): nothing past its retention "
+            "is being deleted. Check the retention's EventBridge rule; `leadpipe status`.",
+            evaluation_periods=RETENTION_SILENT_HOURS,
+            datapoints_to_alarm=RETENTION_SILENT_HOURS,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,  # a function never invoked reports no datapoint at all
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Retention runs (per hour)",
+                left=[
+                    retention.metric_invocations(period=ONE_HOUR, statistic="Sum"),
+                    retention.metric_errors(period=ONE_HOUR, statistic="Sum"),
+                ],
+            ),
+            cloudwatch.AlarmStatusWidget(
+                title="Retention", alarms=[self.alarms["RetentionFailed"], self.alarms["RetentionSilent"]]
+            ),
+        )
 
     @staticmethod
     def database_unavailable_metric(stage: str) -> cloudwatch.Metric:

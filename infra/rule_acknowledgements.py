@@ -23,6 +23,7 @@ WORKER = "functions.worker.handler.lambda_handler"
 MIGRATE = "functions.worker.migrate_handler.lambda_handler"
 PROBE = "functions.worker.probe_handler.lambda_handler"
 CANARY_CHECK = "functions.worker.canary_handler.lambda_handler"
+RETENTION = "functions.worker.retention_handler.lambda_handler"
 RELAY = "functions.worker.event_relay_handler.lambda_handler"
 CDK_TRIGGER_PROVIDER = "AWSCDK.TriggerCustomResourceProviderCustomResourceProvider"
 
@@ -33,6 +34,10 @@ SYNCHRONOUS = (
 PROBE_EVENTS = (
     "A failed probe event is worthless a minute later: the next scheduled run is the retry, and DrainProbeErrors / "
     "DrainProbeSilent page on-call when runs fail or stop."
+)
+RETENTION_EVENTS = (
+    "A failed retention run needs no replay: the next hourly run deletes the same rows (it is idempotent), and "
+    "RetentionFailed / RetentionSilent page on-call when runs fail or stop."
 )
 CDK_PROVIDER = (
     "CDK's own trigger provider, run by CloudFormation once per deploy; it reports failure to CloudFormation itself."
@@ -46,6 +51,7 @@ DLQ_REASON = {
     WORKER: SYNCHRONOUS,
     MIGRATE: SYNCHRONOUS,
     PROBE: PROBE_EVENTS,
+    RETENTION: RETENTION_EVENTS,
     RELAY: SYNCHRONOUS,
     CANARY_CHECK: "Invoked synchronously by `leadpipe verify` (RequestResponse), which reads its answer: Lambda sends "
     "only asynchronous invocations to a dead-letter target.",

@@ -9,23 +9,29 @@ from constructs import Construct
 
 from infra.api import LeadApi
 from infra.aws_api_endpoints import (
+    CANARY_CHECK_AWS_SERVICES,
     MIGRATE_AWS_SERVICES,
     PROBE_AWS_SERVICES,
+    RETENTION_AWS_SERVICES,
     WORKER_AWS_SERVICES,
     WORKER_EVENTS_AWS_SERVICES,
     AwsApiEndpoints,
 )
 from infra.breaker import DrainBreaker
+from infra.campaign_numbers import CampaignNumbers
 from infra.canary import CanaryCheck
 from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
 from infra.events import LeadEvents
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
+from infra.retention import DataRetention
 from infra.rule_acknowledgements import acknowledge_rule_findings
 from infra.worker import LeadWorker
 
-VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES
+VPC_AWS_SERVICES = (
+    WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | RETENTION_AWS_SERVICES | CANARY_CHECK_AWS_SERVICES
+)
 
 
 class LeadpipeStack(cdk.Stack):
@@ -73,6 +79,10 @@ class LeadpipeStack(cdk.Stack):
             ),
         )
 
+        CampaignNumbers(
+            self, "CampaignNumbers", settings=settings, dashboard=monitoring.dashboard, ingest_logs=api.ingest.log_group
+        )
+
         if settings.events_enabled:
             LeadEvents(self, "LeadEvents", settings=settings, worker=worker, monitoring=monitoring)
         if settings.has_database:
@@ -86,6 +96,7 @@ class LeadpipeStack(cdk.Stack):
                 trip_alarms=[alarms[name] for name in ("DatabaseUnavailable",) if name in alarms],
             )
             monitoring.watch_drain_probe(breaker.function.function)  # a breaker that cannot run pages too
+            DataRetention(self, "DataRetention", settings=settings, worker=worker, monitoring=monitoring)
             # `leadpipe drain pause | resume | status --stack` finds the breaker by these.
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)
             cdk.CfnOutput(self, "DrainPauseParameterName", value=breaker.pause_record.parameter_name)

@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from functions.contract import lead_json_schema
+from functions.contract.lead import Touch
 from functions.ingest.captcha import PASS_HEADER
 from functions.ingest.logic import MAX_FORM_FIELDS, REDIRECT_FIELD
 from functions.ingest.settings import IngestSettings
@@ -149,6 +150,14 @@ def _request_bodies(lead: dict[str, Any]) -> dict[str, Any]:
     form_body["properties"] = {**form_body["properties"], **control}
     form_body["properties"].pop("custom")  # a form sends custom[size]=XL
     form_body["patternProperties"] = {FORM_CUSTOM_FIELD: {"type": "string", "maxLength": 500}}
+    # A form sends a touch as `first_touch[utm_source]=...`, one field per key the Touch object has.
+    touch_keys = "|".join(Touch.model_fields)
+    for touch in ("first_touch", "last_touch"):
+        form_body["properties"].pop(touch)
+        form_body["patternProperties"][rf"^{touch}(\[({touch_keys})\]|\.({touch_keys}))$"] = {
+            "type": "string",
+            "maxLength": 2048,
+        }
     form_body["maxProperties"] = MAX_FORM_FIELDS
     return {"application/json": {"schema": json_body}, "application/x-www-form-urlencoded": {"schema": form_body}}
 

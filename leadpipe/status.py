@@ -11,6 +11,7 @@ from psycopg import sql
 
 from functions.worker.repository import leads_table_identifier
 from leadpipe.drain import DrainStatus
+from leadpipe.lead_counts import counts_as_text, leads_by_campaign_and_source, retention_as_text, retention_status
 
 
 @dataclass
@@ -25,6 +26,9 @@ class PipelineStatus:
     last_stored_at: str | None = None
     database_error: str | None = None  # the database could not be reached for the counts above
     drain: dict[str, Any] | None = None  # leadpipe.drain.DrainStatus: running, paused_by_operator or held_by_breaker
+    # leadpipe.lead_counts: {"campaign": {code: {"last_hour", "last_day"}}, "utm_source": {...}}
+    leads_received: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    retention: dict[str, Any] | None = None  # leadpipe.lead_counts.retention_status: the policy and the last run
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,9 +48,9 @@ class PipelineStatus:
             lines.append(f"  database              unreachable: {self.database_error}")
         if self.leads_stored is not None:
             lines.append(f"  leads stored          {self.leads_stored}  (last at {self.last_stored_at or '-'})")
-            lines.append("  stored in the last hour, by campaign:")
-            for campaign, count in sorted(self.stored_last_hour_by_campaign.items()) or [("-", 0)]:
-                lines.append(f"    {campaign:<20}{count}")
+            lines += counts_as_text("received, by campaign", self.leads_received.get("campaign", {}))
+            lines += counts_as_text("received, by utm_source", self.leads_received.get("utm_source", {}))
+            lines += retention_as_text(self.retention)
         return "\n".join(lines)
 
 
@@ -91,7 +95,11 @@ def database_status(database_url: str, leads_table: str) -> dict[str, Any]:
             ),
             (since,),
         ).fetchall()
+        leads_received = leads_by_campaign_and_source(connection, leads_table)
+        retention = retention_status(connection, leads_table)
     return {
+        "leads_received": leads_received,
+        "retention": retention,
         "leads_stored": total,
         "last_stored_at": last.isoformat(timespec="seconds") if last else None,
         "stored_last_hour_by_campaign": dict(rows),

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +36,15 @@ _NORMALISED_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 _PHONE_ALLOWED = re.compile(r"^\+?[0-9(][0-9 ()./-]{4,30}$")  # "(202) 555-0143" is how many type it
 _CAMPAIGN_ALLOWED = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+# Ad platforms' click ids are URL-safe ASCII; anything else is not one (and would not survive a CRM export).
+_CLICK_ID_ALLOWED = re.compile(r"^[\x21-\x7e]{1,500}$")
+_CONSENT_NAME_ALLOWED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
+_PURPOSE_ALLOWED = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+MAX_CONSENT_PURPOSES = 10
+MAX_URL_LENGTH = 2048
+# The URL parameters leadpipe.js records on every page load: the five UTMs and the common ad click ids.
+CLICK_ID_FIELDS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "li_fat_id", "ttclid")
 # The one rule for what can travel and be stored: SQS's message character set (W3C XML `Char`).
 # It also keeps out all PostgreSQL refuses in text and jsonb: NUL and lone surrogates.
 SQS_MESSAGE_CHARACTERS = "\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff"
@@ -95,11 +105,59 @@ def _normalise_phone(value: str) -> str:
     return " ".join(value.split())
 
 
-def _normalise_campaign(value: str) -> str:
+def normalise_campaign(value: str) -> str:
+    """A campaign code in the one form the contract stores (` summersale20 ` -> `SUMMERSALE20`); ValueError if none."""
     code = value.strip().upper()
     if not _CAMPAIGN_ALLOWED.fullmatch(code):
         raise ValueError("must be letters, digits, '-' or '_' (at most 64), e.g. SUMMERSALE20")
     return code
+
+
+def _click_id(value: str) -> str:
+    if not _CLICK_ID_ALLOWED.fullmatch(value):
+        raise ValueError("must be 1 to 500 printable ASCII characters without spaces, as ad platforms send it")
+    return value
+
+
+def _consent_name(value: str) -> str:
+    if not _CONSENT_NAME_ALLOWED.fullmatch(value):
+        raise ValueError("must be letters, digits, '.', '_', ':', '/' or '-' (at most 100), e.g. newsletter-2026")
+    return value
+
+
+def _sha256_hex(value: str) -> str:
+    digest = value.strip().lower()
+    if not _SHA256_HEX.fullmatch(digest):
+        raise ValueError("must be a SHA-256 as 64 hexadecimal digits")
+    return digest
+
+
+def _url_length(value: HttpUrl) -> HttpUrl:
+    if len(str(value)) > MAX_URL_LENGTH:
+        raise ValueError(f"must be at most {MAX_URL_LENGTH} characters")
+    return value
+
+
+def _purpose_list(value: Any) -> Any:
+    # One field may list several ("newsletter offers"); checkboxes send one value each.
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple):
+        items = [part.lower() if isinstance(part, str) else part for item in value for part in _purpose_names(item)]
+        if len(items) > MAX_CONSENT_PURPOSES:
+            raise ValueError(f"at most {MAX_CONSENT_PURPOSES} purposes")
+        return list(dict.fromkeys(items))
+    return value
+
+
+def _purpose_names(item: Any) -> list[Any]:
+    return item.replace(",", " ").split() if isinstance(item, str) else [item]
+
+
+def _purpose(value: str) -> str:
+    if not _PURPOSE_ALLOWED.fullmatch(value):
+        raise ValueError("must be lower-case letters, digits, '_' or '-' (at most 32), e.g. newsletter")
+    return value
 
 
 def _optional(*constraints: Any) -> Any:
@@ -116,15 +174,78 @@ Email = Annotated[
     Travellable,
 ]
 Phone = _optional(StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_normalise_phone))
-Campaign = _optional(StringConstraints(max_length=80), AfterValidator(_normalise_campaign))
+Campaign = _optional(StringConstraints(max_length=80), AfterValidator(normalise_campaign))
 CountryCode = _optional(StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$"))
 LandingPage = Annotated[
     Annotated[HttpUrl, Field(description="http or https, at most 2048 characters")] | None,
     BeforeValidator(_blank_to_none),
     Travellable,
 ]
+Url = Annotated[
+    Annotated[
+        HttpUrl, AfterValidator(_url_length), Field(description=f"http or https, at most {MAX_URL_LENGTH} characters")
+    ]
+    | None,
+    BeforeValidator(_blank_to_none),
+    Travellable,
+]
+ClickId = _optional(StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_click_id))
+ConsentName = _optional(StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(_consent_name))
+Sha256Hex = _optional(StringConstraints(max_length=80), AfterValidator(_sha256_hex))
+Purpose = Annotated[str, StringConstraints(max_length=32), AfterValidator(_purpose), Travellable]
+Moment = Annotated[AwareDatetime | None, BeforeValidator(_blank_to_none), Travellable]
 CustomKey = Annotated[str, StringConstraints(pattern=CUSTOM_KEY_PATTERN), Travellable]
 CustomValue = Annotated[str, StringConstraints(max_length=MAX_CUSTOM_VALUE_LENGTH), Travellable]
+
+
+class Touch(BaseModel):
+    """One visit that brought the visitor: what the URL and the referrer said, as leadpipe.js saw it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_URL_LENGTH)
+
+    touched_at: Moment = Field(default=None, description="When the browser saw this visit (ISO 8601, with offset)")
+    landing_page: Url = None
+    referrer: Url = Field(
+        default=None, description="The page that linked here, as the browser's referrer policy let it"
+    )
+    utm_source: Text = None
+    utm_medium: Text = None
+    utm_campaign: Text = None
+    utm_term: Text = None
+    utm_content: Text = None
+    gclid: ClickId = None
+    gbraid: ClickId = None
+    wbraid: ClickId = None
+    fbclid: ClickId = None
+    msclkid: ClickId = None
+    li_fat_id: ClickId = None
+    ttclid: ClickId = None
+
+
+def _empty_touch_is_none(value: Any) -> Any:
+    # A form's blank inputs for a touch mean "no touch", as a blank input means "not given".
+    if isinstance(value, dict) and all(v is None or isinstance(v, str) and not v.strip() for v in value.values()):
+        return None
+    return value
+
+
+OptionalTouch = Annotated[Touch | None, BeforeValidator(_empty_touch_is_none)]
+# Fields added to the contract after its first version: when a lead leaves them out, its id is the one the
+# first version gave it, so a retry that straddles a deploy never becomes a second row.
+FIELDS_ADDED_LATER = frozenset(
+    {
+        *CLICK_ID_FIELDS,
+        "referrer",
+        "first_touch",
+        "last_touch",
+        "consent_text_id",
+        "consent_text_version",
+        "consent_text_sha256",
+        "consent_purposes",
+        "consent_at",
+        "consent_page",
+    }
+)
 
 
 class Lead(BaseModel):
@@ -151,6 +272,26 @@ class Lead(BaseModel):
         default_factory=dict,
         description=f"Extra answers: at most {MAX_CUSTOM_KEYS} keys, values up to {MAX_CUSTOM_VALUE_LENGTH} characters",
     )
+    # --- Attribution: the ad click ids and the referrer of the lead's own visit, and both touches
+    gclid: ClickId = None
+    gbraid: ClickId = None
+    wbraid: ClickId = None
+    fbclid: ClickId = None
+    msclkid: ClickId = None
+    li_fat_id: ClickId = None
+    ttclid: ClickId = None
+    referrer: Url = Field(default=None, description="The page that linked to the landing page")
+    first_touch: OptionalTouch = Field(default=None, description="The first visit that brought the visitor")
+    last_touch: OptionalTouch = Field(default=None, description="The latest visit that brought the visitor")
+    # --- Consent evidence: what the visitor was shown, what they agreed to, when and where
+    consent_text_id: ConsentName = Field(default=None, description="Which consent text was shown, e.g. newsletter")
+    consent_text_version: ConsentName = Field(default=None, description="Its version, e.g. 3")
+    consent_text_sha256: Sha256Hex = Field(default=None, description="SHA-256 of the text shown (64 hex digits)")
+    consent_purposes: Annotated[tuple[Purpose, ...], BeforeValidator(_purpose_list)] = Field(
+        default=(), description=f"Purposes agreed to (at most {MAX_CONSENT_PURPOSES}); none without consent"
+    )
+    consent_at: Moment = Field(default=None, description="When the visitor agreed; none without consent")
+    consent_page: Url = Field(default=None, description="The page the consent was given on")
 
     @field_validator("landing_page")
     @classmethod
@@ -173,9 +314,25 @@ class Lead(BaseModel):
     def _unticked_checkbox(cls, value: Any) -> Any:
         return False if value is None or value == "" else value
 
+    @field_validator("consent_purposes", "consent_at")
+    @classmethod
+    def _nothing_agreed_without_consent(cls, value: Any, info: ValidationInfo) -> Any:
+        # An unticked box is no consent, whatever hidden fields came with it: stored as such.
+        if info.data.get("consent") is not True:
+            return () if info.field_name == "consent_purposes" else None
+        return value
+
     def to_record(self) -> dict[str, Any]:
         """The lead as JSON-ready data, the form in which it travels and is stored."""
         return self.model_dump(mode="json")
+
+    def identity_record(self) -> dict[str, Any]:
+        """`to_record` without the later fields the lead left empty: what its id is derived from."""
+        record = self.to_record()
+        for name in FIELDS_ADDED_LATER:
+            if record[name] in (None, [], ()):
+                del record[name]
+        return record
 
 
 def lead_json_schema() -> dict[str, Any]:

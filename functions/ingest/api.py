@@ -87,7 +87,7 @@ class IngestRoutes:
         accepted = accept_submission(submission, self._policy, self._publish, verify_captcha=verify_captcha)
         self._logger.append_keys(lead_id=str(accepted.lead_id))
         if accepted.enqueued:
-            self._count_queued(accepted.campaign)
+            self._count_queued(accepted.campaign, accepted.utm_source)
         else:
             self._metrics.add_metric(name="SpamDropped", unit=MetricUnit.Count, value=1)
             self._logger.info("honeypot filled; lead dropped")
@@ -96,7 +96,7 @@ class IngestRoutes:
         body = {"lead_id": str(accepted.lead_id), "status": "queued"}
         return Response(HTTPStatus.ACCEPTED, JSON, json.dumps(body))
 
-    def _count_queued(self, campaign: str | None) -> None:
+    def _count_queued(self, campaign: str | None, utm_source: str | None) -> None:
         self._metrics.add_metric(name="LeadsAccepted", unit=MetricUnit.Count, value=1)
         if campaign in self._tracked_campaigns:
             # A bounded allow-list: free-form codes as dimensions would explode metric costs.
@@ -109,7 +109,7 @@ class IngestRoutes:
                 default_dimensions=self._metrics.default_dimensions,
             ) as campaign_metric:
                 campaign_metric.add_dimension(name="campaign", value=campaign)
-        self._logger.info("lead queued", extra={"campaign": campaign})
+        self._logger.info("lead queued", extra={"campaign": campaign, "utm_source": utm_source})
 
     def _verify_captcha(self, token: object, lead_id: UUID) -> None:
         # What is left of the invocation, less what publishing may need (the SQS client's budget).

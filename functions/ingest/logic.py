@@ -32,6 +32,9 @@ FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 REDIRECT_FIELD = "_redirect"
 MAX_FORM_FIELDS = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Form names that hold an object (`custom[size]`, `first_touch[utm_source]`) or repeat (one checkbox each).
+FORM_OBJECT_FIELDS = ("custom", "first_touch", "last_touch")
+FORM_LIST_FIELDS = frozenset({"consent_purposes"})
 
 # Fixed forever: changing it would give a resubmitted lead a new id, and so a second row.
 LEAD_ID_NAMESPACE = UUID("6f1c2b1e-3f57-4c8e-9a51-0d6a4c1b7e42")
@@ -66,6 +69,7 @@ class Acceptance:
     campaign: str | None
     redirect_to: str | None
     enqueued: bool
+    utm_source: str | None = None  # with the campaign, what the dashboard counts leads by
 
 
 def accept_submission(
@@ -110,7 +114,13 @@ def accept_submission(
         if verify_captcha is not None:  # after validation: a token is single-use, a typo must not spend it
             verify_captcha(captcha_token, lead_id)
         publish(LeadEnvelope(lead_id=lead_id, received_at=received_at, source=submission.source, lead=lead))
-    return Acceptance(lead_id=lead_id, campaign=lead.campaign, redirect_to=redirect_to, enqueued=not is_spam)
+    return Acceptance(
+        lead_id=lead_id,
+        campaign=lead.campaign,
+        redirect_to=redirect_to,
+        enqueued=not is_spam,
+        utm_source=lead.utm_source,
+    )
 
 
 def derive_lead_id(lead: Lead, idempotency_key: str | None, received_at: datetime) -> UUID:
@@ -122,7 +132,7 @@ def derive_lead_id(lead: Lead, idempotency_key: str | None, received_at: datetim
     day it arrived, so a double-submitted form is one row, and the same person signing up
     again weeks later is a new row (a return visit is news for sales, not a duplicate).
     """
-    canonical = json.dumps(lead.to_record(), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(lead.identity_record(), sort_keys=True, separators=(",", ":"))
     if idempotency_key is not None:
         return uuid5(LEAD_ID_NAMESPACE, f"idempotency-key:{idempotency_key}:lead:{canonical}")
     return uuid5(LEAD_ID_NAMESPACE, f"day:{received_at.astimezone(UTC).date().isoformat()}:lead:{canonical}")
@@ -188,30 +198,35 @@ def _parse_json(text: str) -> dict[str, Any]:
 
 
 def _parse_form(text: str) -> dict[str, Any]:
-    """`a=1&custom[size]=XL&custom.colour=red` -> {"a": "1", "custom": {...}}; last value wins."""
+    """`a=1&custom[size]=XL&custom.colour=red` -> {"a": "1", "custom": {...}}; last value wins, but
+    every value of a list field (`consent_purposes`, one checkbox each) is kept."""
     try:
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, errors="strict")
     except ValueError:
         raise MalformedBody(f"the form has more than {MAX_FORM_FIELDS} fields or is not valid") from None
     fields: dict[str, Any] = {}
-    custom: dict[str, str] = {}
+    nested: dict[str, dict[str, str]] = {}
     for name, value in pairs:
-        custom_key = _custom_key(name)
-        if custom_key is None:
-            fields[name] = value
+        parent, key = _nested_key(name)
+        if parent is None:
+            if name in FORM_LIST_FIELDS:
+                fields.setdefault(name, []).append(value)
+            else:
+                fields[name] = value
         elif value != "":
-            custom[custom_key] = value
-    if custom:
-        fields["custom"] = custom
+            nested.setdefault(parent, {})[key] = value
+    fields.update(nested)
     return fields
 
 
-def _custom_key(name: str) -> str | None:
-    if name.startswith("custom[") and name.endswith("]"):
-        return name[len("custom[") : -1]
-    if name.startswith("custom."):
-        return name[len("custom.") :]
-    return None
+def _nested_key(name: str) -> tuple[str | None, str]:
+    """`custom[size]` or `custom.size` -> ("custom", "size"); the same for the touches."""
+    for parent in FORM_OBJECT_FIELDS:
+        if name.startswith(f"{parent}[") and name.endswith("]"):
+            return parent, name[len(parent) + 1 : -1]
+        if name.startswith(f"{parent}."):
+            return parent, name[len(parent) + 1 :]
+    return None, name
 
 
 def _allowed_redirect(target: Any, allowed_origins: Iterable[str], errors: list[FieldError]) -> str | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from functions.contract.lead import normalise_campaign
 
 
 def _comma_list(value: object) -> object:
@@ -15,6 +17,8 @@ def _comma_list(value: object) -> object:
 
 
 CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+# Compared with the lead's normalised code, so `summersale20` in the settings tracks SUMMERSALE20.
+CampaignCodes = Annotated[CommaList, AfterValidator(lambda codes: tuple(normalise_campaign(code) for code in codes))]
 
 
 class IngestSettings(BaseModel):
@@ -26,7 +30,7 @@ class IngestSettings(BaseModel):
     allowed_origins: CommaList = Field(default=(), alias="ALLOWED_ORIGINS")
     max_body_bytes: int = Field(default=16_384, alias="MAX_BODY_BYTES", ge=1_024, le=1_048_576)
     honeypot_field: str = Field(default="website", alias="HONEYPOT_FIELD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    metric_campaigns: CommaList = Field(default=(), alias="METRIC_CAMPAIGNS")
+    metric_campaigns: CampaignCodes = Field(default=(), alias="METRIC_CAMPAIGNS")
     retry_after_seconds: int = Field(default=5, alias="RETRY_AFTER_SECONDS", ge=1, le=3_600)
     # The ingest's own Lambda timeout: the SQS client's timeouts and retries are derived from it.
     function_timeout_seconds: int = Field(default=5, alias="INGEST_TIMEOUT_SECONDS", ge=1, le=29)

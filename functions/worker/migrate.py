@@ -12,6 +12,7 @@ from functions.worker.repository import (
     erasures_table_identifier,
     heartbeat_table_identifier,
 )
+from functions.worker.retention import retention_table_identifier
 
 MIGRATIONS_PACKAGE = "functions.worker.migrations"
 
@@ -39,6 +40,9 @@ def apply_migrations(connection: psycopg.Connection, leads_table: str) -> list[s
         "erasures_table": erasures_table_identifier(leads_table),
         "erasure_salt_table": erasure_salt_table_identifier(leads_table),
         "heartbeat_table": heartbeat_table_identifier(leads_table),
+        "consent_text_index": sql.Identifier(f"{table}_consent_text_idx"),
+        "erasures_erased_at_index": sql.Identifier(f"{table}_erasures_erased_at_idx"),
+        "retention_table": retention_table_identifier(leads_table),
     }
     ledger = sql.Identifier(schema, "schema_migrations")
     applied: list[str] = []

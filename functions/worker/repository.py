@@ -11,6 +11,7 @@ import pydantic_core
 from psycopg import sql
 
 from functions.contract import LeadEnvelope
+from functions.contract.lead import CLICK_ID_FIELDS
 from functions.worker.round_trip_deadline import (
     RoundTripDeadline,
     invocation_round_trip_seconds,
@@ -43,6 +44,16 @@ LEAD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source", "jsonb"),
     ("envelope_version", "smallint"),
     ("received_at", "timestamptz"),
+    *((name, "text") for name in CLICK_ID_FIELDS),
+    ("referrer", "text"),
+    ("first_touch", "jsonb"),
+    ("last_touch", "jsonb"),
+    ("consent_text_id", "text"),
+    ("consent_text_version", "text"),
+    ("consent_text_sha256", "text"),
+    ("consent_purposes", "jsonb"),
+    ("consent_at", "timestamptz"),
+    ("consent_page", "text"),
 )
 
 
@@ -409,4 +420,26 @@ def lead_row(envelope: LeadEnvelope) -> dict[str, object]:
         "source": {"user_agent": source.user_agent, "origin": source.origin, "referer": source.referer},
         "envelope_version": envelope.v,
         "received_at": envelope.received_at.isoformat(),
+        **attribution_and_consent_columns(envelope),
+    }
+
+
+def attribution_and_consent_columns(envelope: LeadEnvelope) -> dict[str, object]:
+    """The attribution and consent columns of one row. A consent without a time of its own (a plain form)
+    is dated when the ingest received it; a touch keeps only the keys the browser saw."""
+    lead = envelope.lead
+    received_at = envelope.received_at.isoformat()
+    return {
+        **{name: getattr(lead, name) for name in CLICK_ID_FIELDS},
+        "referrer": None if lead.referrer is None else str(lead.referrer),
+        "first_touch": None
+        if lead.first_touch is None
+        else lead.first_touch.model_dump(mode="json", exclude_none=True),
+        "last_touch": None if lead.last_touch is None else lead.last_touch.model_dump(mode="json", exclude_none=True),
+        "consent_text_id": lead.consent_text_id,
+        "consent_text_version": lead.consent_text_version,
+        "consent_text_sha256": lead.consent_text_sha256,
+        "consent_purposes": list(lead.consent_purposes),
+        "consent_at": lead.consent_at.isoformat() if lead.consent_at else received_at if lead.consent else None,
+        "consent_page": None if lead.consent_page is None else str(lead.consent_page),
     }

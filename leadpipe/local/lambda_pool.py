@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 # Each function's own timeout, as the stack hands it to the function (infra/config.py, infra/api.py).
-FUNCTION_TIMEOUT_VARIABLES = ("WORKER_TIMEOUT_SECONDS", "INGEST_TIMEOUT_SECONDS")
+FUNCTION_TIMEOUT_VARIABLES = ("RETENTION_TIMEOUT_SECONDS", "WORKER_TIMEOUT_SECONDS", "INGEST_TIMEOUT_SECONDS")
 LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3  # what Lambda gives a function that configures no timeout
 
 

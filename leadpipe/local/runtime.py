@@ -15,6 +15,7 @@ import psycopg
 from botocore.config import Config
 
 from functions.worker.migrate import apply_migrations
+from functions.worker.retention import RETENTION_TIMEOUT_SECONDS
 from functions.worker.round_trip_deadline import ROUND_TRIP_MARGIN_SECONDS
 from infra.config import REPO_ROOT, PipelineSettings
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
@@ -25,6 +26,7 @@ from leadpipe.local.ingest_environments import GatewaySettings, IngestEnvironmen
 from leadpipe.local.lambda_pool import LambdaPool
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
 from leadpipe.local.queue_snapshot import make_visible, restore_queue_snapshot, save_queue_snapshot
+from leadpipe.local.retention import LocalRetention
 from leadpipe.local.sqs_server import (
     LOCAL_CREDENTIALS,
     LOCAL_REGION,
@@ -81,6 +83,7 @@ class LocalPipelineOptions:
     ingest_environments: int = 4
     extra_allowed_origins: list[str] = field(default_factory=list)
     drain_probe_seconds: float = 1.0  # the drain breaker's probe interval (AWS: once a minute)
+    retention_interval_seconds: float = 3600.0  # the retention's schedule (AWS: every hour); it also runs at start
     ingest_environment: dict[str, str] = field(default_factory=dict)  # more ingest settings, e.g. a captcha check's
     events: bool = False  # run the stage's events lane (when it has events_enabled): moto's EventBridge, local senders
     events_to: str | None = None  # every destination posts here (default: a local receiver that prints what it gets)
@@ -111,10 +114,12 @@ class LocalPipeline:
         self.info: RuntimeInfo | None = None
         self.poller: SqsEventSourcePoller | None = None
         self.drain_breaker: LocalDrainBreaker | None = None
+        self.retention: LocalRetention | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._sqs_server = LocalSqsServer()
         self._ingest: IngestEnvironments | None = None
         self._worker: LambdaPool | None = None
+        self._retention: LambdaPool | None = None
         self.events: LocalEventsLane | None = None
 
     # --- start ------------------------------------------------------------------------------
@@ -145,6 +150,7 @@ class LocalPipeline:
             events_env = self.events.start()
         self._worker = self._worker_environments({**aws_env, **events_env}, database_url, data_dir / "logs")
         self._worker.warm_up()
+        self._start_retention(database_url, data_dir / "logs")
         self._start_drain(sqs, queues, database_url, data_dir)
         self._ingest.start()
         listener.close()  # the environments hold it now
@@ -208,6 +214,26 @@ class LocalPipeline:
             environment,
             logs / "worker.log",
         )
+
+    def _start_retention(self, database_url: str, logs: Path) -> None:
+        """The retention function, in an environment of its own, on its schedule (infra/retention.py in AWS)."""
+        settings = self.settings
+        self._retention = LambdaPool(
+            "functions.worker.retention_handler.lambda_handler",
+            "leadpipe-retention",
+            1,
+            {
+                "DATABASE_URL": database_url,
+                "LEADS_TABLE": settings.leads_table,
+                **settings.worker_database_environment(),
+                **settings.retention_environment(),
+            },
+            logs / "retention.log",
+        )
+        self.retention = LocalRetention(
+            self._retention, self.options.retention_interval_seconds, RETENTION_TIMEOUT_SECONDS
+        )
+        self.retention.start()
 
     def _start_drain(self, sqs: Any, queues: PipelineQueues, database_url: str, data_dir: Path) -> None:
         """The worker's event source, and the breaker that holds it while the database is away."""
@@ -289,6 +315,10 @@ class LocalPipeline:
                 Path(self.info.data_dir) / SNAPSHOT_FILE_NAME,
                 {"leads": self.info.leads_queue_url, "dead_letters": self.info.dead_letter_queue_url},
             )
+        if self.retention:
+            self.retention.stop()
+        if self._retention:
+            self._retention.close()
         if self._worker:
             self._worker.close()
         if self.events:

@@ -20,6 +20,7 @@ from infra.stack import LeadpipeStack
 INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"
 PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
+RETENTION_HANDLER = "functions.worker.retention_handler.lambda_handler"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Watched:
     worker: str
     ingest: str
     probe: str
+    retention: str
     api_name: str
     topic: str
 
@@ -148,6 +150,23 @@ EXPECTED: dict[str, ExpectedAlarm] = {
         comparison="LessThanThreshold",
         missing_data="breaching",
     ),
+    # The hourly retention: a run that fails (Lambda counts a timeout as an error) pages within the hour...
+    "RetentionFailed": ExpectedAlarm(
+        "AWS/Lambda", "Errors", lambda w: {"FunctionName": {"Ref": w.retention}}, "Sum", 3600, fixed(1), fixed(1)
+    ),
+    # ... and a schedule that stopped (no invocation, so no datapoint at all) pages after three empty hours.
+    "RetentionSilent": ExpectedAlarm(
+        "AWS/Lambda",
+        "Invocations",
+        lambda w: {"FunctionName": {"Ref": w.retention}},
+        "Sum",
+        3600,
+        fixed(3),
+        fixed(1),
+        datapoints_to_alarm=fixed(3),
+        comparison="LessThanThreshold",
+        missing_data="breaching",
+    ),
 }
 # The API's 5XX rate is a metric-math alarm: errors over requests, both of this API, over five minutes.
 API_5XX_RATE = "Api5xxRate"
@@ -170,6 +189,7 @@ def watched(template: Template) -> Watched:
         worker=only_one(template, "AWS::Lambda::Function", Handler=WORKER_HANDLER)[0],
         ingest=only_one(template, "AWS::Lambda::Function", Handler=INGEST_HANDLER)[0],
         probe=only_one(template, "AWS::Lambda::Function", Handler=PROBE_HANDLER)[0],
+        retention=only_one(template, "AWS::Lambda::Function", Handler=RETENTION_HANDLER)[0],
         api_name=api["Properties"]["Name"],
         topic=only_one(template, "AWS::SNS::Topic")[0],
     )

@@ -23,6 +23,7 @@ from infra.aws_api_endpoints import (
     CANARY_CHECK_AWS_SERVICES,
     MIGRATE_AWS_SERVICES,
     PROBE_AWS_SERVICES,
+    RETENTION_AWS_SERVICES,
     WORKER_AWS_SERVICES,
     WORKER_EVENTS_AWS_SERVICES,
 )
@@ -37,6 +38,7 @@ DECLARED = {
     "functions.worker.migrate_handler": MIGRATE_AWS_SERVICES,
     "functions.worker.probe_handler": PROBE_AWS_SERVICES,
     "functions.worker.canary_handler": CANARY_CHECK_AWS_SERVICES,
+    "functions.worker.retention_handler": RETENTION_AWS_SERVICES,
 }
 
 
@@ -134,7 +136,8 @@ def test_endpoints_sit_in_one_subnet_per_zone_and_open_only_to_the_functions(
     endpoints = [r["Properties"] for r in prod.resources.values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
     # Then there is one per service the VPC functions call, no more
     assert sorted(e["ServiceName"] for e in endpoints) == sorted(
-        f"com.amazonaws.{REGION}.{s}" for s in WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES
+        f"com.amazonaws.{REGION}.{s}"
+        for s in WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | RETENTION_AWS_SERVICES
     )
     # And each is in the functions' subnets, one per Availability Zone (an endpoint takes at most one per zone)
     zones = dict(zip(prod.settings.vpc_subnet_ids, prod.settings.vpc_availability_zones, strict=True))

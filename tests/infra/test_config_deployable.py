@@ -62,8 +62,8 @@ def refusal(stage: str, **overrides: Any) -> str:
             "leadpipe.stages.prod.db_secret_kms_key_arn: String should match pattern",
         ),
         ({"captcha_secret_kms_key_arn": KEY}, "leadpipe.stages.prod.captcha_secret_kms_key_arn: a KMS key without"),
-        ({"account_concurrency_limit": 50}, "leadpipe.stages.prod.account_concurrency_limit: the stack reserves 3"),
-        ({"account_concurrency_limit": 102}, "leadpipe.stages.prod.account_concurrency_limit: the stack reserves 3"),
+        ({"account_concurrency_limit": 50}, "leadpipe.stages.prod.account_concurrency_limit: the stack reserves 4"),
+        ({"account_concurrency_limit": 102}, "leadpipe.stages.prod.account_concurrency_limit: the stack reserves 4"),
     ],
 )
 def test_combinations_aws_would_refuse_stop_synth_naming_the_key(overrides: dict[str, Any], line: str) -> None:
@@ -73,19 +73,19 @@ def test_combinations_aws_would_refuse_stop_synth_naming_the_key(overrides: dict
 
 
 def test_the_same_settings_pass_where_aws_takes_them() -> None:
-    # A proxy inside a VPC, verify-full with the shipped bundle, a key of the secret's region, room for 3 reserved
+    # A proxy inside a VPC, verify-full with the shipped bundle, a key of the secret's region, room for 4 reserved
     settings = settings_from_context(
         with_stage(
             "prod",
             db_proxy_endpoint="p.proxy-abc.eu-west-1.rds.amazonaws.com",
             db_sslmode="verify-full",
             db_secret_kms_key_arn=KEY,
-            account_concurrency_limit=LAMBDA_UNRESERVED_MINIMUM + 3,
+            account_concurrency_limit=LAMBDA_UNRESERVED_MINIMUM + 4,
             **VPC,
         ),
         "prod",
     )
-    assert settings.reserved_concurrency_total == 3  # the worker's 2 and the probe's 1
+    assert settings.reserved_concurrency_total == 4  # the worker's 2, the probe's 1 and the retention's 1
 
 
 def test_every_stage_leaves_lambdas_unreserved_minimum_in_a_default_account(

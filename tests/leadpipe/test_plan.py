@@ -257,11 +257,11 @@ def test_spam_protection_costs_are_in_the_table() -> None:
     assert fixed["WAF: web ACL and 3 rule(s)"] == pytest.approx(8)
     assert fixed["WAF bot_control subscription"] == pytest.approx(10)
     assert fixed["Secrets Manager: 2 secret(s)"] == pytest.approx(0.80)
-    # With a database the drain breaker's probe has two alarms of its own (it fails, it stops running):
-    # 10 alarms * $0.10 + 21 custom metrics * $0.30 (ingest 4 + 9 refusal codes + captcha 2, worker 5,
-    # probe 1) + one dashboard $3 = $10.30
-    assert fixed["CloudWatch: 10 alarms, 21 custom metrics, one dashboard"] == pytest.approx(10.30)
-    assert plan.fixed_monthly_usd == pytest.approx(10.30 + 8 + 10 + 0.80)
+    # With a database the drain breaker's probe and the retention have two alarms each (it fails, it stops running):
+    # 12 alarms * $0.10 + 21 custom metrics * $0.30 (ingest 4 + 9 refusal codes + captcha 2, worker 5,
+    # probe 1) + one dashboard $3 = $10.50
+    assert fixed["CloudWatch: 12 alarms, 21 custom metrics, one dashboard"] == pytest.approx(10.50)
+    assert plan.fixed_monthly_usd == pytest.approx(10.50 + 8 + 10 + 0.80)
 
 
 CAPTCHA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/captcha-AbCdEf"

@@ -110,7 +110,7 @@ def test_a_deployed_stacks_own_reservations_are_counted_back(clients: AccountCli
         "ResourceType": "AWS::Lambda::Function", "LastUpdatedTimestamp": "2026-12-01T09:00:00Z",
         "ResourceStatus": "UPDATE_COMPLETE"}]})  # fmt: skip
     answer(clients.lambda_, "GetAccountSettings", account_limit(total=1000, unreserved=102))
-    # When preflight checks a stage that reserves 4 (worker) + 1 (probe): 102 + 4 held by the stack - 5 = 101
+    # When preflight checks a stage that reserves 4 (worker) + 1 (probe) + 1 (retention): 102 + 4 held - 6 = 100
     check = check_concurrency(
         stage(
             reserved_concurrency=4,
@@ -123,7 +123,7 @@ def test_a_deployed_stacks_own_reservations_are_counted_back(clients: AccountCli
     )
     # Then the deploy fits: the stack's own 4 are replaced, not added
     assert check.ok, check.detail
-    assert check.detail == "reserving 5 leaves 101 of 1000 unreserved (Lambda keeps 100)"
+    assert check.detail == "reserving 6 leaves 100 of 1000 unreserved (Lambda keeps 100)"
 
 
 # --- API Gateway
@@ -185,11 +185,18 @@ def test_preflight_checks_the_routes_to_every_service_the_stack_makes_endpoints_
         CANARY_CHECK_AWS_SERVICES,
         MIGRATE_AWS_SERVICES,
         PROBE_AWS_SERVICES,
+        RETENTION_AWS_SERVICES,
         WORKER_AWS_SERVICES,
         WORKER_EVENTS_AWS_SERVICES,
     )
 
-    declared = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | CANARY_CHECK_AWS_SERVICES
+    declared = (
+        WORKER_AWS_SERVICES
+        | MIGRATE_AWS_SERVICES
+        | PROBE_AWS_SERVICES
+        | RETENTION_AWS_SERVICES
+        | CANARY_CHECK_AWS_SERVICES
+    )
     # Then preflight checks the routes to exactly those, and the events lane's too when it is on
     assert vpc_services(stage()) == tuple(sorted(declared))
     assert vpc_services(stage(events_enabled=True)) == tuple(sorted(declared | WORKER_EVENTS_AWS_SERVICES))

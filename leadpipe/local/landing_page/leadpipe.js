@@ -1,20 +1,19 @@
-/*! leadpipe.js: sends a plain <form data-leadpipe> to Leadpipe without ever losing the lead.
- * No dependencies, no build step. Without JavaScript the form still posts itself as before.
- * Docs: docs/browser-client.md */
+/*! leadpipe.js: sends a <form data-leadpipe> to Leadpipe, never losing the lead. No dependencies, no build
+ * step. Docs: docs/browser-client.md */
 (function () {
   "use strict";
-  if (!window.fetch || !window.FormData || !window.URLSearchParams) return; // the plain form keeps working
+  if (!window.fetch || !window.FormData || !window.URLSearchParams) return; // the plain form works
 
-  var OUTBOX = "leadpipe:outbox:"; // one localStorage item per unsent lead, so tabs never overwrite each other
+  var OUTBOX = "leadpipe:outbox:"; // one item per unsent lead: tabs never overwrite each other
   var FORM_TYPE = "application/x-www-form-urlencoded";
   var BASE_DELAY_MS = 500;
   var MAX_DELAY_MS = 8000;
   var REQUEST_TIMEOUT_MS = 10000;
-  var DEFAULT_BUDGET_SECONDS = 30; // how long one attempt to send keeps retrying before the lead waits for the next visit
-  var PASS = "Leadpipe-Captcha-Pass"; // a 503 after the captcha passed carries it; retries send it back
+  var DEFAULT_BUDGET_SECONDS = 30; // retries of one attempt; then the lead waits for the next visit
+  var PASS = "Leadpipe-Captcha-Pass"; // a 503 after the captcha passed carries it; retries send it
   var TOKENS = ["cf-turnstile-response", "g-recaptcha-response"];
-  var MAX_RECHECKS = 3; // fresh tokens one lead may try before its refusal is final: a judged visitor scores the same again
-  var used = {}; // captcha tokens already sent: each verifies once
+  var MAX_RECHECKS = 3; // fresh tokens per lead: a judged visitor scores the same again
+  var used = {}; // captcha tokens sent: each verifies once
   var MESSAGES = {
     sending: "Sending…",
     sent: "Thanks! You are on the list.",
@@ -26,18 +25,61 @@
     dropped: "Your earlier sign-up could not be sent. Please fill in the form again."
   };
 
-  function newKey() {
-    if (crypto.randomUUID) return crypto.randomUUID();
-    var b = crypto.getRandomValues(new Uint8Array(16)); // randomUUID needs a secure context
-    b[6] = (b[6] & 15) | 64;
-    b[8] = (b[8] & 63) | 128;
-    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
-    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  // --- attribution: the first and last visits that brought the visitor, forgotten KEEP_DAYS after the last ---
+  var TOUCHES = "leadpipe:touches";
+  var FIELDS = "utm_source utm_medium utm_campaign utm_term utm_content gclid gbraid wbraid fbclid msclkid li_fat_id ttclid".split(" ");
+  var KEEP_DAYS = +((document.currentScript || {}).dataset || {}).attributionDays || 90;
+  var URL_OK = /^https?:\/\/[!-~]{1,2000}$/; // never what the API refuses: a bad link must not cost the lead
+
+  function touches() {
+    try {
+      var kept = JSON.parse(localStorage.getItem(TOUCHES));
+      if (kept.until > Date.now()) return kept;
+    } catch (e) { /* none */ }
+    return {};
+  }
+  // A visit with a UTM or click id, or from another site, is a touch; others change nothing.
+  function remember() {
+    var query = new URLSearchParams(location.search), from = document.referrer, touch = {}, found;
+    FIELDS.forEach(function (name) {
+      var value = (query.get(name) || "").trim();
+      if ((name[0] == "u" ? /^[^\x00-\x1f\x7f\ufffe\uffff]{1,200}$/ : /^[!-~]{1,500}$/).test(value)) found = touch[name] = value;
+    });
+    if (URL_OK.test(from) && new URL(from).host != location.host) found = touch.referrer = from;
+    if (!found) return;
+    touch.landing_page = location.href.split("#")[0].slice(0, 2000);
+    touch.touched_at = new Date().toISOString();
+    try { localStorage.setItem(TOUCHES, JSON.stringify({ first: touches().first || touch, last: touch, until: Date.now() + KEEP_DAYS * 864e5 })); } catch (e) { /* private mode */ }
   }
 
-  // --- the outbox: every lead is written here before its first request, removed once answered ---
+  // Both touches go with the lead; the last fills its own fields unless the page set any.
+  function attribute(data, form) {
+    var kept = touches(), box = form.querySelector("[data-leadpipe-consent]");
+    var names = FIELDS.concat("referrer", "landing_page"), own = names.some(function (name) { return data.get(name); });
+    ["first", "last"].forEach(function (which) { // known keys only, whatever else the storage holds
+      names.concat("touched_at").forEach(function (name) {
+        var value = (kept[which] || {})[name];
+        if (!value) return;
+        data.set(which + "_touch[" + name + "]", value);
+        if (which == "last" && !own && name != "touched_at") data.set(name, value);
+      });
+    });
+    if (!box) return;
+    // Consent evidence on the box: text shown, purposes, page; the API dates it, and drops purposes unticked.
+    function declared(suffix) { return box.getAttribute("data-leadpipe-consent" + suffix); }
+    var consent = { consent_text_id: declared(""), consent_text_version: declared("-version"), consent_text_sha256: declared("-sha256"), consent_purposes: declared("-purposes"), consent_page: location.origin + location.pathname };
+    for (var field in consent) if (consent[field] && !data.get(field)) data.set(field, consent[field]);
+  }
+
+  function newKey() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    // randomUUID needs a secure context; any 128 random bits make a key the API takes
+    return [].map.call(crypto.getRandomValues(new Uint8Array(16)), function (x) { return (x + 256).toString(16).slice(1); }).join("");
+  }
+
+  // --- the outbox: a lead is stored before its first request, removed once answered ---
   function store(entry) {
-    try { localStorage.setItem(OUTBOX + entry.key, JSON.stringify(entry)); } catch (e) { /* private mode: retries still run */ }
+    try { localStorage.setItem(OUTBOX + entry.key, JSON.stringify(entry)); } catch (e) { /* private mode */ }
   }
   function load(key) {
     try { return JSON.parse(localStorage.getItem(OUTBOX + key)); } catch (e) { return null; }
@@ -56,7 +98,7 @@
     return entries.filter(Boolean).sort(function (a, b) { return a.savedAt - b.savedAt; });
   }
 
-  // One tab at a time sends a given lead; without Web Locks the shared Idempotency-Key still dedupes.
+  // One tab at a time sends a lead; without Web Locks the Idempotency-Key still dedupes.
   function exclusively(key, wait, work) {
     if (!navigator.locks) return work();
     return navigator.locks.request("leadpipe:" + key, { ifAvailable: !wait }, function (lock) {
@@ -76,8 +118,8 @@
     return isNaN(ms) || ms < 0 ? 0 : ms;
   }
 
-  // --- captcha tokens: single-use, so a lead whose token was spent or expired takes the page's fresh one ---
-  function spend(body, key) { // true when none of its tokens went out before with another lead
+  // --- captcha tokens: single-use; a lead whose token was spent or expired takes a fresh one ---
+  function spend(body, key) { // true unless a token went out before with another lead
     var fields = new URLSearchParams(body);
     return TOKENS.reduce(function (fresh, name) {
       var token = fields.get(name);
@@ -87,7 +129,7 @@
       return fresh;
     }, true);
   }
-  function withFreshToken(body) { // the body with an unsent token from a widget on this page (added if it had none), or null
+  function withFreshToken(body) { // the body with an unsent token of this page's widget, or null
     var fields = new URLSearchParams(body);
     var inputs = document.querySelectorAll("form[data-leadpipe] [name]");
     for (var i = 0; i < inputs.length; i++) {
@@ -99,13 +141,12 @@
     }
     return null;
   }
-  function withoutTokens(body) { // the lead itself: the same details keep their key when the widget's token changed
+  function withoutTokens(body) { // the lead itself: a new token keeps the key
     var fields = new URLSearchParams(body);
     TOKENS.forEach(function (name) { fields.delete(name); });
     return fields.toString();
   }
-  // Only a token the API calls spent or expired, or one a lead already tried never had (saved before the widget
-  // solved), is worth a fresh one: any other refusal (a forged token, a low reCAPTCHA score) is final.
+  // Only a spent or expired token, or none on a lead tried before, is worth a fresh one; other refusals are final.
   function needsToken(answer, tried) {
     var code = answer.json && answer.json.error && answer.json.error.code;
     return (answer.status === 403 && code === "captcha_expired") || (tried && answer.status === 400 && code === "captcha_missing");
@@ -124,21 +165,20 @@
       credentials: "omit",
       signal: abort.signal
     }).then(function (response) {
-      // Never trust the body to be JSON: throttles and proxies answer with anything.
       return response.text().then(function (text) {
         var json = null;
         try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
         return { status: response.status, retryAfter: response.headers.get("Retry-After"), pass: response.headers.get(PASS), json: json };
       });
     }, function () {
-      return { status: 0 }; // offline, refused, timed out or blocked by CORS: all look alike to fetch
+      return { status: 0 }; // offline, timed out or blocked by CORS: alike to fetch
     }).then(function (answer) {
       clearTimeout(timer);
       return answer;
     });
   }
 
-  // `resent`: the lead comes from the outbox, so it may have been saved before the widget had a token.
+  // `resent`: from the outbox, maybe saved before the widget had a token.
   function deliver(entry, deadline, onRetry, resent) {
     var attempt = 0;
     function next() {
@@ -147,10 +187,10 @@
       return post(entry).then(function (answer) {
         if (answer.pass) {
           entry.pass = answer.pass;
-          store(entry); // this may be the visit's last try: the next visit sends the pass instead of a spent token
+          store(entry); // the next visit sends the pass, not a spent token
         }
         if (needsToken(answer, resent || entry.posts > 1) && (entry.rechecks = (entry.rechecks || 0) + 1) <= MAX_RECHECKS) {
-          // Not a wrong token: it was spent or expired, or the lead was saved without one. Never forget the lead for it.
+          // Spent, expired or missing, not wrong: never forget the lead for it.
           var body = withFreshToken(entry.body);
           entry.stale = !body;
           if (body) entry.body = body;
@@ -159,7 +199,7 @@
           answer.stale = true;
         }
         if (!retryable(answer.status)) return answer;
-        // Full jitter spreads a crowd of throttled pages; Retry-After is a floor, never shortened.
+        // Full jitter spreads throttled pages; Retry-After is a floor.
         var backoff = Math.random() * Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, attempt++));
         var wait = retryAfterMs(answer.retryAfter) + backoff;
         if (Date.now() + wait > deadline) return answer;
@@ -170,7 +210,7 @@
     return next();
   }
 
-  // Sends `entry` once (under its lock) and settles the outbox: kept only while it may still go through.
+  // Sends `entry` (under its lock); it stays in the outbox only while it may still go through.
   function send(entry, deadline, wait, onRetry, resent) {
     return exclusively(entry.key, wait, function () {
       var current = load(entry.key);
@@ -192,7 +232,7 @@
     target.dispatchEvent(new CustomEvent("leadpipe:" + name, { bubbles: true, detail: detail }));
   }
 
-  // A lead whose token is spent waits for the page's captcha widget to produce a fresh one, then goes out.
+  // A lead with a spent token waits for the widget's next one.
   var watching = 0;
   function recheck(form, key) {
     if (form) statusSlot(form).textContent = message(form, "recheck");
@@ -227,15 +267,15 @@
   }
 
   function clearErrors(form) {
-    Array.prototype.forEach.call(form.querySelectorAll("[data-error-for]"), function (slot) { slot.textContent = ""; });
-    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (input) { input.removeAttribute("aria-invalid"); });
+    [].forEach.call(form.querySelectorAll("[data-error-for]"), function (slot) { slot.textContent = ""; });
+    [].forEach.call(form.querySelectorAll("[aria-invalid]"), function (input) { input.removeAttribute("aria-invalid"); });
   }
 
   function showFieldErrors(form, fields) {
     var unplaced = [];
     fields.forEach(function (error) {
       var input = form.elements.namedItem(error.field);
-      var slot = Array.prototype.filter.call(form.querySelectorAll("[data-error-for]"), function (el) {
+      var slot = [].filter.call(form.querySelectorAll("[data-error-for]"), function (el) {
         return el.getAttribute("data-error-for") === error.field;
       })[0];
       if (!slot && input && input.insertAdjacentElement) {
@@ -254,14 +294,15 @@
     var data = new FormData(form);
     if (submitter && submitter.name) data.append(submitter.name, submitter.value);
     var redirect = data.get("_redirect");
-    data.delete("_redirect"); // the ingest redirects only plain form posts; this client follows it itself
-    var url = new URL(form.getAttribute("action") || "", location.href).href; // form.action can be shadowed by a field
+    data.delete("_redirect"); // only plain posts are redirected: this client follows it
+    attribute(data, form);
+    var url = new URL(form.getAttribute("action") || "", location.href).href; // form.action may be a field
     return { url: url, body: new URLSearchParams(data).toString(), redirect: redirect ? String(redirect) : null };
   }
 
   function enhance(form) {
     var busy = false;
-    var last = null; // the last lead this form sent: the same content again keeps its key
+    var last = null; // the last lead sent: the same content keeps its key
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       if (busy) return; // a second click while sending never sends twice
@@ -271,9 +312,9 @@
       var queued = unsent().filter(sameLead)[0];
       var same = last && sameLead(last) ? last : queued;
       var key = same ? same.key : newKey();
-      // What an earlier try learnt (its captcha pass) stays with the lead; the body takes the widget's current token.
+      // An earlier try's captcha pass stays; the body takes the widget's current token.
       var entry = Object.assign(load(key) || {}, { key: key, url: lead.url, body: lead.body, redirect: lead.redirect, savedAt: Date.now() });
-      // A token this page already sent (an outbox lead took it) would be refused: wait for the widget's next one.
+      // A token already sent (by an outbox lead) would be refused: wait for the next one.
       entry.stale = !spend(lead.body, key) && !entry.pass;
       last = entry;
       busy = true;
@@ -285,7 +326,7 @@
       send(entry, Date.now() + budgetMs(form), true, function (answer, wait) {
         emit(form, "retry", { status: answer.status, wait: wait });
       }).catch(function () {
-        return { status: 0 }; // whatever went wrong, the lead is still in the outbox
+        return { status: 0 }; // the lead is still in the outbox
       }).then(function (answer) {
         busy = false;
         form.removeAttribute("aria-busy");
@@ -309,7 +350,7 @@
     });
   }
 
-  // Leads left by an earlier visit go out now, one at a time, each under its own deadline.
+  // Leads left by an earlier visit go out now, one at a time.
   function flush() {
     var entries = unsent();
     return entries.reduce(function (previous, entry) {
@@ -322,7 +363,7 @@
             if (form) statusSlot(form).textContent = message(form, "resent");
           }
           if (answer.status >= 400 && !retryable(answer.status) && !answer.stale) {
-            // Refused for good and forgotten: the visitor is told, never left believing it went out.
+            // Refused for good: the visitor is told.
             emit(form || document, "dropped", { key: entry.key, status: answer.status, error: answer.json && answer.json.error });
             if (form) statusSlot(form).textContent = message(form, "dropped");
           }
@@ -332,7 +373,8 @@
   }
 
   function start() {
-    Array.prototype.forEach.call(document.querySelectorAll("form[data-leadpipe]"), enhance);
+    remember();
+    [].forEach.call(document.querySelectorAll("form[data-leadpipe]"), enhance);
     window.addEventListener("online", flush);
     window.Leadpipe = { flush: flush, pending: function () { return unsent().length; } };
     flush();

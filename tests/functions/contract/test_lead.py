@@ -58,6 +58,13 @@ def test_full_lead_is_normalised() -> None:
         "utm_content": None,
         "consent": True,
         "custom": {"shirt_size": "XL"},
+        **dict.fromkeys(("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "li_fat_id", "ttclid", "referrer")),
+        **dict.fromkeys(
+            ("first_touch", "last_touch", "consent_text_id", "consent_text_version", "consent_text_sha256")
+        ),
+        "consent_purposes": [],
+        "consent_at": None,
+        "consent_page": None,
     }
 
 

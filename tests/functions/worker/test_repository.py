@@ -287,7 +287,13 @@ def test_migrations_are_idempotent_and_recorded(leads_db: LeadsDatabase) -> None
     # Then nothing is applied twice, every file is recorded once, and the indexes exist
     assert applied_again == []
     assert recorded == [version for version, _ in migration_files()]
-    assert indexes == {"leads_pkey", "leads_campaign_received_at_idx", "leads_email_idx", "leads_received_at_idx"}
+    assert indexes == {
+        "leads_pkey",
+        "leads_campaign_received_at_idx",
+        "leads_email_idx",
+        "leads_received_at_idx",
+        "leads_consent_text_idx",
+    }
 
 
 def test_migrations_honour_a_custom_table_name(postgres_uri: str) -> None:
