@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from functions.contract.observability import STAGE_VARIABLE
 from functions.worker.event_relay_handler import EVENT_RELAY_SERVICE, RELAY_BATCH_SIZE, RELAY_TIMEOUT_SECONDS
 from functions.worker.lead_events import EVENT_SOURCE
 from infra.config import VISIBILITY_TIMEOUT_FACTOR, PipelineSettings
@@ -22,6 +23,9 @@ from infra.worker import LeadWorker
 # (Slack) gets this harmless header.
 NO_AUTH_HEADER = "X-Leadpipe-Auth"
 HAND_OFF_AGE_ALARM_SECONDS = 900
+# A backlog after an EventBridge outage must not scale the relay into the unreserved concurrency the ingest
+# runs on (nor into the bus's PutEvents quota the worker needs): a few batches at a time drain it.
+RELAY_MAX_CONCURRENCY = 2
 
 
 class DestinationLane(Construct):
@@ -147,11 +151,15 @@ class LeadEvents(Construct):
                 memory_mb=256,
                 timeout=cdk.Duration.seconds(RELAY_TIMEOUT_SECONDS),
                 log_retention_days=settings.log_retention_days,
+                environment={STAGE_VARIABLE: settings.stage},  # the stage's own metrics, as the worker's
             ),
         )
         self.relay.function.add_event_source(
             event_sources.SqsEventSource(
-                self.hand_off_queue, batch_size=RELAY_BATCH_SIZE, report_batch_item_failures=True
+                self.hand_off_queue,
+                batch_size=RELAY_BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=RELAY_MAX_CONCURRENCY,
             )
         )
         self.bus.grant_put_events_to(self.relay.role)
@@ -187,7 +195,7 @@ class LeadEvents(Construct):
             ),
             1,
             "LeadStored events EventBridge refused for every relay attempt are parked (the leads are stored). "
-            "Check EventBridge, then `leadpipe dlq redrive --queue events`.",
+            "Check EventBridge, then `leadpipe dlq redrive --hand-off`.",
         )
         monitoring.add_alarm(
             "EventsHandOffAge",

@@ -21,6 +21,7 @@ from functions.worker.lead_events import (
     entry_lead_id,
     put_events_requests,
 )
+from functions.worker.round_trip_deadline import RESPONSE_RESERVE_SECONDS
 
 # A short leash: the worker holds a database writer slot while it publishes.
 EVENTS_CLIENT_CONFIG = Config(
@@ -38,6 +39,16 @@ HAND_OFF_CLIENT_CONFIG = Config(
 )
 # After a PutEvents call failed as a whole, batches go straight to the hand-off queue this long.
 PUT_EVENTS_PAUSE_SECONDS = 30.0
+# The longest one PutEvents call may take with that client: each attempt's timeouts, and the standard mode's
+# back-off before each retry (2^(n-1) s at most before the n-th). Lambda ending the invocation inside it would
+# send the whole batch back, its stored records included.
+_ATTEMPTS = EVENTS_CLIENT_CONFIG.retries["total_max_attempts"]
+PUT_EVENTS_LONGEST_SECONDS = _ATTEMPTS * (
+    EVENTS_CLIENT_CONFIG.connect_timeout + EVENTS_CLIENT_CONFIG.read_timeout
+) + sum(2 ** (retry - 1) for retry in range(1, _ATTEMPTS))
+# With less left than this, the rest goes straight to the hand-off queue: the call, then the store's own reserve
+# to hand off and answer.
+TIME_NEEDED_FOR_PUT_EVENTS_SECONDS = PUT_EVENTS_LONGEST_SECONDS + RESPONSE_RESERVE_SECONDS
 # SendMessageBatch: 10 messages, 256 KiB together; PutEvents' own grouping (10 entries, under 256 KB) fits it.
 SQS_MAX_BATCH_BYTES = 256 * 1024
 
@@ -67,8 +78,11 @@ class EventBusPublisher:
         self._clock = clock
         self._paused_until = 0.0
 
-    def put_events(self, entries: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-        """Send `entries`; the ones EventBridge did not take (in order) and why (None if all went)."""
+    def put_events(
+        self, entries: Sequence[dict[str, Any]], time_left: Callable[[], float] | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Send `entries`; the ones EventBridge did not take (in order) and why (None if all went). With
+        `time_left` (the invocation's seconds left), no call starts that Lambda could end half-way."""
         if not entries:
             return [], None
         if self._clock() < self._paused_until:
@@ -77,6 +91,9 @@ class EventBusPublisher:
         error: str | None = None
         requests = list(put_events_requests(entries))
         for index, request in enumerate(requests):
+            if time_left is not None and time_left() < TIME_NEEDED_FOR_PUT_EVENTS_SECONDS:
+                failed.extend(entry for rest in requests[index:] for entry in rest)
+                return failed, "NoTimeForPutEvents"
             try:
                 rejected, reason = self._put_with_one_retry(request)
             except Exception as call_error:  # noqa: BLE001 - any failed call: the rest goes to the hand-off queue
@@ -141,8 +158,10 @@ class LeadStoredPublisher:
         self._bus = bus
         self._hand_off = hand_off
 
-    def publish(self, entries: Sequence[dict[str, Any]]) -> PublishOutcome:
-        failed, error = self._bus.put_events(entries)
+    def publish(
+        self, entries: Sequence[dict[str, Any]], time_left: Callable[[], float] | None = None
+    ) -> PublishOutcome:
+        failed, error = self._bus.put_events(entries, time_left)
         outcome = PublishOutcome(published=len(entries) - len(failed), put_events_error=error)
         if not failed:
             return outcome

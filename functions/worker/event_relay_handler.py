@@ -3,7 +3,7 @@
 The worker hands an event to this queue when EventBridge did not take it after the commit. Each
 message is one PutEvents entry; an entry EventBridge refuses again is reported in
 `batchItemFailures` and comes back after the visibility timeout, until the queue's
-`maxReceiveCount` parks it in the hand-off DLQ (alarmed; `leadpipe dlq redrive --queue events`).
+`maxReceiveCount` parks it in the hand-off DLQ (alarmed; `leadpipe dlq redrive --hand-off`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ RELAY_BATCH_SIZE = 10  # one PutEvents request
 logger = Logger(service=EVENT_RELAY_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=EVENT_RELAY_SERVICE)
 metrics.set_default_dimensions(**stage_dimension(os.environ))  # as the worker's: one identity per stage
-# The relay holds no database slot: it may wait longer than the worker does.
+# The relay holds no database slot: it may wait longer than the worker does, but every attempt together must end
+# inside its invocation, or Lambda ends it before it answers and the whole batch comes back.
 RELAY_CLIENT_CONFIG = Config(
-    connect_timeout=3,
-    read_timeout=10,
+    connect_timeout=2,
+    read_timeout=5,
     retries={"mode": "standard", "total_max_attempts": 3},
     user_agent="leadpipe-relay",
 )

@@ -20,7 +20,8 @@ DETAIL_VERSION = 1
 # its Source, DetailType, Detail and Resources in UTF-8 bytes, plus 14 for Time
 # (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html).
 PUT_EVENTS_MAX_ENTRIES = 10
-PUT_EVENTS_MAX_BYTES = 256 * 1024
+# The page does not say whether a KB is 1,000 or 1,024 bytes: the smaller reading is the safe one.
+PUT_EVENTS_MAX_BYTES = 256_000
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ class EventsNotHandedOff(Exception):
 class AfterCommit(Protocol):
     """`LeadStoredLane.after_commit`: publishes the events of the stored envelopes of a committed batch."""
 
-    def __call__(self, stored: Sequence[LeadEnvelope], outcome: StoreOutcome) -> LaneOutcome: ...
+    def __call__(
+        self, stored: Sequence[LeadEnvelope], outcome: StoreOutcome, time_left: Callable[[], float] | None = None
+    ) -> LaneOutcome: ...
 
 
 class StoreBatch(Protocol):
@@ -146,16 +148,20 @@ class StoringBatchProcessor:
             elif lead_id in not_tried:
                 errors[message_id] = not_stored
         if self._after_commit is not None:
-            errors.update(self._publish_events(envelopes, errors, outcome))
+            errors.update(self._publish_events(envelopes, errors, outcome, time_left))
         return errors
 
     def _publish_events(
-        self, envelopes: dict[str, LeadEnvelope], errors: dict[str, Exception], outcome: StoreOutcome
+        self,
+        envelopes: dict[str, LeadEnvelope],
+        errors: dict[str, Exception],
+        outcome: StoreOutcome,
+        time_left: Callable[[], float] | None,
     ) -> dict[str, Exception]:
         """The committed rows' events; the records whose events went nowhere come back (their rows stay)."""
         stored = {message_id: e for message_id, e in envelopes.items() if message_id not in errors}
         try:
-            self.summary.events = self._after_commit(list(stored.values()), outcome)
+            self.summary.events = self._after_commit(list(stored.values()), outcome, time_left)
         except Exception as error:  # a bug in the lane must not lose an event: the records come back
             self.summary.events = LaneOutcome(not_handed_off=[str(e.lead_id) for e in stored.values()])
             self.summary.events.error = type(error).__name__

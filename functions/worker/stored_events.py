@@ -48,8 +48,14 @@ class LeadStoredLane:
         self._event_bus_name = event_bus_name
         self._clock = clock
 
-    def after_commit(self, stored: Sequence[LeadEnvelope], outcome: StoreOutcome) -> LaneOutcome:
-        """Publish the events of `stored` (the batch's envelopes the store did not fail), committed as `outcome`."""
+    def after_commit(
+        self,
+        stored: Sequence[LeadEnvelope],
+        outcome: StoreOutcome,
+        time_left: Callable[[], float] | None = None,
+    ) -> LaneOutcome:
+        """Publish the events of `stored` (the batch's envelopes the store did not fail), committed as `outcome`,
+        within the invocation's `time_left` seconds."""
         # `leadpipe verify`'s canary is nobody's lead: no CRM or chat channel hears of it.
         stored = [envelope for envelope in stored if not is_canary_address(envelope.lead.email)]
         if not stored:
@@ -67,7 +73,7 @@ class LeadStoredLane:
                 return LaneOutcome(not_handed_off=lead_ids, error=type(error).__name__)
         leads = [StoredLead(e, stored_at[str(e.lead_id)]) for e in stored if str(e.lead_id) in stored_at]
         entries = [lead_stored_entry(lead, self._event_bus_name) for lead in leads]
-        published = self._publisher.publish(entries)
+        published = self._publisher.publish(entries, time_left)
         return LaneOutcome(
             published=published.published,
             handed_off=published.handed_off,

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -127,10 +128,12 @@ class LocalPipeline:
     def start(self) -> RuntimeInfo:
         data_dir = self.options.data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        database_url = self.options.database_url or self._start_postgres(data_dir / "postgres")
-        with psycopg.connect(database_url, autocommit=True) as connection:
-            apply_migrations(connection, self.settings.leads_table)
-        endpoint = self._sqs_server.start()
+        with ThreadPoolExecutor(max_workers=1) as background:
+            queue_service = background.submit(self._sqs_server.start)  # a process of its own: it starts meanwhile
+            database_url = self.options.database_url or self._start_postgres(data_dir / "postgres")
+            with psycopg.connect(database_url, autocommit=True) as connection:
+                apply_migrations(connection, self.settings.leads_table)
+            endpoint = queue_service.result()
         sqs = local_sqs_client(endpoint)
         queues = create_pipeline_queues(sqs, self.settings)
         restore_queue_snapshot(
@@ -149,10 +152,12 @@ class LocalPipeline:
             )
             events_env = self.events.start()
         self._worker = self._worker_environments({**aws_env, **events_env}, database_url, data_dir / "logs")
-        self._worker.warm_up()
-        self._start_retention(database_url, data_dir / "logs")
-        self._start_drain(sqs, queues, database_url, data_dir)
-        self._ingest.start()
+        with ThreadPoolExecutor(max_workers=1) as background:
+            ingest_started = background.submit(self._ingest.start)  # its processes start while the worker's do
+            self._worker.warm_up()
+            self._start_retention(database_url, data_dir / "logs")
+            self._start_drain(sqs, queues, database_url, data_dir)
+            ingest_started.result()
         listener.close()  # the environments hold it now
         self.info = RuntimeInfo(
             stage=self.settings.stage,

@@ -347,12 +347,12 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
 
 THROTTLED_LEADS = 200
 THROTTLED_PAGES = 20
-THROTTLE = {"throttle_rate_per_second": 5, "throttle_burst": 5}
+THROTTLE = {"throttle_rate_per_second": 10, "throttle_burst": 5}
 
 
 @pytest.fixture
 def throttled_pipeline() -> Iterator[RunningPipeline]:
-    """A stage throttled hard: 5 requests/s steady, burst 5 (API Gateway's token bucket)."""
+    """A stage throttled hard for 20 pages posting at once: 10 requests/s, burst 5 (API Gateway's token bucket)."""
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-throttled-{uuid.uuid4().hex[:8]}"
     running = start_pipeline(data_dir, e2e_settings().model_copy(update=THROTTLE))
     yield running
@@ -414,7 +414,7 @@ def test_every_lead_from_concurrent_pages_is_stored_once_through_a_hard_throttle
     assert sorted(r["email"] for r in rows) == sorted(emails)
     assert "invalid" not in outcomes and statuses.count(429) > 0
     print(
-        f"throttled 5/s burst 5: {len(emails)} leads from {len(pages)} pages, {len(statuses)} answers, "
+        f"throttled 10/s burst 5: {len(emails)} leads from {len(pages)} pages, {len(statuses)} answers, "
         f"{statuses.count(429)} x 429, sent {outcomes.count('sent')}, saved for the next visit "
         f"{outcomes.count('saved')}, "
         f"lost {len(emails) - len(rows)}"

@@ -22,8 +22,14 @@ SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/prod
 PROD_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"  # cdk.json's prod
 
 
-def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any], Template]:
-    """The template of the stack for `settings`; raises if cdk-nag finds an unacknowledged error."""
+@dataclass(frozen=True)
+class SynthesizedStack:
+    stack: LeadpipeStack
+    template: Template
+
+
+def synthesize_stack(settings: PipelineSettings, outdir: str) -> SynthesizedStack:
+    """The stack for `settings` and its template; raises if cdk-nag finds an unacknowledged error."""
     # Bundling is skipped here for speed; tests/infra/test_lint_and_bundling.py builds the real assets.
     app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=outdir)
     stack = LeadpipeStack(
@@ -35,7 +41,12 @@ def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any],
     # The rule packs app.py runs, plus ServerlessChecks: an unacknowledged error in either stops synth.
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
     app.synth()
-    template = Template.from_stack(stack)
+    return SynthesizedStack(stack, Template.from_stack(stack))
+
+
+def synthesize(settings: PipelineSettings, outdir: str) -> tuple[dict[str, Any], Template]:
+    """The template of the stack for `settings`, as JSON and for assertions."""
+    template = synthesize_stack(settings, outdir).template
     return template.to_json(), template
 
 
@@ -52,6 +63,7 @@ class SynthesizedStage:
     settings: PipelineSettings
     template: Template
     template_path: Path
+    stack: LeadpipeStack  # for logical ids of the constructs (the alarm table)
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -65,10 +77,10 @@ def stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SynthesizedSta
     templates = tmp_path_factory.mktemp("templates")
     for stage in STAGES:
         settings = settings_from_file(stage)
-        document, template = synthesize(settings, str(tmp_path_factory.mktemp(stage)))
+        built = synthesize_stack(settings, str(tmp_path_factory.mktemp(stage)))
         path = templates / f"Leadpipe-{stage}.template.json"
-        path.write_text(json.dumps(document, indent=1))
-        synthesized[stage] = SynthesizedStage(settings, template, path)
+        path.write_text(json.dumps(built.template.to_json(), indent=1))
+        synthesized[stage] = SynthesizedStage(settings, built.template, path, built.stack)
     return synthesized
 
 

@@ -8,14 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
 from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
 from infra.config import PipelineSettings
 from infra.monitoring import PipelineMonitoring
-from infra.stack import LeadpipeStack
+from tests.infra.conftest import SynthesizedStage
 
 INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 WORKER_HANDLER = "functions.worker.handler.lambda_handler"
@@ -203,17 +202,14 @@ class SynthesizedAlarms:
 
 
 @pytest.fixture(scope="module")
-def prod_alarms(prod_settings: PipelineSettings, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedAlarms:
+def prod_alarms(stages: dict[str, SynthesizedStage]) -> SynthesizedAlarms:
     """The prod stack, with each alarm found through PipelineMonitoring.alarms (the agreed names)."""
-    app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(tmp_path_factory.mktemp("alarms")))
-    stack = LeadpipeStack(
-        app, "Leadpipe-prod", settings=prod_settings, env=cdk.Environment(account="123456789012", region="eu-west-1")
-    )
+    stack = stages["prod"].stack
     [monitoring] = [child for child in stack.node.children if isinstance(child, PipelineMonitoring)]
     logical_ids = {
         name: stack.resolve(alarm.node.default_child.logical_id) for name, alarm in monitoring.alarms.items()
     }
-    template = Template.from_stack(stack)
+    template = stages["prod"].template
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     return SynthesizedAlarms(
         template=template,

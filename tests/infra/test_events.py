@@ -5,12 +5,18 @@ Each assertion is about what EventBridge, SQS and IAM will do with the template,
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import Any
 
+import click
 import pytest
 from aws_cdk.assertions import Template
 
+from functions.contract.observability import stage_dimension
 from infra.config import PipelineSettings, settings_from_file
+from infra.events import RELAY_MAX_CONCURRENCY
+from leadpipe.cli import leadpipe
 from tests.infra.conftest import synthesize
 from tests.infra.template_queries import (
     actions,
@@ -316,3 +322,49 @@ def test_a_worker_in_a_vpc_gets_interface_endpoints_for_eventbridge_and_sqs(
     }
     assert services["com.amazonaws.eu-west-1.events"] is True
     assert services["com.amazonaws.eu-west-1.sqs"] is True
+
+
+def test_the_relays_metrics_carry_the_stage_dimension(prod_with_events: Template) -> None:
+    # Given the relay's function in the template
+    _, relay = function_by_handler(prod_with_events, RELAY_HANDLER)
+    environment = relay["Properties"]["Environment"]["Variables"]
+    # When its metrics take their default dimensions from that environment, as the relay's module does
+    dimensions = stage_dimension(environment)
+    # Then EventsRelayed / EventsNotRelayed are this stage's: a dimension is part of a metric's identity, so
+    # without it two stages in one account share (and the dashboard's stage filter never sees) them
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Dimension)
+    assert dimensions == {"stage": "prod"}
+
+
+def test_every_command_an_alarm_tells_on_call_to_run_is_one_the_cli_accepts(prod_with_events: Template) -> None:
+    # Given the alarms' descriptions, which page on-call with the command to run
+    descriptions = [
+        a["Properties"]["AlarmDescription"] for a in resources(prod_with_events, "AWS::CloudWatch::Alarm").values()
+    ]
+    commands = [c for d in descriptions for c in re.findall(r"`leadpipe ([^`]+)`", d)]
+    assert any("--hand-off" in c or "--queue" in c for c in commands)  # the hand-off DLQ's alarm is among them
+    for command in commands:
+        # When the CLI resolves its subcommands (parsing only: no AWS call)
+        arguments = shlex.split(command)
+        command_object: click.Command = leadpipe
+        context = click.Context(leadpipe)
+        while arguments and isinstance(command_object, click.Group) and not arguments[0].startswith("-"):
+            found = command_object.get_command(context, arguments.pop(0))
+            assert found is not None, command
+            command_object = found
+        # Then every option it names exists
+        options = {name for parameter in command_object.params for name in parameter.opts}
+        assert [a for a in arguments if a.startswith("--") and a not in options] == [], command
+
+
+def test_a_hand_off_backlog_cannot_take_the_concurrency_the_ingest_runs_on(prod_with_events: Template) -> None:
+    # Given the relay's event source and the ingest function, which has no reserved concurrency of its own
+    relay_id, _ = function_by_handler(prod_with_events, RELAY_HANDLER)
+    _, mapping = only(prod_with_events, "AWS::Lambda::EventSourceMapping", FunctionName={"Ref": relay_id})
+    # When EventBridge comes back after an outage with a backlog in the hand-off queue, Lambda scales an SQS
+    # event source by up to 300 concurrent batches a minute, to 1,000, out of the account's unreserved
+    # concurrency (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html), which the ingest
+    # shares: an unbounded relay would throttle the form's submissions.
+    # Then the relay's event source is capped by its own maximum concurrency (2 is the least AWS allows)
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": RELAY_MAX_CONCURRENCY}
+    assert RELAY_MAX_CONCURRENCY <= 5

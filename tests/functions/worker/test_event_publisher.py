@@ -15,7 +15,12 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
-from functions.worker.event_publisher import EventBusPublisher, HandOffQueue, LeadStoredPublisher
+from functions.worker.event_publisher import (
+    TIME_NEEDED_FOR_PUT_EVENTS_SECONDS,
+    EventBusPublisher,
+    HandOffQueue,
+    LeadStoredPublisher,
+)
 from tests.conftest import TEST_REGION
 
 
@@ -125,3 +130,19 @@ def test_what_neither_took_is_named_by_lead_id(sqs: Any) -> None:
     )
     outcome = publisher.publish(entries(3))
     assert (outcome.published, outcome.handed_off, outcome.not_handed_off) == (0, 0, ["L0", "L1", "L2"])
+
+
+def test_no_call_starts_that_the_invocations_end_could_cut_and_the_next_batch_tries_again() -> None:
+    # Given an invocation with less time left than one failing call may take (its timeouts and its retry)
+    events = ScriptedEvents()
+    publisher = EventBusPublisher(events)
+
+    # When 12 entries are published
+    failed, reason = publisher.put_events(entries(12), time_left=lambda: TIME_NEEDED_FOR_PUT_EVENTS_SECONDS - 0.5)
+
+    # Then no call was made and every entry is given back for the hand-off queue
+    assert events.calls == [] and lead_ids(failed) == [f"L{i}" for i in range(12)]
+    assert reason == "NoTimeForPutEvents"
+
+    # When the next invocation has time: EventBridge is tried (a short invocation is no outage: no pause)
+    assert publisher.put_events(entries(2), time_left=lambda: 30.0) == ([], None) and len(events.calls) == 1

@@ -273,3 +273,39 @@ def test_with_eventbridge_and_the_hand_off_queue_both_away_the_records_come_back
     assert again == {"batchItemFailures": []}
     assert leads_db.count_rows() == 2
     assert len(events_world.captured()) == 2
+
+
+@dataclass
+class AlmostOutOfTime(FakeLambdaContext):
+    """An invocation whose store left it less time than one failing PutEvents call may take."""
+
+    remaining_millis: int = 4_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_millis
+
+
+def test_a_store_that_left_too_little_time_hands_the_events_off_without_trying_eventbridge(
+    events_world: EventsWorld, leads_db: LeadsDatabase
+) -> None:
+    # Given EventBridge unreachable (each try of the call may wait out its connect timeout) and an invocation
+    # with 4 s left after the store: less than one failing PutEvents call may take with the worker's client.
+    # Lambda ending the invocation there would send the whole batch back, stored records included, each
+    # receive counting towards the leads DLQ (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html)
+    envelopes = [make_envelope(f"t{i}@example.com") for i in range(3)]
+    records = [sqs_record(f"t{i}", e.to_message_body()) for i, e in enumerate(envelopes)]
+    worker.reset_for_tests()
+
+    # When the worker stores the batch
+    with eventbridge_unreachable() as calls:
+        answer = worker.lambda_handler({"Records": records}, AlmostOutOfTime())
+
+    # Then EventBridge was not tried: every event went to the hand-off queue, and every record succeeded
+    assert calls == []
+    assert answer == {"batchItemFailures": []}
+    assert leads_db.count_rows() == 3
+    handed_off = [
+        json.loads(json.loads(m["Body"])["Detail"])["lead_id"]
+        for m in drain(events_world.sqs, events_world.hand_off_url)
+    ]
+    assert sorted(handed_off) == sorted(str(e.lead_id) for e in envelopes)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from functions.worker.canary import canary_address
@@ -19,7 +19,9 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
 
-    def publish(self, entries: Sequence[dict[str, Any]]) -> PublishOutcome:
+    def publish(
+        self, entries: Sequence[dict[str, Any]], time_left: Callable[[], float] | None = None
+    ) -> PublishOutcome:
         self.entries.extend(entries)
         return PublishOutcome(published=len(entries))
 
