@@ -80,7 +80,7 @@ PORT ?= 8080
 run: $(VENV_STAMP)  ## start the whole pipeline on this machine: http://127.0.0.1:$(PORT)/ (Ctrl-C stops)
 	$(VENV)/bin/leadpipe run --stage $(STAGE) --port $(PORT)
 
-bench: $(VENV_STAMP)  ## measure performance as ratios against side-by-side baselines (~5 min; not part of make test)
+bench: $(VENV_STAMP)  ## measure performance as ratios against side-by-side baselines (~10 min; not part of make test)
 	$(PY) -m bench.run
 
 soak: $(VENV_STAMP)  ## 20,000 leads through the local runtime; fails unless accepted = stored + DLQ, 0 lost, 0 duplicated (<10 min)

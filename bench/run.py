@@ -6,6 +6,7 @@ bench/results/latest.json with the machine's details. Never part of `make test`.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import hashlib
@@ -25,6 +26,7 @@ from typing import Any
 import psycopg
 import pydantic_core
 
+from bench.main_app import cpu_seconds, main_app_under_drain, worker_conninfo
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.ingest.publisher import message_attributes
 from functions.worker.migrate import apply_migrations
@@ -35,6 +37,8 @@ from leadpipe.local.lambda_pool import LocalLambdaContext, function_timeout_seco
 
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
 ROUNDS = 3
+SECTIONS = ("store", "worker_handler", "main_app", "ingest", "sqs_client", "cold_start", "local_runtime", "moto_sqs")
+STORE_ROWS = {10: 5_000, 100: 20_000, 1000: 40_000}
 ERASED_PEOPLE = 100_000
 
 
@@ -85,8 +89,8 @@ def bench_context(memory_limit_in_mb: int) -> LocalLambdaContext:
 
 def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, float]:
     """rows/s of: the real store path, the same statement without the erasure check, one
-    INSERT+COMMIT per row, and COPY per batch."""
-    repository = LeadRepository(ConnectionProvider(lambda: connect(uri)), table)
+    INSERT+COMMIT per row, and COPY per batch; and the database CPU per row of the store path and COPY
+    (their backends' own CPU time, from /proc)."""
     columns = ", ".join(name for name, _ in LEAD_COLUMNS)
     placeholders = ", ".join(["%s"] * len(LEAD_COLUMNS))
     single_insert = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT (lead_id) DO NOTHING"
@@ -99,10 +103,15 @@ def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, f
 
     def run_store() -> float:
         batches = chunks(envelopes(rows, "s"), batch_size)
-        started = time.perf_counter()
-        for batch in batches:
-            repository.store_batch(batch)
-        return rows / (time.perf_counter() - started)
+        with connect(worker_conninfo(uri)) as connection:  # the worker's own, so its backend's CPU can be read
+            store = LeadRepository(ConnectionProvider(lambda: connection), table)
+            backend, started = connection.info.backend_pid, time.perf_counter()
+            cpu_before = cpu_seconds(backend)
+            for batch in batches:
+                store.store_batch(batch)
+            rate = rows / (time.perf_counter() - started)
+            database_cpu["store"].append((cpu_seconds(backend) - cpu_before) / rows * 1e6)
+        return rate
 
     def run_unchecked() -> float:
         batches = chunks(envelopes(rows, "u"), batch_size)
@@ -124,20 +133,27 @@ def store_rates(uri: str, table: str, batch_size: int, rows: int) -> dict[str, f
     def run_copy() -> float:
         batches = [[row_values(e) for e in b] for b in chunks(envelopes(rows, "c"), batch_size)]
         with psycopg.connect(uri, autocommit=True) as connection:
-            started = time.perf_counter()
+            backend, started = connection.info.backend_pid, time.perf_counter()
+            cpu_before = cpu_seconds(backend)
             for batch in batches:
                 with connection.transaction(), connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in batch:
                         copy.write_row(row)
-            return rows / (time.perf_counter() - started)
+            rate = rows / (time.perf_counter() - started)
+            database_cpu["copy"].append((cpu_seconds(backend) - cpu_before) / rows * 1e6)
+            return rate
 
     measured: dict[str, list[float]] = {"store": [], "unchecked": [], "naive": [], "copy": []}
+    database_cpu: dict[str, list[float]] = {"store": [], "copy": []}  # the backend's CPU microseconds per row
     for _ in range(ROUNDS):
         for name, run in (("store", run_store), ("unchecked", run_unchecked), ("naive", run_naive), ("copy", run_copy)):
             measured[name].append(run())
             with psycopg.connect(uri, autocommit=True) as connection:
                 connection.execute(f"TRUNCATE {table}")
-    return {name: statistics.median(values) for name, values in measured.items()}
+    return {
+        **{name: statistics.median(values) for name, values in measured.items()},
+        **{f"{name}_db_cpu_us_per_lead": statistics.median(values) for name, values in database_cpu.items()},
+    }
 
 
 def handler_vs_store(uri: str, table: str, rows: int = 5_000, batch_size: int = 100) -> dict[str, float]:
@@ -442,7 +458,16 @@ def local_event_source_seconds_per_batch(sqs: Any, settings: Any, batches_per_po
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Every section, or those named with `--only store,main_app` (their figures replace those of the
+    same sections in latest.json; the other sections' stay as the last full run left them)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--only", help=f"comma-separated sections of: {', '.join(SECTIONS)}")
+    args = parser.parse_args(argv)
+    sections = SECTIONS if not args.only else tuple(args.only.split(","))
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     data_dir = REPO_ROOT / ".leadpipe" / "bench" / "postgres"
     shutil.rmtree(data_dir, ignore_errors=True)
     server = start_embedded_postgres(data_dir)
@@ -457,7 +482,10 @@ def main() -> None:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "rounds": ROUNDS,
         "erased_people": ERASED_PEOPLE,
+        "sections": list(sections),
     }
+    if args.only and RESULTS.is_file():  # keep the other sections of the last run
+        results = {**json.loads(RESULTS.read_text()), **results}
     try:
         with psycopg.connect(server.uri, autocommit=True) as connection:
             apply_migrations(connection, table)
@@ -467,45 +495,63 @@ def main() -> None:
                 "generate_series(1, %s) AS n",
                 (ERASED_PEOPLE,),
             )
-        store = {
-            size: store_rates(server.uri, table, size, rows=10_000 if size == 1000 else 5_000)
-            for size in (10, 100, 1000)
-        }
-        results["store"] = {
-            str(size): {
-                **rates,
-                "store_over_copy": rates["store"] / rates["copy"],
-                "store_over_naive": rates["store"] / rates["naive"],
-                "store_over_unchecked": rates["store"] / rates["unchecked"],
+        if "store" in sections:
+            # Enough rows for the backends' CPU clock (10 ms ticks) to resolve the store path against COPY.
+            store = {size: store_rates(server.uri, table, size, rows=STORE_ROWS[size]) for size in (10, 100, 1000)}
+            results["store"] = {
+                str(size): {
+                    **rates,
+                    "store_over_copy": rates["store"] / rates["copy"],
+                    "store_over_naive": rates["store"] / rates["naive"],
+                    "store_over_unchecked": rates["store"] / rates["unchecked"],
+                    "store_over_copy_db_cpu": rates["store_db_cpu_us_per_lead"] / rates["copy_db_cpu_us_per_lead"],
+                }
+                for size, rates in store.items()
             }
-            for size, rates in store.items()
-        }
-        rates = handler_vs_store(server.uri, table)
-        results["worker_handler"] = {**rates, "handler_over_store": rates["handler"] / rates["store"]}
+        if "worker_handler" in sections:
+            rates = handler_vs_store(server.uri, table)
+            results["worker_handler"] = {**rates, "handler_over_store": rates["handler"] / rates["store"]}
+        if "main_app" in sections:  # last on this server: it pins the server to one core
+            settings = settings_from_file("dev")
+            results["main_app"] = main_app_under_drain(
+                server.uri,
+                table,
+                server.data_dir,
+                REPO_ROOT / ".leadpipe" / "bench",
+                settings.governor_limits(),
+                batch_size=settings.batch_size,
+            )
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    ingest = ingest_cost()
-    results["ingest"] = {
-        **ingest,
-        "ingest_over_baseline": ingest["ingest_mean_ms"] / ingest["baseline_mean_ms"],
-        "ingest_over_validating_baseline": ingest["ingest_mean_ms"] / ingest["validating_baseline_mean_ms"],
-    }
-    sdk = sqs_client_send_cpu()
-    results["sqs_client"] = {**sdk, "fixed_over_default": sdk["fixed_user_agent_ms"] / sdk["default_user_agent_ms"]}
-    cold = cold_starts()
-    results["cold_start"] = {
-        **cold,
-        **{
-            f"{name.removesuffix('_ms')}_over_baseline": value / cold["baseline_ms"]
-            for name, value in cold.items()
-            if name != "baseline_ms"
-        },
-    }
-    results["local_runtime"] = decoupling_and_cap(handler_seconds_per_batch=100 / results["worker_handler"]["handler"])
-    from bench.moto_sqs import main as moto_bench
+    if "ingest" in sections:
+        ingest = ingest_cost()
+        results["ingest"] = {
+            **ingest,
+            "ingest_over_baseline": ingest["ingest_mean_ms"] / ingest["baseline_mean_ms"],
+            "ingest_over_validating_baseline": ingest["ingest_mean_ms"] / ingest["validating_baseline_mean_ms"],
+        }
+    if "sqs_client" in sections:
+        sdk = sqs_client_send_cpu()
+        results["sqs_client"] = {**sdk, "fixed_over_default": sdk["fixed_user_agent_ms"] / sdk["default_user_agent_ms"]}
+    if "cold_start" in sections:
+        cold = cold_starts()
+        results["cold_start"] = {
+            **cold,
+            **{
+                f"{name.removesuffix('_ms')}_over_baseline": value / cold["baseline_ms"]
+                for name, value in cold.items()
+                if name != "baseline_ms"
+            },
+        }
+    if "local_runtime" in sections and "worker_handler" in results:
+        results["local_runtime"] = decoupling_and_cap(
+            handler_seconds_per_batch=100 / results["worker_handler"]["handler"]
+        )
+    if "moto_sqs" in sections:
+        from bench.moto_sqs import main as moto_bench
 
-    results["moto_sqs"] = moto_bench()
+        results["moto_sqs"] = moto_bench()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print_table(results)
@@ -522,111 +568,182 @@ def print_table(r: dict[str, Any]) -> None:
     def row(measure: str, value: float, fmt: str, target: str, met: bool | None) -> None:
         table.add_row(measure, format(value, fmt), target, "" if met is None else ("yes" if met else "NO"))
 
-    for size in ("10", "100", "1000"):
-        s = r["store"][size]
-        row(f"store path rows/s, batch {size}", s["store"], ",.0f", "", None)
+    if "store" in r:
+        for size in ("10", "100", "1000"):
+            s = r["store"][size]
+            row(f"store path rows/s, batch {size}", s["store"], ",.0f", "", None)
+            row(
+                f"  store / same statement without the erasure check ({ERASED_PEOPLE:,} tombstones), batch {size}",
+                s["store_over_unchecked"],
+                ".2f",
+                "",
+                None,
+            )
+            row(
+                f"  store / COPY, batch {size}",
+                s["store_over_copy"],
+                ".2f",
+                ">= 0.45 at 100" if size == "100" else "",
+                s["store_over_copy"] >= 0.45 if size == "100" else None,
+            )
+            row(
+                f"  store / naive row-by-row, batch {size}",
+                s["store_over_naive"],
+                ".1f",
+                ">= 5 at 10" if size == "10" else "",
+                s["store_over_naive"] >= 5 if size == "10" else None,
+            )
+            row(
+                f"  COPY / naive row-by-row, batch {size} (the ceiling of the line above)",
+                s["copy"] / s["naive"],
+                ".1f",
+                "",
+                None,
+            )
+    if "store" in r:
+        for size in ("100", "1000"):
+            s = r["store"][size]
+            if "store_over_copy_db_cpu" in s:
+                row(
+                    f"store path / COPY, database CPU per lead, batch {size}",
+                    s["store_over_copy_db_cpu"],
+                    ".2f",
+                    "<= 1.5",
+                    s["store_over_copy_db_cpu"] <= 1.5,
+                )
+    if "worker_handler" in r:
+        w = r["worker_handler"]
         row(
-            f"  store / same statement without the erasure check ({ERASED_PEOPLE:,} tombstones), batch {size}",
-            s["store_over_unchecked"],
+            "worker handler / bare store, batch 100",
+            w["handler_over_store"],
+            ".2f",
+            ">= 0.70",
+            w["handler_over_store"] >= 0.70,
+        )
+    if "main_app" in r:
+        a = r["main_app"]
+        for kind in ("alone", "fixed", "governed"):
+            row(f"main app p99 ms, {kind}", a[kind]["p99_ms"], ".1f", "", None)
+            row(f"main app TPS, {kind}", a[kind]["tps"], ",.0f", "", None)
+        row("main app p99, fixed-cap drain / alone", a["fixed_p99_over_alone"], ".2f", "", None)
+        row(
+            "main app p99, governed drain / alone",
+            a["governed_p99_over_alone"],
+            ".2f",
+            "<= 1.2",
+            a["governed_p99_over_alone"] <= 1.2,
+        )
+        row(
+            "  governed drain rows/s with the main app busy",
+            a["governed"]["drain_rows_per_s"],
+            ",.0f",
+            "> 0",
+            a["governed"]["drain_rows_per_s"] > 0,
+        )
+        row(
+            "  governed drain's longest wait between batches, s",
+            a["governed"]["longest_gap_seconds"],
+            ".1f",
+            "<= 60",
+            a["governed"]["longest_gap_seconds"] <= 60,
+        )
+        row(
+            "governed / fixed drain rows/s, main app idle",
+            a["governed_idle_over_fixed_idle"],
+            ".2f",
+            ">= 0.9",
+            a["governed_idle_over_fixed_idle"] >= 0.9,
+        )
+        most = max(a[k]["most_writers"] for k in ("fixed", "governed", "idle_fixed", "idle_governed"))
+        row("most drain writers at once", most, "d", f"<= {a['setup']['cap']}", most <= a["setup"]["cap"])
+        lost = sum(a[k]["lost"] + a[k]["unaccounted"] for k in ("fixed", "governed", "idle_fixed", "idle_governed"))
+        row("drain leads lost or unaccounted", lost, "d", "0", lost == 0)
+        row("database CPU per lead, µs, fixed drain", a["idle_fixed"]["database_cpu_us_per_lead"], ".1f", "", None)
+    if "ingest" in r:
+        i = r["ingest"]
+        row(
+            "ingest handler / json.loads+send", i["ingest_over_baseline"], ".2f", "<= 3", i["ingest_over_baseline"] <= 3
+        )
+        row(
+            "  ingest handler / json.loads+pydantic validation+send",
+            i["ingest_over_validating_baseline"],
+            ".2f",
+            "",
+            None,
+        )
+        row("ingest handler p99 (ms)", i["ingest_p99_ms"], ".2f", "< 2", i["ingest_p99_ms"] < 2)
+    if "sqs_client" in r:
+        k = r["sqs_client"]
+        row("ingest's SQS client CPU per send (ms), fixed user agent", k["fixed_user_agent_ms"], ".2f", "", None)
+        row("  fixed / botocore's default user agent", k["fixed_over_default"], ".2f", "", None)
+    if "cold_start" in r:
+        c = r["cold_start"]
+        row(
+            "cold start: ingest / boto3+client",
+            c["ingest_over_baseline"],
+            ".2f",
+            "<= 1.5",
+            c["ingest_over_baseline"] <= 1.5,
+        )
+        row(
+            "  boto3+client+pydantic+email-validator / boto3+client",
+            c["baseline_and_pydantic_email_over_baseline"],
             ".2f",
             "",
             None,
         )
         row(
-            f"  store / COPY, batch {size}",
-            s["store_over_copy"],
+            "  boto3+client+Powertools event handler / boto3+client",
+            c["baseline_and_event_handler_over_baseline"],
             ".2f",
-            ">= 0.45 at 100" if size == "100" else "",
-            s["store_over_copy"] >= 0.45 if size == "100" else None,
-        )
-        row(
-            f"  store / naive row-by-row, batch {size}",
-            s["store_over_naive"],
-            ".1f",
-            ">= 5 at 10" if size == "10" else "",
-            s["store_over_naive"] >= 5 if size == "10" else None,
-        )
-        row(
-            f"  COPY / naive row-by-row, batch {size} (the ceiling of the line above)",
-            s["copy"] / s["naive"],
-            ".1f",
             "",
             None,
         )
-    w = r["worker_handler"]
-    row(
-        "worker handler / bare store, batch 100",
-        w["handler_over_store"],
-        ".2f",
-        ">= 0.70",
-        w["handler_over_store"] >= 0.70,
-    )
-    i = r["ingest"]
-    row("ingest handler / json.loads+send", i["ingest_over_baseline"], ".2f", "<= 3", i["ingest_over_baseline"] <= 3)
-    row("  ingest handler / json.loads+pydantic validation+send", i["ingest_over_validating_baseline"], ".2f", "", None)
-    row("ingest handler p99 (ms)", i["ingest_p99_ms"], ".2f", "< 2", i["ingest_p99_ms"] < 2)
-    k = r["sqs_client"]
-    row("ingest's SQS client CPU per send (ms), fixed user agent", k["fixed_user_agent_ms"], ".2f", "", None)
-    row("  fixed / botocore's default user agent", k["fixed_over_default"], ".2f", "", None)
-    c = r["cold_start"]
-    row(
-        "cold start: ingest / boto3+client",
-        c["ingest_over_baseline"],
-        ".2f",
-        "<= 1.5",
-        c["ingest_over_baseline"] <= 1.5,
-    )
-    row(
-        "  boto3+client+pydantic+email-validator / boto3+client",
-        c["baseline_and_pydantic_email_over_baseline"],
-        ".2f",
-        "",
-        None,
-    )
-    row(
-        "  boto3+client+Powertools event handler / boto3+client",
-        c["baseline_and_event_handler_over_baseline"],
-        ".2f",
-        "",
-        None,
-    )
-    row(
-        "  boto3+client+every library the ingest needs / boto3+client",
-        c["baseline_and_libraries_over_baseline"],
-        ".2f",
-        "",
-        None,
-    )
-    row("cold start: worker / boto3+client", c["worker_over_baseline"], ".2f", "", None)
-    d = r["local_runtime"]
-    row(
-        "ingest p99, DB stalled / healthy",
-        d["p99_stalled_over_healthy"],
-        ".2f",
-        "<= 1.2",
-        d["p99_stalled_over_healthy"] <= 1.2,
-    )
-    row("leads lost after the stall", d["lost_after_recovery"], "d", "0", d["lost_after_recovery"] == 0)
-    row(
-        "max worker DB connections",
-        d["max_worker_connections"],
-        "d",
-        f"<= {d['max_concurrency']}",
-        d["max_worker_connections"] <= d["max_concurrency"],
-    )
-    row("local event source, ms per batch (calibrated)", d["local_event_source_ms_per_batch"], ".0f", "", None)
-    row("drain observed, leads/s (full queue)", d["drain_rate_observed_per_s"], ",.0f", "", None)
-    row(
-        "drain observed / planner with the local event source",
-        d["drain_observed_over_predicted"],
-        ".2f",
-        "0.8 - 1.2",
-        0.8 <= d["drain_observed_over_predicted"] <= 1.2,
-    )
-    row("  planner's drain for Lambda, same handler, leads/s", d["drain_predicted_for_lambda_per_s"], ",.0f", "", None)
-    m = r["moto_sqs"]
-    row("local SQS patched / stock, fill", m["ratio_fill_msgs_per_s"], ".0f", "", None)
-    row("local SQS patched / stock, receive+delete", m["ratio_receive_delete_msgs_per_s"], ".0f", "", None)
+        row(
+            "  boto3+client+every library the ingest needs / boto3+client",
+            c["baseline_and_libraries_over_baseline"],
+            ".2f",
+            "",
+            None,
+        )
+        row("cold start: worker / boto3+client", c["worker_over_baseline"], ".2f", "", None)
+    if "local_runtime" in r:
+        d = r["local_runtime"]
+        row(
+            "ingest p99, DB stalled / healthy",
+            d["p99_stalled_over_healthy"],
+            ".2f",
+            "<= 1.2",
+            d["p99_stalled_over_healthy"] <= 1.2,
+        )
+        row("leads lost after the stall", d["lost_after_recovery"], "d", "0", d["lost_after_recovery"] == 0)
+        row(
+            "max worker DB connections",
+            d["max_worker_connections"],
+            "d",
+            f"<= {d['max_concurrency']}",
+            d["max_worker_connections"] <= d["max_concurrency"],
+        )
+        row("local event source, ms per batch (calibrated)", d["local_event_source_ms_per_batch"], ".0f", "", None)
+        row("drain observed, leads/s (full queue)", d["drain_rate_observed_per_s"], ",.0f", "", None)
+        row(
+            "drain observed / planner with the local event source",
+            d["drain_observed_over_predicted"],
+            ".2f",
+            "0.8 - 1.2",
+            0.8 <= d["drain_observed_over_predicted"] <= 1.2,
+        )
+        row(
+            "  planner's drain for Lambda, same handler, leads/s",
+            d["drain_predicted_for_lambda_per_s"],
+            ",.0f",
+            "",
+            None,
+        )
+    if "moto_sqs" in r:
+        m = r["moto_sqs"]
+        row("local SQS patched / stock, fill", m["ratio_fill_msgs_per_s"], ".0f", "", None)
+        row("local SQS patched / stock, receive+delete", m["ratio_receive_delete_msgs_per_s"], ".0f", "", None)
     Console().print(table)
     print(f"written to {RESULTS.relative_to(REPO_ROOT)}")
 

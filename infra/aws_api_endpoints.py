@@ -12,7 +12,7 @@ from infra.config import PipelineSettings
 HTTPS = ec2.Port.tcp(443)
 # The AWS APIs each function in the VPC calls (boto3 service names, which are also the endpoints' names).
 # tests/infra/test_aws_semantics.py reads the functions' code and fails when this list misses one.
-WORKER_AWS_SERVICES = frozenset({"secretsmanager"})  # its database secret
+WORKER_AWS_SERVICES = frozenset({"secretsmanager", "ssm"})  # its database secret; the drain governor's record
 WORKER_EVENTS_AWS_SERVICES = frozenset({"events", "sqs"})  # with events_enabled: PutEvents, the hand-off queue
 MIGRATE_AWS_SERVICES = frozenset({"secretsmanager"})
 PROBE_AWS_SERVICES = frozenset({"secretsmanager", "ssm", "lambda"})  # secret, pause record, event source mapping

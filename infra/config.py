@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from functions.contract.lead import normalise_campaign
+from functions.worker.governor import GovernorLimits
 from functions.worker.retention import RETENTION_TIMEOUT_SECONDS
 from functions.worker.settings import TABLE_NAME_PATTERN
 from infra.destinations import EventDestination
@@ -136,6 +137,29 @@ class PipelineSettings(BaseModel):
     )
     db_lock_timeout_seconds: int = Field(
         default=5, ge=1, le=600, description="server-side lock_timeout, e.g. behind a migration"
+    )
+
+    # --- Drain governor: writers between a floor and max_concurrency, following the database's health
+    governor_enabled: bool = Field(
+        default=True, description="Let the drain yield to the database's own load below max_concurrency"
+    )
+    governor_floor_writers: float = Field(
+        default=0.25,
+        gt=0,
+        le=1_000,
+        description="Writers at the least while the database answers; below 1, one writer paced",
+    )
+    governor_busy_sessions: float = Field(
+        default=1.0,
+        gt=0,
+        le=1_000,
+        description="Other sessions' average active count (DB load) at which the drain yields",
+    )
+    governor_latency_tolerance_percent: int = Field(
+        default=100,
+        ge=0,
+        le=1_000,
+        description="How much slower than on the idle database a batch may commit before the drain yields",
     )
 
     # --- Personal data retention, run on a schedule (infra/retention.py; locally by the runtime)
@@ -279,6 +303,11 @@ class PipelineSettings(BaseModel):
                 "captcha_secret_arn",
                 f"captcha_provider {self.captcha_provider!r} needs the secret that holds its secret key",
             )
+        if self.governor_floor_writers > self.max_concurrency:
+            raise _Conflict(
+                "governor_floor_writers",
+                f"{self.governor_floor_writers:g} is above max_concurrency ({self.max_concurrency})",
+            )
         if self.stage == "prod" and not self.db_secret_arn:
             raise _Conflict("db_secret_arn", "prod must name its database secret")
         return self
@@ -300,6 +329,15 @@ class PipelineSettings(BaseModel):
             "DB_LOCK_TIMEOUT_SECONDS": str(self.db_lock_timeout_seconds),
             "WORKER_TIMEOUT_SECONDS": str(self.worker_timeout_seconds),
         }
+
+    def governor_limits(self) -> GovernorLimits:
+        """The drain governor's limits in these settings (the probe and the local runtime use the same)."""
+        return GovernorLimits(
+            floor=self.governor_floor_writers,
+            cap=self.max_concurrency,
+            busy_sessions=self.governor_busy_sessions,
+            latency_tolerance=self.governor_latency_tolerance_percent / 100,
+        )
 
     def retention_environment(self) -> dict[str, str]:
         """The retention function's settings as env vars (an unset one is absent): for the stack and `make run`."""

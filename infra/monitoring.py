@@ -21,6 +21,7 @@ from functions.contract.observability import (
     WORKER_SERVICE,
     stage_dimension,
 )
+from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
 from infra.alarm_topic import let_cloudwatch_alarms_publish
 from infra.config import PipelineSettings
 
@@ -173,6 +174,27 @@ class PipelineMonitoring(Construct):
             ),
         )
         return self.alarms["DrainProbeErrors"]
+
+    def watch_drain_writers(self, cap: int, stage: str) -> None:
+        """The drain governor's writers against the DB owner's cap, on the dashboard (the probe emits both)."""
+
+        def probe_metric(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": DRAIN_PROBE_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
+                statistic="Maximum",
+                period=ONE_MINUTE,
+            )
+
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Drain writers (governor) vs the cap (max_concurrency)",
+                left=[probe_metric("DrainWriters"), probe_metric("DrainWriterCap")],
+                left_y_axis=cloudwatch.YAxisProps(min=0),
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=cap, label="max_concurrency")],
+            )
+        )
 
     def watch_retention(self, retention: lambda_.IFunction) -> None:
         """Page when a retention run fails (error or timeout), or when none has run for RETENTION_SILENT_HOURS."""

@@ -22,6 +22,7 @@ from infra.campaign_numbers import CampaignNumbers
 from infra.canary import CanaryCheck
 from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
 from infra.events import LeadEvents
+from infra.governor import DrainGovernor
 from infra.migrations import SchemaMigrations
 from infra.monitoring import MonitoredResources, PipelineMonitoring
 from infra.queue import LeadQueue
@@ -96,6 +97,10 @@ class LeadpipeStack(cdk.Stack):
                 trip_alarms=[alarms[name] for name in ("DatabaseUnavailable",) if name in alarms],
             )
             monitoring.watch_drain_probe(breaker.function.function)  # a breaker that cannot run pages too
+            if settings.governor_enabled:
+                governor = DrainGovernor(self, "DrainGovernor", settings=settings, breaker=breaker, worker=worker)
+                monitoring.watch_drain_writers(settings.max_concurrency, settings.stage)
+                cdk.CfnOutput(self, "DrainGovernorParameterName", value=governor.record.parameter_name)
             DataRetention(self, "DataRetention", settings=settings, worker=worker, monitoring=monitoring)
             # `leadpipe drain pause | resume | status --stack` finds the breaker by these.
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)

@@ -13,6 +13,7 @@ CAPTCHA = ("CaptchaUnverified", "CaptchaPassReused")  # only a stage with captch
 WORKER = ("LeadsStored", "DuplicatesSkipped", "RecordsFailed", "DatabaseUnavailable", "IngestToStoreSeconds")
 EVENTS = ("EventsPublished", "EventsHandedOff", "EventsNotHandedOff", "EventsRelayed", "EventsNotRelayed")
 DRAIN_PROBE = ("DrainHeldByBreaker",)  # the probe publishes DatabaseUnavailable too, as the worker's
+DRAIN_GOVERNOR = ("DrainWriters", "DrainWriterCap")  # the probe, when the drain governor is on
 BY_CAMPAIGN = "LeadsAcceptedByCampaign"  # one metric per campaign in metric_campaigns (its own dimension)
 REFUSED_PREFIX = "Rejected_"  # one metric per refusal code
 
@@ -33,7 +34,7 @@ def custom_metrics(settings: PipelineSettings) -> list[str]:
     names = [*INGEST, *(CAPTCHA if captcha else ())]
     names += [REFUSED_PREFIX + code for code in refusal_codes() if captcha or not code.startswith("captcha_")]
     if settings.has_database:  # no database: no worker runs, and no drain probe is deployed
-        names += [*WORKER, *DRAIN_PROBE]
+        names += [*WORKER, *DRAIN_PROBE, *(DRAIN_GOVERNOR if settings.governor_enabled else ())]
     if settings.events_enabled:  # the worker's events lane and the relay
         names += EVENTS
     return names + [f"{BY_CAMPAIGN}[{campaign}]" for campaign in settings.metric_campaigns]

@@ -112,9 +112,9 @@ class LaunchPlan:
     throttle_burst: int
     throttled_requests: float
     accepted_rate_per_s: float
-    drain_rate_per_s: float
+    drain_rate_per_s: float  # the slow end: the governor's floor with the main application busy (alarms use it)
     max_backlog: float
-    drain_seconds_after_peak: float
+    drain_seconds_after_peak: float  # at the slow end
     max_queue_age_seconds: float
     age_alarm_fires_after_seconds: float | None
     depth_alarm_fires_after_seconds: float | None
@@ -137,6 +137,9 @@ class LaunchPlan:
     endpoint: str | None = None
     price_table: dict[str, str] = field(default_factory=dict)
     quota_table: dict[str, str] = field(default_factory=dict)
+    drain_rate_at_cap_per_s: float | None = None  # the fast end: every writer up to the cap, the main app idle
+    drain_seconds_after_peak_at_cap: float | None = None
+    governed: bool = False
     destinations: list[DestinationLag] = field(default_factory=list)  # the events lane's, when the stage has one
 
     def as_dict(self) -> dict[str, Any]:
@@ -160,6 +163,14 @@ def drain_rate_per_s(
     stores one full batch per (store + event source) seconds. The database owner's cap is this
     rate; `make bench` checks it against a measured drain."""
     return settings.max_concurrency * settings.batch_size / (store_seconds_per_batch + event_source_seconds_per_batch)
+
+
+def slowest_drain_rate_per_s(settings: PipelineSettings, rate_at_cap: float) -> float:
+    """The drain when the governor holds it at its floor (the main application busy all along); the cap's rate
+    when the governor is off. Each writer is taken at its unloaded pace: a busy database slows it further."""
+    if not settings.governor_enabled:
+        return rate_at_cap
+    return rate_at_cap * settings.governor_floor_writers / settings.max_concurrency
 
 
 def oldest_lead_age(t: float, accepted_rate: float, drain_rate: float, arrival_seconds: float) -> float:
@@ -333,7 +344,10 @@ def _review(
     throttled = max(0.0, peak_leads - (rate * window + burst)) if peak_rate > rate else 0.0
     accepted_rate = (peak_leads - throttled) / window
 
-    drain_rate = drain_rate_per_s(settings, ticket.store_seconds_per_batch, ticket.event_source_seconds_per_batch)
+    drain_at_cap = drain_rate_per_s(settings, ticket.store_seconds_per_batch, ticket.event_source_seconds_per_batch)
+    # The forecasts (backlog, oldest lead, alarms) take the slow end: the governor may hold the drain at its floor.
+    drain_rate = slowest_drain_rate_per_s(settings, drain_at_cap)
+    backlog_at_cap = max(0.0, (accepted_rate - drain_at_cap) * window)
     growth = accepted_rate - drain_rate
     max_backlog = max(0.0, growth * window)
     drain_after_peak = max_backlog / drain_rate
@@ -399,9 +413,12 @@ def _review(
         usd_per_million_leads=round(campaign_total / accepted * 1e6, 2) if accepted > 0 else None,
         fixed_monthly_costs=fixed,
         fixed_monthly_usd=round(sum(c.usd for c in fixed), 2),
-        database_comparison=_database_comparison(peak_rate, drain_rate, drain_rate / settings.batch_size, prices),
+        database_comparison=_database_comparison(peak_rate, drain_at_cap, drain_at_cap / settings.batch_size, prices),
         price_table={"region": prices["region"], "as_of": prices["as_of"]},
         quota_table={"region": quotas["region"], "as_of": quotas["as_of"]},
+        drain_rate_at_cap_per_s=drain_at_cap,
+        drain_seconds_after_peak_at_cap=backlog_at_cap / drain_at_cap,
+        governed=settings.governor_enabled,
     )
 
 
@@ -605,6 +622,22 @@ def _database_comparison(
     }
 
 
+def _drain_rate_range(plan: LaunchPlan) -> str:
+    at_cap = f"{plan.drain_rate_at_cap_per_s:,.0f} leads/s at the cap ({plan.db_writer_cap} DB writers, main app idle)"
+    if not plan.governed:
+        return at_cap
+    return f"{at_cap} .. {plan.drain_rate_per_s:,.0f} leads/s at the governor's floor (main app busy)"
+
+
+def _drain_time_range(plan: LaunchPlan) -> str:
+    if not plan.governed:
+        return _duration(plan.drain_seconds_after_peak)
+    return (
+        f"{_duration(plan.drain_seconds_after_peak_at_cap)} (cap, main app idle) .. "
+        f"{_duration(plan.drain_seconds_after_peak)} (floor, main app busy; the alarms below assume this)"
+    )
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "does not fire"
@@ -624,7 +657,7 @@ def _outcome_rows(plan: LaunchPlan) -> list[tuple[str, str]]:
         ("throttled (429)", throttled),
         ("accepted rate in the peak", f"{plan.accepted_rate_per_s:,.1f}/s"),
         ("max queue backlog", f"{plan.max_backlog:,.0f} leads"),
-        ("time to drain after the peak", _duration(plan.drain_seconds_after_peak)),
+        ("time to drain after the peak", _drain_time_range(plan)),
         ("oldest lead waits at most", _duration(plan.max_queue_age_seconds)),
         (
             "queue-age alarm",
@@ -659,7 +692,7 @@ def to_markdown(plan: LaunchPlan) -> str:
         "| --- | --- |",
         f"| expected leads | {plan.leads:,.0f} ({plan.peak_leads:,.0f} in the peak window) |",
         f"| peak ingest rate | {plan.peak_rate_per_s:,.1f}/s |",
-        f"| drain rate | {plan.drain_rate_per_s:,.0f} leads/s ({plan.db_writer_cap} DB writers) |",
+        f"| drain rate | {_drain_rate_range(plan)} |",
         *[f"| {name} | {value} |" for name, value in _outcome_rows(plan)],
         f"| DB writer cap | {plan.db_writer_cap} concurrent connections, whatever the traffic |",
         "",

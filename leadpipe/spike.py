@@ -16,7 +16,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,7 @@ class Sample:
     stored: int | None
     worker_connections: int | None
     active_writers: int | None
+    governor_writers: float | None = None  # the drain governor's writers at sample time (None: no governor)
 
 
 @dataclass
@@ -142,6 +143,7 @@ class SpikeSummary:
     predicted_drain_per_s: float | None = None
     planner_event_source_ms_per_batch: float | None = None
     observed_drain_per_s: float | None = None  # from the outage's end until the queue emptied
+    main_app: dict[str, float] | None = None  # pgbench beside the burst: its TPS, p50 and p99 over the run
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -341,8 +343,10 @@ class PipelineSampler:
         campaign: str,
         interval: float = 0.5,
         outage: DatabaseOutage | None = None,
+        governor_writers: Callable[[], float | None] | None = None,
     ) -> None:
         self._sqs, self._queue_url, self._outage = sqs, queue_url, outage
+        self._governor_writers = governor_writers
         self._database_url, self._campaign, self._interval = database_url, campaign, interval
         self._count = sql.SQL("SELECT count(*) FROM {} WHERE campaign = %s").format(leads_table_identifier(leads_table))
         self.samples: list[Sample] = []
@@ -360,6 +364,11 @@ class PipelineSampler:
 
     def latest(self) -> Sample | None:
         return self.samples[-1] if self.samples else None
+
+    @property
+    def begin(self) -> float:
+        """The performance-counter time the samples count from."""
+        return self._begin
 
     def _run(self) -> None:
         connection = None
@@ -387,7 +396,8 @@ class PipelineSampler:
                     connections, active, stored = self._database_sample(connection)
         elif connection is not None:
             connections, active, stored = self._database_sample(connection)
-        return Sample(round(time.perf_counter() - self._begin, 2), queued, stored, connections, active)
+        writers = self._governor_writers() if self._governor_writers is not None else None
+        return Sample(round(time.perf_counter() - self._begin, 2), queued, stored, connections, active, writers)
 
     def _database_sample(self, connection: psycopg.Connection) -> tuple[int, int, int | None]:
         connections, active = connection.execute(
@@ -526,9 +536,12 @@ def write_report(
     predicted_drain_per_s: float | None = None,
     outage: tuple[float, float] | None = None,
     bucket_seconds: float = 1.0,
+    main_app_latencies: Sequence[tuple[float, float]] = (),
 ) -> Path:
     """A CSV (beside the PNG) and a picture: the API answers steadily, the queue takes what the
-    database cannot, and the database sees a smoothed load at the cap, never above it."""
+    database cannot, and the database sees a smoothed load at the cap, never above it. With
+    `main_app_latencies` ((seconds since the spike began, ms) of each pgbench transaction), a fifth
+    panel: the main application's p99 per second, with the drain governor's writers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -539,7 +552,8 @@ def write_report(
     csv_path = png_path.with_suffix(".csv")
     _write_csv(csv_path, samples, write_rate, predicted)
 
-    figure, axes = plt.subplots(4, 1, figsize=(10, 10.5), sharex=True)
+    panels = 5 if main_app_latencies else 4
+    figure, axes = plt.subplots(panels, 1, figsize=(10, 2.6 * panels + 0.1), sharex=True)
     times = [s.at for s in samples]
     _draw_answers(axes[0], requests, samples, bucket_seconds)
     axes[0].set_title(_report_title(writer_cap, outage))
@@ -551,6 +565,9 @@ def write_report(
     axes[1].set_ylabel("queued leads")
     _draw_writes(axes[2], times, write_rate, writer_cap, predicted_drain_per_s)
     _draw_writers(axes[3], samples, writer_cap)
+    if main_app_latencies:
+        axes[3].set_xlabel("")
+        _draw_main_app(axes[4], main_app_latencies, samples, writer_cap, bucket_seconds)
     for axis in axes:
         axis.grid(alpha=0.3)
         axis.legend(loc="upper right")
@@ -571,7 +588,7 @@ def _write_csv(
         writer = csv.writer(handle)
         # db_write_rate_per_s: over the 3 s before the sample; predicted_queued: the planner's
         columns = ["seconds", "queued", "stored", "db_write_rate_per_s", "worker_connections", "active_writers"]
-        writer.writerow([*columns, "predicted_queued"])
+        writer.writerow([*columns, "predicted_queued", "governor_writers"])
         for i, sample in enumerate(samples):
             rate = write_rate[i]
             writer.writerow(
@@ -583,6 +600,7 @@ def _write_csv(
                     sample.worker_connections,
                     sample.active_writers,
                     None if predicted is None else round(predicted[i]),
+                    sample.governor_writers,
                 ]
             )
 
@@ -634,8 +652,36 @@ def _draw_writers(axis: Any, samples: list[Sample], writer_cap: int | None) -> N
     busy = [unknown if s.active_writers is None else s.active_writers for s in samples]
     axis.step(times, connections, where="post", label="worker connections", color="#337ab7")
     axis.step(times, busy, where="post", label="busy at sample time", color="#5bc0de")
+    if any(s.governor_writers is not None for s in samples):
+        governed = [unknown if s.governor_writers is None else s.governor_writers for s in samples]
+        axis.step(times, governed, where="post", label="governor's writers", color="#6f42c1")
     if writer_cap:
         axis.axhline(writer_cap, color="#d9534f", linestyle="--", label=f"max_concurrency = {writer_cap}")
         axis.set_ylim(0, writer_cap + 1)
     axis.set_ylabel("DB writers")
     axis.set_xlabel("seconds since the spike began")
+
+
+def _draw_main_app(
+    axis: Any,
+    latencies: Sequence[tuple[float, float]],
+    samples: list[Sample],
+    writer_cap: int | None,
+    bucket_seconds: float,
+) -> None:
+    """The main application's p99 per bucket (left axis) and the drain governor's writers (right axis)."""
+    by_bucket: dict[int, list[float]] = {}
+    for at, latency in latencies:
+        by_bucket.setdefault(int(at // bucket_seconds), []).append(latency)
+    buckets = sorted(by_bucket)
+    p99 = [sorted(by_bucket[b])[min(len(by_bucket[b]) - 1, int(len(by_bucket[b]) * 0.99))] for b in buckets]
+    axis.plot([b * bucket_seconds for b in buckets], p99, color="#d9534f", label="main app p99 (ms, per second)")
+    axis.set_ylabel("main app p99 (ms)")
+    axis.set_xlabel("seconds since the spike began")
+    right = axis.twinx()
+    writers = [float("nan") if s.governor_writers is None else s.governor_writers for s in samples]
+    right.step([s.at for s in samples], writers, where="post", color="#6f42c1", label="drain writers (governor)")
+    if writer_cap:
+        right.set_ylim(0, writer_cap + 1)
+    right.set_ylabel("drain writers")
+    right.legend(loc="upper left")

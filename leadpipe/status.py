@@ -26,6 +26,7 @@ class PipelineStatus:
     last_stored_at: str | None = None
     database_error: str | None = None  # the database could not be reached for the counts above
     drain: dict[str, Any] | None = None  # leadpipe.drain.DrainStatus: running, paused_by_operator or held_by_breaker
+    governor: dict[str, Any] | None = None  # the drain governor's writers, why, and its last changes
     # leadpipe.lead_counts: {"campaign": {code: {"last_hour", "last_day"}}, "utm_source": {...}}
     leads_received: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     retention: dict[str, Any] | None = None  # leadpipe.lead_counts.retention_status: the policy and the last run
@@ -44,6 +45,8 @@ class PipelineStatus:
         ]
         if self.drain is not None:
             lines.append(f"  drain                 {_drain_text(self.drain)}")
+        if self.governor is not None:
+            lines += governor_lines(self.governor)
         if self.database_error is not None:
             lines.append(f"  database              unreachable: {self.database_error}")
         if self.leads_stored is not None:
@@ -52,6 +55,18 @@ class PipelineStatus:
             lines += counts_as_text("received, by utm_source", self.leads_received.get("utm_source", {}))
             lines += retention_as_text(self.retention)
         return "\n".join(lines)
+
+
+def governor_lines(governor: dict[str, Any]) -> list[str]:
+    """The drain governor's writers against the cap, why, and its last changes (newest last)."""
+    writers, cap = governor["writers"], governor["cap"]
+    where = f"MaximumConcurrency {governor['mapping_concurrency']}" if governor.get("mapping_concurrency") else ""
+    lines = [
+        f"  drain writers         {writers:g} of {cap} (the cap){f', {where}' if where else ''}: {governor['reason']}"
+    ]
+    for change in governor.get("changes", [])[-3:]:
+        lines.append(f"    {change['at']}  -> {change['writers']:g}: {change['reason']}")
+    return lines
 
 
 def _drain_text(drain: dict[str, Any]) -> str:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from functions.worker.governor_switch import governor_record_for_status
 from infra.config import SettingsError, settings_from_file
 from leadpipe.drain import AwsDrainControl, DrainControl, LocalDrainControl
+from leadpipe.local.drain_governor import read_local_governor_state
 from leadpipe.local.runtime import DEFAULT_DATA_DIR, RuntimeInfo, local_sqs_client
 
 # Stack outputs of the drain breaker (infra/breaker.py); absent when the stack has no database.
 DRAIN_OUTPUTS = ("WorkerEventSourceMappingId", "DrainPauseParameterName", "DrainProbeFunctionName")
+GOVERNOR_OUTPUT = "DrainGovernorParameterName"  # infra/stack.py, when the drain governor is on
 STACK_NAME_PREFIX = "Leadpipe-"  # app.py names each stage's stack Leadpipe-<stage>
 
 
@@ -32,6 +36,7 @@ class PipelineTarget:
     cloudwatch: Any | None = None
     api_url: str | None = None
     drain: DrainControl | None = None  # None: a stack without a database has no drain breaker
+    governor: Callable[[], dict[str, Any] | None] | None = None  # the drain governor's last decision, if it runs
 
     @property
     def in_aws(self) -> bool:
@@ -58,6 +63,7 @@ def resolve_target(
             leads_table=info.leads_table,
             api_url=info.api_url,
             drain=LocalDrainControl(Path(info.data_dir)),
+            governor=lambda: read_local_governor_state(Path(info.data_dir)),
         )
     outputs = stack_outputs(boto3.client("cloudformation"), stack_name)
     return PipelineTarget(
@@ -70,6 +76,7 @@ def resolve_target(
         cloudwatch=boto3.client("cloudwatch"),
         api_url=outputs.get("LeadsEndpoint"),
         drain=aws_drain_control(outputs),
+        governor=aws_governor_status(outputs),
     )
 
 
@@ -88,6 +95,15 @@ def aws_drain_control(outputs: dict[str, str]) -> AwsDrainControl | None:
         return None
     mapping_id, parameter, probe = (outputs[name] for name in DRAIN_OUTPUTS)
     return AwsDrainControl(boto3.client("lambda"), boto3.client("ssm"), mapping_id, parameter, probe)
+
+
+def aws_governor_status(outputs: dict[str, str]) -> Callable[[], dict[str, Any] | None] | None:
+    """The governor's record in SSM (written by the probe), when the stack has the governor."""
+    parameter = outputs.get(GOVERNOR_OUTPUT)
+    if parameter is None:
+        return None
+    ssm = boto3.client("ssm")
+    return lambda: governor_record_for_status(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
 
 
 def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:

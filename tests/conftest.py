@@ -138,6 +138,16 @@ def leads_db(postgres_uri: str) -> Iterator[LeadsDatabase]:
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+@pytest.fixture(params=[True, False], ids=["copy-first", "insert-only"])
+def both_store_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Runs a test with each of the worker's two store paths as LeadRepository's default: COPY first (a direct
+    connection) and the one-statement INSERT (through RDS Proxy). Use: pytestmark = usefixtures("both_store_paths")."""
+    from functions.worker.repository import LeadRepository
+
+    monkeypatch.setitem(LeadRepository.__init__.__kwdefaults__, "copy_first", request.param)
+    return request.param
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """End-to-end tests last: the session's browser keeps Playwright's event loop running in the main
     thread, where the local gateway's tests need asyncio.run (and their signal-based timeouts) to work."""

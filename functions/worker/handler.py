@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import cache
@@ -24,8 +25,10 @@ from functions.worker.event_publisher import (
     HandOffQueue,
     LeadStoredPublisher,
 )
+from functions.worker.governor_switch import worker_pause_seconds
 from functions.worker.logic import BatchSummary, StoringBatchProcessor
 from functions.worker.repository import ConnectionProvider, LeadRepository, connect
+from functions.worker.round_trip_deadline import RESPONSE_RESERVE_SECONDS
 from functions.worker.settings import WorkerSettings
 from functions.worker.stored_events import LeadStoredLane
 
@@ -33,11 +36,19 @@ logger = Logger(service=WORKER_SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=WORKER_SERVICE)
 metrics.set_default_dimensions(**stage_dimension(os.environ))
 # Active tracing without the X-Ray SDK, as in the ingest: it would trace no database call anyway.
+GOVERNOR_RECORD_MAX_AGE_SECONDS = 20  # the probe rewrites the record once a minute at most
+sleep = time.sleep  # the governor's pause; a test replaces it
 
 
 @cache
 def get_settings() -> WorkerSettings:
     return WorkerSettings.from_env(os.environ)
+
+
+@cache
+def get_governor_parameter() -> str | None:
+    """The drain governor's record (SSM parameter name), given only to a governed worker in AWS."""
+    return os.environ.get("GOVERNOR_RECORD_PARAMETER") or None
 
 
 @cache
@@ -72,9 +83,29 @@ def events_lane(settings: WorkerSettings, repository: LeadRepository) -> LeadSto
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     processor = get_processor()
+    started = time.perf_counter()
     response = processor.handle(event, context)
     report_batch(processor.summary)
+    pace_for_the_governor(time.perf_counter() - started, context)
     return response
+
+
+def pace_for_the_governor(batch_seconds: float, context: LambdaContext) -> None:
+    """Wait out this writer's share of the time the drain governor allows (AWS only; the pause is billed)."""
+    parameter = get_governor_parameter()
+    if parameter is None:
+        return
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        record = parameters.get_parameter(parameter, max_age=GOVERNOR_RECORD_MAX_AGE_SECONDS)
+    except Exception as error:  # noqa: BLE001 - no record, no pause: the mapping's concurrency still holds
+        logger.warning("drain governor record unreadable", extra={"error": type(error).__name__})
+        return
+    seconds_left = context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE_SECONDS
+    pause = worker_pause_seconds(record, batch_seconds, seconds_left)
+    if pause > 0:
+        sleep(pause)
 
 
 def report_batch(summary: BatchSummary) -> None:
@@ -111,6 +142,7 @@ def reset_for_tests() -> None:
     """Forget cached settings and connections, as a new execution environment would."""
     get_settings.cache_clear()
     get_processor.cache_clear()
+    get_governor_parameter.cache_clear()
 
 
 # The cold start is over here: what the imports built lives as long as the environment. Frozen,

@@ -39,9 +39,9 @@ def apply_migrations(connection: psycopg.Connection, leads_table: str) -> list[s
         "received_at_index": sql.Identifier(f"{table}_received_at_idx"),
         "erasures_table": erasures_table_identifier(leads_table),
         "erasure_salt_table": erasure_salt_table_identifier(leads_table),
+        "erasures_erased_at_index": sql.Identifier(f"{table}_erasures_erased_at_idx"),
         "heartbeat_table": heartbeat_table_identifier(leads_table),
         "consent_text_index": sql.Identifier(f"{table}_consent_text_idx"),
-        "erasures_erased_at_index": sql.Identifier(f"{table}_erasures_erased_at_idx"),
         "retention_table": retention_table_identifier(leads_table),
     }
     ledger = sql.Identifier(schema, "schema_migrations")

@@ -1,8 +1,9 @@
-"""Lambda entry point of the drain breaker's probe: wiring only; the decision is in drain.py.
+"""Lambda entry point of the drain breaker's probe: wiring only; the decisions are in drain.py and governor.py.
 
 Runs every minute (EventBridge) and whenever the DatabaseUnavailable alarm changes state. It
 connects with the worker's own credentials and network path, so "the probe got in" means the
-worker would too.
+worker would too. With the governor on (GOVERNOR_RECORD_PARAMETER set), it then sets the mapping's
+MaximumConcurrency from the database's health (functions/worker/governor_switch.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from functions.worker.aws_clients import bounded_client, secrets_provider
 from functions.worker.credentials import database_conninfo
 from functions.worker.drain import DrainState, run_breaker
 from functions.worker.drain_switch import EventSourceMappingSwitch, database_answers, read_parameter
+from functions.worker.governor import GovernorLimits
+from functions.worker.governor_switch import EventSourceMappingConcurrency, run_governor, sample_health
+from functions.worker.repository import heartbeat_table_identifier
 from functions.worker.round_trip_deadline import round_trip_seconds
 from functions.worker.settings import WorkerSettings
 
@@ -38,6 +42,20 @@ class ProbeSettings(BaseModel):
 
     mapping_id: str = Field(alias="EVENT_SOURCE_MAPPING_ID", min_length=1)
     pause_parameter: str = Field(alias="DRAIN_PAUSE_PARAMETER", min_length=1)
+    # The drain governor: off without its record parameter.
+    governor_parameter: str | None = Field(default=None, alias="GOVERNOR_RECORD_PARAMETER")
+    max_concurrency: int = Field(default=2, alias="MAX_CONCURRENCY", ge=2, le=1_000)
+    governor_floor_writers: float = Field(default=0.25, alias="GOVERNOR_FLOOR_WRITERS", gt=0)
+    governor_busy_sessions: float = Field(default=1.0, alias="GOVERNOR_BUSY_SESSIONS", gt=0)
+    governor_latency_tolerance_percent: int = Field(default=100, alias="GOVERNOR_LATENCY_TOLERANCE_PERCENT", ge=0)
+
+    def governor_limits(self) -> GovernorLimits:
+        return GovernorLimits(
+            floor=min(self.governor_floor_writers, self.max_concurrency),
+            cap=self.max_concurrency,
+            busy_sessions=self.governor_busy_sessions,
+            latency_tolerance=self.governor_latency_tolerance_percent / 100,
+        )
 
 
 @cache
@@ -90,7 +108,44 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "drain decided",
         extra={"state": run.decision.state.value, "switched": run.switched, "trigger": event.get("detail-type")},
     )
-    return run.as_dict()
+    answer = run.as_dict()
+    if probe.governor_parameter:
+        answer["governor"] = govern(probe, worker, lambda_client, ssm, receiving=run.decision.receiving)
+    return answer
+
+
+def govern(
+    probe: ProbeSettings, worker: WorkerSettings, lambda_client: Any, ssm: Any, *, receiving: bool
+) -> dict | None:
+    """One governor run after the breaker's; a failure leaves the mapping as it was (the cap at worst) and is logged."""
+    limits = probe.governor_limits()
+    try:
+        run = run_governor(
+            limits,
+            receiving,
+            sample=lambda: sample_health(database_conninfo(worker), heartbeat_table_identifier(worker.leads_table)),
+            read_record=lambda: read_parameter(ssm, probe.governor_parameter),
+            write_record=lambda text: ssm.put_parameter(
+                Name=probe.governor_parameter, Value=text, Type="String", Overwrite=True
+            ),
+            mapping=EventSourceMappingConcurrency(lambda_client, probe.mapping_id),
+        )
+    except Exception as error:  # noqa: BLE001 - the breaker's decision stands whatever the governor does
+        logger.warning("drain governor failed", extra={"error": type(error).__name__})
+        return None
+    record = run.record
+    metrics.add_metric(name="DrainWriters", unit=MetricUnit.Count, value=record.state.writers)
+    metrics.add_metric(name="DrainWriterCap", unit=MetricUnit.Count, value=limits.cap)
+    logger.info(
+        "drain writers decided",
+        extra={
+            "writers": record.state.writers,
+            "reason": record.reason,
+            "mapping_concurrency": record.mapping_concurrency,
+            "mapping_changed": run.mapping_changed,
+        },
+    )
+    return {"writers": record.state.writers, "reason": record.reason, "mapping_concurrency": record.mapping_concurrency}
 
 
 def report_worker_outage() -> None:

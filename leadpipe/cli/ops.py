@@ -33,6 +33,8 @@ def status(target: TargetChoice, as_json: bool) -> int:
     report = PipelineStatus(source=pipeline.description, oldest_message_age_seconds=age, **counts)
     if pipeline.drain is not None:
         report.drain = pipeline.drain.status().as_dict()
+    if pipeline.governor is not None:
+        report.governor = pipeline.governor()
     if pipeline.database_url:
         try:
             for key, value in database_status(pipeline.database_url, pipeline.leads_table).items():

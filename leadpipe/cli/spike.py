@@ -29,6 +29,7 @@ class SpikeTarget:
     leads_queue_url: str | None = None
     postgres_data_dir: str | None = None
     settings: PipelineSettings | None = None  # the local runtime's stage
+    data_dir: str | None = None  # the local runtime's data folder (its governor's state)
 
 
 @click.command()
@@ -73,13 +74,28 @@ class SpikeTarget:
     is_flag=True,
     help="Measure the local event source's cost per batch just before the burst, for the planner's line.",
 )
+@click.option(
+    "--main-app-clients",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Local only: run the main application's stand-in (pgbench, N sessions) on the database beside the burst.",
+)
+@click.option(
+    "--main-app-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="How long the main application's stand-in runs, from the burst's start.",
+)
 def spike(**options: Any) -> int:
     """Send a burst of realistic leads and check every one was stored once.
 
     Sends a bounded burst of realistic leads (the local runtime by default; a deployed API only
     with --url), then verifies every accepted lead was stored exactly once. Locally,
     --db-outage-after stalls the embedded PostgreSQL for part of the burst; --report draws the API,
-    the queue against the planner, the database writes and the writers.
+    the queue against the planner, the database writes and the writers. --main-app-clients runs
+    pgbench beside the burst, and the report gains its p99 with the drain governor's writers.
     """
     from leadpipe import spike as burst
 
@@ -102,8 +118,15 @@ def spike(**options: Any) -> int:
         raise CliError("with --url, name the stage whose leads table to verify (--stage)")
     event_source_ms = _event_source_ms_per_batch(target, options)
     sampler = burst.PipelineSampler(
-        target.sqs, target.leads_queue_url, target.database_url, target.leads_table, campaign, outage=outage
+        target.sqs,
+        target.leads_queue_url,
+        target.database_url,
+        target.leads_table,
+        campaign,
+        outage=outage,
+        governor_writers=_governor_writers(target),
     )
+    main_app = _main_app(target, options)
     requests, seconds = _send(spike_options, sampler, outage, quiet=options["as_json"] or not sys.stderr.isatty())
     summary = burst.summarise(requests, seconds)
     if not options["no_wait"] and target.database_url:
@@ -113,6 +136,14 @@ def spike(**options: Any) -> int:
             target.database_url, target.leads_table, campaign, accepted_ids
         )
     sampler.stop()
+    main_app_latencies: list[tuple[float, float]] = []
+    if main_app is not None:
+        load, epoch_of_perf_zero = main_app
+        load.wait()
+        result = load.result()
+        summary.main_app = result.as_dict()
+        # pgbench logs wall-clock times; the samples count from the spike's start on the performance counter
+        main_app_latencies = [(at - epoch_of_perf_zero - sampler.begin, ms) for at, ms in result.latencies_ms]
     _compare_with_planner(summary, requests, sampler.samples, target, outage, options, event_source_ms)
     if options["report"]:
         cap = target.settings.max_concurrency if target.settings else None
@@ -123,10 +154,39 @@ def spike(**options: Any) -> int:
             writer_cap=cap,
             predicted_drain_per_s=summary.predicted_drain_per_s,
             outage=summary.db_outage,
+            main_app_latencies=main_app_latencies,
         )
         print(f"report: {options['report']} and {csv_path}", file=sys.stderr)
     print(json.dumps(summary.as_dict(), indent=2) if options["as_json"] else _summary_text(summary))
     return 0 if not summary.lost and not summary.duplicates else 1
+
+
+def _governor_writers(target: SpikeTarget) -> Any:
+    """The local drain governor's writers, read from its state file (None when it is off or not local)."""
+    if target.data_dir is None:
+        return None
+    from pathlib import Path
+
+    from leadpipe.local.drain_governor import read_local_governor_state
+
+    def writers() -> float | None:
+        state = read_local_governor_state(Path(target.data_dir))
+        return None if state is None else state["writers"]
+
+    return writers
+
+
+def _main_app(target: SpikeTarget, options: dict[str, Any]) -> tuple[Any, float] | None:
+    """pgbench on the local runtime's database, started now: (the load, the wall-clock time of perf_counter's 0)."""
+    if not options["main_app_clients"]:
+        return None
+    if target.postgres_data_dir is None or target.database_url is None:
+        raise CliError("--main-app-clients runs pgbench on the local runtime's own embedded database only")
+    from leadpipe.main_app_load import MainAppLoad, initialise
+
+    initialise(target.database_url)
+    load = MainAppLoad(target.database_url, options["main_app_clients"], options["main_app_seconds"])
+    return load, time.time() - time.perf_counter()
 
 
 def spike_target(options: dict[str, Any]) -> SpikeTarget:
@@ -150,6 +210,7 @@ def spike_target(options: dict[str, Any]) -> SpikeTarget:
         leads_queue_url=info.leads_queue_url,
         postgres_data_dir=info.postgres_data_dir,
         settings=settings_from_file(info.stage),
+        data_dir=info.data_dir,
     )
 
 

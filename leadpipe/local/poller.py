@@ -8,6 +8,8 @@ SQS's redrive policy moves them to the DLQ after `max_receive_count` receives.
 `pause()` / `resume()` are the mapping's Enabled flag: a paused poller receives nothing, and a
 poller holding a batch finishes it first. The drain breaker (leadpipe/local/drain_breaker.py)
 drives them, and `on_batch_failed` lets it probe the database the moment a whole batch failed.
+A `gate` (the drain governor's, leadpipe/local/drain_governor.py) lets only as many pollers receive as
+the governor allows below `max_concurrency`, and paces them after each batch.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from leadpipe.local.drain_governor import WriterGate
 
 SQS_MAX_RECEIVE = 10
 PARTIAL_BATCH_PAUSE_SECONDS = 0.2  # between receives while a batch fills: fewer, fuller receives
@@ -89,11 +94,13 @@ class SqsEventSourcePoller:
         settings: EventSourceSettings,
         invoke: Callable[[dict[str, Any]], dict[str, Any]],
         on_batch_failed: Callable[[], None] | None = None,
+        gate: WriterGate | None = None,
     ):
         self._sqs = sqs
         self._settings = settings
         self._invoke = invoke
         self._on_batch_failed = on_batch_failed
+        self._gate = gate
         self._stopping = threading.Event()
         self._receiving = threading.Event()
         self._receiving.set()
@@ -108,7 +115,7 @@ class SqsEventSourcePoller:
 
     def start(self) -> None:
         for index in range(self._settings.max_concurrency):
-            thread = threading.Thread(target=self._poll, name=f"leadpipe-poller-{index}", daemon=True)
+            thread = threading.Thread(target=self._poll, args=(index,), name=f"leadpipe-poller-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -140,9 +147,12 @@ class SqsEventSourcePoller:
         with self._cycles:
             return self._cycles.wait_for(lambda: self._in_cycle == 0, timeout)
 
-    def _poll(self) -> None:
+    def _poll(self, index: int = 0) -> None:
         while not self._stopping.is_set():
             if not self._receiving.wait(PAUSED_CHECK_SECONDS):
+                continue
+            if self._gate is not None and not self._gate.may_write(index):
+                self._stopping.wait(PAUSED_CHECK_SECONDS)
                 continue
             with self._cycles:
                 self._in_cycle += 1
@@ -155,6 +165,10 @@ class SqsEventSourcePoller:
                     self._cycles.notify_all()
             if whole_batch_failed:
                 self._report_failed_batch()
+            if self._gate is not None:
+                self._stopping.wait(
+                    self._gate.pause_for(threading.current_thread().name)
+                )  # outside the cycle: a pause never waits for it
 
     def _cycle(self) -> bool:
         """One receive-invoke-delete cycle; True when every record of the batch failed."""
@@ -197,6 +211,7 @@ class SqsEventSourcePoller:
         with self._held_lock:
             self._held.update((m["MessageId"], m["ReceiptHandle"]) for m in messages)
         self.stats.add(busy_pollers=1)
+        started = time.perf_counter()
         try:
             response = self._invoke(event)
         except Exception:
@@ -207,6 +222,8 @@ class SqsEventSourcePoller:
             self.stats.add(busy_pollers=-1)
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]
+        if self._gate is not None:
+            self._gate.batch_done(threading.current_thread().name, time.perf_counter() - started, len(done))
         deleted = 0
         for start in range(0, len(done), SQS_MAX_RECEIVE):
             deleted += self._delete(done[start : start + SQS_MAX_RECEIVE])

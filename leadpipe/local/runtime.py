@@ -21,6 +21,8 @@ from functions.worker.round_trip_deadline import ROUND_TRIP_MARGIN_SECONDS
 from infra.config import REPO_ROOT, PipelineSettings
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from leadpipe.local.drain_breaker import LocalDrainBreaker, probe_database
+from leadpipe.local.drain_governor import STATE_FILE_NAME as GOVERNOR_STATE_FILE_NAME
+from leadpipe.local.drain_governor import LocalDrainGovernor, WriterGate
 from leadpipe.local.events_lane import LocalEventsLane
 from leadpipe.local.gateway import LEADS_PATH
 from leadpipe.local.ingest_environments import GatewaySettings, IngestEnvironments
@@ -84,6 +86,7 @@ class LocalPipelineOptions:
     ingest_environments: int = 4
     extra_allowed_origins: list[str] = field(default_factory=list)
     drain_probe_seconds: float = 1.0  # the drain breaker's probe interval (AWS: once a minute)
+    drain_governor_seconds: float = 1.0  # the drain governor's decision interval (AWS: the probe's minute)
     retention_interval_seconds: float = 3600.0  # the retention's schedule (AWS: every hour); it also runs at start
     ingest_environment: dict[str, str] = field(default_factory=dict)  # more ingest settings, e.g. a captcha check's
     events: bool = False  # run the stage's events lane (when it has events_enabled): moto's EventBridge, local senders
@@ -115,6 +118,7 @@ class LocalPipeline:
         self.info: RuntimeInfo | None = None
         self.poller: SqsEventSourcePoller | None = None
         self.drain_breaker: LocalDrainBreaker | None = None
+        self.drain_governor: LocalDrainGovernor | None = None
         self.retention: LocalRetention | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._sqs_server = LocalSqsServer()
@@ -241,8 +245,11 @@ class LocalPipeline:
         self.retention.start()
 
     def _start_drain(self, sqs: Any, queues: PipelineQueues, database_url: str, data_dir: Path) -> None:
-        """The worker's event source, and the breaker that holds it while the database is away."""
+        """The worker's event source, the breaker that holds it while the database is away, and the governor
+        that keeps its writers below the cap while the database is busy."""
         settings = self.settings
+        gate = WriterGate(settings.max_concurrency) if settings.governor_enabled else None
+        (data_dir / GOVERNOR_STATE_FILE_NAME).unlink(missing_ok=True)  # a governor of an earlier run is not this one's
         self.poller = SqsEventSourcePoller(
             sqs,
             EventSourceSettings(
@@ -255,6 +262,7 @@ class LocalPipeline:
             ),
             lambda event: self._worker.invoke(event, timeout=settings.worker_timeout_seconds),
             on_batch_failed=lambda: self.drain_breaker.check_now(),
+            gate=gate,
         )
         # Decided before the first receive: a database already down never costs a receive.
         answer_within = settings.db_statement_timeout_seconds + ROUND_TRIP_MARGIN_SECONDS  # the AWS probe's limit
@@ -265,6 +273,17 @@ class LocalPipeline:
             self.options.drain_probe_seconds,
         )
         self.drain_breaker.start()
+        if gate is not None:
+            poller = self.poller
+            self.drain_governor = LocalDrainGovernor(
+                gate,
+                settings.governor_limits(),
+                database_url,
+                data_dir,
+                lambda: poller.receiving,
+                self.options.drain_governor_seconds,
+            )
+            self.drain_governor.start()
         self.poller.start()
 
     def _start_postgres(self, folder: Path) -> str:
@@ -309,6 +328,8 @@ class LocalPipeline:
             self._ingest.stop()
         if self.drain_breaker:
             self.drain_breaker.stop()
+        if self.drain_governor:
+            self.drain_governor.stop()
         if self.info and self.poller:
             sqs = local_sqs_client(self.info.sqs_endpoint_url)
             self._wait_until_drained(sqs, drain_seconds)

@@ -122,7 +122,9 @@ def test_spike_sends_verifies_and_draws(local_pipeline: RunningPipeline, capsys,
     # And the picture and its data were written
     assert report.stat().st_size > 10_000 and report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = report.with_suffix(".csv").read_text().splitlines()
-    assert lines[0] == "seconds,queued,stored,db_write_rate_per_s,worker_connections,active_writers,predicted_queued"
+    assert lines[0] == (
+        "seconds,queued,stored,db_write_rate_per_s,worker_connections,active_writers,predicted_queued,governor_writers"
+    )
     assert lines[-1].split(",")[2] == "300"
 
 

@@ -288,3 +288,31 @@ def test_api_5xx_rate_divides_this_apis_errors_by_its_requests(
     assert props["EvaluationPeriods"] == 1
     assert props["Threshold"] == prod_settings.alarm_api_5xx_percent
     assert_pages_on_call(props, resources.topic)
+
+
+def test_the_drain_governor_runs_in_the_probe_whose_schedule_and_alarms_the_table_holds(
+    prod_alarms: SynthesizedAlarms,
+) -> None:
+    # Given the prod stack (governor on by default)
+    template = prod_alarms.template
+    resources = watched(template)
+    # When the function that runs the governor (the one given its limits; the worker only reads its record) is found
+    governors = [
+        logical_id
+        for logical_id, function in template.find_resources("AWS::Lambda::Function").items()
+        if "GOVERNOR_FLOOR_WRITERS" in function["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    # Then it is the probe: its every-minute schedule and the table's DrainProbeErrors / DrainProbeSilent rows watch it
+    assert governors == [resources.probe]
+    schedules = [
+        r["Properties"]
+        for r in template.find_resources("AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+        and [t["Arn"]["Fn::GetAtt"][0] for t in r["Properties"]["Targets"]] == [resources.probe]
+    ]
+    assert [rule["ScheduleExpression"] for rule in schedules] == ["rate(1 minute)"]
+    for name in ("DrainProbeErrors", "DrainProbeSilent"):
+        assert EXPECTED[name].dimensions(resources) == {"FunctionName": {"Ref": resources.probe}}
+        assert {d["Name"]: d["Value"] for d in prod_alarms.by_name[name]["Dimensions"]} == {
+            "FunctionName": {"Ref": resources.probe}
+        }

@@ -88,6 +88,7 @@ def test_the_inventory_reads_the_calls_of_each_function() -> None:
     assert inventory("functions.worker.probe_handler").actions == {
         "secretsmanager:GetSecretValue",
         "ssm:GetParameter",
+        "ssm:PutParameter",  # the drain governor keeps its record
         "lambda:GetEventSourceMapping",
         "lambda:UpdateEventSourceMapping",
     }

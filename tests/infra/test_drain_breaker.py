@@ -32,6 +32,16 @@ def probe(template: Template) -> tuple[str, dict[str, Any]]:
     return function_by_handler(template, PROBE_HANDLER)
 
 
+def pause_record(template: Template) -> tuple[str, dict[str, Any]]:
+    """The operator's pause record (the drain governor keeps a record of its own beside it)."""
+    [(logical_id, parameter)] = [
+        (logical_id, parameter)
+        for logical_id, parameter in resources(template, "AWS::SSM::Parameter").items()
+        if parameter["Properties"]["Description"].startswith("Leadpipe drain: the operator's pause")
+    ]
+    return logical_id, parameter
+
+
 def mapping_id(template: Template) -> str:
     return only(template, "AWS::Lambda::EventSourceMapping")[0]
 
@@ -64,8 +74,13 @@ def test_probe_reads_the_workers_secret_and_the_pause_record_only(
     secret_reads = [s for s in statements if "secretsmanager:GetSecretValue" in actions(s)]
     # The ARN as given and with Secrets Manager's random suffix: it may be complete or partial (imported_secret.py)
     assert [s["Resource"] for s in secret_reads] == [secret_resource_arns(prod_settings.db_secret_arn)]
-    parameter_id = only(prod, "AWS::SSM::Parameter")[0]
-    [parameter_read] = [s for s in statements if any(a.startswith("ssm:") for a in actions(s))]
+    parameter_id = pause_record(prod)[0]
+    [parameter_read] = [
+        s
+        for s in statements
+        if any(a.startswith("ssm:") for a in actions(s))
+        and json.dumps({"Ref": parameter_id}) in json.dumps(s["Resource"])
+    ]
     assert "ssm:PutParameter" not in actions(parameter_read)  # only `leadpipe drain pause`, as the operator, writes it
     assert json.dumps({"Ref": parameter_id}) in json.dumps(parameter_read["Resource"])
 
@@ -80,13 +95,13 @@ def test_probe_runs_every_minute_with_the_workers_environment(prod: Template) ->
     assert [ref_id(t["Arn"]) for t in rule["Properties"]["Targets"]] == [probe_id]
     environment = function["Properties"]["Environment"]["Variables"]
     assert environment["EVENT_SOURCE_MAPPING_ID"] == {"Ref": mapping_id(prod)}
-    assert environment["DRAIN_PAUSE_PARAMETER"] == {"Ref": only(prod, "AWS::SSM::Parameter")[0]}
+    assert environment["DRAIN_PAUSE_PARAMETER"] == {"Ref": pause_record(prod)[0]}
     for name in ("DB_SECRET_ARN", "LEADS_TABLE", "DB_SSLMODE"):
         assert environment[name] == worker["Properties"]["Environment"]["Variables"][name]
     assert "DATABASE_URL" not in environment
     assert function["Properties"]["ReservedConcurrentExecutions"] == 1
     # The pause record starts as "not paused"
-    assert json.loads(only(prod, "AWS::SSM::Parameter")[1]["Properties"]["Value"]) == {"paused": False}
+    assert json.loads(pause_record(prod)[1]["Properties"]["Value"]) == {"paused": False}
 
 
 def test_the_worker_does_not_depend_on_the_probe(prod: Template) -> None:
@@ -115,7 +130,7 @@ def test_no_breaker_without_a_database(dev: Template) -> None:
 def test_stack_outputs_name_what_leadpipe_drain_needs(prod: Template) -> None:
     outputs = prod.find_outputs("*")
     assert outputs["WorkerEventSourceMappingId"]["Value"] == {"Ref": mapping_id(prod)}
-    assert outputs["DrainPauseParameterName"]["Value"] == {"Ref": only(prod, "AWS::SSM::Parameter")[0]}
+    assert outputs["DrainPauseParameterName"]["Value"] == {"Ref": pause_record(prod)[0]}
     assert outputs["DrainProbeFunctionName"]["Value"] == {"Ref": probe(prod)[0]}
 
 

@@ -185,7 +185,7 @@ def test_ingest_role_can_only_send_to_the_leads_queue(prod: Template) -> None:
     assert data_actions == {"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"} | set(SECRET_READ_ACTIONS)
 
 
-def test_worker_role_consumes_its_queue_and_reads_only_its_secret(prod: Template) -> None:
+def test_worker_role_consumes_its_queue_and_reads_only_its_secret_and_the_governors_record(prod: Template) -> None:
     _, worker = function_by_handler(prod, WORKER_HANDLER)
     (leads_id, _), _ = queues(prod)
     statements = policy_statements_of_role(prod, ref_id(worker["Properties"]["Role"]))
@@ -193,8 +193,11 @@ def test_worker_role_consumes_its_queue_and_reads_only_its_secret(prod: Template
     for statement in statements:
         for service in {a.split(":")[0] for a in actions(statement)}:
             by_service.setdefault(service, []).append(statement)
-    # prod's secret is encrypted with a customer-managed key: kms:Decrypt on it, through Secrets Manager only
-    assert set(by_service) == {"sqs", "secretsmanager", "logs", "xray", "kms"}
+    # prod's secret is encrypted with a customer-managed key: kms:Decrypt on it, through Secrets Manager only;
+    # the drain governor's record is read (never written) to pace the worker below 2 writers
+    assert set(by_service) == {"sqs", "secretsmanager", "logs", "xray", "kms", "ssm"}
+    [record_statement] = by_service["ssm"]
+    assert not any(a.startswith("ssm:Put") or a.startswith("ssm:Delete") for a in actions(record_statement))
     [key_statement] = by_service["kms"]
     assert (actions(key_statement), key_statement["Resource"]) == (["kms:Decrypt"], PROD_KEY_ARN)
     assert key_statement["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}
@@ -419,6 +422,7 @@ def test_outputs(prod: Template) -> None:
         "DrainProbeFunctionName",
         "CanaryCheckFunctionName",
         "LeadsTable",
+        "DrainGovernorParameterName",  # `leadpipe status --stack` reads the governor's record
     }  # the drain breaker, the canary check `leadpipe verify` invokes
     assert ours <= set(outputs)
     # The only other output is the API root URL that RestApi always adds

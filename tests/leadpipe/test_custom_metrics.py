@@ -62,7 +62,8 @@ def test_the_plan_prices_each_metric_a_stage_publishes() -> None:
     # When its launch is planned
     ticket = LaunchTicket.from_inputs(campaign="X", leads=1000, within_minutes=10)
     plan = plan_launch(ticket, stage, load_price_table())
-    # Then the fixed costs count the ingest's 4 + 5 refusal codes, the worker's 5, the probe's 1, 2 campaigns
+    # Then the fixed costs count the ingest's 4 + 5 refusal codes, the worker's 5, the probe's 1 and its drain
+    # governor's 2 (writers, cap), 2 campaigns
     [cloudwatch] = [c for c in plan.fixed_monthly_costs if c.item.startswith("CloudWatch")]
-    assert len(custom_metrics(stage)) == 4 + 5 + 5 + 1 + 2
-    assert "17 custom metrics" in cloudwatch.item
+    assert len(custom_metrics(stage)) == 4 + 5 + 5 + 1 + 2 + 2
+    assert "19 custom metrics" in cloudwatch.item

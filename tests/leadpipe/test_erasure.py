@@ -24,6 +24,8 @@ from leadpipe.erasure import erase_from_dead_letters, erase_person
 from tests.conftest import LeadsDatabase
 from tests.events import sqs_event
 
+pytestmark = pytest.mark.usefixtures("both_store_paths")  # the COPY-first and the INSERT-only store path
+
 
 def envelope_of(email: str, received_at: datetime | None = None) -> LeadEnvelope:
     return LeadEnvelope(

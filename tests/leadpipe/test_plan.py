@@ -31,12 +31,44 @@ def settings(**overrides) -> PipelineSettings:
         "batch_size": 100,
         "max_concurrency": 2,
         "reserved_concurrency": 2,
+        "governor_enabled": False,  # the drain at a fixed cap; the governed range has tests of its own
     }
     return PipelineSettings(**{**base, **overrides})
 
 
 def ticket(**kwargs) -> LaunchTicket:
     return LaunchTicket.from_inputs(campaign="TEST", **kwargs)
+
+
+def test_a_governed_drain_is_a_range_and_the_alarms_are_forecast_at_its_slow_end() -> None:
+    # Given 600,000 leads in 10 min = 1,000/s; at the cap 2 * 100 / (0.48 + 0.02) = 400/s; the governor's floor is
+    # half a writer: a quarter of that, 100/s, while the main application keeps the database busy
+    plan = plan_launch(
+        ticket(leads=600_000, within_minutes=10, store_seconds_per_batch=0.48),
+        settings(
+            governor_enabled=True,
+            governor_floor_writers=0.5,
+            throttle_rate_per_second=5_000,
+            throttle_burst=5_000,
+            alarm_queue_age_seconds=600,
+            alarm_queue_depth=10_000,
+        ),
+        PRICES,
+    )
+    # Then the drain is a range: 400/s at the cap, 100/s at the floor
+    assert (plan.drain_rate_at_cap_per_s, plan.drain_rate_per_s) == (pytest.approx(400), pytest.approx(100))
+    # at the cap the backlog (600 * 600 = 360,000) drains in 900 s; at the floor (900 * 600 = 540,000) in 5,400 s
+    assert plan.drain_seconds_after_peak_at_cap == pytest.approx(900)
+    assert (plan.max_backlog, plan.drain_seconds_after_peak) == (pytest.approx(540_000), pytest.approx(5_400))
+    # and the alarms are forecast at the slow end: the oldest lead is t * 900 / 1,000 old, 600 s at t = 666.7 s
+    assert plan.age_alarm_fires_after_seconds == pytest.approx(600 * 1000 / 900 + 180)
+    assert plan.depth_alarm_fires_after_seconds == pytest.approx(10_000 / 900 + 180)
+    markdown = to_markdown(plan)
+    assert (
+        "| drain rate | 400 leads/s at the cap (2 DB writers, main app idle) .. 100 leads/s at the governor's"
+        in markdown
+    )
+    assert "| time to drain after the peak | 0:15:00 (cap, main app idle) .. 1:30:00 (floor, main app busy;" in markdown
 
 
 def test_throttle_exceeded_counts_the_429s_and_the_advice_removes_them() -> None:
@@ -344,10 +376,12 @@ def test_the_plan_command_takes_a_measured_event_source_cost(capsys: pytest.Capt
         "80",
         "--json",
     ]
+    # (dev is governed: the slow end is its floor, a quarter writer of the 2: an eighth of the rate at the cap)
     assert leadpipe(base) == 0
-    assert json.loads(capsys.readouterr().out)["drain_rate_per_s"] == pytest.approx(2_000)
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["drain_rate_at_cap_per_s"], answer["drain_rate_per_s"]) == (pytest.approx(2_000), pytest.approx(250))
     assert leadpipe([*base, "--event-source-ms-per-batch", "120"]) == 0
-    assert json.loads(capsys.readouterr().out)["drain_rate_per_s"] == pytest.approx(1_000)
+    assert json.loads(capsys.readouterr().out)["drain_rate_at_cap_per_s"] == pytest.approx(1_000)
     assert leadpipe([*base, "--event-source-ms-per-batch", "-1"]) == 2
     assert "cannot be negative" in capsys.readouterr().err
 

@@ -60,6 +60,7 @@ def test_the_rds_secret_becomes_the_connection_string(secret_arn: str) -> None:
         "-c statement_timeout=9000",
         "lock_timeout=2000",
         "idle_in_transaction_session_timeout=30000",  # the function's own timeout: its client is gone by then
+        "plan_cache_mode=force_generic_plan",  # the prepared batch INSERT is planned once, not once per batch
         "tcp_keepalives_idle=30",  # the server reaps the session of a client that vanished within about a minute
         "tcp_keepalives_interval=10",
         "tcp_keepalives_count=3",

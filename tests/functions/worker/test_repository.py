@@ -28,6 +28,8 @@ from leadpipe.embedded_postgres import start_embedded_postgres
 from tests.conftest import REPO_ROOT, LeadsDatabase
 from tests.events import emitted_metrics, sqs_event
 
+pytestmark = pytest.mark.usefixtures("both_store_paths")  # every test on both store paths
+
 
 def make_envelope(email: str, **lead_fields: Any) -> LeadEnvelope:
     return LeadEnvelope(
@@ -223,12 +225,16 @@ class CountingCursor(psycopg.Cursor):
         CountingCursor.sent.append(query.as_string(self) if hasattr(query, "as_string") else str(query))
         return super().execute(query, params, **kwargs)
 
+    def copy(self, statement, params=None, **kwargs):  # type: ignore[override]
+        CountingCursor.sent.append(statement.as_string(self) if hasattr(statement, "as_string") else str(statement))
+        return super().copy(statement, params, **kwargs)
+
     def executemany(self, query, params_seq, **kwargs):  # type: ignore[override]
         CountingCursor.sent.extend(str(query) for _ in params_seq)
         return super().executemany(query, params_seq, **kwargs)
 
 
-def test_store_is_one_statement_per_batch(leads_db: LeadsDatabase) -> None:
+def test_store_is_one_transaction_per_batch(leads_db: LeadsDatabase, both_store_paths: bool) -> None:
     # Given a repository whose connection counts the statements it is given
     CountingCursor.sent = []
 
@@ -238,17 +244,21 @@ def test_store_is_one_statement_per_batch(leads_db: LeadsDatabase) -> None:
     repository = LeadRepository(ConnectionProvider(counting_connection), leads_db.leads_table)
     # When a batch of 100 is stored
     outcome = repository.store_batch([make_envelope(f"bulk{i}@example.com") for i in range(100)])
-    # Then all 100 rows landed through exactly one set-based INSERT
+    # Then all 100 rows landed in one transaction: by one COPY (and one look at the tombstones) on a direct
+    # connection, or through exactly one set-based INSERT
     assert outcome.inserted == 100 and leads_db.count_rows() == 100
-    assert len(CountingCursor.sent) == 1
-    assert "json_to_recordset" in CountingCursor.sent[0] and "ON CONFLICT" in CountingCursor.sent[0]
+    if both_store_paths:
+        assert [sent.split(" ")[0] for sent in CountingCursor.sent] == ["COPY", "SELECT"]
+    else:
+        assert len(CountingCursor.sent) == 1
+        assert "json_to_recordset" in CountingCursor.sent[0] and "ON CONFLICT" in CountingCursor.sent[0]
 
 
 @pytest.mark.parametrize(
     ("prepare_statements", "prepared"), [(True, 1), (False, 0)], ids=["direct", "through-rds-proxy"]
 )
 def test_the_batch_insert_is_prepared_unless_through_a_proxy(
-    leads_db: LeadsDatabase, prepare_statements: bool, prepared: int
+    leads_db: LeadsDatabase, prepare_statements: bool, prepared: int, both_store_paths: bool
 ) -> None:
     # Given the worker's connection, direct to PostgreSQL or (no prepared statements) via RDS Proxy
     connections = ConnectionProvider(lambda: connect(leads_db.uri, prepare_statements=prepare_statements))
@@ -256,10 +266,14 @@ def test_the_batch_insert_is_prepared_unless_through_a_proxy(
     # When it stores more batches than psycopg waits before preparing a query
     for index in range(PREPARE_AFTER_RUNS + 1):
         repository.store_batch([make_envelope(f"prepared{index}@example.com")])
-    # Then the INSERT is planned once and kept in that session, or never prepared at all
+    # Then the statement each batch runs (the INSERT; on the COPY-first path its look at the tombstones: COPY
+    # itself is never prepared) is planned once and kept in that session, or never prepared at all
     statements = connections.get().execute("SELECT statement FROM pg_prepared_statements").fetchall()
-    inserts = [s for (s,) in statements if s.startswith("INSERT INTO") and "json_to_recordset($1::json)" in s]
-    assert len(inserts) == prepared
+    if both_store_paths:
+        per_batch = [s for (s,) in statements if s.startswith("SELECT coalesce((SELECT max(erased_at)")]
+    else:
+        per_batch = [s for (s,) in statements if s.startswith("INSERT INTO") and "json_to_recordset($1::json)" in s]
+    assert len(per_batch) == prepared
     assert leads_db.count_rows() == PREPARE_AFTER_RUNS + 1
 
 
