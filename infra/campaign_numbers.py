@@ -7,7 +7,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE
+from functions.contract.observability import INGEST_SERVICE, METRICS_NAMESPACE, STAGE_VARIABLE, stage_dimension
 from infra.config import PipelineSettings
 
 LEADS_QUEUED_MESSAGE = "lead queued"  # the ingest's log line for each lead it queued (functions/ingest/api.py)
@@ -40,12 +40,18 @@ class CampaignNumbers(Construct):
             widgets += [
                 cloudwatch.GraphWidget(
                     title="Leads accepted per hour, tracked campaigns",
-                    left=[self.campaign_metric(code, cdk.Duration.hours(1)) for code in settings.metric_campaigns],
+                    left=[
+                        self.campaign_metric(settings.stage, code, cdk.Duration.hours(1))
+                        for code in settings.metric_campaigns
+                    ],
                     stacked=True,
                 ),
                 cloudwatch.SingleValueWidget(
                     title="Leads accepted in the last day, tracked campaigns",
-                    metrics=[self.campaign_metric(code, cdk.Duration.days(1)) for code in settings.metric_campaigns],
+                    metrics=[
+                        self.campaign_metric(settings.stage, code, cdk.Duration.days(1))
+                        for code in settings.metric_campaigns
+                    ],
                 ),
             ]
         widgets.append(
@@ -60,12 +66,12 @@ class CampaignNumbers(Construct):
         dashboard.add_widgets(*widgets)
 
     @staticmethod
-    def campaign_metric(code: str, period: cdk.Duration) -> cloudwatch.Metric:
-        """The ingest's LeadsAcceptedByCampaign for one tracked campaign (its EMF dimensions: service, campaign)."""
+    def campaign_metric(stage: str, code: str, period: cdk.Duration) -> cloudwatch.Metric:
+        """The ingest's LeadsAcceptedByCampaign for one tracked campaign (EMF dimensions: service, stage, campaign)."""
         return cloudwatch.Metric(
             namespace=METRICS_NAMESPACE,
             metric_name="LeadsAcceptedByCampaign",
-            dimensions_map={"service": INGEST_SERVICE, "campaign": code},
+            dimensions_map={"service": INGEST_SERVICE, **stage_dimension({STAGE_VARIABLE: stage}), "campaign": code},
             statistic="Sum",
             period=period,
             label=code,

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
-from functions.contract.lead import ALREADY_NORMALISED, UNTRAVELLABLE_CHARACTER, Lead
+from functions.contract.lead import ALREADY_NORMALISED, FIELDS_ADDED_LATER, UNTRAVELLABLE_CHARACTER, Lead
 
 ENVELOPE_VERSION = 1
 KNOWN_ENVELOPE_VERSIONS = frozenset({ENVELOPE_VERSION})
@@ -56,7 +56,10 @@ class LeadEnvelope(BaseModel):
     lead: Lead
 
     def to_message_body(self) -> str:
-        return self.model_dump_json()
+        # Without the later fields the lead left empty: a worker of the first contract (not yet updated by a
+        # deploy, or rolled back to) refuses unknown keys, and would send every lead to the DLQ.
+        empty = {name for name in FIELDS_ADDED_LATER if getattr(self.lead, name) in (None, ())}
+        return self.model_dump_json(exclude={"lead": empty})
 
 
 def parse_envelope(body: str) -> LeadEnvelope:

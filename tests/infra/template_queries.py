@@ -57,3 +57,36 @@ def with_stage(stage: str = "dev", **overrides: Any) -> dict[str, Any]:
 
 
 PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
+
+
+def references(value: Any) -> set[str]:
+    """Logical ids a property value points at (Ref, Fn::GetAtt), at any depth."""
+    if isinstance(value, dict):
+        found = set()
+        if isinstance(value.get("Ref"), str):
+            found.add(value["Ref"])
+        if "Fn::GetAtt" in value:
+            found.add(value["Fn::GetAtt"][0])
+        for inner in value.values():
+            found |= references(inner)
+        return found
+    if isinstance(value, list):
+        return set().union(*(references(inner) for inner in value)) if value else set()
+    return set()
+
+
+def created_after(resources: dict[str, dict[str, Any]], logical_id: str) -> set[str]:
+    """Every resource CloudFormation must create or update before `logical_id` (DependsOn and references,
+    transitively)."""
+    seen: set[str] = set()
+    pending = [logical_id]
+    while pending:
+        resource = resources.get(pending.pop(), {})
+        depends = resource.get("DependsOn", [])
+        for before in ({depends} if isinstance(depends, str) else set(depends)) | references(
+            resource.get("Properties", {})
+        ):
+            if before in resources and before not in seen:
+                seen.add(before)
+                pending.append(before)
+    return seen

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from functions.contract.observability import stage_dimension
 from functions.ingest import handler as ingest
 from functions.ingest.api import build_app
 from functions.ingest.settings import IngestSettings
@@ -35,14 +36,20 @@ def what_the_ingest_writes(
     """The EMF document and the log line the real ingest prints for a lead of a tracked campaign, with the
     Powertools settings the stack gives the function (its service name is a dimension of the metric)."""
     _, function = function_by_handler(template, INGEST_HANDLER)
-    for name, value in function["Properties"]["Environment"]["Variables"].items():
+    environment = function["Properties"]["Environment"]["Variables"]
+    for name, value in environment.items():
         if name.startswith("POWERTOOLS_") and isinstance(value, str):
             monkeypatch.setenv(name, value)
+    # The handler module sets its stage dimension when Lambda imports it, from the same environment
+    ingest.metrics.set_default_dimensions(**stage_dimension(environment))
     config = IngestSettings(LEADS_QUEUE_URL="https://sqs.invalid/q", METRIC_CAMPAIGNS="summersale20")
     app = build_app(config, RecordingQueue().publish, ingest.logger, ingest.metrics)
     lead = {"email": "ada@example.com", "campaign": "SummerSale20", "utm_source": "newsletter"}
-    assert app.resolve(api_event(json.dumps(lead)), None)["statusCode"] == 202
-    ingest.metrics.flush_metrics()
+    try:
+        assert app.resolve(api_event(json.dumps(lead)), None)["statusCode"] == 202
+        ingest.metrics.flush_metrics()
+    finally:
+        ingest.metrics.clear_default_dimensions()
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     [emf] = [line for line in lines if "LeadsAcceptedByCampaign" in line]
     [queued] = [line for line in lines if line.get("message") == "lead queued"]

@@ -4,15 +4,15 @@
   "use strict";
   if (!window.fetch || !window.FormData || !window.URLSearchParams) return; // the plain form works
 
-  var OUTBOX = "leadpipe:outbox:"; // one item per unsent lead: tabs never overwrite each other
+  var OUTBOX = "leadpipe:outbox:"; // one item per unsent lead: tabs never clash
   var FORM_TYPE = "application/x-www-form-urlencoded";
   var BASE_DELAY_MS = 500;
   var MAX_DELAY_MS = 8000;
   var REQUEST_TIMEOUT_MS = 10000;
-  var DEFAULT_BUDGET_SECONDS = 30; // retries of one attempt; then the lead waits for the next visit
-  var PASS = "Leadpipe-Captcha-Pass"; // a 503 after the captcha passed carries it; retries send it
+  var DEFAULT_BUDGET_SECONDS = 30; // retries of one attempt; then the next visit
+  var PASS = "Leadpipe-Captcha-Pass"; // a 503 after a passed captcha carries it; retries send it
   var TOKENS = ["cf-turnstile-response", "g-recaptcha-response"];
-  var MAX_RECHECKS = 3; // fresh tokens per lead: a judged visitor scores the same again
+  var MAX_RECHECKS = 3; // fresh tokens per lead: a judged visitor scores the same
   var used = {}; // captcha tokens sent: each verifies once
   var MESSAGES = {
     sending: "Sending…",
@@ -25,11 +25,11 @@
     dropped: "Your earlier sign-up could not be sent. Please fill in the form again."
   };
 
-  // --- attribution: the first and last visits that brought the visitor, forgotten KEEP_DAYS after the last ---
+  // --- attribution: the first and last visits that brought the visitor, forgotten KEEP_DAYS after the last
   var TOUCHES = "leadpipe:touches";
   var FIELDS = "utm_source utm_medium utm_campaign utm_term utm_content gclid gbraid wbraid fbclid msclkid li_fat_id ttclid".split(" ");
   var KEEP_DAYS = +((document.currentScript || {}).dataset || {}).attributionDays || 90;
-  var URL_OK = /^https?:\/\/[!-~]{1,2000}$/; // never what the API refuses: a bad link must not cost the lead
+  var URL_OK = /^https?:\/\/[!-~]{1,2000}$/; // never what the API refuses
 
   function touches() {
     try {
@@ -38,7 +38,7 @@
     } catch (e) { /* none */ }
     return {};
   }
-  // A visit with a UTM or click id, or from another site, is a touch; others change nothing.
+  // A visit with a UTM or click id, or from another site, is a touch.
   function remember() {
     var query = new URLSearchParams(location.search), from = document.referrer, touch = {}, found;
     FIELDS.forEach(function (name) {
@@ -54,18 +54,21 @@
 
   // Both touches go with the lead; the last fills its own fields unless the page set any.
   function attribute(data, form) {
-    var kept = touches(), box = form.querySelector("[data-leadpipe-consent]");
+    var kept = touches(), box = form.querySelector("[data-leadpipe-consent]"), added = [];
     var names = FIELDS.concat("referrer", "landing_page"), own = names.some(function (name) { return data.get(name); });
-    ["first", "last"].forEach(function (which) { // known keys only, whatever else the storage holds
+    function add(name, value) { data.set(name, value); added.push(name); }
+    ["first", "last"].forEach(function (which) { // known keys only
       names.concat("touched_at").forEach(function (name) {
         var value = (kept[which] || {})[name];
         if (!value) return;
-        data.set(which + "_touch[" + name + "]", value);
-        if (which == "last" && !own && name != "touched_at") data.set(name, value);
+        add(which + "_touch[" + name + "]", value);
+        if (which == "last" && !own && name != "touched_at") add(name, value);
       });
     });
+    // Attribution never costs the lead: longest out first while near the API's 16 KiB (a token may change).
+    while (("" + new URLSearchParams(data)).length > 14336 && added.length) data.delete(added.sort(function (a, b) { return data.get(a).length - data.get(b).length; }).pop());
     if (!box) return;
-    // Consent evidence on the box: text shown, purposes, page; the API dates it, and drops purposes unticked.
+    // Consent evidence on the box: text shown, purposes, page; the API dates it, drops purposes unticked.
     function declared(suffix) { return box.getAttribute("data-leadpipe-consent" + suffix); }
     var consent = { consent_text_id: declared(""), consent_text_version: declared("-version"), consent_text_sha256: declared("-sha256"), consent_purposes: declared("-purposes"), consent_page: location.origin + location.pathname };
     for (var field in consent) if (consent[field] && !data.get(field)) data.set(field, consent[field]);
@@ -73,11 +76,11 @@
 
   function newKey() {
     if (crypto.randomUUID) return crypto.randomUUID();
-    // randomUUID needs a secure context; any 128 random bits make a key the API takes
+    // randomUUID needs a secure context; any 128 random bits make a key
     return [].map.call(crypto.getRandomValues(new Uint8Array(16)), function (x) { return (x + 256).toString(16).slice(1); }).join("");
   }
 
-  // --- the outbox: a lead is stored before its first request, removed once answered ---
+  // --- the outbox: a lead is stored before its first request, removed once answered
   function store(entry) {
     try { localStorage.setItem(OUTBOX + entry.key, JSON.stringify(entry)); } catch (e) { /* private mode */ }
   }
@@ -98,7 +101,7 @@
     return entries.filter(Boolean).sort(function (a, b) { return a.savedAt - b.savedAt; });
   }
 
-  // One tab at a time sends a lead; without Web Locks the Idempotency-Key still dedupes.
+  // One tab at a time sends a lead; without Web Locks the key still dedupes.
   function exclusively(key, wait, work) {
     if (!navigator.locks) return work();
     return navigator.locks.request("leadpipe:" + key, { ifAvailable: !wait }, function (lock) {
@@ -106,7 +109,7 @@
     });
   }
 
-  // --- one lead to the API: retried on network errors, 408, 429 and 5xx until `deadline` ---
+  // --- one lead to the API: retried on network errors, 408, 429 and 5xx until `deadline`
   function retryable(status) {
     return status === 0 || status === 408 || status === 429 || status >= 500;
   }
@@ -118,7 +121,7 @@
     return isNaN(ms) || ms < 0 ? 0 : ms;
   }
 
-  // --- captcha tokens: single-use; a lead whose token was spent or expired takes a fresh one ---
+  // --- captcha tokens: single-use; a lead whose token was spent or expired takes a fresh one
   function spend(body, key) { // true unless a token went out before with another lead
     var fields = new URLSearchParams(body);
     return TOKENS.reduce(function (fresh, name) {
@@ -146,7 +149,7 @@
     TOKENS.forEach(function (name) { fields.delete(name); });
     return fields.toString();
   }
-  // Only a spent or expired token, or none on a lead tried before, is worth a fresh one; other refusals are final.
+  // A spent or expired token, or none on a retried lead, is worth a fresh one; other refusals are final.
   function needsToken(answer, tried) {
     var code = answer.json && answer.json.error && answer.json.error.code;
     return (answer.status === 403 && code === "captcha_expired") || (tried && answer.status === 400 && code === "captcha_missing");
@@ -171,14 +174,14 @@
         return { status: response.status, retryAfter: response.headers.get("Retry-After"), pass: response.headers.get(PASS), json: json };
       });
     }, function () {
-      return { status: 0 }; // offline, timed out or blocked by CORS: alike to fetch
+      return { status: 0 }; // offline, timed out or blocked by CORS
     }).then(function (answer) {
       clearTimeout(timer);
       return answer;
     });
   }
 
-  // `resent`: from the outbox, maybe saved before the widget had a token.
+  // `resent`: from the outbox, maybe saved before the widget's token.
   function deliver(entry, deadline, onRetry, resent) {
     var attempt = 0;
     function next() {
@@ -210,7 +213,7 @@
     return next();
   }
 
-  // Sends `entry` (under its lock); it stays in the outbox only while it may still go through.
+  // Sends `entry` (under its lock); it stays in the outbox while it may still go through.
   function send(entry, deadline, wait, onRetry, resent) {
     return exclusively(entry.key, wait, function () {
       var current = load(entry.key);
@@ -245,7 +248,7 @@
     }, 1000);
   }
 
-  // --- the form ---
+  // --- the form
   function budgetMs(form) {
     var seconds = Number(form.getAttribute("data-leadpipe-retry-seconds"));
     return (seconds > 0 ? seconds : DEFAULT_BUDGET_SECONDS) * 1000;
@@ -294,7 +297,7 @@
     var data = new FormData(form);
     if (submitter && submitter.name) data.append(submitter.name, submitter.value);
     var redirect = data.get("_redirect");
-    data.delete("_redirect"); // only plain posts are redirected: this client follows it
+    data.delete("_redirect"); // only plain posts are redirected
     attribute(data, form);
     var url = new URL(form.getAttribute("action") || "", location.href).href; // form.action may be a field
     return { url: url, body: new URLSearchParams(data).toString(), redirect: redirect ? String(redirect) : null };
@@ -312,7 +315,7 @@
       var queued = unsent().filter(sameLead)[0];
       var same = last && sameLead(last) ? last : queued;
       var key = same ? same.key : newKey();
-      // An earlier try's captcha pass stays; the body takes the widget's current token.
+      // An earlier try's captcha pass stays; the body takes the current token.
       var entry = Object.assign(load(key) || {}, { key: key, url: lead.url, body: lead.body, redirect: lead.redirect, savedAt: Date.now() });
       // A token already sent (by an outbox lead) would be refused: wait for the next one.
       entry.stale = !spend(lead.body, key) && !entry.pass;
