@@ -16,6 +16,7 @@ WORKER_AWS_SERVICES = frozenset({"secretsmanager", "ssm"})  # its database secre
 WORKER_EVENTS_AWS_SERVICES = frozenset({"events", "sqs"})  # with events_enabled: PutEvents, the hand-off queue
 MIGRATE_AWS_SERVICES = frozenset({"secretsmanager"})
 PROBE_AWS_SERVICES = frozenset({"secretsmanager", "ssm", "lambda"})  # secret, pause record, event source mapping
+CANARY_CHECK_AWS_SERVICES = frozenset({"secretsmanager"})  # `leadpipe verify`'s canary check: the database secret
 RETENTION_AWS_SERVICES = frozenset({"secretsmanager"})  # its database secret, as the worker
 
 

@@ -22,6 +22,7 @@ INGEST = "functions.ingest.handler.lambda_handler"
 WORKER = "functions.worker.handler.lambda_handler"
 MIGRATE = "functions.worker.migrate_handler.lambda_handler"
 PROBE = "functions.worker.probe_handler.lambda_handler"
+CANARY_CHECK = "functions.worker.canary_handler.lambda_handler"
 RETENTION = "functions.worker.retention_handler.lambda_handler"
 RELAY = "functions.worker.event_relay_handler.lambda_handler"
 CDK_TRIGGER_PROVIDER = "AWSCDK.TriggerCustomResourceProviderCustomResourceProvider"
@@ -52,11 +53,14 @@ DLQ_REASON = {
     PROBE: PROBE_EVENTS,
     RETENTION: RETENTION_EVENTS,
     RELAY: SYNCHRONOUS,
+    CANARY_CHECK: "Invoked synchronously by `leadpipe verify` (RequestResponse), which reads its answer: Lambda sends "
+    "only asynchronous invocations to a dead-letter target.",
 }
 UNRESERVED_REASON = {
     INGEST: "The public API must scale with the campaign; a reservation would take from the account's quota and cap "
     "forms at it. The stage throttle bounds it.",
     MIGRATE: "Runs once per deploy, invoked by the trigger alone.",
+    CANARY_CHECK: "Runs only when `leadpipe verify` invokes it, one call at a time.",
     RELAY: "Runs only while EventBridge refuses events; its SQS event source caps it, and a reservation would "
     "sit idle.",
 }

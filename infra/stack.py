@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.api import LeadApi
 from infra.aws_api_endpoints import (
+    CANARY_CHECK_AWS_SERVICES,
     MIGRATE_AWS_SERVICES,
     PROBE_AWS_SERVICES,
     RETENTION_AWS_SERVICES,
@@ -18,6 +19,7 @@ from infra.aws_api_endpoints import (
 )
 from infra.breaker import DrainBreaker
 from infra.campaign_numbers import CampaignNumbers
+from infra.canary import CanaryCheck
 from infra.config import LAMBDA_UNRESERVED_MINIMUM, PipelineSettings
 from infra.events import LeadEvents
 from infra.governor import DrainGovernor
@@ -28,7 +30,9 @@ from infra.retention import DataRetention
 from infra.rule_acknowledgements import acknowledge_rule_findings
 from infra.worker import LeadWorker
 
-VPC_AWS_SERVICES = WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | RETENTION_AWS_SERVICES
+VPC_AWS_SERVICES = (
+    WORKER_AWS_SERVICES | MIGRATE_AWS_SERVICES | PROBE_AWS_SERVICES | RETENTION_AWS_SERVICES | CANARY_CHECK_AWS_SERVICES
+)
 
 
 class LeadpipeStack(cdk.Stack):
@@ -104,6 +108,7 @@ class LeadpipeStack(cdk.Stack):
             cdk.CfnOutput(self, "WorkerEventSourceMappingId", value=worker.event_source.event_source_mapping_id)
             cdk.CfnOutput(self, "DrainPauseParameterName", value=breaker.pause_record.parameter_name)
             cdk.CfnOutput(self, "DrainProbeFunctionName", value=breaker.function.function.function_name)
+            CanaryCheck(self, "CanaryCheck", settings=settings, worker=worker)  # `leadpipe verify` asks it
 
         cdk.CfnOutput(self, "LeadsEndpoint", value=api.leads_url, description="Point landing-page forms here (POST)")
         cdk.CfnOutput(self, "QueueUrl", value=queue.queue.queue_url)

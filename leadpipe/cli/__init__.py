@@ -15,6 +15,7 @@ import click
 
 from infra.config import SettingsError
 from leadpipe.cli.database import db
+from leadpipe.cli.deploy import preflight, verify
 from leadpipe.cli.errors import CliError
 from leadpipe.cli.launch import openapi, plan
 from leadpipe.cli.local import run
@@ -29,7 +30,7 @@ def leadpipe() -> None:
     """Run the pipeline locally and look after it, locally or in AWS."""
 
 
-for _command in (run, status, drain, dlq, plan, spike, openapi, db):
+for _command in (run, status, drain, dlq, plan, spike, openapi, db, preflight, verify):
     leadpipe.add_command(_command)
 
 

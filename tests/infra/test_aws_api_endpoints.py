@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from infra.aws_api_endpoints import (
+    CANARY_CHECK_AWS_SERVICES,
     MIGRATE_AWS_SERVICES,
     PROBE_AWS_SERVICES,
     RETENTION_AWS_SERVICES,
@@ -36,6 +37,7 @@ DECLARED = {
     "functions.worker.handler": WORKER_AWS_SERVICES | WORKER_EVENTS_AWS_SERVICES,
     "functions.worker.migrate_handler": MIGRATE_AWS_SERVICES,
     "functions.worker.probe_handler": PROBE_AWS_SERVICES,
+    "functions.worker.canary_handler": CANARY_CHECK_AWS_SERVICES,
     "functions.worker.retention_handler": RETENTION_AWS_SERVICES,
 }
 

@@ -64,8 +64,13 @@ def test_every_reader_of_the_database_secret_can_decrypt_it(stage: SynthesizedSt
             if settings.db_secret_kms_key_arn:
                 assert allowed(statements, "kms:Decrypt", settings.db_secret_kms_key_arn, via), function_id
                 assert not allowed(statements, "kms:Decrypt", settings.db_secret_kms_key_arn, {}), function_id
-    # And the readers are the worker, the migration, the probe and the retention, or no one without a database
-    expected = {"handler", "migrate_handler", "probe_handler", "retention_handler"} if settings.has_database else set()
+    # And the readers are the worker, the migration, the probe, the retention and the canary check, or no one
+    # without a database
+    expected = (
+        {"handler", "migrate_handler", "probe_handler", "retention_handler", "canary_handler"}
+        if settings.has_database
+        else set()
+    )
     assert {h.split(".")[2] for h in readers} == expected
 
 

@@ -420,9 +420,10 @@ def test_outputs(prod: Template) -> None:
         "WorkerEventSourceMappingId",
         "DrainPauseParameterName",
         "DrainProbeFunctionName",
+        "CanaryCheckFunctionName",
         "LeadsTable",
         "DrainGovernorParameterName",  # `leadpipe status --stack` reads the governor's record
-    }  # the drain breaker
+    }  # the drain breaker, the canary check `leadpipe verify` invokes
     assert ours <= set(outputs)
     # The only other output is the API root URL that RestApi always adds
     assert [k for k in outputs if k not in ours and not k.startswith("LeadApiEndpoint")] == []

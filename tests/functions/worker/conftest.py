@@ -111,3 +111,16 @@ class ShortLambdaContext(FakeLambdaContext):
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+def canary_envelope(email: str) -> LeadEnvelope:
+    """A lead as `leadpipe verify` posts it, received a moment ago."""
+    return make_envelope(email, campaign="LEADPIPE_VERIFY")
+
+
+def store_as_worker(leads_db: Any, *envelopes: LeadEnvelope) -> None:
+    """Store leads with the worker's own repository and INSERT, as a batch would."""
+    from functions.worker.repository import ConnectionProvider, LeadRepository, connect
+
+    repository = LeadRepository(ConnectionProvider(lambda: connect(leads_db.uri)), leads_db.leads_table)
+    assert repository.store_batch(list(envelopes)).inserted == len(envelopes)
