@@ -357,11 +357,6 @@ def _review(
     )
     warnings += [destination.warning for destination in destinations if destination.warning]
     known = set(Lead.model_fields)
-    unknown = [f for f in ticket.new_fields if f not in known]
-    accepted = ticket.leads - throttled
-    campaign_costs = _campaign_costs(ticket, settings, prices, arrived=ticket.leads, accepted=accepted)
-    campaign_total = round(sum(c.usd for c in campaign_costs), 2)
-    fixed = _fixed_monthly_costs(settings, prices)
     return LaunchPlan(
         campaign=ticket.campaign,
         stage=settings.stage,
@@ -381,15 +376,11 @@ def _review(
         db_unavailable_alarm_within_seconds=_db_unavailable_alarm_window(settings),
         db_writer_cap=settings.max_concurrency,
         retention_seconds=retention,
-        unknown_fields=unknown,
+        unknown_fields=[f for f in ticket.new_fields if f not in known],
         warnings=warnings,
         destinations=destinations,
         quotas=_quota_checks(peak_rate, settings, quotas),
-        campaign_costs=campaign_costs,
-        campaign_cost_usd=campaign_total,
-        usd_per_million_leads=round(campaign_total / accepted * 1e6, 2) if accepted > 0 else None,
-        fixed_monthly_costs=fixed,
-        fixed_monthly_usd=round(sum(c.usd for c in fixed), 2),
+        **_cost_fields(ticket, settings, prices, accepted=ticket.leads - throttled),
         database_comparison=_database_comparison(peak_rate, drain_at_cap, drain_at_cap / settings.batch_size, prices),
         price_table={"region": prices["region"], "as_of": prices["as_of"]},
         quota_table={"region": quotas["region"], "as_of": quotas["as_of"]},
@@ -397,6 +388,23 @@ def _review(
         drain_seconds_after_peak_at_cap=backlog_at_cap / drain_at_cap,
         governed=settings.governor_enabled,
     )
+
+
+def _cost_fields(
+    ticket: LaunchTicket, settings: PipelineSettings, prices: dict[str, Any], *, accepted: float
+) -> dict[str, Any]:
+    """The plan's cost fields: the campaign's costs, their total and its price per million leads stored, and
+    the fixed monthly costs."""
+    campaign_costs = _campaign_costs(ticket, settings, prices, arrived=ticket.leads, accepted=accepted)
+    campaign_total = round(sum(c.usd for c in campaign_costs), 2)
+    fixed = _fixed_monthly_costs(settings, prices)
+    return {
+        "campaign_costs": campaign_costs,
+        "campaign_cost_usd": campaign_total,
+        "usd_per_million_leads": round(campaign_total / accepted * 1e6, 2) if accepted > 0 else None,
+        "fixed_monthly_costs": fixed,
+        "fixed_monthly_usd": round(sum(c.usd for c in fixed), 2),
+    }
 
 
 def _throttled_in_peak(
