@@ -376,10 +376,12 @@ def _heard(check: Check, tests: Iterable[AlarmTest], unheard: set[str]) -> Check
 def _describe_alarms(cloudwatch: Any, names: list[str]) -> list[dict[str, Any]]:
     alarms: list[dict[str, Any]] = []
     for start in range(0, len(names), DESCRIBE_ALARMS_MAX_NAMES):
-        answer = cloudwatch.describe_alarms(
+        # DescribeAlarms answers in pages (NextToken), even for a list of names: an alarm left unread is never tested.
+        pages = cloudwatch.get_paginator("describe_alarms").paginate(
             AlarmNames=names[start : start + DESCRIBE_ALARMS_MAX_NAMES], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
         )
-        alarms += answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", [])
+        for answer in pages:
+            alarms += answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", [])
     return sorted(alarms, key=lambda a: a["AlarmName"])
 
 

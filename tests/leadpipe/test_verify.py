@@ -476,3 +476,28 @@ def test_a_verify_interrupted_while_it_waits_for_the_canary_leaves_it_unstorable
     repository = LeadRepository(ConnectionProvider(lambda: connect(leads_db.uri)), leads_db.leads_table)
     assert repository.store_batch([parse_envelope(body)]).inserted == 0
     assert leads_db.count_rows() == 0
+
+
+def test_alarms_described_over_several_pages_are_all_tested(deployed: DeployedStack, leads_db: LeadsDatabase) -> None:
+    # Given a CloudWatch that answers DescribeAlarms one alarm per page, with a NextToken for the rest, as the API may
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html)
+    moto = boto3.client("cloudwatch")  # the same moto account, without the paging stand-in
+
+    def paged(params: dict[str, Any]) -> dict[str, Any]:
+        found = moto.describe_alarms(**{k: v for k, v in params.items() if k != "NextToken"})
+        found.pop("ResponseMetadata")
+        if "AlarmTypes" not in params:  # the history stand-in's own look-up of one alarm
+            return found
+        if "NextToken" in params:
+            return {"MetricAlarms": found["MetricAlarms"][1:], "CompositeAlarms": []}
+        return {"MetricAlarms": found["MetricAlarms"][:1], "CompositeAlarms": [], "NextToken": "page-2"}
+
+    calls = answer(deployed.clients.cloudwatch, "DescribeAlarms", paged)
+    clock = FakeClock()
+    # When verified
+    checks = verify_stack(
+        STACK, deployed.clients, pipeline_that_stores(leads_db, deployed), Patience(sleep=clock.sleep, now=clock.now)
+    )
+    # Then every alarm of the stack is tested, not only the first page's
+    assert [c.ok for c in checks if c.name.startswith("alarm ")] == [True, True, True]
+    assert len([c for c in calls if "AlarmTypes" in c]) == 2
