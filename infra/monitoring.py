@@ -176,7 +176,8 @@ class PipelineMonitoring(Construct):
         return self.alarms["DrainProbeErrors"]
 
     def watch_drain_writers(self, cap: int, stage: str) -> None:
-        """The drain governor's writers against the DB owner's cap, on the dashboard (the probe emits both)."""
+        """The drain governor's writers against the DB owner's cap, on the dashboard (the probe emits both); pages
+        when the governor decides nothing for PROBE_SILENT_MINUTES."""
 
         def probe_metric(name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -187,6 +188,20 @@ class PipelineMonitoring(Construct):
                 period=ONE_MINUTE,
             )
 
+        # The probe swallows the governor's errors (the breaker's decision stands): a governor failing every run leaves
+        # the writers where they were, possibly at the floor, and only its missing DrainWriters datapoints tell.
+        self._alarm(
+            "DrainGovernorSilent",
+            probe_metric("DrainWriters").with_(statistic="SampleCount"),
+            1,
+            "The drain governor has decided nothing for minutes (the probe logs 'drain governor failed' with the error "
+            "class): the mapping's MaximumConcurrency and the workers' pacing stay where they were, possibly at the "
+            "floor. Read the probe's log; `leadpipe status --stack` shows the governor's last record.",
+            evaluation_periods=PROBE_SILENT_MINUTES,
+            datapoints_to_alarm=PROBE_SILENT_MINUTES,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,  # a failed run emits no datapoint at all
+        )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Drain writers (governor) vs the cap (max_concurrency)",

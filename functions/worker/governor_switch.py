@@ -37,6 +37,9 @@ from functions.worker.round_trip_deadline import RoundTripDeadline
 AWS_MINIMUM_CONCURRENCY = 2
 LONGEST_PAUSE_SECONDS = 5.0  # a paced writer never waits longer between batches: the drain never starves
 GOVERNOR_APPLICATION_NAME = "leadpipe-governor"
+# A Standard SSM parameter's largest value (the governor's record is one):
+# https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html
+RECORD_MAX_CHARACTERS = 4096
 SAMPLE_ANSWER_SECONDS = 5.0  # what the sample's own queries may take in all, beyond its pauses
 # The sessions the drain runs itself (worker, breaker probe, governor) are not the main application.
 OTHER_ACTIVE_SESSIONS_SQL = """
@@ -95,16 +98,24 @@ class GovernorRecord:
     cap: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "writers": self.state.writers,
-                "baselines": [list(pair) for pair in self.state.baselines],
-                "reason": self.reason,
-                "mapping_concurrency": self.mapping_concurrency,
-                "changes": list(self.changes),
-                "cap": self.cap,
-            }
-        )
+        """The record as kept; the baselines of the writer levels furthest from the current one are left out
+        while it would not fit a Standard SSM parameter (PutParameter refuses it, and the governor would stall)."""
+        level = writer_level(self.state.writers)
+        baselines = sorted(self.state.baselines, key=lambda pair: abs(pair[0] - level))
+        while True:
+            text = json.dumps(
+                {
+                    "writers": self.state.writers,
+                    "baselines": [list(pair) for pair in sorted(baselines)],
+                    "reason": self.reason,
+                    "mapping_concurrency": self.mapping_concurrency,
+                    "changes": list(self.changes),
+                    "cap": self.cap,
+                }
+            )
+            if len(text) <= RECORD_MAX_CHARACTERS or not baselines:
+                return text
+            baselines.pop()
 
     def after(self, decision: GovernorDecision, concurrency: int | None) -> GovernorRecord:
         changes = self.changes

@@ -117,7 +117,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def govern(
     probe: ProbeSettings, worker: WorkerSettings, lambda_client: Any, ssm: Any, *, receiving: bool
 ) -> dict | None:
-    """One governor run after the breaker's; a failure leaves the mapping as it was (the cap at worst) and is logged."""
+    """One governor run after the breaker's.
+
+    A failure leaves the mapping at its last decision and is logged; DrainGovernorSilent pages if it lasts.
+    """
     limits = probe.governor_limits()
     try:
         run = run_governor(

@@ -339,7 +339,9 @@ class LeadRepository:
     def _insert_in_one_transaction(
         self, envelopes: Sequence[LeadEnvelope], time_left: Callable[[], float] | None
     ) -> int:
-        rows = [lead_row(e) for e in envelopes]
+        # In lead_id order: two workers storing overlapping batches (a redelivery) then wait on each other's rows
+        # in the same order, instead of each holding a row the other needs (a deadlock fails a whole batch).
+        rows = sorted((lead_row(e) for e in envelopes), key=lambda row: row["lead_id"])
         oldest = min(e.received_at for e in envelopes)
         reusing = self._connections.holds_open_connection()
         try:

@@ -12,6 +12,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from functions.contract.observability import METRICS_NAMESPACE, WORKER_SERVICE
+from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
 from infra.config import PipelineSettings
 from infra.monitoring import PipelineMonitoring
 from tests.infra.conftest import SynthesizedStage
@@ -142,6 +143,20 @@ EXPECTED: dict[str, ExpectedAlarm] = {
         "Invocations",
         lambda w: {"FunctionName": {"Ref": w.probe}},
         "Sum",
+        60,
+        fixed(5),
+        fixed(1),
+        datapoints_to_alarm=fixed(5),
+        comparison="LessThanThreshold",
+        missing_data="breaching",
+    ),
+    # A governor that fails every run (its record refused, the mapping's API denied) leaves the writers where they
+    # were, possibly at the floor, and the probe swallows its error: no DrainWriters datapoint in 5 minutes pages.
+    "DrainGovernorSilent": ExpectedAlarm(
+        METRICS_NAMESPACE,
+        "DrainWriters",
+        lambda w: {"service": DRAIN_PROBE_SERVICE, "stage": "prod"},
+        "SampleCount",
         60,
         fixed(5),
         fixed(1),
