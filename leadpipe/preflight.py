@@ -251,11 +251,18 @@ def _declared_route(settings: PipelineSettings, ec2: Any, private_dns: dict[str,
     )
     main = next((t for t in tables if any(a.get("Main") for a in t.get("Associations", []))), {})
     by_subnet = {a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")}
+    private_nats = _private_nat_gateways(ec2, tables)
     problems = []
     for subnet in settings.vpc_subnet_ids:
         table = by_subnet.get(subnet, main)  # a subnet with no association of its own uses the main route table
         default = [r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
         if any(r.get("State") == "active" and any(r.get(target) for target in NAT_TARGETS) for r in default):
+            private = [r["NatGatewayId"] for r in default if r.get("NatGatewayId") in private_nats]
+            if not private:
+                continue
+            problems.append(
+                f"{subnet} routes 0.0.0.0/0 to the private NAT gateway {private[0]}, which does not reach the internet"
+            )
             continue
         if any(str(r.get("GatewayId", "")).startswith("igw-") for r in default):
             problems.append(f"{subnet} routes 0.0.0.0/0 to an internet gateway, which gives a Lambda ENI no way out")
@@ -270,6 +277,16 @@ def _declared_route(settings: PipelineSettings, ec2: Any, private_dns: dict[str,
         )
     via = f"; endpoints for {', '.join(routed)}" if routed else ""
     return Check("aws api routes", True, f"every subnet routes 0.0.0.0/0 through a NAT for {', '.join(needs_nat)}{via}")
+
+
+def _private_nat_gateways(ec2: Any, tables: list[dict[str, Any]]) -> set[str]:
+    """The NAT gateways routed to whose ConnectivityType is "private": they reach other VPCs and on-premises
+    networks only, never the internet."""
+    ids = sorted({r["NatGatewayId"] for t in tables for r in t.get("Routes", []) if r.get("NatGatewayId")})
+    if not ids:
+        return set()
+    gateways = _paged(ec2, "describe_nat_gateways", "NatGateways", NatGatewayIds=ids)
+    return {g["NatGatewayId"] for g in gateways if g.get("ConnectivityType") == "private"}
 
 
 def check_secret(settings: PipelineSettings, secretsmanager: Any, kms: Any) -> Check:

@@ -11,6 +11,7 @@ The clients, the HTTP poster and the clock are passed in, so the tests hand in m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -58,6 +59,7 @@ class StackClients:
     cloudwatch: Any
     lambda_: Any
     sqs: Any
+    sns: Any
 
 
 @dataclass
@@ -90,7 +92,7 @@ def verify_stack(
         ("event source", lambda: [check_event_source(clients.lambda_, outputs, stack_name)]),
         ("drain probe", lambda: [check_probe_ran(clients.cloudwatch, outputs, patience.now())]),
         ("canary lead", lambda: [check_canary(clients.lambda_, outputs, post_lead, patience, captcha_secret)]),
-        ("alarms", lambda: check_alarms(clients.cloudformation, clients.cloudwatch, stack_name, patience)),
+        ("alarms", lambda: check_alarms(clients.cloudformation, clients.cloudwatch, clients.sns, stack_name, patience)),
     ]
     results: list[Check] = []
     for name, run in checks:
@@ -197,8 +199,34 @@ def check_canary(
         return Check(
             "canary lead", False, f"the stack has no {CANARY_OUTPUT} output (no database, or deployed before it)"
         )
-    endpoint = outputs["LeadsEndpoint"]
     email, body, headers = canary_lead(captcha_secret)
+    # The lead id the ingest derives from the key, known before any answer: a 5xx may come after the lead was queued.
+    lead_id = str(derive_lead_id(Lead.model_validate_json(body), headers["Idempotency-Key"], datetime.now(UTC)))
+    give_up = {"lead_id": lead_id, "email": email, "give_up": True}
+    try:
+        check, maybe_queued = _post_and_confirm(lambda_client, function, outputs["LeadsEndpoint"], post_lead, patience,
+                                                (email, body, headers), captcha_secret is None)  # fmt: skip
+    except BaseException:  # an error or Ctrl-C while the canary may be on its way: it must never be stored later
+        with contextlib.suppress(Exception):
+            _ask_canary_check(lambda_client, function, give_up)
+        raise
+    if maybe_queued:
+        # Never store it later: the tombstone makes the worker skip it whenever it arrives.
+        _ask_canary_check(lambda_client, function, give_up)
+    return check
+
+
+def _post_and_confirm(
+    lambda_client: Any,
+    function: str,
+    endpoint: str,
+    post_lead: PostLead,
+    patience: Patience,
+    lead: tuple[str, bytes, dict[str, str]],
+    without_captcha: bool,
+) -> tuple[Check, bool]:
+    """The canary's check, and whether it may still be queued unstored (a 202 or a 5xx, and no row found)."""
+    email, body, headers = lead
     for attempt in range(1, CANARY_POST_ATTEMPTS + 1):
         status, answer = post_lead(endpoint, body, headers)  # the same Idempotency-Key: one lead, however many tries
         if status not in RETRYABLE_STATUSES or attempt == CANARY_POST_ATTEMPTS:
@@ -206,9 +234,10 @@ def check_canary(
         patience.sleep(patience.poll_seconds)
     if status != 202:
         detail = f"POST {endpoint} answered {status} {_error_code(answer)}".rstrip()
-        if captcha_secret is None and b"captcha_missing" in answer:
+        if without_captcha and b"captcha_missing" in answer:
             detail += " (the stage checks a captcha: run verify with --stage, and credentials that may read its secret)"
-        return Check("canary lead", False, detail)
+        # A 5xx (a gateway timeout above all) may come after the ingest queued the lead.
+        return Check("canary lead", False, detail), status >= 500
     lead_id = json.loads(answer)["lead_id"]
     deadline = patience.now() + timedelta(seconds=patience.canary_seconds)
     posted = patience.now()
@@ -216,18 +245,16 @@ def check_canary(
         outcome = _ask_canary_check(lambda_client, function, {"lead_id": lead_id, "email": email})
         if outcome.get("stored"):
             waited = (patience.now() - posted).total_seconds()
-            return Check("canary lead", True, f"lead {lead_id} posted, stored within {waited:.0f} s, and erased")
+            return Check("canary lead", True, f"lead {lead_id} posted, stored within {waited:.0f} s, and erased"), False
         if patience.now() >= deadline:
             break
         patience.sleep(patience.poll_seconds)
-    # Never store it later: the tombstone makes the worker skip it whenever it arrives.
-    _ask_canary_check(lambda_client, function, {"lead_id": lead_id, "email": email, "give_up": True})
     return Check(
         "canary lead",
         False,
         f"lead {lead_id} got a 202 but was not stored within {patience.canary_seconds:.0f} s (a tombstone keeps it "
         f"from being stored later): `leadpipe status --stack` and `leadpipe drain status --stack`",
-    )
+    ), True
 
 
 def _ask_canary_check(lambda_client: Any, function: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -269,8 +296,9 @@ class AlarmTest:
     topics: tuple[str, ...]
 
 
-def check_alarms(cloudformation: Any, cloudwatch: Any, stack_name: str, patience: Patience) -> list[Check]:
-    """Each alarm's notification reaches SNS. Every alarm is put back to its prior state, whatever happens."""
+def check_alarms(cloudformation: Any, cloudwatch: Any, sns: Any, stack_name: str, patience: Patience) -> list[Check]:
+    """Each alarm's notification reaches SNS, and a confirmed subscriber of its topic. Every alarm is put back to
+    its prior state, whatever happens."""
     alarms = _describe_alarms(cloudwatch, stack_alarm_names(cloudformation, stack_name))
     if not alarms:
         return [Check("alarms", False, f"stack {stack_name} has no CloudWatch alarms")]
@@ -291,20 +319,69 @@ def check_alarms(cloudformation: Any, cloudwatch: Any, stack_name: str, patience
             cloudwatch.set_alarm_state(AlarmName=test.name, StateValue=test.tested_state, StateReason=ALARM_TEST_REASON)
         results.extend(_await_actions(cloudwatch, tests, started, patience))
     finally:
-        for test in tests:
+        left_out = _restore(cloudwatch, tests)
+    unheard = _unheard_topics(sns, {topic for test in tests for topic in test.topics})
+    return [left_out.get(check.name) or _heard(check, tests, unheard) for check in results]
+
+
+def _restore(cloudwatch: Any, tests: Iterable[AlarmTest]) -> dict[str, Check]:
+    """Every alarm back to its prior state, each on its own: one refused restore must not leave the others in the
+    tested state (a composite alarm stays there until a child changes state, and its next real alarm pages nobody)."""
+    left_out: dict[str, Check] = {}
+    for test in tests:
+        try:
             cloudwatch.set_alarm_state(
                 AlarmName=test.name, StateValue=test.prior_state, StateReason=ALARM_RESTORE_REASON
             )
-    return results
+        except ClientError as error:
+            said = error.response["Error"]
+            left_out[f"alarm {test.name}"] = Check(
+                f"alarm {test.name}",
+                False,
+                f"left in {test.tested_state} (AWS said {said.get('Code')}: {said.get('Message')}): put it back with "
+                f"`aws cloudwatch set-alarm-state --alarm-name {test.name} --state-value {test.prior_state} "
+                "--state-reason 'leadpipe verify: restore'`",
+            )
+    return left_out
+
+
+def _unheard_topics(sns: Any, topics: Iterable[str]) -> set[str]:
+    """The SNS topics with no confirmed subscription: SNS takes the alarm's message (the history says "Successfully
+    executed action") and delivers it to nobody. An unconfirmed one is listed as "PendingConfirmation"."""
+    unheard = set()
+    for topic in topics:
+        if ":sns:" not in topic:
+            continue
+        pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+        subscriptions = [s for page in pages for s in page.get("Subscriptions", [])]
+        if not any(s.get("SubscriptionArn", "").startswith("arn:") for s in subscriptions):
+            unheard.add(topic)
+    return unheard
+
+
+def _heard(check: Check, tests: Iterable[AlarmTest], unheard: set[str]) -> Check:
+    """A passed alarm check fails when one of its topics reaches nobody."""
+    test = next((t for t in tests if check.name == f"alarm {t.name}"), None)
+    silent = sorted(topic.rsplit(":", 1)[-1] for topic in (test.topics if test else ()) if topic in unheard)
+    if not check.ok or not silent:
+        return check
+    return Check(
+        check.name,
+        False,
+        f"{check.detail}, but nobody has confirmed a subscription to {', '.join(silent)}: on-call hears nothing "
+        "(confirm AWS's e-mail, or subscribe a pager)",
+    )
 
 
 def _describe_alarms(cloudwatch: Any, names: list[str]) -> list[dict[str, Any]]:
     alarms: list[dict[str, Any]] = []
     for start in range(0, len(names), DESCRIBE_ALARMS_MAX_NAMES):
-        answer = cloudwatch.describe_alarms(
+        # DescribeAlarms answers in pages (NextToken), even for a list of names: an alarm left unread is never tested.
+        pages = cloudwatch.get_paginator("describe_alarms").paginate(
             AlarmNames=names[start : start + DESCRIBE_ALARMS_MAX_NAMES], AlarmTypes=["MetricAlarm", "CompositeAlarm"]
         )
-        alarms += answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", [])
+        for answer in pages:
+            alarms += answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", [])
     return sorted(alarms, key=lambda a: a["AlarmName"])
 
 

@@ -8,7 +8,7 @@ from infra.config import SettingsError, settings_from_file
 from leadpipe.cli.errors import CliError
 
 PREFLIGHT_SERVICES = ("lambda", "apigateway", "ec2", "secretsmanager", "kms", "rds", "sns", "cloudformation")
-VERIFY_SERVICES = ("cloudformation", "cloudwatch", "lambda", "sqs")
+VERIFY_SERVICES = ("cloudformation", "cloudwatch", "lambda", "sqs", "sns")
 
 
 @click.command()

@@ -584,3 +584,25 @@ def test_a_confirmed_alarm_email_passes(clients: AccountClients) -> None:
         stage(alarm_email="OnCall@example.com"), clients.sns, clients.cloudformation, STACK
     )
     assert check.ok and check.detail == f"OnCall@example.com confirmed on {topic}"
+
+
+def test_a_private_nat_gateway_gives_the_functions_no_way_to_the_aws_apis(clients: AccountClients) -> None:
+    # Given "nat" declared and both subnets routing 0.0.0.0/0 to a private NAT gateway: it reaches other VPCs and
+    # on-premises networks only, and an internet gateway drops what it sends
+    # (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-nat-gateway.html)
+    ec2 = clients.ec2
+    vpc = a_vpc(ec2)
+    nat = ec2.create_nat_gateway(SubnetId=vpc["vpc_subnet_ids"][0], ConnectivityType="private")["NatGateway"]
+    table = ec2.create_route_table(VpcId=vpc["vpc_id"])["RouteTable"]["RouteTableId"]
+    for subnet in vpc["vpc_subnet_ids"]:
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat["NatGatewayId"])
+    # When preflight checks
+    check = check_aws_api_routes(stage(**vpc, vpc_aws_api_access="nat"), ec2, clients.cloudformation, STACK)
+    # Then each subnet is named, with why the private NAT gateway does not count
+    assert not check.ok
+    for subnet in vpc["vpc_subnet_ids"]:
+        assert (
+            f"{subnet} routes 0.0.0.0/0 to the private NAT gateway {nat['NatGatewayId']}, which does not reach the "
+            "internet" in check.detail
+        )

@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from moto import mock_aws
 
@@ -38,7 +39,14 @@ from functions.ingest import handler as ingest
 from functions.worker import handler as worker
 from functions.worker.canary import CanaryRequest, confirm_and_erase
 from functions.worker.repository import ConnectionProvider, LeadRepository, SessionTimeouts, connect
-from leadpipe.verify import ALARM_TEST_REASON, CANARY_CAMPAIGN, Patience, StackClients, verify_stack
+from leadpipe.verify import (
+    ALARM_RESTORE_REASON,
+    ALARM_TEST_REASON,
+    CANARY_CAMPAIGN,
+    Patience,
+    StackClients,
+    verify_stack,
+)
 from tests.conftest import FakeLambdaContext, LeadsDatabase
 from tests.events import api_event, sqs_event
 from tests.leadpipe.aws_not_in_moto import answer
@@ -102,6 +110,7 @@ def deployed(leads_db: LeadsDatabase, monkeypatch: pytest.MonkeyPatch) -> Iterat
             cloudwatch=boto3.client("cloudwatch"),
             lambda_=boto3.client("lambda"),
             sqs=boto3.client("sqs"),
+            sns=boto3.client("sns"),
         )
         sqs = clients.sqs
         leads_url = sqs.create_queue(QueueName="leadpipe-prod-leads")["QueueUrl"]
@@ -114,7 +123,9 @@ def deployed(leads_db: LeadsDatabase, monkeypatch: pytest.MonkeyPatch) -> Iterat
         mapping = clients.lambda_.create_event_source_mapping(
             EventSourceArn=leads_arn, FunctionName="Leadpipe-prod-Worker", Enabled=True
         )["UUID"]
-        topic = boto3.client("sns").create_topic(Name="leadpipe-prod-alarms")["TopicArn"]
+        topic = clients.sns.create_topic(Name="leadpipe-prod-alarms")["TopicArn"]
+        # On-call's confirmed subscription (moto lists an e-mail subscription as confirmed at once)
+        clients.sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
         outputs = {
             "LeadsEndpoint": ENDPOINT, "QueueUrl": leads_url, "DeadLetterQueueUrl": dead_letter_url,
             "WorkerEventSourceMappingId": mapping, "DrainProbeFunctionName": PROBE,
@@ -356,3 +367,137 @@ def test_a_captcha_stage_takes_the_canary_with_the_ingests_own_pass_ticket(
     [canary] = [c for c in checks if c.name == "canary lead"]
     assert canary.ok, canary.detail
     assert leads_db.count_rows() == 0 and len(deployed.queued) == 1
+
+
+def test_one_alarm_that_cannot_be_put_back_does_not_leave_the_others_out_of_place(
+    deployed: DeployedStack, leads_db: LeadsDatabase
+) -> None:
+    # Given a CloudWatch that throttles the restore of one alarm (SetAlarmState answers Throttling, as any API may:
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CommonErrors.html). A composite alarm left
+    # in ALARM stays there until a child changes state, so its next real alarm pages nobody
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_SetAlarmState.html)
+    stuck = f"{STACK}-MonitoringDatabaseUnavailable-ABC123"
+
+    def throttle_restore(params: dict[str, Any], **_: Any) -> None:
+        if params["AlarmName"] == stuck and params["StateReason"] == ALARM_RESTORE_REASON:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "SetAlarmState")
+
+    deployed.clients.cloudwatch.meta.events.register(
+        "before-parameter-build.cloudwatch.SetAlarmState", throttle_restore
+    )
+    clock = FakeClock()
+    # When verified
+    checks = verify_stack(
+        STACK, deployed.clients, pipeline_that_stores(leads_db, deployed), Patience(sleep=clock.sleep, now=clock.now)
+    )
+    # Then every other alarm is back where it was
+    states = alarm_states(deployed.clients.cloudwatch)
+    assert {name: states[name] for name in states if name != stuck} == {
+        name: state for name, state in deployed.alarms.items() if name != stuck
+    }
+    # And the one left out of place fails with the command that puts it back
+    [failed] = [c for c in checks if not c.ok]
+    assert failed.name == f"alarm {stuck}"
+    assert failed.detail == (
+        "left in ALARM (AWS said Throttling: Rate exceeded): put it back with `aws cloudwatch set-alarm-state "
+        f"--alarm-name {stuck} --state-value INSUFFICIENT_DATA --state-reason 'leadpipe verify: restore'`"
+    )
+
+
+def test_an_alarm_whose_topic_nobody_has_confirmed_fails_though_sns_took_the_message(
+    deployed: DeployedStack, leads_db: LeadsDatabase
+) -> None:
+    # Given the alarm topic's only subscription still waiting for its e-mail confirmation: SNS lists it with the
+    # SubscriptionArn "PendingConfirmation" and delivers it nothing, while CloudWatch's history still reads
+    # "Successfully executed action" (SNS took the message)
+    # (https://docs.aws.amazon.com/sns/latest/api/API_ListSubscriptionsByTopic.html,
+    # https://docs.aws.amazon.com/sns/latest/dg/sns-create-subscribe-endpoint-to-topic.html)
+    answer(deployed.clients.sns, "ListSubscriptionsByTopic", {"Subscriptions": [
+        {"SubscriptionArn": "PendingConfirmation", "Owner": "123456789012", "Protocol": "email",
+         "Endpoint": "oncall@example.com", "TopicArn": deployed.topic},
+    ]})  # fmt: skip
+    clock = FakeClock()
+    # When verified
+    checks = verify_stack(
+        STACK, deployed.clients, pipeline_that_stores(leads_db, deployed), Patience(sleep=clock.sleep, now=clock.now)
+    )
+    # Then every alarm fails: on-call hears none of them; each is back where it was
+    alarm_checks = [c for c in checks if c.name.startswith("alarm ")]
+    assert len(alarm_checks) == 3 and not any(c.ok for c in alarm_checks)
+    assert alarm_checks[0].detail.endswith(
+        "but nobody has confirmed a subscription to leadpipe-prod-alarms: on-call hears nothing "
+        "(confirm AWS's e-mail, or subscribe a pager)"
+    )
+    assert alarm_states(deployed.clients.cloudwatch) == deployed.alarms
+
+
+def test_a_canary_queued_behind_a_gateway_timeout_can_never_be_stored_later(
+    deployed: DeployedStack, leads_db: LeadsDatabase
+) -> None:
+    # Given an API whose ingest queues the canary but whose answer never arrives in time: API Gateway answers 504
+    # after its integration timeout while the function goes on and queues the lead
+    # (https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html)
+    through = pipeline_that_stores(leads_db, deployed, stores=False)
+
+    def timed_out(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        through(url, body, headers)
+        return 504, b'{"message": "Endpoint request timed out"}'
+
+    clock = FakeClock()
+    # When verified
+    checks = verify_stack(STACK, deployed.clients, timed_out, Patience(sleep=clock.sleep, now=clock.now))
+    # Then the canary fails
+    [canary] = [c for c in checks if c.name == "canary lead"]
+    assert not canary.ok
+    # And when the queued canary finally reaches the worker, it is skipped: no canary row is left behind
+    late = parse_envelope(deployed.queued[0])
+    repository = LeadRepository(ConnectionProvider(lambda: connect(leads_db.uri)), leads_db.leads_table)
+    assert repository.store_batch([late]).inserted == 0
+    assert leads_db.count_rows() == 0
+
+
+def test_a_verify_interrupted_while_it_waits_for_the_canary_leaves_it_unstorable(
+    deployed: DeployedStack, leads_db: LeadsDatabase
+) -> None:
+    # Given a canary the API took (202) but the worker has not stored yet, and an operator who presses Ctrl-C while
+    # verify asks the canary check whether it is stored
+    def interrupt_the_wait(params: dict[str, Any], **_: Any) -> None:
+        if not json.loads(params["Payload"]).get("give_up"):
+            raise KeyboardInterrupt
+
+    deployed.clients.lambda_.meta.events.register("before-parameter-build.lambda.Invoke", interrupt_the_wait)
+    clock = FakeClock()
+    post = pipeline_that_stores(leads_db, deployed, stores=False)
+    # When verified  Then the interrupt goes through
+    with pytest.raises(KeyboardInterrupt):
+        verify_stack(STACK, deployed.clients, post, Patience(sleep=clock.sleep, now=clock.now))
+    # And when the canary finally reaches the worker, it is skipped: no canary row is left behind
+    [body] = deployed.queued
+    repository = LeadRepository(ConnectionProvider(lambda: connect(leads_db.uri)), leads_db.leads_table)
+    assert repository.store_batch([parse_envelope(body)]).inserted == 0
+    assert leads_db.count_rows() == 0
+
+
+def test_alarms_described_over_several_pages_are_all_tested(deployed: DeployedStack, leads_db: LeadsDatabase) -> None:
+    # Given a CloudWatch that answers DescribeAlarms one alarm per page, with a NextToken for the rest, as the API may
+    # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html)
+    moto = boto3.client("cloudwatch")  # the same moto account, without the paging stand-in
+
+    def paged(params: dict[str, Any]) -> dict[str, Any]:
+        found = moto.describe_alarms(**{k: v for k, v in params.items() if k != "NextToken"})
+        found.pop("ResponseMetadata")
+        if "AlarmTypes" not in params:  # the history stand-in's own look-up of one alarm
+            return found
+        if "NextToken" in params:
+            return {"MetricAlarms": found["MetricAlarms"][1:], "CompositeAlarms": []}
+        return {"MetricAlarms": found["MetricAlarms"][:1], "CompositeAlarms": [], "NextToken": "page-2"}
+
+    calls = answer(deployed.clients.cloudwatch, "DescribeAlarms", paged)
+    clock = FakeClock()
+    # When verified
+    checks = verify_stack(
+        STACK, deployed.clients, pipeline_that_stores(leads_db, deployed), Patience(sleep=clock.sleep, now=clock.now)
+    )
+    # Then every alarm of the stack is tested, not only the first page's
+    assert [c.ok for c in checks if c.name.startswith("alarm ")] == [True, True, True]
+    assert len([c for c in calls if "AlarmTypes" in c]) == 2
