@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.contract import UnreadableEnvelope, mask_email, parse_envelope
+from leadpipe.queue_sweep import SQS_MAX_BATCH, peek_messages
 
-SQS_MAX_BATCH = 10
 PEEK_VISIBILITY_SECONDS = 30
 
 
@@ -53,27 +53,7 @@ def describe(message: dict[str, Any], now: datetime) -> DeadLetter:
 
 def peek(sqs: Any, dead_letter_url: str, limit: int = 100) -> list[DeadLetter]:
     """Read up to `limit` messages and make them visible again at once: nothing is consumed."""
-    seen: dict[str, dict[str, Any]] = {}
-    while len(seen) < limit:
-        batch = sqs.receive_message(
-            QueueUrl=dead_letter_url,
-            MaxNumberOfMessages=min(SQS_MAX_BATCH, limit - len(seen)),
-            VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
-            AttributeNames=["All"],
-        ).get("Messages", [])
-        fresh = [m for m in batch if m["MessageId"] not in seen]
-        if not fresh:
-            break
-        seen.update((m["MessageId"], m) for m in fresh)
-    messages = list(seen.values())
-    for start in range(0, len(messages), SQS_MAX_BATCH):
-        chunk = messages[start : start + SQS_MAX_BATCH]
-        sqs.change_message_visibility_batch(
-            QueueUrl=dead_letter_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)
-            ],
-        )
+    messages = peek_messages(sqs, dead_letter_url, limit, PEEK_VISIBILITY_SECONDS, AttributeNames=["All"])
     now = datetime.now(UTC)
     return [describe(m, now) for m in messages]
 

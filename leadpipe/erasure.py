@@ -15,8 +15,8 @@ from psycopg import sql
 from functions.contract import UnreadableEnvelope, parse_envelope
 from functions.contract.lead import normalise_email
 from functions.worker.repository import erasure_salt_table_identifier, erasures_table_identifier, leads_table_identifier
+from leadpipe.queue_sweep import delete_matching
 
-SQS_MAX_BATCH = 10
 SEARCH_VISIBILITY_SECONDS = 60
 ERASE_LOCK_TIMEOUT = "10s"
 
@@ -64,38 +64,9 @@ def erase_from_dead_letters(sqs: Any, dead_letter_url: str, email: str) -> int:
     A message that no longer parses as an envelope is matched on its `lead.email` if it has one.
     """
     normalised = normalised_address(email)
-    seen: set[str] = set()
-    keep: list[dict[str, Any]] = []
-    erased = 0
-    while True:
-        # Long polling asks every SQS server: a short poll may answer "empty" while letters remain.
-        batch = sqs.receive_message(
-            QueueUrl=dead_letter_url,
-            MaxNumberOfMessages=SQS_MAX_BATCH,
-            VisibilityTimeout=SEARCH_VISIBILITY_SECONDS,
-            WaitTimeSeconds=1,
-        ).get("Messages", [])
-        fresh = [m for m in batch if m["MessageId"] not in seen]
-        if not fresh:
-            break
-        seen.update(m["MessageId"] for m in fresh)
-        theirs = [m for m in fresh if _address_of(m["Body"]) == normalised]
-        keep.extend(m for m in fresh if m not in theirs)
-        if theirs:
-            sqs.delete_message_batch(
-                QueueUrl=dead_letter_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(theirs)],
-            )
-            erased += len(theirs)
-    for start in range(0, len(keep), SQS_MAX_BATCH):
-        chunk = keep[start : start + SQS_MAX_BATCH]
-        sqs.change_message_visibility_batch(
-            QueueUrl=dead_letter_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)
-            ],
-        )
-    return erased
+    return delete_matching(
+        sqs, dead_letter_url, lambda body: _address_of(body) == normalised, SEARCH_VISIBILITY_SECONDS
+    )
 
 
 def _address_of(body: str) -> str | None:

@@ -25,6 +25,7 @@ from infra.destinations import LEAD_STORED_REDRIVE
 from leadpipe.dlq import SQS_MAX_BATCH, move_messages, start_move_task
 from leadpipe.local.events_lane import local_client
 from leadpipe.local.runtime import RuntimeInfo, local_sqs_client
+from leadpipe.queue_sweep import delete_matching, peek_messages
 from leadpipe.targets import TargetNotFound, stack_outputs
 
 PEEK_VISIBILITY_SECONDS = 30
@@ -147,28 +148,9 @@ def _detail(body: str) -> dict[str, Any] | None:
 
 def peek(queue: EventsDeadLetterQueue, limit: int) -> list[EventDeadLetter]:
     """Read up to `limit` messages and make them visible again at once: nothing is consumed."""
-    seen: dict[str, dict[str, Any]] = {}
-    while len(seen) < limit:
-        batch = queue.sqs.receive_message(
-            QueueUrl=queue.url,
-            MaxNumberOfMessages=min(SQS_MAX_BATCH, limit - len(seen)),
-            VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        fresh = [m for m in batch if m["MessageId"] not in seen]
-        if not fresh:
-            break
-        seen.update((m["MessageId"], m) for m in fresh)
-    messages = list(seen.values())
-    for start in range(0, len(messages), SQS_MAX_BATCH):
-        queue.sqs.change_message_visibility_batch(
-            QueueUrl=queue.url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(messages[start : start + SQS_MAX_BATCH])
-            ],
-        )
+    messages = peek_messages(
+        queue.sqs, queue.url, limit, PEEK_VISIBILITY_SECONDS, AttributeNames=["All"], MessageAttributeNames=["All"]
+    )
     now = datetime.now(UTC)
     return [describe(m, now) for m in messages]
 
@@ -248,34 +230,8 @@ def _destination_names(stack: str | None, data_dir: Path) -> list[str]:
 
 def erase_person_from(queue: EventsDeadLetterQueue, address: str) -> int:
     """Delete the messages whose lead is `address` (normalised); every other one is made visible again. How many."""
-    seen: set[str] = set()
-    keep: list[dict[str, Any]] = []
-    erased = 0
-    while True:
-        batch = queue.sqs.receive_message(
-            QueueUrl=queue.url,
-            MaxNumberOfMessages=SQS_MAX_BATCH,
-            VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
-            WaitTimeSeconds=1,
-        ).get("Messages", [])
-        fresh = [m for m in batch if m["MessageId"] not in seen]
-        if not fresh:
-            break
-        seen.update(m["MessageId"] for m in fresh)
-        theirs = [m for m in fresh if ((_detail(m["Body"]) or {}).get("lead") or {}).get("email") == address]
-        keep.extend(m for m in fresh if m not in theirs)
-        if theirs:
-            queue.sqs.delete_message_batch(
-                QueueUrl=queue.url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(theirs)],
-            )
-            erased += len(theirs)
-    for start in range(0, len(keep), SQS_MAX_BATCH):
-        queue.sqs.change_message_visibility_batch(
-            QueueUrl=queue.url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(keep[start : start + SQS_MAX_BATCH])
-            ],
-        )
-    return erased
+
+    def is_theirs(body: str) -> bool:
+        return ((_detail(body) or {}).get("lead") or {}).get("email") == address
+
+    return delete_matching(queue.sqs, queue.url, is_theirs, PEEK_VISIBILITY_SECONDS)
