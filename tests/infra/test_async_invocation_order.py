@@ -14,34 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.infra.conftest import SynthesizedStage
-
-
-def references(value: Any) -> set[str]:
-    """Logical ids a property value points at (Ref, Fn::GetAtt), at any depth."""
-    if isinstance(value, dict):
-        found = {value["Ref"]} if isinstance(value.get("Ref"), str) else set()
-        if "Fn::GetAtt" in value:
-            found.add(value["Fn::GetAtt"][0])
-        return found.union(*(references(inner) for inner in value.values()))
-    if isinstance(value, list):
-        return set().union(*(references(inner) for inner in value))
-    return set()
-
-
-def created_before(resources: dict[str, dict[str, Any]], logical_id: str) -> set[str]:
-    """Every resource CloudFormation finishes before it starts `logical_id` (DependsOn and references, transitively)."""
-    seen: set[str] = set()
-    pending = [logical_id]
-    while pending:
-        resource = resources.get(pending.pop(), {})
-        depends = resource.get("DependsOn", [])
-        for before in ({depends} if isinstance(depends, str) else set(depends)) | references(
-            resource.get("Properties", {})
-        ):
-            if before in resources and before not in seen:
-                seen.add(before)
-                pending.append(before)
-    return seen
+from tests.infra.template_queries import created_after, references
 
 
 def asynchronous_invokers(resources: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -79,6 +52,6 @@ def test_no_asynchronous_invoker_is_created_before_the_functions_async_config(st
         (invoker, function_id)
         for function_id, invokers in invoked.items()
         for invoker in invokers
-        if invoke_config_id(resources, function_id) not in created_before(resources, invoker)
+        if invoke_config_id(resources, function_id) not in created_after(resources, invoker)
     ]
     assert early == []
