@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import getpass
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from leadpipe.cli import main as leadpipe
 from leadpipe.local.drain_breaker import PAUSE_FILE_NAME, STATE_FILE_NAME
-from leadpipe.local.runtime import STATE_FILE_NAME as RUNTIME_FILE_NAME
-from leadpipe.local.runtime import RuntimeInfo
+from tests.leadpipe.cli.conftest import runtime_state_in
 
 
 @pytest.fixture
 def paused_runtime(tmp_path: Path) -> Path:
     """A data folder as a running local runtime leaves it, its breaker already showing a pause."""
-    info = RuntimeInfo(
-        stage="dev",
-        api_url="http://127.0.0.1:9/leads",
-        landing_page_url="http://127.0.0.1:9/",
-        sqs_endpoint_url="http://127.0.0.1:9",
-        leads_queue_url="http://127.0.0.1:9/123456789012/leads",
-        dead_letter_queue_url="http://127.0.0.1:9/123456789012/dlq",
-        database_url="postgresql:///nowhere",
-        leads_table="leadpipe.leads",
-        data_dir=str(tmp_path),
-        postgres_data_dir=None,
-        pid=os.getpid(),  # alive, as RuntimeInfo.load checks
-    )
-    (tmp_path / RUNTIME_FILE_NAME).write_text(json.dumps(dataclasses.asdict(info)))
+    runtime_state_in(tmp_path)
     state = {"state": "paused_by_operator", "receiving": False, "pause": None, "since": None}
     (tmp_path / STATE_FILE_NAME).write_text(json.dumps(state))
     return tmp_path
