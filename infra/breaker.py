@@ -19,6 +19,7 @@ from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
 from functions.worker.round_trip_deadline import RESPONSE_RESERVE_SECONDS, ROUND_TRIP_MARGIN_SECONDS
 from infra.config import PROBE_RESERVED_CONCURRENCY, PipelineSettings
 from infra.function import PipelineFunction, PipelineFunctionProps
+from infra.imported_secret import ImportedSecret
 from infra.worker import LeadWorker
 
 # EventBridge's finest schedule: the resume comes within 60 s of the database's return (docs/design.md).
@@ -73,6 +74,18 @@ class DrainBreaker(Construct):
         super().__init__(scope, construct_id)
         if worker.database_secret is None:
             raise ValueError("the drain breaker probes the worker's database: it needs db_secret_arn")
+        self._warn_if_slower_than_visibility(settings)
+        self.pause_record = ssm.StringParameter(
+            self,
+            "PauseRecord",
+            string_value=NOT_PAUSED,
+            description="Leadpipe drain: the operator's pause (who, why, since), written by `leadpipe drain pause`",
+        )
+        self.function = self._probe(settings, worker)
+        self._grant_probe(worker, worker.database_secret)
+        self._schedule_probe(trip_alarms)
+
+    def _warn_if_slower_than_visibility(self, settings: PipelineSettings) -> None:
         if settings.queue_visibility_timeout_seconds < trip_seconds(settings):
             cdk.Annotations.of(self).add_warning_v2(
                 "leadpipe:breaker-slower-than-visibility",
@@ -81,13 +94,9 @@ class DrainBreaker(Construct):
                 "worker_timeout_seconds "
                 f"(the visibility timeout is at least 6x it) or visibility_timeout_seconds.",
             )
-        self.pause_record = ssm.StringParameter(
-            self,
-            "PauseRecord",
-            string_value=NOT_PAUSED,
-            description="Leadpipe drain: the operator's pause (who, why, since), written by `leadpipe drain pause`",
-        )
-        self.function = PipelineFunction(
+
+    def _probe(self, settings: PipelineSettings, worker: LeadWorker) -> PipelineFunction:
+        return PipelineFunction(
             self,
             "Probe",
             props=PipelineFunctionProps(
@@ -108,13 +117,17 @@ class DrainBreaker(Construct):
                 vpc_placement=worker.vpc_placement,
             ),
         )
+
+    def _grant_probe(self, worker: LeadWorker, database_secret: ImportedSecret) -> None:
         role = self.function.role
-        worker.database_secret.grant_read(role)
+        database_secret.grant_read(role)
         self.pause_record.grant_read(role)
         role.add_to_policy(
             iam.PolicyStatement(actions=MAPPING_ACTIONS, resources=[worker.event_source.event_source_mapping_arn])
         )
 
+    def _schedule_probe(self, trip_alarms: Sequence[cloudwatch.IAlarm]) -> None:
+        """Every minute, and at once on each trip alarm's state change."""
         # EventBridge invokes asynchronously: Lambda's own defaults (2 retries, events kept 6 hours) would queue stale
         # probes behind the one reserved instance. The next minute's run is the retry.
         self.function.function.configure_async_invoke(

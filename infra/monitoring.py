@@ -64,8 +64,14 @@ class PipelineMonitoring(Construct):
         if settings.alarm_email:
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 
-        r = resources
         self.alarms: dict[str, cloudwatch.Alarm] = {}
+        # In this order: the dashboard's alarm status widget lists them so.
+        self._queue_alarms(settings, resources)
+        self._worker_alarms(settings, resources)
+        self._api_alarms(settings, resources)
+        self.dashboard = self._dashboard(settings, resources)
+
+    def _queue_alarms(self, settings: PipelineSettings, r: MonitoredResources) -> None:
         self._alarm(
             "QueueAge",
             r.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
@@ -86,6 +92,8 @@ class PipelineMonitoring(Construct):
             1,
             "Leads are in the DLQ: inspect with `leadpipe dlq list`, fix, then `leadpipe dlq redrive`.",
         )
+
+    def _worker_alarms(self, settings: PipelineSettings, r: MonitoredResources) -> None:
         self._alarm(
             "DatabaseUnavailable",
             self.database_unavailable_metric(settings.stage),
@@ -108,6 +116,8 @@ class PipelineMonitoring(Construct):
             settings.alarm_worker_throttles,
             "The worker was throttled: reserved_concurrency is below what the event source asks for.",
         )
+
+    def _api_alarms(self, settings: PipelineSettings, r: MonitoredResources) -> None:
         self._alarm(
             "Api5xxRate",
             cloudwatch.MathExpression(
@@ -129,7 +139,6 @@ class PipelineMonitoring(Construct):
             "The ingest's p99 duration (ms) is this slow: forms wait.",
             evaluation_periods=3,
         )
-        self.dashboard = self._dashboard(settings, r)
 
     def watch_drain_probe(self, probe: lambda_.IFunction) -> cloudwatch.Alarm:
         """Page when the drain breaker's probe fails (errors, timeouts) in each of PROBE_FAILED_MINUTES minutes,
@@ -302,20 +311,29 @@ class PipelineMonitoring(Construct):
         self.alarms[name] = alarm
 
     def _dashboard(self, settings: PipelineSettings, r: MonitoredResources) -> cloudwatch.Dashboard:
-        def custom(name: str, service: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"service": service, **stage_dimension({STAGE_VARIABLE: settings.stage})},
-                statistic="Sum",
-                period=ONE_MINUTE,
-            )
-
         # Dashboard names are account-global: the region keeps one stage deployed in two regions apart.
         dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"leadpipe-{settings.stage}-{cdk.Aws.REGION}"
         )
-        dashboard.add_widgets(
+        dashboard.add_widgets(*self._flow_widgets(settings.stage, r))
+        dashboard.add_widgets(*self._health_widgets(settings, r))
+        dashboard.add_widgets(self._database_widget(settings))
+        return dashboard
+
+    @staticmethod
+    def _flow_widgets(stage: str, r: MonitoredResources) -> list[cloudwatch.IWidget]:
+        """Leads in (the API), waiting (the queue) and stored (the worker)."""
+
+        def custom(name: str, service: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": service, **stage_dimension({STAGE_VARIABLE: stage})},
+                statistic="Sum",
+                period=ONE_MINUTE,
+            )
+
+        return [
             cloudwatch.GraphWidget(
                 title="Ingest rate (per minute)",
                 left=[
@@ -337,8 +355,11 @@ class PipelineMonitoring(Construct):
                 left=[custom("LeadsStored", WORKER_SERVICE), custom("DuplicatesSkipped", WORKER_SERVICE)],
                 right=[custom("RecordsFailed", WORKER_SERVICE)],
             ),
-        )
-        dashboard.add_widgets(
+        ]
+
+    def _health_widgets(self, settings: PipelineSettings, r: MonitoredResources) -> list[cloudwatch.IWidget]:
+        """The DLQ, the database writers against their cap, and every alarm's state."""
+        return [
             cloudwatch.GraphWidget(
                 title="DLQ depth",
                 left=[
@@ -355,16 +376,15 @@ class PipelineMonitoring(Construct):
                 ],
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values())),
+        ]
+
+    def _database_widget(self, settings: PipelineSettings) -> cloudwatch.IWidget:
+        return cloudwatch.GraphWidget(
+            title="Database unreachable (batches per minute)",
+            left=[self.database_unavailable_metric(settings.stage)],
+            left_annotations=[
+                cloudwatch.HorizontalAnnotation(
+                    value=1, label=f"pages after {settings.alarm_db_unavailable_minutes} min"
+                )
+            ],
         )
-        dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Database unreachable (batches per minute)",
-                left=[self.database_unavailable_metric(settings.stage)],
-                left_annotations=[
-                    cloudwatch.HorizontalAnnotation(
-                        value=1, label=f"pages after {settings.alarm_db_unavailable_minutes} min"
-                    )
-                ],
-            ),
-        )
-        return dashboard
