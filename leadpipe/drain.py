@@ -76,7 +76,7 @@ class LocalDrainControl:
             detail=f"since {state['since']}" if state.get("since") else "",
         )
 
-    def _wait_for(self, reached, what: str) -> DrainStatus:  # noqa: ANN001 - a predicate on DrainStatus
+    def _wait_for(self, reached, what: str) -> DrainStatus:
         deadline = time.monotonic() + self._timeout
         while True:
             status = self.status()

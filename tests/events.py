@@ -69,7 +69,7 @@ def sqs_record(message_id: str, body: str, receive_count: int = 1) -> dict[str, 
             "ApproximateFirstReceiveTimestamp": "1732352400001",
         },
         "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:leads",
         "awsRegion": "eu-west-1",

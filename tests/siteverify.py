@@ -24,7 +24,7 @@ class SiteverifyStandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
                 stand_in.requests.append(form)
                 status, answer = stand_in.answer(form)

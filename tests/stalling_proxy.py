@@ -163,6 +163,6 @@ class StallingProxy:
                     client_open = False  # keep reading: the server must be able to finish what it was sent
 
 
-def _quietly(call, *args) -> None:  # noqa: ANN001 - socket calls on a peer that may be gone
+def _quietly(call, *args) -> None:
     with contextlib.suppress(OSError):
         call(*args)

@@ -96,7 +96,7 @@ class EventBusPublisher:
                 return failed, "NoTimeForPutEvents"
             try:
                 rejected, reason = self._put_with_one_retry(request)
-            except Exception as call_error:  # noqa: BLE001 - any failed call: the rest goes to the hand-off queue
+            except Exception as call_error:
                 self._paused_until = self._clock() + self._pause_seconds
                 failed.extend(entry for rest in requests[index:] for entry in rest)
                 return failed, type(call_error).__name__
@@ -146,7 +146,7 @@ class HandOffQueue:
                     for i, entry in enumerate(chunk)
                 ],
             )
-        except Exception:  # noqa: BLE001 - SQS unreachable: the caller keeps the records for redelivery
+        except Exception:
             return chunk
         return [chunk[int(failure["Id"])] for failure in response.get("Failed", [])]
 

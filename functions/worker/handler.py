@@ -99,7 +99,7 @@ def pace_for_the_governor(batch_seconds: float, context: LambdaContext) -> None:
 
     try:
         record = parameters.get_parameter(parameter, max_age=GOVERNOR_RECORD_MAX_AGE_SECONDS)
-    except Exception as error:  # noqa: BLE001 - no record, no pause: the mapping's concurrency still holds
+    except Exception as error:
         logger.warning("drain governor record unreadable", extra={"error": type(error).__name__})
         return
     seconds_left = context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE_SECONDS

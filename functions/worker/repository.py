@@ -444,7 +444,7 @@ class LeadRepository:
             raise
 
 
-class _CheckEachLead(Exception):  # noqa: N818 - control flow inside _copy_or_insert, never raised out of it
+class _CheckEachLead(Exception):
     """A tombstone is as new as the batch's oldest lead: the COPY is rolled back for the checked INSERT."""
 
 

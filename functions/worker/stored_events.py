@@ -69,7 +69,7 @@ class LeadStoredLane:
             # Some rows were there already (a redelivery) or were skipped (erased): only the table knows which.
             try:
                 stored_at = self._stored_at_of(lead_ids)
-            except Exception as error:  # noqa: BLE001 - the rows are committed; their records come back to try again
+            except Exception as error:
                 return LaneOutcome(not_handed_off=lead_ids, error=type(error).__name__)
         leads = [StoredLead(e, stored_at[str(e.lead_id)]) for e in stored if str(e.lead_id) in stored_at]
         entries = [lead_stored_entry(lead, self._event_bus_name) for lead in leads]

@@ -104,7 +104,7 @@ class LocalApiDestination:
                     WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
                     AttributeNames=["All"],
                 ).get("Messages", [])
-            except Exception:  # noqa: BLE001 - the local EventBridge is stopping or restarting
+            except Exception:
                 self._stopping.wait(1)
                 continue
             delivered = []
@@ -124,7 +124,7 @@ class LocalApiDestination:
                 QueueUrl=self._delivery_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
-        except Exception:  # noqa: BLE001 - they are delivered again after the visibility timeout
+        except Exception:
             return
 
     def _deliver(self, message: dict[str, Any]) -> bool:
@@ -162,7 +162,7 @@ class LocalApiDestination:
             headers={"Content-Type": "application/json", "X-Leadpipe-Destination": self.destination.name},
         )
         try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # noqa: S310 - 127.0.0.1
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
                 return response.status, ""
         except urllib.error.HTTPError as error:
             return error.code, str(error.reason)

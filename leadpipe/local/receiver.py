@@ -42,7 +42,7 @@ class LocalReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 arrived = time.monotonic()  # before the answer: the sender cannot have sent the next one yet
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 received = Received(arrived, self.path, body)

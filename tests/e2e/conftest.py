@@ -336,7 +336,7 @@ class CaptchaApi:
         route.fulfill(status=status, content_type="application/json", headers=headers or {}, body=json.dumps(payload))
 
 
-def open_page(browser: Browser, api: CaptchaApi) -> Page:  # noqa: F811
+def open_page(browser: Browser, api: CaptchaApi) -> Page:
     context = browser.new_context()
     context.route(f"{ORIGIN}/**", api.handle)
     page = context.new_page()
@@ -399,7 +399,7 @@ class OtherOrigin:
         other = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 answer = http_request(other.source + self.path.lstrip("/"))
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.headers["content-type"])

@@ -35,7 +35,7 @@ def test_a_503_after_the_captcha_passed_is_retried_with_the_pass_and_stored_once
     guarded_pipeline: RunningPipeline,
     siteverify: SingleUseSiteverify,
     other_origin: OtherOrigin,
-    cross_origin: bool,  # noqa: F811
+    cross_origin: bool,
 ) -> None:
     info = guarded_pipeline.info
     page = browser.new_context().new_page()
@@ -72,7 +72,7 @@ def test_a_503_after_the_captcha_passed_is_retried_with_the_pass_and_stored_once
 def test_a_saved_lead_whose_token_expired_waits_for_a_fresh_token_then_is_stored_once(
     browser: Browser,
     guarded_pipeline: RunningPipeline,
-    siteverify: SingleUseSiteverify,  # noqa: F811
+    siteverify: SingleUseSiteverify,
 ) -> None:
     info = guarded_pipeline.info
     context = browser.new_context()

@@ -62,7 +62,7 @@ def record_dropped(page: Page) -> None:
     page.evaluate(listen)
 
 
-def test_a_token_that_keeps_expiring_gets_three_fresh_tries_then_a_refusal_the_visitor_sees(browser: Browser) -> None:  # noqa: F811
+def test_a_token_that_keeps_expiring_gets_three_fresh_tries_then_a_refusal_the_visitor_sees(browser: Browser) -> None:
     api = ExpiringApi()
     page = open_page(browser, api)
     record_dropped(page)
@@ -87,7 +87,7 @@ def test_a_token_that_keeps_expiring_gets_three_fresh_tries_then_a_refusal_the_v
     page.context.close()
 
 
-def test_a_saved_lead_refused_for_good_on_the_next_visit_is_not_forgotten_silently(browser: Browser) -> None:  # noqa: F811
+def test_a_saved_lead_refused_for_good_on_the_next_visit_is_not_forgotten_silently(browser: Browser) -> None:
     api = RefusingApi()
     page = open_page(browser, api)
     record_dropped(page)
@@ -109,7 +109,7 @@ def test_a_saved_lead_refused_for_good_on_the_next_visit_is_not_forgotten_silent
     page.context.close()
 
 
-def test_a_lead_saved_before_the_widget_added_its_input_goes_out_with_the_next_token(browser: Browser) -> None:  # noqa: F811
+def test_a_lead_saved_before_the_widget_added_its_input_goes_out_with_the_next_token(browser: Browser) -> None:
     api = CaptchaApi()
     page = open_page(browser, api)
     email = f"no-input-{uuid.uuid4().hex[:8]}@example.com"

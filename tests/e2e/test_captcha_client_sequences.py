@@ -28,7 +28,7 @@ from tests.e2e.conftest import ORIGIN, OUTBOX_JS, CaptchaApi, open_page, pump_un
 API_URL = ORIGIN + "/leads"
 
 
-def test_a_refreshed_turnstile_token_makes_the_same_lead_a_second_row(browser: Browser) -> None:  # noqa: F811
+def test_a_refreshed_turnstile_token_makes_the_same_lead_a_second_row(browser: Browser) -> None:
     """Exactly one outcome per accepted lead: "A double-submitted form ... does not create a second row."
 
     leadpipe.js keys a resubmission by its whole body (`e.body === lead.body`), and that body includes the
@@ -63,7 +63,7 @@ def test_a_refreshed_turnstile_token_makes_the_same_lead_a_second_row(browser: B
     page.context.close()
 
 
-def test_a_lead_saved_before_the_widget_had_a_token_is_not_silently_dropped(browser: Browser) -> None:  # noqa: F811
+def test_a_lead_saved_before_the_widget_had_a_token_is_not_silently_dropped(browser: Browser) -> None:
     """No lead lost: "Your details are saved in this browser and will be sent when you next open this page."
 
     Offline, Turnstile cannot solve its challenge, so its input still holds "" when the visitor submits.
@@ -95,7 +95,7 @@ def test_a_lead_saved_before_the_widget_had_a_token_is_not_silently_dropped(brow
     page.context.close()
 
 
-def test_the_captcha_pass_of_the_last_503_is_kept_with_the_saved_lead(browser: Browser) -> None:  # noqa: F811
+def test_the_captcha_pass_of_the_last_503_is_kept_with_the_saved_lead(browser: Browser) -> None:
     """docs/browser-client.md: the client "keeps it [the pass] with the lead in localStorage and sends it back on
     every later try of that lead (in-page retries and resends on later visits)"; captcha.py: the 24 h lifetime
     "covers the client's outbox: a lead saved during an outage is resent on the visitor's next page load".
@@ -124,7 +124,7 @@ def test_the_captcha_pass_of_the_last_503_is_kept_with_the_saved_lead(browser: B
     page.context.close()
 
 
-def test_a_token_refused_for_its_score_is_not_retried_forever(browser: Browser) -> None:  # noqa: F811
+def test_a_token_refused_for_its_score_is_not_retried_forever(browser: Browser) -> None:
     """reCAPTCHA v3 answers `success: true` with a `score`; below the stage's min_score the ingest answers
     `403 captcha_invalid` (field code `low_score`): https://developers.google.com/recaptcha/docs/v3. That token
     was not spent or expired, it was judged; a fresh one from the same visitor scores the same.

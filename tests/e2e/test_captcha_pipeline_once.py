@@ -28,7 +28,7 @@ from tests.e2e.conftest import (
 def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
     browser: Browser,
     guarded_pipeline: RunningPipeline,
-    siteverify: SingleUseSiteverify,  # noqa: F811
+    siteverify: SingleUseSiteverify,
 ) -> None:
     """Exactly one outcome per accepted lead ("a double-submitted form ... does not create a second row").
 
@@ -82,7 +82,7 @@ def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
 def test_a_saved_lead_keeps_the_captcha_pass_its_last_503_carried(
     browser: Browser,
     guarded_pipeline: RunningPipeline,
-    siteverify: SingleUseSiteverify,  # noqa: F811
+    siteverify: SingleUseSiteverify,
 ) -> None:
     """docs/browser-client.md: the pass is kept "with the lead in localStorage" for "resends on later visits".
 

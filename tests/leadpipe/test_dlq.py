@@ -67,7 +67,7 @@ class RefusingOneEntry:
     def __init__(self, sqs: object, refused: str) -> None:
         self._sqs, self._refused = sqs, refused
 
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:  # noqa: N803 - boto3's names
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
         passing = [e for e in Entries if e["MessageBody"] != self._refused]
         answer = self._sqs.send_message_batch(QueueUrl=QueueUrl, Entries=passing) if passing else {}
         failed = [

@@ -8,7 +8,7 @@ import struct
 from leadpipe.spike import Request, Sample, write_report
 
 
-def png_height(path) -> int:  # noqa: ANN001 - a Path
+def png_height(path) -> int:
     # The IHDR chunk follows the 8-byte signature: length, type, width, height (big-endian)
     return struct.unpack(">I", path.read_bytes()[20:24])[0]
 

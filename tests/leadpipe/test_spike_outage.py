@@ -33,7 +33,7 @@ def wait_for_state(pid: int, wanted: set[str], seconds: float = 10) -> str:
 
 
 @pytest.fixture
-def fake_server(tmp_path: Path):  # noqa: ANN201 - (data dir, postmaster pid, child pid)
+def fake_server(tmp_path: Path):
     """A process tree standing in for PostgreSQL: a parent named in postmaster.pid, and its child."""
     parent = subprocess.Popen(["sh", "-c", "sleep 60 & echo $!; wait"], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
@@ -61,7 +61,7 @@ def test_an_outage_is_refused_against_an_explicit_url(capsys: pytest.CaptureFixt
     assert "refused with --url" in capsys.readouterr().err
 
 
-def test_the_outage_stalls_the_server_and_its_backends_then_resumes_them(fake_server) -> None:  # noqa: ANN001
+def test_the_outage_stalls_the_server_and_its_backends_then_resumes_them(fake_server) -> None:
     data_dir, postmaster, backend = fake_server
     outage = DatabaseOutage.for_local_runtime(str(data_dir), 0, 5)
     # Then it finds the postmaster and its backend
@@ -76,7 +76,7 @@ def test_the_outage_stalls_the_server_and_its_backends_then_resumes_them(fake_se
     assert not outage.active
 
 
-def test_an_interrupted_outage_still_brings_the_database_back(fake_server) -> None:  # noqa: ANN001
+def test_an_interrupted_outage_still_brings_the_database_back(fake_server) -> None:
     # Given an outage meant to last two minutes, started now
     data_dir, postmaster, _ = fake_server
     outage = DatabaseOutage.for_local_runtime(str(data_dir), 0, 120)

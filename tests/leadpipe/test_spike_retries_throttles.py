@@ -18,7 +18,7 @@ class ThrottleOnce(BaseHTTPRequestHandler):
     seen: list[tuple[str, str]] = []  # (Idempotency-Key, body) of every post
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         key = self.headers.get("Idempotency-Key", "")
         with self.lock:

@@ -22,7 +22,7 @@ from tests.events import api_event
 from tests.functions.ingest.conftest import ALLOWED_ORIGIN
 
 
-def test_the_local_preflight_allows_no_header_the_stack_preflight_refuses(guarded_ingest, lambda_context: Any) -> None:  # noqa: F811
+def test_the_local_preflight_allows_no_header_the_stack_preflight_refuses(guarded_ingest, lambda_context: Any) -> None:
     # When a browser asks the local runtime (OPTIONS goes to the function) which headers it may send
     event = api_event(
         None,

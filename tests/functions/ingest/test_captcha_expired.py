@@ -78,7 +78,7 @@ def test_a_low_recaptcha_score_is_captcha_invalid_not_expired(spending_endpoint:
 def test_the_ingest_answers_403_captcha_expired_and_queues_nothing(
     guarded_ingest: tuple[str, VerifierStandIn],
     lambda_context: Any,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     queue_url, endpoint = guarded_ingest
     # Given siteverify says the token was already verified

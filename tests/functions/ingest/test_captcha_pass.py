@@ -120,7 +120,7 @@ def test_a_pass_for_anything_else_is_not_admitted(forge: Any) -> None:
 # --- through the ingest -------------------------------------------------------------------------
 
 
-def test_a_503_before_the_captcha_was_checked_carries_no_pass(guarded_ingest, lambda_context: Any) -> None:  # noqa: F811
+def test_a_503_before_the_captcha_was_checked_carries_no_pass(guarded_ingest, lambda_context: Any) -> None:
     # Given a verifier that is down (fail-closed): the lead never passed the captcha
     _, endpoint = guarded_ingest
     endpoint.mode = "error"
@@ -131,7 +131,7 @@ def test_a_503_before_the_captcha_was_checked_carries_no_pass(guarded_ingest, la
 
 def test_a_503_after_a_fail_open_acceptance_carries_no_pass(
     guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:  # noqa: F811
+) -> None:
     # Given a stage that fails open, a verifier that is down, and SQS refusing once
     _, endpoint = guarded_ingest
     monkeypatch.setenv("CAPTCHA_FAIL_OPEN", "true")
@@ -143,7 +143,7 @@ def test_a_503_after_a_fail_open_acceptance_carries_no_pass(
     assert (status, body["error"]["code"]) == (503, "queue_unavailable") and PASS_HEADER not in headers
 
 
-def test_a_valid_pass_is_accepted_without_asking_siteverify(guarded_ingest, lambda_context: Any) -> None:  # noqa: F811
+def test_a_valid_pass_is_accepted_without_asking_siteverify(guarded_ingest, lambda_context: Any) -> None:
     # Given a pass for Jane's lead and a token the verifier would refuse (spent)
     queue_url, endpoint = guarded_ingest
     ticket = CaptchaPass(SECRET).issue(lead_id_of(JANE))
@@ -169,7 +169,7 @@ def test_a_pass_that_does_not_fit_falls_back_to_the_token(
     lambda_context: Any,
     ticket_for: str,
     posted: dict[str, str],
-    key: str,  # noqa: F811
+    key: str,
 ) -> None:
     # Given a pass that does not fit the posted lead, and a spent token
     queue_url, endpoint = guarded_ingest
@@ -189,7 +189,7 @@ def test_a_pass_that_does_not_fit_falls_back_to_the_token(
 
 def test_a_pass_is_renewed_when_the_retry_meets_another_503(
     guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:  # noqa: F811
+) -> None:
     # Given a lead with a pass from an earlier 503, and SQS refusing once more
     _, endpoint = guarded_ingest
     refuse_sqs_once(monkeypatch)
@@ -202,7 +202,7 @@ def test_a_pass_is_renewed_when_the_retry_meets_another_503(
     )
 
 
-def test_the_preflight_lets_a_page_send_the_pass(guarded_ingest, lambda_context: Any) -> None:  # noqa: F811
+def test_the_preflight_lets_a_page_send_the_pass(guarded_ingest, lambda_context: Any) -> None:
     # When a browser asks whether it may send the pass header cross-origin
     event = api_event(
         None,
@@ -224,7 +224,7 @@ def test_the_preflight_lets_a_page_send_the_pass(guarded_ingest, lambda_context:
 
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "InternalServiceError"])
-def test_an_unreadable_secret_is_a_503_with_retry_after(guarded_ingest, lambda_context: Any, code: str) -> None:  # noqa: F811
+def test_an_unreadable_secret_is_a_503_with_retry_after(guarded_ingest, lambda_context: Any, code: str) -> None:
     # Given Secrets Manager refusing the read (throttled, or failing inside)
     queue_url, endpoint = guarded_ingest
     stub = Stubber(ingest.get_captcha_secrets().client)
@@ -239,7 +239,7 @@ def test_an_unreadable_secret_is_a_503_with_retry_after(guarded_ingest, lambda_c
     assert queued(queue_url) == [] and endpoint.requests == []
 
 
-def test_an_unreadable_secret_with_a_pass_is_a_503_too(guarded_ingest, lambda_context: Any) -> None:  # noqa: F811
+def test_an_unreadable_secret_with_a_pass_is_a_503_too(guarded_ingest, lambda_context: Any) -> None:
     queue_url, _ = guarded_ingest
     stub = Stubber(ingest.get_captcha_secrets().client)
     stub.add_client_error("get_secret_value", service_error_code="ThrottlingException", http_status_code=400)
@@ -253,7 +253,7 @@ def test_an_unreadable_secret_on_a_fail_open_stage_queues_the_lead_unverified(
     guarded_ingest,
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a stage that fails open, and Secrets Manager throttling
     queue_url, endpoint = guarded_ingest
@@ -267,7 +267,7 @@ def test_an_unreadable_secret_on_a_fail_open_stage_queues_the_lead_unverified(
     assert '"CaptchaUnverified"' in capsys.readouterr().out
 
 
-def test_the_secret_read_fits_in_the_captcha_time_and_is_not_retried(guarded_ingest) -> None:  # noqa: F811
+def test_the_secret_read_fits_in_the_captcha_time_and_is_not_retried(guarded_ingest) -> None:
     # Given the captcha check's 0.3 s (CAPTCHA_TIMEOUT_SECONDS)
     config = ingest.get_captcha_secrets().client.meta.config
     # Then a hanging Secrets Manager costs at most that, once: the form gets a 503, never a Lambda timeout

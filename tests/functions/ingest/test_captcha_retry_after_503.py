@@ -35,7 +35,7 @@ def post_with_key(
 
 def test_a_503_after_the_captcha_passed_can_be_retried(
     guarded_ingest, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:  # noqa: F811
+) -> None:
     queue_url, endpoint = guarded_ingest
     ingest.reset_for_tests()
     # Given Turnstile/reCAPTCHA: a token verifies once; a second siteverify says timeout-or-duplicate.

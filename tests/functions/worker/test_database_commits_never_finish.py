@@ -64,7 +64,7 @@ def standby_away(leads_db: LeadsDatabase) -> Iterator[None]:
 
 
 def test_commits_that_never_finish_fail_the_batch_and_the_probe_holds_the_drain_until_they_do(
-    deployed_mapping: Any,  # noqa: F811
+    deployed_mapping: Any,
     leads_db: LeadsDatabase,
     standby_away: None,
     lambda_context: Any,
@@ -124,7 +124,7 @@ def writes_refused_as_disk_full(leads_db: LeadsDatabase) -> None:
 
 
 def test_a_database_out_of_disk_fails_the_batch_and_the_probe_holds_the_drain(
-    deployed_mapping: Any,  # noqa: F811
+    deployed_mapping: Any,
     leads_db: LeadsDatabase,
     writes_refused_as_disk_full: None,
     lambda_context: Any,

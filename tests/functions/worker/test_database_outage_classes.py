@@ -23,7 +23,7 @@ from tests.functions.worker.conftest import make_envelope
 
 def test_a_read_only_database_holds_the_drain_or_pages(
     own_server, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:  # noqa: F811
+) -> None:
     # Given the writer became read-only (failover to a replica / the old writer rejoined as a reader)
     with psycopg.connect(own_server.uri, autocommit=True) as admin:
         dbname = admin.info.dbname
@@ -42,7 +42,7 @@ def test_a_read_only_database_holds_the_drain_or_pages(
 
 def test_a_table_locked_for_long_holds_the_drain_or_pages(
     own_server, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:  # noqa: F811
+) -> None:
     # Given the DB owners run a long ALTER TABLE / VACUUM FULL / CREATE INDEX on the leads table
     monkeypatch.setenv("DATABASE_URL", own_server.uri)
     monkeypatch.setenv("DB_LOCK_TIMEOUT_SECONDS", "1")

@@ -117,7 +117,7 @@ def test_the_deadline_never_outlasts_the_invocation(
 
 
 def test_the_probe_holds_the_drain_when_the_database_path_stalls(
-    deployed_mapping: Any,  # noqa: F811
+    deployed_mapping: Any,
     leads_db: LeadsDatabase,
     stalling_path: StallingProxy,
     lambda_context: Any,

@@ -90,7 +90,7 @@ class FakeSwitch:
 def test_run_breaker_trips_resumes_and_leaves_an_operator_pause_alone() -> None:
     probes: list[str] = []
 
-    def probe(answer: bool):  # noqa: ANN202 - a recording probe
+    def probe(answer: bool):
         return lambda: probes.append("probed") or answer
 
     switch = FakeSwitch(enabled=True)
@@ -220,7 +220,7 @@ class ScriptedSqs:
         self.receives += 1
         return {"Messages": self._batches.pop()} if self._batches else {}
 
-    def delete_message_batch(self, Entries: list[dict[str, str]], **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's name
+    def delete_message_batch(self, Entries: list[dict[str, str]], **_: Any) -> dict[str, Any]:
         self.deleted.extend(entry["ReceiptHandle"] for entry in Entries)
         return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
 

@@ -42,7 +42,7 @@ def test_runs_take_the_mapping_down_while_the_main_application_is_busy_and_keep_
     limits = GovernorLimits(floor=0.5, cap=6, busy_sessions=1.0, latency_tolerance=0.5)
     mapping, kept = FakeMapping(6), {"text": '{"writers": null}'}
 
-    def run(sample: HealthSample, receiving: bool = True):  # noqa: ANN202
+    def run(sample: HealthSample, receiving: bool = True):
         return run_governor(
             limits, receiving, lambda: sample, lambda: kept["text"], lambda text: kept.update(text=text), mapping
         )

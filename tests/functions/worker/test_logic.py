@@ -34,11 +34,11 @@ def envelope_body(email: str = "a@example.com", **overrides: Any) -> str:
 class StoreSpy:
     """Wraps the real repository's store_batch and records what each call was given."""
 
-    def __init__(self, store_batch) -> None:  # noqa: ANN001 - LeadRepository.store_batch
+    def __init__(self, store_batch) -> None:
         self.calls: list[list[str]] = []
         self._store_batch = store_batch
 
-    def __call__(self, envelopes: Sequence[LeadEnvelope], *, time_left=None) -> StoreOutcome:  # noqa: ANN001 - as store_batch
+    def __call__(self, envelopes: Sequence[LeadEnvelope], *, time_left=None) -> StoreOutcome:
         self.calls.append([e.lead.email for e in envelopes])
         return self._store_batch(envelopes, time_left=time_left)
 

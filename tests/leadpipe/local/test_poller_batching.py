@@ -28,14 +28,14 @@ class TrickleQueue:
                 {"MessageId": f"m{start + i}", "ReceiptHandle": f"h{start + i}", "Body": "{}"} for i in range(count)
             ]
 
-    def receive_message(self, *, MaxNumberOfMessages: int, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def receive_message(self, *, MaxNumberOfMessages: int, **_: Any) -> dict[str, Any]:
         with self._lock:
             self.receives += 1
             taken = self._messages[: min(MaxNumberOfMessages, self._per_receive)]
             del self._messages[: len(taken)]
         return {"Messages": taken}
 
-    def delete_message_batch(self, *, Entries: list[dict[str, str]], **_: Any) -> dict[str, Any]:  # noqa: N803
+    def delete_message_batch(self, *, Entries: list[dict[str, str]], **_: Any) -> dict[str, Any]:
         with self._lock:
             self.deleted += [e["ReceiptHandle"] for e in Entries]
         return {"Successful": Entries}
