@@ -11,6 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from functions.ingest import handler as ingest
+from tests.events import api_event
 from tests.siteverify import SiteverifyStandIn
 
 SECRET = "0x4AAAAAAA-test-secret"
@@ -74,3 +76,19 @@ def guarded_ingest(
 def queued(queue_url: str) -> list[dict[str, Any]]:
     messages = boto3.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(message["Body"]) for message in messages]
+
+
+def preflight(lambda_context: Any, requested_headers: str) -> dict[str, str]:
+    """The ingest's answer to a browser asking, from the allowed origin, whether it may POST these headers."""
+    event = api_event(
+        None,
+        None,
+        method="OPTIONS",
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": requested_headers,
+        },
+    )
+    response = ingest.lambda_handler(event, lambda_context)
+    return {name: ",".join(values) for name, values in response["multiValueHeaders"].items()}

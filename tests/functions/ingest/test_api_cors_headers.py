@@ -16,26 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.ingest import handler as ingest
 from infra.api import CORS_HEADERS
-from tests.events import api_event
-from tests.functions.ingest.conftest import ALLOWED_ORIGIN
+from tests.functions.ingest.conftest import preflight
 
 
 def test_the_local_preflight_allows_no_header_the_stack_preflight_refuses(guarded_ingest, lambda_context: Any) -> None:
     # When a browser asks the local runtime (OPTIONS goes to the function) which headers it may send
-    event = api_event(
-        None,
-        None,
-        method="OPTIONS",
-        headers={
-            "Origin": ALLOWED_ORIGIN,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,x-api-key",
-        },
-    )
-    response = ingest.lambda_handler(event, lambda_context)
-    headers = {name: ",".join(values) for name, values in response["multiValueHeaders"].items()}
+    headers = preflight(lambda_context, "content-type,x-api-key")
     allowed_locally = {h.strip().lower() for h in headers["Access-Control-Allow-Headers"].split(",")}
     # Then it allows what API Gateway's mock preflight allows, and nothing more
     allowed_in_aws = {h.lower() for h in CORS_HEADERS}

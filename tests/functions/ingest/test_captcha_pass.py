@@ -25,7 +25,7 @@ from functions.ingest import handler as ingest
 from functions.ingest.captcha import PASS_HEADER, PASS_LIFETIME_SECONDS, CaptchaPass
 from functions.ingest.logic import derive_lead_id
 from tests.events import api_event
-from tests.functions.ingest.conftest import ALLOWED_ORIGIN, GOOD_TOKEN, SECRET, queued
+from tests.functions.ingest.conftest import ALLOWED_ORIGIN, GOOD_TOKEN, SECRET, preflight, queued
 
 JANE = {"email": "jane@example.com", "cf-turnstile-response": GOOD_TOKEN}
 KEY = "5b0e6d1c-key"
@@ -204,18 +204,7 @@ def test_a_pass_is_renewed_when_the_retry_meets_another_503(
 
 def test_the_preflight_lets_a_page_send_the_pass(guarded_ingest, lambda_context: Any) -> None:
     # When a browser asks whether it may send the pass header cross-origin
-    event = api_event(
-        None,
-        None,
-        method="OPTIONS",
-        headers={
-            "Origin": ALLOWED_ORIGIN,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,idempotency-key,leadpipe-captcha-pass",
-        },
-    )
-    response = ingest.lambda_handler(event, lambda_context)
-    headers = {name: ",".join(values) for name, values in response["multiValueHeaders"].items()}
+    headers = preflight(lambda_context, "content-type,idempotency-key,leadpipe-captcha-pass")
     # Then it may
     assert PASS_HEADER in headers["Access-Control-Allow-Headers"].split(",")
 
