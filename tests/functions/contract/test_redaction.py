@@ -104,3 +104,21 @@ def test_a_log_call_that_tries_to_leak_personal_data_writes_none_of_it() -> None
         assert secret not in decoded and secret not in line
     assert "j***@example.com" in logged["message"] and logged["email"] == logged["first_name"] == "***"
     assert "用***@例子.中国" in logged["exception"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.example.com/thanks?email=jane.doe%40example.com&utm_source=ad",
+        "https://www.example.com/?ref=JANE%40Example.COM",
+        "https://www.example.com/%E0%A4%A8%40example.com",
+    ],
+)
+def test_an_address_url_encoded_in_a_logged_url_is_masked(url: str) -> None:
+    # Given a landing page or referrer URL that carries an address in its query, as some form tools write it
+    # When it is logged
+    logger, stream = capture_with(RedactingFormatter())
+    logger.info("lead queued", extra={"landing_page": url})
+    # Then no part of the address before its domain reaches the log
+    line = stream.getvalue()
+    assert not any(local in line for local in ("jane.doe", "JANE", "%E0%A4%A8")), line
