@@ -154,3 +154,6 @@ class LambdaPool:
             if process.is_alive():  # stuck, e.g. on a database that does not answer
                 process.terminate()
                 process.join(5)
+        # The executor's manager thread reaps the same processes; until it is done, a child it reaped
+        # can still look alive here (its exit code is not recorded yet). Once no invocation runs, it ends promptly.
+        self._executor.shutdown(wait=True)
