@@ -102,20 +102,26 @@ class LocalDrainBreaker:
         pause = parse_pause_record(self._pause_file.read_text(encoding="utf-8") if self._pause_file.is_file() else None)
         # A paused drain needs no probe: nothing would change until the operator resumes.
         decision = decide(database_answers=pause is not None or self._probe(), pause=pause)
-        if decision.receiving:
-            self._source.resume()
-        else:
+        changed = self.decision is None or decision != self.decision
+        if not decision.receiving:
             self._source.pause()
-        if self.decision is None or decision != self.decision:
-            if not decision.receiving:
-                # Written only once nothing is being received, so `drain pause` returning means it.
+            if changed:
+                # Recorded only once nothing is being received, so `drain pause` returning means it.
                 self._source.wait_until_idle(IDLE_WAIT_SECONDS)
-            self.since = datetime.now(UTC).isoformat(timespec="milliseconds")
-            self.transitions.append((self.since, decision.state.value))
-            logger.warning("drain %s", decision.state.value)
-            self.decision = decision
-            write_atomically(self._state_file, json.dumps({**decision.as_dict(), "since": self.since}))
+        if changed:
+            self._record(decision)
+        if decision.receiving:
+            # Only once recorded: a lead stored after a hold is never seen while the state still says held.
+            self._source.resume()
         return decision
+
+    def _record(self, decision: DrainDecision) -> None:
+        self.since = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self.transitions.append((self.since, decision.state.value))
+        logger.warning("drain %s", decision.state.value)
+        # The file first: whoever sees the new decision finds `leadpipe status` saying it too.
+        write_atomically(self._state_file, json.dumps({**decision.as_dict(), "since": self.since}))
+        self.decision = decision
 
 
 def read_local_drain_state(data_dir: Path) -> dict[str, object]:

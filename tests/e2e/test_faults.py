@@ -9,6 +9,11 @@ visibility timeout under load: not pinned down), so the stage leaves one receive
 
 Budgets are explicit and wide for a loaded 2-core machine; the only clock the drills depend on
 is the outage's length, which must exceed max_receive_count x visibility timeout.
+
+AWS: a received message is invisible for the visibility timeout, then comes back; SQS moves it to
+the DLQ once its receive count exceeds the redrive policy's maxReceiveCount.
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html
 """
 
 from __future__ import annotations
@@ -101,9 +106,9 @@ def wait_until_all_stored(pipeline: RunningPipeline, tag: str, expected: int) ->
         raise AssertionError(f"{error}: {stored} of {expected} stored, {dead_letters(pipeline)} in the DLQ") from None
 
 
-def outage_then_recovery(pipeline: RunningPipeline, outage_seconds: float) -> float:
-    """Keep the (already stopped) database away `outage_seconds` more, start it; returns its start time."""
-    time.sleep(outage_seconds)  # the outage's length, not an assertion
+def outage_then_recovery(pipeline: RunningPipeline, until: float) -> float:
+    """Keep the (already stopped) database away until `until` (monotonic), start it; returns its start time."""
+    time.sleep(max(0.0, until - time.monotonic()))  # the outage's length, not an assertion
     pipeline.pipeline.start_database()
     return time.monotonic()
 
@@ -111,14 +116,23 @@ def outage_then_recovery(pipeline: RunningPipeline, outage_seconds: float) -> fl
 def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_dlq(
     drill_pipeline: RunningPipeline, capsys
 ) -> None:
-    # Given a burst of 200 leads, posted from a thread, and the database stopping part-way through it
+    # Given a burst of 200 leads, posted from a thread, and the database stopping part-way through it.
+    # The sender itself stops it after the first quarter: the other 150 are then surely posted into the
+    # outage (stopped from the test's thread, a slow reaction under load let the whole burst be stored first).
     tag = f"burst-{uuid.uuid4().hex[:6]}"
     emails = [f"{tag}-{i}@example.com" for i in range(200)]
     statuses: list[int] = []
-    sender = threading.Thread(target=lambda: statuses.extend(post(drill_pipeline, e)[0] for e in emails))
+    database_stopped = threading.Event()
+
+    def send_burst() -> None:
+        statuses.extend(post(drill_pipeline, e)[0] for e in emails[:50])
+        drill_pipeline.pipeline.stop_database()
+        database_stopped.set()
+        statuses.extend(post(drill_pipeline, e)[0] for e in emails[50:])
+
+    sender = threading.Thread(target=send_burst)
     sender.start()
-    wait_for(lambda: len(statuses) >= 50, timeout=120, message="a quarter of the burst sent")
-    drill_pipeline.pipeline.stop_database()
+    assert database_stopped.wait(timeout=120), "the database was not stopped after a quarter of the burst"
     # When the breaker notices, and the burst goes on into the outage
     wait_for(
         lambda: drain_state(drill_pipeline) == DrainState.HELD_BY_BREAKER,
@@ -128,7 +142,7 @@ def test_short_outage_mid_burst_loses_nothing_duplicates_nothing_and_skips_the_d
     assert cli_status(drill_pipeline, capsys)["drain"]["state"] == "held_by_breaker"
     sender.join(timeout=300)
     assert not sender.is_alive(), "the burst did not finish within 300 s"
-    back_at = outage_then_recovery(drill_pipeline, outage_seconds=2)
+    back_at = outage_then_recovery(drill_pipeline, until=time.monotonic() + 2)
     # Then the form never noticed, and every lead is stored exactly once within 60 s of the return
     assert statuses == [202] * len(emails)
     wait_until_all_stored(drill_pipeline, tag, len(emails))
@@ -153,6 +167,7 @@ def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_e
     # Given the database going away while leads keep coming
     drill_pipeline.pipeline.stop_database()
     assert [post(drill_pipeline, email)[0] for email in emails] == [202] * len(emails)
+    all_queued_at = time.monotonic()
     wait_for(
         lambda: drain_state(drill_pipeline) == DrainState.HELD_BY_BREAKER,
         timeout=BREAKER_BUDGET_SECONDS,
@@ -173,8 +188,9 @@ def test_outage_far_longer_than_receives_times_visibility_still_leaves_the_dlq_e
     with worker_log.open(encoding="utf-8") as log:
         log.seek(logged_before)
         assert emitted_metrics(log.read()).get("DatabaseUnavailable") == 1.0
-    # When it stays away twice as long as it takes SQS to redrive a lead to the DLQ
-    back_at = outage_then_recovery(drill_pipeline, outage_seconds=2 * redrive_after)
+    # When it stays away twice as long as it takes SQS to redrive a lead to the DLQ, counted from the
+    # last lead queued (the time spent on the checks above is part of the outage, not added to it)
+    back_at = outage_then_recovery(drill_pipeline, until=all_queued_at + 2 * redrive_after)
     # Then nothing reached the DLQ, and every lead is stored once within 60 s of the return
     wait_until_all_stored(drill_pipeline, tag, len(emails))
     recovery = time.monotonic() - back_at

@@ -200,6 +200,25 @@ def test_local_breaker_follows_the_probe_and_the_pause_file(tmp_path: Path) -> N
     ]
 
 
+def test_local_breaker_records_a_resume_before_the_source_receives_again(tmp_path: Path) -> None:
+    answers = [True, False, True]
+    seen_at_resume: list[tuple[str, str]] = []
+
+    class WatchingSource(FakeSource):
+        def resume(self) -> None:
+            seen_at_resume.append((breaker.decision.state.value, read_local_drain_state(tmp_path)["state"]))
+
+    breaker = LocalDrainBreaker(WatchingSource(), lambda: answers.pop(0), tmp_path, interval_seconds=60)
+    # Given a drain held by the breaker
+    breaker.check_now()
+    assert breaker.check_now().state is DrainState.HELD_BY_BREAKER
+    # When the database answers again
+    breaker.check_now()
+    # Then by the time the source may receive again, the breaker and its state file both say running:
+    # a lead stored after the hold is never seen while `leadpipe status` still says held
+    assert seen_at_resume[-1] == ("running", "running")
+
+
 def test_local_breaker_survives_a_probe_that_raises(tmp_path: Path) -> None:
     def broken_probe() -> bool:
         raise RuntimeError("boom")
