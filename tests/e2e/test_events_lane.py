@@ -42,10 +42,13 @@ def receiver() -> Iterator[LocalReceiver]:
 
 @pytest.fixture
 def crm_at_20_per_second(e2e_data_dir: Path, receiver: LocalReceiver) -> Iterator[RunningPipeline]:
-    """dev's settings (its own visibility timeout: a burst is not redelivered for nothing), one CRM at 20/s."""
+    """dev's settings (its own visibility timeout: a burst is not redelivered for nothing), one CRM at 20/s.
+    One ingest environment: the burst goes straight onto the queue, the API takes no part in it."""
     crm = EventDestination(name="crm", url="https://crm.example.com/leads", invocation_rate_per_second=RATE)
     settings = settings_from_file("dev").model_copy(update={"events_enabled": True, "event_destinations": [crm]})
-    running = start_pipeline(e2e_data_dir / "events-burst", settings, events=True, events_to=receiver.url)
+    running = start_pipeline(
+        e2e_data_dir / "events-burst", settings, events=True, events_to=receiver.url, ingest_environments=1
+    )
     yield running
     running.pipeline.stop(drain_seconds=0)
 

@@ -64,8 +64,9 @@ def test_ctrl_c_keeps_a_lead_the_worker_failed_and_the_next_start_stores_it() ->
     # breaker probes only after a failed batch (not every second), so the worker does receive and fail the
     # lead before the breaker holds the drain: a lead in flight is what this test is about.
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"inflight-{uuid.uuid4().hex[:8]}"
+    # One ingest environment each time: a single lead is posted, and a runtime starts quicker with fewer.
     settings = e2e_settings().model_copy(update={"visibility_timeout_seconds": 60, "max_receive_count": 5})
-    first = start_pipeline(data_dir, settings, drain_probe_seconds=3600)
+    first = start_pipeline(data_dir, settings, drain_probe_seconds=3600, ingest_environments=1)
     try:
         first.pipeline.stop_database()
         email = f"inflight-{uuid.uuid4().hex[:8]}@example.com"
@@ -84,7 +85,7 @@ def test_ctrl_c_keeps_a_lead_the_worker_failed_and_the_next_start_stores_it() ->
         raise
     # Then the in-flight lead went into the snapshot, and the next start stores it
     assert saved == 1
-    second = start_pipeline(data_dir, settings)
+    second = start_pipeline(data_dir, settings, ingest_environments=1)
     try:
         wait_for(lambda: second.count("email = %s", (email,)) == 1, timeout=60, message="stored after the restart")
         assert [str(r["lead_id"]) for r in second.rows("email = %s", (email,))] == [answer.json()["lead_id"]]

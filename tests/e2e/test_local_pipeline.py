@@ -116,7 +116,8 @@ def test_logs_of_the_whole_run_hold_no_raw_email(local_pipeline: RunningPipeline
 def test_stored_leads_survive_a_restart() -> None:
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"restart-{uuid.uuid4().hex[:8]}"
     email = unique_email("restart")
-    first = start_pipeline(data_dir)
+    # One ingest environment each time: a single lead is posted, and a runtime starts quicker with fewer.
+    first = start_pipeline(data_dir, ingest_environments=1)
     try:
         answer = http_request(
             first.info.api_url, "POST", json.dumps({"email": email}), {"Content-Type": "application/json"}
@@ -125,7 +126,7 @@ def test_stored_leads_survive_a_restart() -> None:
         wait_for(lambda: first.count("email = %s", (email,)) == 1, message="row before restart")
     finally:
         first.pipeline.stop()
-    second = start_pipeline(data_dir)
+    second = start_pipeline(data_dir, ingest_environments=1)
     try:
         assert [str(r["lead_id"]) for r in second.rows("email = %s", (email,))] == [answer.json()["lead_id"]]
     finally:
