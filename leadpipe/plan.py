@@ -230,24 +230,9 @@ def plan_launch(
         advice.append(text)
     recommended = _with(settings, changes)
     after = _review(ticket, recommended, prices, quotas) if changes else plan
-    # Alarm thresholds follow the traffic the recommended throttle lets in, not today's.
-    if after.age_alarm_fires_after_seconds is not None:
-        threshold = _round_up(after.max_queue_age_seconds, 60) + QUEUE_ALARM_PERIODS * 60
-        changes["alarm_queue_age_seconds"] = threshold
-        advice.append(
-            f"alarm_queue_age_seconds: {settings.alarm_queue_age_seconds} -> {threshold}: the oldest lead waits up to "
-            f"{_duration(after.max_queue_age_seconds)}, so the queue-age alarm would page about "
-            f"{_duration(after.age_alarm_fires_after_seconds)} after the peak starts. Raise it for the campaign, or "
-            "tell on-call."
-        )
-    if after.depth_alarm_fires_after_seconds is not None:
-        threshold = _round_up(after.max_backlog * 1.1, 1000)
-        changes["alarm_queue_depth"] = threshold
-        advice.append(
-            f"alarm_queue_depth: {settings.alarm_queue_depth} -> {threshold}: the backlog reaches "
-            f"{after.max_backlog:,.0f} leads, "
-            "which is this campaign working as designed, not an incident."
-        )
+    alarm_changes, alarm_advice = _alarm_advice(settings, after)
+    changes |= alarm_changes
+    advice += alarm_advice
     if changes:
         recommended = _with(settings, changes)
         plan.after_recommendations = _review(ticket, recommended, prices, quotas)
@@ -268,6 +253,30 @@ def plan_launch(
     plan.launch = ticket.launch.isoformat() if ticket.launch else None
     plan.endpoint = ticket.endpoint
     return plan
+
+
+def _alarm_advice(settings: PipelineSettings, after: LaunchPlan) -> tuple[dict[str, Any], list[str]]:
+    """Alarm thresholds that follow the traffic the recommended throttle lets in (`after`), not today's."""
+    changes: dict[str, Any] = {}
+    advice: list[str] = []
+    if after.age_alarm_fires_after_seconds is not None:
+        threshold = _round_up(after.max_queue_age_seconds, 60) + QUEUE_ALARM_PERIODS * 60
+        changes["alarm_queue_age_seconds"] = threshold
+        advice.append(
+            f"alarm_queue_age_seconds: {settings.alarm_queue_age_seconds} -> {threshold}: the oldest lead waits up to "
+            f"{_duration(after.max_queue_age_seconds)}, so the queue-age alarm would page about "
+            f"{_duration(after.age_alarm_fires_after_seconds)} after the peak starts. Raise it for the campaign, or "
+            "tell on-call."
+        )
+    if after.depth_alarm_fires_after_seconds is not None:
+        threshold = _round_up(after.max_backlog * 1.1, 1000)
+        changes["alarm_queue_depth"] = threshold
+        advice.append(
+            f"alarm_queue_depth: {settings.alarm_queue_depth} -> {threshold}: the backlog reaches "
+            f"{after.max_backlog:,.0f} leads, "
+            "which is this campaign working as designed, not an incident."
+        )
+    return changes, advice
 
 
 def _with(settings: PipelineSettings, changes: dict[str, Any]) -> PipelineSettings:
