@@ -32,6 +32,7 @@ LOG_BYTES_PER_LEAD = 1_200  # ingest line + EMF + share of the worker's per-batc
 ALARM_COUNT = 8  # infra/monitoring.py's seven, plus DatabaseUnavailable
 DRAIN_PROBE_ALARM_COUNT = 2  # DrainProbeErrors, DrainProbeSilent: only a stack with a database has the drain breaker
 RETENTION_ALARM_COUNT = 2  # RetentionFailed, RetentionSilent: only a stack with a database has the retention
+GOVERNOR_ALARM_COUNT = 1  # DrainGovernorSilent: a stack with a database and the governor on
 SQS_REQUESTS_PER_LEAD = 1 + 2 / 10  # one send; receive and delete come ten at a time
 QUEUE_ALARM_PERIODS = 3  # the queue-age and queue-depth alarms need 3 one-minute periods
 THROTTLE_HEADROOM = 1.2  # recommend the peak plus 20%
@@ -614,7 +615,11 @@ def _has_web_acl(settings: PipelineSettings) -> bool:
 
 def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> list[CostLine]:
     """What the stack costs each month whatever the traffic (prorated by the hour by AWS)."""
-    alarms = ALARM_COUNT + (DRAIN_PROBE_ALARM_COUNT + RETENTION_ALARM_COUNT) * int(settings.has_database)
+    alarms = ALARM_COUNT
+    if settings.has_database:
+        alarms += (
+            DRAIN_PROBE_ALARM_COUNT + RETENTION_ALARM_COUNT + GOVERNOR_ALARM_COUNT * int(settings.governor_enabled)
+        )
     metrics = len(custom_metrics(settings))
     lines = [
         CostLine(
