@@ -447,8 +447,11 @@ def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin)
         "CAPTCHA_PROVIDER": "turnstile",
         "CAPTCHA_SECRET_ARN": secret_arn,
         "CAPTCHA_VERIFY_URL": siteverify.url,
-        "CAPTCHA_TIMEOUT_SECONDS": "1",
+        # Half the ingest's 5 s (the most it allows): a stand-in slowed by a busy machine must not look down.
+        "CAPTCHA_TIMEOUT_SECONDS": "2.5",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+        # The ingest's own setting (default 5 s): a 503's retry comes 1 s later, not 5.
+        "RETRY_AFTER_SECONDS": "1",
     }
     running = start_pipeline(
         data_dir, e2e_settings(), ingest_environment=captcha, extra_allowed_origins=[other_origin.origin]
