@@ -129,6 +129,12 @@ def e2e_settings() -> PipelineSettings:
     return settings_from_file("dev").model_copy(update={"visibility_timeout_seconds": 1, "max_receive_count": 2})
 
 
+# AWS's own defaults for an SQS event source, no batching window: a lead is stored as soon as it is received
+# (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html). For pipelines whose tests
+# wait for single leads, not for batches.
+UNBATCHED = {"batch_size": 10, "max_batching_window_seconds": 0}
+
+
 class RunningPipeline:
     def __init__(self, info: RuntimeInfo, pipeline: LocalPipeline) -> None:
         self.info = info
@@ -459,7 +465,7 @@ def guarded_pipeline(
     }
     running = start_pipeline(
         data_dir,
-        e2e_settings().model_copy(update={"leads_table": f"{schema}.leads"}),
+        e2e_settings().model_copy(update={**UNBATCHED, "leads_table": f"{schema}.leads"}),
         database_url=postgres_uri,
         ingest_environment=captcha,
         extra_allowed_origins=[other_origin.origin],

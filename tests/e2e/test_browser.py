@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Response
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import (
     OUTBOX_JS,
+    UNBATCHED,
     RunningPipeline,
     assert_logs_hold_no_personal_data,
     e2e_settings,
@@ -287,7 +288,7 @@ def own_pipeline(postgres_uri: str, name: str, **settings: Any) -> Iterator[Runn
     schema = f"{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
     running = start_pipeline(
         data_dir,
-        e2e_settings().model_copy(update={**settings, "leads_table": f"{schema}.leads"}),
+        e2e_settings().model_copy(update={**UNBATCHED, **settings, "leads_table": f"{schema}.leads"}),
         database_url=postgres_uri,
         # The ingest's own setting (default 5 s): a 503's retry comes 1 s later, not 5.
         ingest_environment={"RETRY_AFTER_SECONDS": "1"},
