@@ -9,10 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.ingest import handler as ingest
 from tests.events import api_event
+from tests.moto_mock import mock_aws
 from tests.siteverify import SiteverifyStandIn
 
 SECRET = "0x4AAAAAAA-test-secret"
