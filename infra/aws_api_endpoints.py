@@ -23,12 +23,9 @@ RETENTION_AWS_SERVICES = frozenset({"secretsmanager"})  # its database secret, a
 class AwsApiEndpoints(Construct):
     """One interface endpoint per service, with private DNS, so the SDK's default endpoint names resolve to it.
 
-    A function in a VPC has no route to the internet (its network interfaces never get a public address);
-    without a NAT gateway or these endpoints, every AWS call waits until it times out. The endpoints sit in
-    one of the functions' subnets per Availability Zone (an endpoint takes at most one subnet per zone), and
-    their security group takes HTTPS from the functions' security groups only.
-
-    Public attributes: `endpoints` (by service name), `security_group`.
+    A function in a VPC has no route to the internet without a NAT gateway or these
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc-internet.html). An endpoint takes at most
+    one subnet per Availability Zone; its security group takes HTTPS from the functions' only.
     """
 
     def __init__(

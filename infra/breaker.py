@@ -50,16 +50,9 @@ def trip_seconds(settings: PipelineSettings) -> int:
 
 
 class DrainBreaker(Construct):
-    """A probe function, run every minute and on the database alarm's state changes, that sets the
-    worker's event source mapping's Enabled flag from `functions.worker.drain.decide`.
-
-    Disabling the mapping (never reserved concurrency 0, whose throttled receives still count)
-    keeps leads visible in the queue, so an outage of any length up to the retention costs them
-    no receive. The operator's pause record is an SSM parameter the probe reads and
-    `leadpipe drain pause` writes; the probe never re-enables a paused drain.
-
-    Public attributes: `function` (a PipelineFunction), `pause_record` (the SSM parameter),
-    `schedule` and `alarm_trigger` (EventBridge rules; the latter None without trip alarms).
+    """A probe, every minute and on the database alarm's changes, that switches the worker's event source mapping
+    (docs/drain-breaker.md). A disabled mapping, not reserved concurrency 0 whose throttled receives still count,
+    costs a waiting lead no receive. The probe never re-enables a drain an operator paused (`pause_record`).
     """
 
     def __init__(

@@ -29,9 +29,12 @@ from infra.destinations import EventDestination
 CONTEXT_KEY = "leadpipe"
 DEFAULT_STAGE = "dev"
 SQS_MAX_RETENTION_DAYS = 14  # SQS's longest message retention
-VISIBILITY_TIMEOUT_FACTOR = 6  # AWS's advice for SQS event sources: 6x the function timeout
+# AWS's advice for an SQS event source: 6x the function timeout
+# (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html)
+VISIBILITY_TIMEOUT_FACTOR = 6
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Lambda keeps this much of an account's concurrency for functions without a reservation.
+# Lambda keeps this much of an account's concurrency unreserved
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
 LAMBDA_UNRESERVED_MINIMUM = 100
 PROBE_RESERVED_CONCURRENCY = 1  # one drain probe at a time
 RETENTION_RESERVED_CONCURRENCY = 1  # one retention run, so one database session, at a time
@@ -169,8 +172,8 @@ class PipelineSettings(BaseModel):
         le=36_500,
         description="Delete leads received more than this many days ago; unset keeps them",
     )
-    # A tombstone must outlive every lead it blocks: SQS keeps a message up to 14 days, counted from its first
-    # enqueue even in the DLQ, and a DLQ redrive starts a new 14 days. 28 days, then: 30 by default.
+    # A tombstone outlives every lead it blocks: 14 days in the queue, 14 more after a DLQ redrive
+    # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/setting-up-dead-letter-queue-retention.html).
     erasure_tombstone_retention_days: int | None = Field(
         default=30,
         ge=2 * SQS_MAX_RETENTION_DAYS + 1,
@@ -251,8 +254,7 @@ class PipelineSettings(BaseModel):
 
     @property
     def reserved_concurrency_total(self) -> int:
-        """What the stack reserves of the account's concurrency: the worker; with a database, the drain probe and the
-        retention too."""
+        """The account concurrency the stack reserves: the worker, plus the probe and the retention with a database."""
         with_database = PROBE_RESERVED_CONCURRENCY + RETENTION_RESERVED_CONCURRENCY
         return self.reserved_concurrency + (with_database if self.has_database else 0)
 

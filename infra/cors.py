@@ -1,10 +1,5 @@
-"""The CORS preflight API Gateway answers by itself (a mock integration), defined once for the stack and the local
-gateway.
-
-In AWS an OPTIONS request never reaches the function: `default_cors_preflight_options` makes API Gateway
-answer it with static headers (https://docs.aws.amazon.com/apigateway/latest/developerguide/how-to-cors.html).
-It imports nothing from CDK: the local runtime uses it too.
-"""
+"""The CORS preflight API Gateway answers itself, never the function: one definition for the stack and the local
+gateway (https://docs.aws.amazon.com/apigateway/latest/developerguide/how-to-cors.html). No CDK import."""
 
 from __future__ import annotations
 
@@ -18,8 +13,8 @@ PREFLIGHT_STATUS = 204  # CDK's default for the mock integration's answer
 
 
 def preflight_headers(allowed_origins: Sequence[str], origin: str | None) -> dict[str, str]:
-    """The headers of API Gateway's preflight answer as CDK's mock integration builds them: the first allowed
-    origin, or the request's own when it is one of the others (a response override in its VTL template)."""
+    """The preflight's headers as CDK's mock integration builds them: the first allowed origin, or the request's
+    own when it is one of the others."""
     first, *others = allowed_origins
     return {
         "Access-Control-Allow-Headers": ",".join(CORS_HEADERS),

@@ -1,14 +1,7 @@
-"""What API Gateway answers by itself, before the ingest runs: one table for the stack and the local API.
+"""What API Gateway answers by itself, in the project's error shape: one table for the stack and the local API.
 
-Every answer has the project's error shape, `{"error": {"code", "message", "fields": []}}`, so a
-`fetch()` client can tell a throttle from a typo. It imports nothing from CDK: `infra/api.py`
-turns it into `AWS::ApiGateway::GatewayResponse` resources and `leadpipe/local/gateway.py` answers
-with it, and a test holds the two against each other.
-
-CORS: a gateway response's header is either a static value or copied from the request. Copying
-`Origin` would allow every site, so `Access-Control-Allow-Origin` names the FIRST allowed origin
-(with `Vary: Origin`). Pages on the other allowed origins see these answers as a network error:
-list the busiest page's origin first.
+A gateway response's header is static or copied from the request, and copying `Origin` would allow every site:
+so these answers name the FIRST allowed origin, and the busiest page's origin belongs first.
 """
 
 from __future__ import annotations

@@ -14,15 +14,10 @@ NOT_DECIDED = '{"writers": null}'
 
 
 class DrainGovernor(Construct):
-    """The governor's record (an SSM String parameter) and the probe's settings and rights to keep it.
+    """The governor's `record` (an SSM parameter), and the probe's settings and rights to keep it.
 
-    The probe function runs the governor right after the breaker, once a minute: no function, schedule or
-    alarm of its own (the probe's DrainProbeErrors and DrainProbeSilent alarms cover it). Its only rights
-    beyond the breaker's are reading and writing this one parameter; the mapping it updates is the one
-    the breaker may already switch (`infra/breaker.py`, MAPPING_ACTIONS on that mapping's ARN). The
-    worker may read the record, to pace itself below 2 writers.
-
-    Public attribute: `record` (the SSM parameter).
+    It runs in the drain probe, after the breaker, so the probe's alarms cover it; its only extra right is this
+    parameter. The worker reads the record to pace itself below 2 writers.
     """
 
     def __init__(

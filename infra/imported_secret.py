@@ -11,21 +11,14 @@ RANDOM_SUFFIX_PATTERN = "-??????"
 
 
 def secret_resource_arns(arn: str) -> list[str]:
-    """IAM resources that match the secret `arn` names, whether it is the complete ARN or a partial one.
-
-    A partial ARN (the name without the suffix) cannot be told from a complete one by its text: the name
-    `db-master` ends like a suffix. Granting both the ARN as given and `<arn>-??????` matches the real
-    secret either way; the second can match only a secret whose name is this whole ARN's name.
-    """
+    """IAM resources that match the secret `arn` names, complete or partial: the text cannot tell them apart
+    (`db-master` ends like a suffix), so both the ARN and `<arn>-??????` are granted."""
     return [arn, f"{arn}{RANDOM_SUFFIX_PATTERN}"]
 
 
 class ImportedSecret:
-    """`secret_arn` as the settings give it; `kms_key_arn` is its customer-managed key, or None for aws/secretsmanager.
-
-    `grant_read` is what `Secret.grant_read` does, plus kms:Decrypt on the customer-managed key: an imported
-    key's policy cannot be changed from here, so the grant goes on the reader's own policy.
-    """
+    """`secret_arn` and its customer-managed key (None: aws/secretsmanager). An imported key's policy cannot be
+    changed from here, so `grant_read` puts kms:Decrypt on the reader's own policy."""
 
     def __init__(self, secret_arn: str, kms_key_arn: str | None = None) -> None:
         self.secret_arn = secret_arn

@@ -21,11 +21,8 @@ CUSTOM_RESOURCE_TIMEOUT_SECONDS = 3600
 class SchemaMigrations(Construct):
     """A CDK trigger that invokes the migration function during `cdk deploy`.
 
-    The trigger re-runs whenever the function's asset changes, and the asset hash covers
-    every file in `functions/worker/migrations/`, so a new migration always runs before the
-    new worker code gets any message. The runner itself is idempotent.
-
-    Public attributes: `function` (a PipelineFunction), `trigger`.
+    The asset hash covers every migration file, so a new migration runs before the new worker
+    code gets any message. The runner itself is idempotent.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, worker: LeadWorker) -> None:

@@ -36,6 +36,17 @@ ONE_HOUR = cdk.Duration.hours(1)
 RETENTION_SILENT_HOURS = 3
 
 
+def emf_metric(name: str, service: str, stage: str, statistic: str = "Sum") -> cloudwatch.Metric:
+    """A metric a function emits (EMF) under its service and this stage's identity, per minute."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service, **stage_dimension({STAGE_VARIABLE: stage})},
+        statistic=statistic,
+        period=ONE_MINUTE,
+    )
+
+
 @dataclass(frozen=True)
 class MonitoredResources:
     rest_api: apigw.RestApi
@@ -43,6 +54,21 @@ class MonitoredResources:
     worker: lambda_.IFunction
     queue: sqs.IQueue
     dead_letter_queue: sqs.IQueue
+
+
+@dataclass(frozen=True)
+class ScheduledFunctionWatch:
+    """The alarms and widgets of a function run on a schedule: named `failed_alarm` and `<name>Silent`."""
+
+    name: str
+    failed_alarm: str
+    failed_description: str
+    silent_description: str
+    period: cdk.Duration
+    failed_periods: int
+    silent_periods: int
+    graph_title: str
+    status_title: str
 
 
 class PipelineMonitoring(Construct):
@@ -141,61 +167,34 @@ class PipelineMonitoring(Construct):
         )
 
     def watch_drain_probe(self, probe: lambda_.IFunction) -> cloudwatch.Alarm:
-        """Page when the drain breaker's probe fails (errors, timeouts) in each of PROBE_FAILED_MINUTES minutes,
-        or does not run at all for PROBE_SILENT_MINUTES.
-
-        A probe that cannot run (no route to the Lambda or SSM APIs, IAM, a bug) neither holds nor resumes
-        the drain, and pages nobody by itself. Throttles are not watched: the probe is invoked
-        asynchronously, and Lambda retries a throttled asynchronous invocation on its own.
-        """
-        self._alarm(
-            "DrainProbeErrors",
-            probe.metric_errors(period=ONE_MINUTE, statistic="Sum"),
-            1,
-            "The drain breaker's probe failed (error or timeout) every minute: the breaker neither holds nor resumes "
-            "the drain. Read the probe's log; check its route to the Lambda and SSM APIs and its role; `leadpipe "
-            "drain status`.",
-            evaluation_periods=PROBE_FAILED_MINUTES,
-            datapoints_to_alarm=PROBE_FAILED_MINUTES,
-        )
-        # A probe that is never invoked (its schedule rule disabled or deleted) fails nothing: no runs at all pages too.
-        self._alarm(
-            "DrainProbeSilent",
-            probe.metric_invocations(period=ONE_MINUTE, statistic="Sum"),
-            1,
-            "The drain breaker's probe has not run for minutes (its schedule rule disabled or deleted?): the breaker "
-            "neither holds nor resumes the drain. Check the probe's EventBridge rule; `leadpipe drain status`.",
-            evaluation_periods=PROBE_SILENT_MINUTES,
-            datapoints_to_alarm=PROBE_SILENT_MINUTES,
-            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            missing_data=cloudwatch.TreatMissingData.BREACHING,  # a function never invoked reports no datapoint at all
-        )
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Drain breaker probe (per minute)",
-                left=[
-                    probe.metric_invocations(period=ONE_MINUTE, statistic="Sum"),
-                    probe.metric_errors(period=ONE_MINUTE, statistic="Sum"),
-                ],
-            ),
-            cloudwatch.AlarmStatusWidget(
-                title="Drain breaker", alarms=[self.alarms["DrainProbeErrors"], self.alarms["DrainProbeSilent"]]
+        """Page when the drain breaker's probe fails in each of PROBE_FAILED_MINUTES minutes, or does not run for
+        PROBE_SILENT_MINUTES: a probe that cannot run neither holds nor resumes the drain. Throttles are not
+        watched: Lambda retries a throttled asynchronous invocation on its own."""
+        return self._watch_scheduled_function(
+            probe,
+            ScheduledFunctionWatch(
+                name="DrainProbe",
+                failed_alarm="DrainProbeErrors",
+                failed_description="The drain breaker's probe failed (error or timeout) every minute: the breaker "
+                "neither holds nor resumes the drain. Read the probe's log; check its route to the Lambda and SSM "
+                "APIs and its role; `leadpipe drain status`.",
+                silent_description="The drain breaker's probe has not run for minutes (its schedule rule disabled or "
+                "deleted?): the breaker neither holds nor resumes the drain. Check the probe's EventBridge rule; "
+                "`leadpipe drain status`.",
+                period=ONE_MINUTE,
+                failed_periods=PROBE_FAILED_MINUTES,
+                silent_periods=PROBE_SILENT_MINUTES,
+                graph_title="Drain breaker probe (per minute)",
+                status_title="Drain breaker",
             ),
         )
-        return self.alarms["DrainProbeErrors"]
 
     def watch_drain_writers(self, cap: int, stage: str) -> None:
         """The drain governor's writers against the DB owner's cap, on the dashboard (the probe emits both); pages
         when the governor decides nothing for PROBE_SILENT_MINUTES."""
 
         def probe_metric(name: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"service": DRAIN_PROBE_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
-                statistic="Maximum",
-                period=ONE_MINUTE,
-            )
+            return emf_metric(name, DRAIN_PROBE_SERVICE, stage, statistic="Maximum")
 
         # The probe swallows the governor's errors (the breaker's decision stands): a governor failing every run leaves
         # the writers where they were, possibly at the floor, and only its missing DrainWriters datapoints tell.
@@ -222,58 +221,70 @@ class PipelineMonitoring(Construct):
 
     def watch_retention(self, retention: lambda_.IFunction) -> None:
         """Page when a retention run fails (error or timeout), or when none has run for RETENTION_SILENT_HOURS."""
+        self._watch_scheduled_function(
+            retention,
+            ScheduledFunctionWatch(
+                name="Retention",
+                failed_alarm="RetentionFailed",
+                failed_description="A retention run failed: leads or tombstones past their retention may still be "
+                "stored. Read the retention function's log; `leadpipe status` shows the last run and its error.",
+                silent_description="The retention has not run for hours (its schedule rule disabled or deleted?): "
+                "nothing past its retention is being deleted. Check the retention's EventBridge rule; `leadpipe "
+                "status`.",
+                period=ONE_HOUR,
+                failed_periods=1,
+                silent_periods=RETENTION_SILENT_HOURS,
+                graph_title="Retention runs (per hour)",
+                status_title="Retention",
+            ),
+        )
+
+    def _watch_scheduled_function(self, function: lambda_.IFunction, watch: ScheduledFunctionWatch) -> cloudwatch.Alarm:
+        """A failed alarm and a silent one (a function whose schedule rule is disabled or deleted fails nothing), a
+        graph of its runs and errors, and the two alarms' status; returns the failed alarm."""
         self._alarm(
-            "RetentionFailed",
-            retention.metric_errors(period=ONE_HOUR, statistic="Sum"),
+            watch.failed_alarm,
+            function.metric_errors(period=watch.period, statistic="Sum"),
             1,
-            "A retention run failed: leads or tombstones past their retention may still be stored. Read the "
-            "retention function's log; `leadpipe status` shows the last run and its error.",
+            watch.failed_description,
+            evaluation_periods=watch.failed_periods,
+            # For one period, CloudWatch's default datapoints to alarm: left unset.
+            datapoints_to_alarm=watch.failed_periods if watch.failed_periods > 1 else None,
         )
         self._alarm(
-            "RetentionSilent",
-            retention.metric_invocations(period=ONE_HOUR, statistic="Sum"),
+            f"{watch.name}Silent",
+            function.metric_invocations(period=watch.period, statistic="Sum"),
             1,
-            "The retention has not run for hours (its schedule rule disabled or deleted?): nothing past its retention "
-            "is being deleted. Check the retention's EventBridge rule; `leadpipe status`.",
-            evaluation_periods=RETENTION_SILENT_HOURS,
-            datapoints_to_alarm=RETENTION_SILENT_HOURS,
+            watch.silent_description,
+            evaluation_periods=watch.silent_periods,
+            datapoints_to_alarm=watch.silent_periods,
             comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             missing_data=cloudwatch.TreatMissingData.BREACHING,  # a function never invoked reports no datapoint at all
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
-                title="Retention runs (per hour)",
+                title=watch.graph_title,
                 left=[
-                    retention.metric_invocations(period=ONE_HOUR, statistic="Sum"),
-                    retention.metric_errors(period=ONE_HOUR, statistic="Sum"),
+                    function.metric_invocations(period=watch.period, statistic="Sum"),
+                    function.metric_errors(period=watch.period, statistic="Sum"),
                 ],
             ),
             cloudwatch.AlarmStatusWidget(
-                title="Retention", alarms=[self.alarms["RetentionFailed"], self.alarms["RetentionSilent"]]
+                title=watch.status_title,
+                alarms=[self.alarms[watch.failed_alarm], self.alarms[f"{watch.name}Silent"]],
             ),
         )
+        return self.alarms[watch.failed_alarm]
 
     @staticmethod
     def database_unavailable_metric(stage: str) -> cloudwatch.Metric:
         """Batches per minute the worker could not store because the database was unreachable (EMF)."""
-        return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name="DatabaseUnavailable",
-            dimensions_map={"service": WORKER_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
-            statistic="Sum",
-            period=ONE_MINUTE,
-        )
+        return emf_metric("DatabaseUnavailable", WORKER_SERVICE, stage)
 
     @staticmethod
     def worker_metric(name: str, stage: str) -> cloudwatch.Metric:
         """A count the worker emits (EMF) under this stage's identity, summed per minute."""
-        return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
-            metric_name=name,
-            dimensions_map={"service": WORKER_SERVICE, **stage_dimension({STAGE_VARIABLE: stage})},
-            statistic="Sum",
-            period=ONE_MINUTE,
-        )
+        return emf_metric(name, WORKER_SERVICE, stage)
 
     def add_alarm(
         self, name: str, metric: cloudwatch.IMetric, threshold: float, description: str, evaluation_periods: int = 1
@@ -325,13 +336,7 @@ class PipelineMonitoring(Construct):
         """Leads in (the API), waiting (the queue) and stored (the worker)."""
 
         def custom(name: str, service: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"service": service, **stage_dimension({STAGE_VARIABLE: stage})},
-                statistic="Sum",
-                period=ONE_MINUTE,
-            )
+            return emf_metric(name, service, stage)
 
         return [
             cloudwatch.GraphWidget(

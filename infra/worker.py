@@ -19,9 +19,6 @@ class LeadWorker(Construct):
 
     Without a database setting the event source is created disabled: leads wait safely in the
     queue (and the age alarm says so) until `db_secret_arn` is set and deployed.
-
-    Public attributes: `function` (a PipelineFunction), `event_source`, `database_secret` (or None),
-    `vpc_placement` (or None), `environment` (shared with the migration trigger).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: PipelineSettings, queue: sqs.IQueue) -> None:

@@ -1,7 +1,4 @@
-"""The custom metrics the functions publish, as CloudWatch bills them: one per name and dimension set.
-
-`leadpipe plan` prices these; a test checks the list against every metric name in functions/.
-"""
+"""The custom metrics the functions publish, as CloudWatch bills them (one per name and dimension set), for `plan`."""
 
 from __future__ import annotations
 

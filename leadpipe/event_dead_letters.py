@@ -1,12 +1,8 @@
 """The events lane's dead-letter queues: each destination's, and the hand-off queue's.
 
-A destination's DLQ holds events EventBridge could not deliver within its retry policy; each
-message is the event, with EventBridge's ERROR_CODE and ERROR_MESSAGE attributes
-(https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html). Redriving puts them
-on the bus again as `LeadStoredRedrive`, which only that destination's rule matches: the others
-delivered those leads already. The hand-off DLQ holds PutEvents entries the relay could not put on
-the bus; redriving moves them back to the hand-off queue. Either way the lead's row is stored:
-these are events, and consumers dedupe by lead_id.
+A destination's DLQ holds events with EventBridge's ERROR_CODE and ERROR_MESSAGE attributes
+(https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html); a redrive sends them as
+`LeadStoredRedrive`, which only that destination's rule matches, since the others delivered them already.
 """
 
 from __future__ import annotations

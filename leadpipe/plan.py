@@ -32,6 +32,7 @@ LOG_BYTES_PER_LEAD = 1_200  # ingest line + EMF + share of the worker's per-batc
 ALARM_COUNT = 8  # infra/monitoring.py's seven, plus DatabaseUnavailable
 DRAIN_PROBE_ALARM_COUNT = 2  # DrainProbeErrors, DrainProbeSilent: only a stack with a database has the drain breaker
 RETENTION_ALARM_COUNT = 2  # RetentionFailed, RetentionSilent: only a stack with a database has the retention
+GOVERNOR_ALARM_COUNT = 1  # DrainGovernorSilent: a stack with a database and the governor on
 SQS_REQUESTS_PER_LEAD = 1 + 2 / 10  # one send; receive and delete come ten at a time
 QUEUE_ALARM_PERIODS = 3  # the queue-age and queue-depth alarms need 3 one-minute periods
 THROTTLE_HEADROOM = 1.2  # recommend the peak plus 20%
@@ -230,24 +231,9 @@ def plan_launch(
         advice.append(text)
     recommended = _with(settings, changes)
     after = _review(ticket, recommended, prices, quotas) if changes else plan
-    # Alarm thresholds follow the traffic the recommended throttle lets in, not today's.
-    if after.age_alarm_fires_after_seconds is not None:
-        threshold = _round_up(after.max_queue_age_seconds, 60) + QUEUE_ALARM_PERIODS * 60
-        changes["alarm_queue_age_seconds"] = threshold
-        advice.append(
-            f"alarm_queue_age_seconds: {settings.alarm_queue_age_seconds} -> {threshold}: the oldest lead waits up to "
-            f"{_duration(after.max_queue_age_seconds)}, so the queue-age alarm would page about "
-            f"{_duration(after.age_alarm_fires_after_seconds)} after the peak starts. Raise it for the campaign, or "
-            "tell on-call."
-        )
-    if after.depth_alarm_fires_after_seconds is not None:
-        threshold = _round_up(after.max_backlog * 1.1, 1000)
-        changes["alarm_queue_depth"] = threshold
-        advice.append(
-            f"alarm_queue_depth: {settings.alarm_queue_depth} -> {threshold}: the backlog reaches "
-            f"{after.max_backlog:,.0f} leads, "
-            "which is this campaign working as designed, not an incident."
-        )
+    alarm_changes, alarm_advice = _alarm_advice(settings, after)
+    changes |= alarm_changes
+    advice += alarm_advice
     if changes:
         recommended = _with(settings, changes)
         plan.after_recommendations = _review(ticket, recommended, prices, quotas)
@@ -268,6 +254,30 @@ def plan_launch(
     plan.launch = ticket.launch.isoformat() if ticket.launch else None
     plan.endpoint = ticket.endpoint
     return plan
+
+
+def _alarm_advice(settings: PipelineSettings, after: LaunchPlan) -> tuple[dict[str, Any], list[str]]:
+    """Alarm thresholds that follow the traffic the recommended throttle lets in (`after`), not today's."""
+    changes: dict[str, Any] = {}
+    advice: list[str] = []
+    if after.age_alarm_fires_after_seconds is not None:
+        threshold = _round_up(after.max_queue_age_seconds, 60) + QUEUE_ALARM_PERIODS * 60
+        changes["alarm_queue_age_seconds"] = threshold
+        advice.append(
+            f"alarm_queue_age_seconds: {settings.alarm_queue_age_seconds} -> {threshold}: the oldest lead waits up to "
+            f"{_duration(after.max_queue_age_seconds)}, so the queue-age alarm would page about "
+            f"{_duration(after.age_alarm_fires_after_seconds)} after the peak starts. Raise it for the campaign, or "
+            "tell on-call."
+        )
+    if after.depth_alarm_fires_after_seconds is not None:
+        threshold = _round_up(after.max_backlog * 1.1, 1000)
+        changes["alarm_queue_depth"] = threshold
+        advice.append(
+            f"alarm_queue_depth: {settings.alarm_queue_depth} -> {threshold}: the backlog reaches "
+            f"{after.max_backlog:,.0f} leads, "
+            "which is this campaign working as designed, not an incident."
+        )
+    return changes, advice
 
 
 def _with(settings: PipelineSettings, changes: dict[str, Any]) -> PipelineSettings:
@@ -605,7 +615,11 @@ def _has_web_acl(settings: PipelineSettings) -> bool:
 
 def _fixed_monthly_costs(settings: PipelineSettings, prices: dict[str, Any]) -> list[CostLine]:
     """What the stack costs each month whatever the traffic (prorated by the hour by AWS)."""
-    alarms = ALARM_COUNT + (DRAIN_PROBE_ALARM_COUNT + RETENTION_ALARM_COUNT) * int(settings.has_database)
+    alarms = ALARM_COUNT
+    if settings.has_database:
+        alarms += (
+            DRAIN_PROBE_ALARM_COUNT + RETENTION_ALARM_COUNT + GOVERNOR_ALARM_COUNT * int(settings.governor_enabled)
+        )
     metrics = len(custom_metrics(settings))
     lines = [
         CostLine(

@@ -12,10 +12,7 @@ STAGE_VARIABLE = "LEADPIPE_STAGE"
 
 
 def stage_dimension(environ: Mapping[str, str]) -> dict[str, str]:
-    """The `stage` dimension of every custom metric in the cloud (none locally).
-
-    CloudWatch tells metrics apart by namespace, name and dimensions only: without it, two stages in one
-    account and region would publish to (and hold in ALARM) each other's alarms.
-    """
+    """The `stage` dimension of every custom metric in the cloud (none locally), so that two stages in one
+    account and region never feed each other's alarms."""
     stage = environ.get(STAGE_VARIABLE)
     return {"stage": stage} if stage else {}

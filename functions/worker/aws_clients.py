@@ -1,9 +1,7 @@
 """Bounded AWS API calls for the worker's functions (worker, migrations, drain probe).
 
-botocore's defaults wait 60 s to connect and 60 s to read, with retries on top: a slow or unreachable
-Secrets Manager, SSM or Lambda API would run a function into its own timeout before it decides anything.
-Each call here gives up within `AWS_CALL_SECONDS`, and the caller's own retry takes over: SQS redelivers
-the worker's batch, the probe runs again the next minute, a failed migration fails the deploy.
+botocore's defaults (60 s connect, 60 s read, retries) would run a function into its own timeout on a slow
+AWS API; each call here gives up within `AWS_CALL_SECONDS` and the caller's own retry takes over.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from botocore.config import Config
 CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 1.0
 ATTEMPTS = 1  # the caller's own retry (SQS, the probe's schedule, the deploy) is the retry
-# The longest one call may take: every attempt's connect and read (one attempt: no backoff between).
 AWS_CALL_SECONDS = ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS)
 
 

@@ -41,15 +41,11 @@ def database_answers(
     connect_timeout_seconds: int | None = None,
     answer_within_seconds: float | None = None,
 ) -> bool:
-    """True when the database takes and commits the worker's writes now: it accepts the worker's
-    credentials, no lock holds the leads table, and a write to the heartbeat table commits.
+    """True when the database takes and commits the worker's writes now; False, not a hang, past
+    `answer_within_seconds`.
 
-    "Answers `SELECT 1`" is not enough: a read-only or locked database answers, yet every batch
-    would fail and spend a receive. Nor is a write that is rolled back: a database whose commits
-    never finish (a synchronous standby away, a stalled disk flush), out of disk (53100) or refusing
-    writes near xid wraparound (54000) takes the login, the reads and the lock. So the probe commits
-    one real row (migration 0003), as the worker's batch would. False, not a hang, when the connected
-    path does not answer within `answer_within_seconds`.
+    It commits one real heartbeat row: a read-only, locked, full or commit-stalled database still answers
+    `SELECT 1` and even a rolled-back write, yet would fail every batch.
     """
     options = {} if connect_timeout_seconds is None else {"connect_timeout": connect_timeout_seconds}
     leads, heartbeat = leads_table_identifier(leads_table), heartbeat_table_identifier(leads_table)

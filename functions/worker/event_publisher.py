@@ -1,10 +1,8 @@
 """The only code in the worker that calls EventBridge (PutEvents) and the events hand-off queue (SQS).
 
-After a batch's commit the worker publishes its `LeadStored` events. What EventBridge does not
-take -- an entry it failed (`FailedEntryCount`), a call that failed or timed out -- is handed to
-the durable hand-off queue, which the event relay drains into the bus later. So an EventBridge
-outage neither loses an event nor fails a stored lead's record, and costs the drain at most one
-short call per batch: after a failed call the publisher goes straight to the queue for a while.
+What EventBridge does not take (a failed entry or call) goes to the durable hand-off queue for the relay, so an
+EventBridge outage neither loses an event nor fails a stored lead; after a failed call the publisher goes
+straight to the queue for a while, so the drain never waits on it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""The drain governor's decision: how many writers the drain may use right now, below the DB owner's cap.
+"""The drain governor's decision: how many writers the drain may use now, below the DB owner's cap.
 
-Pure and deployed, like the breaker's `decide`: the probe function in AWS and the local runtime's
-governor thread both decide with `decide_writers`, so the two cannot disagree. docs/drain-governor.md
-says what each part took from Netflix's concurrency-limits, Envoy's adaptive concurrency and TCP.
-
-Writers are a real number: 1.5 is two writers each busy three quarters of the time, 0.25 one writer
-busy a quarter of it (`pacing`). `max_concurrency` stays the hard ceiling; the breaker's hold is 0.
+Pure, so the probe in AWS and the local runtime cannot disagree (docs/drain-governor.md). Writers are a real
+number: 1.5 is two writers each busy three quarters of the time (`pacing`).
 """
 
 from __future__ import annotations
@@ -17,33 +13,24 @@ from dataclasses import dataclass, field, replace
 # the least, a fifth, so a load just at the threshold still moves the drain.
 LARGEST_DECREASE_FACTOR = 0.5
 SMALLEST_DECREASE_FACTOR = 0.8
-# The unloaded baseline is a long-window average (Gradient2: a minimum is biased low by lucky samples, and a noisy
-# machine then sheds load for nothing): each sample moves it by 1/BASELINE_WINDOW. A sample under half of it
-# replaces it at once (Vegas' new minimum): the database got faster for good.
+# The unloaded baseline is a long-window average, since a minimum is biased low by lucky samples (Gradient2);
+# a sample under half of it replaces it at once: the database got faster for good (Vegas).
 BASELINE_WINDOW = 30
 BASELINE_RESET_SHARE = 0.5
-# Other sessions below this share of the busy threshold count as "the main application is idle":
-# only then is a batch's latency taken into the unloaded baseline.
+# Only while other sessions are below this share of the busy threshold is a batch's latency "unloaded".
 IDLE_SHARE_OF_BUSY = 0.5
 REASONS_KEPT = 10
 
 
 @dataclass(frozen=True)
 class GovernorLimits:
-    """The DB owner's terms.
-
-    `floor`: writers at the least while the database answers (below 1: one writer, paced);
-    `cap`: `max_concurrency`, never exceeded; `busy_sessions`: the other sessions' average active
-    count (Performance Insights' "DB load") at which the drain yields; `latency_tolerance`: how much
-    slower than on the idle database a batch's commit may run before the drain yields (0.5: 50%);
-    `increase_step`: the most writers one decision adds.
-    """
+    """The DB owner's terms, as the settings `governor_*` and `max_concurrency` describe them."""
 
     floor: float
     cap: int
     busy_sessions: float
     latency_tolerance: float
-    increase_step: float = 0.5
+    increase_step: float = 0.5  # the most writers one decision adds
 
     def __post_init__(self) -> None:
         if not 0 < self.floor <= self.cap:
@@ -54,12 +41,8 @@ class GovernorLimits:
 
 @dataclass(frozen=True)
 class HealthSample:
-    """What the drain saw of the database since the last decision.
-
-    `other_active_sessions`: the mean number of sessions running a statement that are not the
-    drain's own (None: not visible, e.g. no `pg_monitor` grant); `seconds_per_row`: a batch's
-    commit latency per stored row, the median of the period (None: no batch ran).
-    """
+    """What the drain saw since the last decision: other sessions' mean active count (None without `pg_monitor`)
+    and the median commit latency per row (None: no batch ran)."""
 
     other_active_sessions: float | None = None
     seconds_per_row: float | None = None
@@ -67,9 +50,8 @@ class HealthSample:
 
 @dataclass(frozen=True)
 class GovernorState:
-    """What the governor remembers: the writers it allows, and the unloaded per-row latency at each
-    whole number of writers (a batch is slower with more of our own writers; that is not the main
-    application's pain, so each level is compared with itself)."""
+    """The writers allowed, and an unloaded latency per writer count: our own writers slow a batch too, and that
+    is not the main application's pain."""
 
     writers: float
     baselines: tuple[tuple[int, float], ...] = ()
@@ -118,14 +100,8 @@ def pause_after_batch(batch_seconds: float, duty: float, longest_pause_seconds: 
 def decide_writers(
     state: GovernorState, sample: HealthSample, limits: GovernorLimits, *, drain_receiving: bool
 ) -> GovernorDecision:
-    """The writers for the next period, and why.
-
-    - The breaker holds (or an operator paused): 0. Back from a hold: the floor, then up step by step.
-    - The main application is busy (other sessions at or above `busy_sessions`), or the drain's batches
-      run slower than `1 + latency_tolerance` times their unloaded baseline at the same writer count:
-      down, by the measured excess (Gradient2's gradient), at most by half, never below the floor.
-    - Otherwise up by `increase_step` (additive increase), never above the cap.
-    """
+    """The writers for the next period, and why: 0 while held, the floor after a hold; down by the measured excess
+    (at most half) when the main application is busy or batches run slow; otherwise one step up to the cap."""
     current = state.writers
     if not drain_receiving:
         return GovernorDecision(
@@ -169,8 +145,7 @@ def _to(state: GovernorState, writers: float, reason: str) -> GovernorDecision:
 
 
 def _learn_baseline(state: GovernorState, sample: HealthSample, limits: GovernorLimits, level: int) -> GovernorState:
-    """Gradient2's long-window average, reset by a much lower sample (Vegas), learned only while the main
-    application is idle."""
+    """The baseline, learned only while the main application is idle."""
     if sample.seconds_per_row is None or sample.seconds_per_row <= 0:
         return state
     others = sample.other_active_sessions

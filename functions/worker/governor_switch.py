@@ -1,10 +1,8 @@
 """The drain governor's reach into AWS and the database: the only code of the governor with I/O.
 
-In AWS the probe function runs the governor once a minute, after the breaker: it samples the other
-sessions' activity and times one small commit, decides with `functions.worker.governor.decide_writers`,
-sets the worker's event source mapping's `ScalingConfig.MaximumConcurrency` (between AWS's minimum of 2
-and the cap), and keeps what it decided in an SSM parameter (the governor record) for the next run and
-for `leadpipe status --stack`.
+The probe runs it once a minute, after the breaker. It sets the mapping's `MaximumConcurrency`, which AWS keeps
+at 2 or more (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html), and keeps its decision in
+an SSM parameter for the next run.
 """
 
 from __future__ import annotations

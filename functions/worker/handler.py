@@ -145,7 +145,5 @@ def reset_for_tests() -> None:
     get_governor_parameter.cache_clear()
 
 
-# The cold start is over here: what the imports built lives as long as the environment. Frozen,
-# those objects are left out of every later garbage collection, so the full collections that
-# parsing batches of records sets off no longer walk them all again.
+# What the cold start built lives as long as the environment: frozen, no later garbage collection walks it.
 gc.freeze()

@@ -69,10 +69,8 @@ UNAVAILABLE_ERRORS = (
     psycopg.errors.TooManyConnections,  # 53300, no slot left for another writer
 )
 CONNECTION_EXCEPTION_CLASS = "08"
-# The database answers but takes no write for now, whatever the rows: read-only (a replica after a
-# failover), out of disk or memory (class 53), the table held past lock_timeout by a migration, a
-# statement timeout. Every batch would fail and burn a receive, as in an outage: it is reported as one,
-# but not retried at once (the retry is for a dead connection, and would double the wait).
+# The database answers but takes no write whatever the rows (read-only after a failover, out of disk or memory,
+# lock or statement timeout): an outage for the drain, but no retry at once, which would only double the wait.
 WRITES_REFUSED_SQLSTATES = frozenset({"25006", "55P03", "57014"})
 INSUFFICIENT_RESOURCES_CLASS = "53"
 
@@ -88,17 +86,14 @@ class DatabaseUnavailable(Exception):
 
 
 class DatabaseNotAnswering(DatabaseUnavailable):
-    """The database path took the statement and answered nothing before the client-side deadline
-    (RDS Proxy waiting to borrow a connection, a half-open TCP path). What reached the server may still
-    commit later: the batch is retried, and `ON CONFLICT (lead_id) DO NOTHING` stores it once."""
+    """No answer before the client-side deadline; what reached the server may still commit, so a retry
+    relies on `ON CONFLICT (lead_id) DO NOTHING`."""
 
 
 def is_database_unavailable(error: BaseException) -> bool:
     """True for a refused, lost or timed-out connection and a server shutting down; never by message text.
 
-    libpq's own connection failures (refused, connect timeout, server closed the connection) carry
-    no SQLSTATE: psycopg raises them as a bare `OperationalError` (or `ConnectionTimeout`).
-    A statement or lock timeout (57014, 55P03) is not an outage: the database answered.
+    libpq's own connection failures carry no SQLSTATE, so a bare `OperationalError` counts.
     """
     if isinstance(error, UNAVAILABLE_ERRORS):
         return True
@@ -109,9 +104,7 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class StoreOutcome:
-    """What one batch did to the table: rows inserted, deliveries that were already there, the lead
-    ids the database refused (each with the error's class name), and the lead ids not tried because
-    the invocation ran out of time (to be retried: nothing is known to be wrong with them)."""
+    """What one batch did to the table; `not_tried` ran out of time and is retried, nothing is known wrong with it."""
 
     inserted: int
     duplicates: int
@@ -127,19 +120,19 @@ def leads_table_identifier(leads_table: str) -> sql.Identifier:
 
 
 def erasures_table_identifier(leads_table: str) -> sql.Identifier:
-    """The tombstones of erased people, next to the leads table (migration 0002)."""
+    """The tombstones of erased people (migration 0002)."""
     schema, table = leads_table.split(".", 1)
     return sql.Identifier(schema, f"{table}_erasures")
 
 
 def erasure_salt_table_identifier(leads_table: str) -> sql.Identifier:
-    """The one-row table with this database's random salt for the tombstones' hashes (migration 0002)."""
+    """The one-row salt of the tombstones' hashes (migration 0002)."""
     schema, table = leads_table.split(".", 1)
     return sql.Identifier(schema, f"{table}_erasure_salt")
 
 
 def heartbeat_table_identifier(leads_table: str) -> sql.Identifier:
-    """The one-row table the drain breaker's probe writes and commits to, next to the leads table (migration 0003)."""
+    """The one-row table the drain breaker's probe commits to (migration 0003)."""
     schema, table = leads_table.split(".", 1)
     return sql.Identifier(schema, f"{table}_heartbeat")
 
@@ -154,10 +147,9 @@ class SessionTimeouts:
     idle_in_transaction_timeout_seconds: int
 
     def startup_options(self) -> str:
-        """libpq `options` for a direct connection: applied at session start, no extra round trip.
+        """libpq `options` for a direct connection: set at session start, no extra round trip.
 
-        With server-side TCP keepalives: the session of a client that vanished without closing its
-        socket (a Lambda environment torn down) is ended in about a minute, not hours.
+        Server-side keepalives end a torn-down Lambda's session in about a minute, not hours.
         """
         settings = [
             *self._statement_settings(),
@@ -187,15 +179,10 @@ class SessionTimeouts:
 def connect(conninfo: str, *, prepare_statements: bool = True) -> psycopg.Connection:
     """One connection as the worker uses it.
 
-    Autocommit: a batch is one INSERT, which PostgreSQL runs as its own transaction, so it costs
-    one round trip, not three (BEGIN, INSERT, COMMIT) -- two fewer network waits per batch
-    between Lambda and the database.
-
-    Server-side prepared statements (psycopg prepares a query on its fifth run; a direct connection's
-    startup options keep its generic plan): the batch INSERT is then planned once per connection instead
-    of once per batch (docs/performance.md). Off through RDS Proxy (`prepare_statements=False`): a
-    prepared statement pins the client's session to one database connection there, which would
-    defeat the proxy; PgBouncer in transaction mode needs `max_prepared_statements` for them.
+    Autocommit: a one-statement batch is one round trip, not three (BEGIN, INSERT, COMMIT).
+    Prepared statements plan the batch INSERT once per connection (docs/performance.md); off through
+    RDS Proxy, where they pin the session to one database connection
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-pinning.html#rds-proxy-pinning.postgres).
     """
     # application_name: DB owners (and `leadpipe spike`) can see the worker's connections.
     return psycopg.connect(
@@ -241,11 +228,8 @@ class LeadRepository:
         fallback_round_trip_seconds: float | None = None,
         copy_first: bool = True,
     ) -> None:
-        """`transaction_timeouts`: set per transaction (through RDS Proxy, where a session-wide SET would pin).
-        `fallback_round_trip_seconds`: the client-side deadline of a round trip when `store_batch` gets no
-        `time_left` (None: none); with one, each round trip may use all the invocation has left but a reserve.
-        `copy_first`: store a batch with COPY when it can (see `_copy_or_insert`); off through RDS Proxy, where
-        only the one-statement INSERT is used."""
+        """`transaction_timeouts` and no `copy_first` through RDS Proxy, where a session-wide SET would pin.
+        `fallback_round_trip_seconds`: a round trip's deadline when `store_batch` gets no `time_left`."""
         self._connections = connections
         self._leads_table = leads_table
         self._transaction_timeouts = transaction_timeouts
@@ -255,13 +239,8 @@ class LeadRepository:
         definitions = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in LEAD_COLUMNS
         )
-        # One statement for the whole batch, whose rows travel as ONE json parameter: faster than an array
-        # parameter per column (unnest), where psycopg builds twenty array literals (docs/performance.md).
-        # Rendered to text once: composing it again for every batch cost more than sending it.
-        # A lead erased (`leadpipe db erase`) after it was received is skipped in the same statement:
-        # its tombstone holds a salted hash of the address, never the address itself. A lead received
-        # after the newest tombstone (read once per statement, from the erased_at index) cannot have been
-        # erased since: its row skips the look-up and the hashing, which were most of the statement's cost.
+        # One statement, the rows as one JSON parameter, rendered once (docs/performance.md). It skips a lead
+        # erased after it was received; a lead newer than the newest tombstone skips the hashed look-up.
         self._insert = (
             sql.SQL(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS "
@@ -294,19 +273,11 @@ class LeadRepository:
     def store_batch(
         self, envelopes: Sequence[LeadEnvelope], *, time_left: Callable[[], float] | None = None
     ) -> StoreOutcome:
-        """Insert all envelopes in one transaction with one statement.
+        """Insert all envelopes in one transaction; redelivered or erased leads count as duplicates.
 
-        A redelivered envelope is a no-op (`ON CONFLICT (lead_id) DO NOTHING`), and so is one whose
-        person was erased after it was received (counted with the duplicates). If the database
-        refuses one row's data, the batch is retried row by row so the others are still stored
-        and only the refused ones are reported. If the connection kept from an earlier batch turns
-        out dead, the batch is tried once more at once on a fresh one (the INSERT is idempotent).
-        Raises `DatabaseUnavailable` when the database cannot be reached, any other error as it
-        is; either way nothing of the batch is stored and the connection is discarded.
-        Every round trip gives up before `time_left()` (the invocation's seconds left) runs out, less
-        a reserve to answer (without `time_left`: after `fallback_round_trip_seconds`): then it raises
-        `DatabaseNotAnswering`, without a retry. Row by row, no row is started once too little time is
-        left for it: the rows not tried are returned in `not_tried`.
+        A refused row sends the batch row by row, so only that row is reported. A dead kept connection
+        gets one fresh try. `DatabaseUnavailable`: nothing stored. Every round trip ends before `time_left()`
+        runs out (`DatabaseNotAnswering`, no retry).
         """
         if not envelopes:
             return StoreOutcome(inserted=0, duplicates=0)
@@ -393,7 +364,7 @@ class LeadRepository:
     def _run_insert(self, connection: psycopg.Connection, rows: list[dict[str, object]], oldest: datetime) -> int:
         if self._copy_first:
             return self._copy_or_insert(connection, rows, oldest)
-        # pydantic's Rust encoder: 0.28 ms for 100 rows against json.dumps' 0.84 (same JSON)
+        # pydantic's Rust encoder, faster than json.dumps (docs/performance.md)
         batch = pydantic_core.to_json(rows).decode()
         if self._transaction_timeouts is None:
             with connection.cursor() as cursor:  # one statement: all of it commits, or none
@@ -407,12 +378,8 @@ class LeadRepository:
         return cursor.rowcount
 
     def _copy_or_insert(self, connection: psycopg.Connection, rows: list[dict[str, object]], oldest: datetime) -> int:
-        """The batch by COPY, in one transaction, unless a lead of it is already stored (a redelivery: the unique
-        key refuses the COPY) or a tombstone is as new as its oldest lead; then by the checked INSERT instead.
-
-        COPY costs the database about half what the INSERT does (it writes the rows page by page), but it has
-        neither ON CONFLICT nor a WHERE. The tombstones are read after the COPY took the table's write lock, so
-        an erasure either committed before (and is seen) or waits for this commit (and deletes the rows)."""
+        """COPY, cheaper for the database, unless a lead is already stored or a tombstone is as new as the oldest
+        lead; then the checked INSERT. Tombstones are read under the COPY's lock, so no erasure slips between."""
         try:
             with connection.transaction(), connection.cursor() as cursor:
                 with cursor.copy(self._copy) as copy:
@@ -428,8 +395,7 @@ class LeadRepository:
             return cursor.rowcount
 
     def stored_at_of(self, lead_ids: Sequence[str]) -> dict[str, datetime]:
-        """When each of these leads' rows was stored (the events lane asks after a batch with duplicates);
-        a lead without a row (erased) is left out. One indexed read, bounded by the fallback round trip."""
+        """When each of these leads' rows was stored; a lead without a row (erased) is left out."""
         if not lead_ids:
             return {}
         connection = self._connections.get()
@@ -456,7 +422,7 @@ def copy_value(value: object, kind: str) -> object:
 
 
 def lead_row(envelope: LeadEnvelope) -> dict[str, object]:
-    """One row as JSON-ready values, keyed by LEAD_COLUMNS' names (attribute reads: model_dump was slower)."""
+    """One row as JSON-ready values, keyed by LEAD_COLUMNS' names (attribute reads: faster than model_dump)."""
     lead, source = envelope.lead, envelope.source
     return {
         "lead_id": str(envelope.lead_id),
@@ -484,8 +450,7 @@ def lead_row(envelope: LeadEnvelope) -> dict[str, object]:
 
 
 def attribution_and_consent_columns(envelope: LeadEnvelope) -> dict[str, object]:
-    """The attribution and consent columns of one row. A consent without a time of its own (a plain form)
-    is dated when the ingest received it; a touch keeps only the keys the browser saw."""
+    """Attribution and consent columns; a consent without a time of its own is dated when it was received."""
     lead = envelope.lead
     received_at = envelope.received_at.isoformat()
     return {

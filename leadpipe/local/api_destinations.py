@@ -1,15 +1,9 @@
 """EventBridge API destinations, on one machine: a rule's events POSTed to a URL, never faster than the rate.
 
-Each destination has the queue its rule delivers to (moto's EventBridge puts the matching events
-there), a sender thread and a dead-letter queue. As in AWS: the body is the input path or input
-transformer of the settings; 2xx is delivered; 401, 407, 409, 429, 5xx, a timeout (5 s) or a
-refused connection are retried with back-off until `retry_attempts` or `max_event_age_hours`,
-then dead-lettered; any other answer is dead-lettered at once
+As in AWS, 401, 407, 409, 429, 5xx, a timeout and a refused connection are retried until `retry_attempts` or
+`max_event_age_hours`, then dead-lettered; any other answer is dead-lettered at once
 (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-api-destinations.html).
-
-The rate is a hard bound, and a stricter one than AWS's: a request starts only once the one
-`rate` requests before it has been answered for a full second. So however the network delays
-them, no one-second window ever sees more than `rate` requests arrive at the endpoint.
+The rate is stricter than AWS's, so that no one-second window at the endpoint ever sees more than `rate` requests.
 """
 
 from __future__ import annotations

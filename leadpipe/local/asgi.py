@@ -1,11 +1,7 @@
 """Serve an ASGI or WSGI app on uvicorn, on a socket the caller already bound.
 
-Why uvicorn: the local runtime's servers answer thousands of tiny requests per second on two
-cores, and a pure-Python WSGI server spent more CPU per request than the app did.
-uvicorn parses HTTP in C (httptools) on a libuv loop (uvloop). Short requests run on the loop
-itself, so there is no thread hand-off; those that may wait (`may_block`) go to a thread pool.
-a2wsgi, uvicorn's own suggestion for WSGI, sends every request to a thread and measured slower
-than waitress here.
+uvicorn parses HTTP in C, where a pure-Python server spent more CPU per request than the app
+(docs/performance.md). Short requests run on the loop itself; those that may wait (`may_block`) go to a thread.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The drain governor of the local runtime: the same decision as the probe function in AWS.
 
-`WriterGate` is what the poller asks before each receive (may this writer run?) and after each batch
-(how long must it pause to keep to its share?). `LocalDrainGovernor` is a thread that, every
-`interval_seconds`, samples the other sessions' activity in `pg_stat_activity`, takes the batch
-latencies the gate collected, decides with `functions.worker.governor.decide_writers`, sets the gate,
-and writes what it decided to `<data_dir>/governor.json` for `leadpipe status`.
+`WriterGate` is what the poller asks before each receive and after each batch; `LocalDrainGovernor` sets it every
+`interval_seconds` with `functions.worker.governor.decide_writers`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The events lane on one machine: moto's EventBridge, the hand-off queue and its relay, local API destinations.
 
-The worker publishes exactly as in AWS (PutEvents to a bus, the hand-off queue for what the bus
-did not take); moto's EventBridge matches each destination's rule (the stack's own pattern) and
-puts the event on that destination's delivery queue; a LocalApiDestination sends it on at the
-destination's rate. Nothing leaves this machine: every destination is pointed at `deliver_to`,
-by default a LocalReceiver that prints what it gets.
+The worker publishes exactly as in AWS, and the rules are the stack's own patterns. Nothing leaves this machine:
+every destination is pointed at `deliver_to`, by default a LocalReceiver that prints what it gets.
 """
 
 from __future__ import annotations

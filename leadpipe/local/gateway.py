@@ -1,12 +1,7 @@
 """A local stand-in for API Gateway's REST proxy: HTTP in, the ingest's `lambda_handler` called.
 
-Only `/leads` reaches the function, as in the deployed API. What API Gateway answers by itself
-(throttled, unknown route, too large, the function failed) comes from the same table the stack's
-gateway responses are built from (`infra/gateway_responses.py`). The sample landing page is served
-at `/` (a local extra, not part of the cloud stack, and not throttled).
-
-`ApiGatewayApp` is an ASGI app. The runtime serves it inside each ingest environment (see
-`ingest_environments.py`), so a request costs no hop to a separate gateway process.
+What API Gateway answers by itself comes from the stack's own table (`infra/gateway_responses.py`), so local and
+cloud agree. The sample landing page at `/` is a local extra.
 """
 
 from __future__ import annotations

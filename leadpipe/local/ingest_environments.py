@@ -1,12 +1,6 @@
-"""The ingest's execution environments, each its own API Gateway stand-in.
-
-`size` processes share one listening socket on 127.0.0.1. Each imports the ingest handler once
-(a warm Lambda), turns every request it accepts into the REST proxy event and calls
-`lambda_handler` in-process, one request at a time: `size` is the ingest's concurrency.
-
-Why no gateway process in front: on two cores that hop (parse the request, pickle the event to
-an environment and the answer back, wake three threads) cost about 1.2 ms of CPU per lead, an
-eighth of the whole pipeline's budget, and the burst target is CPU-bound.
+"""The ingest's execution environments, each its own API Gateway stand-in: `size` warm processes on one socket,
+one request at a time each. No gateway process in front: that hop's CPU per lead (docs/performance.md) is too
+much of a CPU-bound burst's budget.
 """
 
 from __future__ import annotations

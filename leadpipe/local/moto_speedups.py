@@ -1,22 +1,12 @@
 """Make moto's SQS backend hold a spike: patches for the local runtime's SQS server only.
 
-Stock moto does work proportional to the queue depth on every call, so a queue that exists to
-absorb spikes slows to a crawl at 20,000 leads. These patches keep moto's behaviour and fix the cost:
+Stock moto works in proportion to the queue's depth on every call, so a spike's queue slows to a crawl; these
+patches keep its behaviour and drop that cost (docs/performance.md). One lock around every backend call: moto's
+threaded server could drop a message sent during a delete.
 
-* attributes are built without the three message counts when the caller only needs settings;
-* visibility is checked against `time.time()`, not a datetime round trip;
-* the visible-message list is a lazy view, so a receive stops after the messages it returns;
-* receipt handles are indexed, so a delete does not scan the queue, and are drawn in one call;
-* the retention check reads the retention period instead of building every attribute;
-* every backend call runs under one lock (moto's threaded server could drop a message sent
-  during a delete's rebuild of the message list);
-* the server's service folders and a response class's methods are listed once, not per request.
-
-Why private internals: moto has no public hook into its SQS storage, and the public alternatives
-(ElasticMQ, LocalStack, a real queue) need Java, Docker or an AWS account, which `make run` must
-not. So the patches are here only, for one pinned moto; `check_moto_internals` runs first and
-fails loudly (`MotoInternalsChanged`) on any other version. Tests of the cloud code run on stock
-moto. What each patch saves: docs/performance.md.
+Why private internals: moto has no public hook into its SQS storage, and the public alternatives (ElasticMQ,
+LocalStack, a real queue) need Java, Docker or an AWS account. So they live here only, for one pinned moto, and
+`check_moto_internals` fails loudly (`MotoInternalsChanged`) on any other version. Cloud tests run on stock moto.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Lambda's SQS event source mapping, on one machine.
 
-`max_concurrency` pollers each gather up to `batch_size` messages (or what arrived within the
-batching window), invoke the worker with a real SQS event, and delete what succeeded. Records
-named in `batchItemFailures` are left alone: they reappear after the visibility timeout, and
-SQS's redrive policy moves them to the DLQ after `max_receive_count` receives.
-
-`pause()` / `resume()` are the mapping's Enabled flag: a paused poller receives nothing, and a
-poller holding a batch finishes it first. The drain breaker (leadpipe/local/drain_breaker.py)
-drives them, and `on_batch_failed` lets it probe the database the moment a whole batch failed.
-A `gate` (the drain governor's, leadpipe/local/drain_governor.py) lets only as many pollers receive as
-the governor allows below `max_concurrency`, and paces them after each batch.
+`max_concurrency` pollers each invoke the worker with a real SQS event and delete what succeeded; records in
+`batchItemFailures` reappear after the visibility timeout, as in AWS. `pause()` / `resume()` are the mapping's
+Enabled flag (the drain breaker's); a `gate` is the drain governor's cap below `max_concurrency`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """moto's SQS as a bare WSGI app. Imported only in the local SQS server's own process.
 
-This server hosts SQS and nothing else, so moto's Flask app and its per-request service
-detection (`DomainDispatcherApplication`) cost without deciding anything (docs/performance.md).
-
-The three calls a lead costs (SendMessage in the ingest; ReceiveMessage and DeleteMessageBatch
-in the poller, once per ten leads) also skip moto's generic request parsing and its
-shape-driven response serialiser, which were most of their CPU. Each direct answer makes the
-same backend call moto's `SQSResponse` method makes and answers the same JSON. Anything it does
-not cover (FIFO queues, delays, system attributes, unknown parameters, errors) is declined
-before the backend is touched, and moto's full path answers it.
-tests/leadpipe/local/test_sqs_app.py compares both paths request for request.
+This server hosts SQS only, so moto's Flask app and per-request service detection decide nothing
+(docs/performance.md). The three calls a lead costs are answered directly, with the same backend call and JSON as
+moto's `SQSResponse`; anything else (FIFO, delays, unknown parameters, errors) is declined before the backend is
+touched and goes moto's full path.
 """
 
 from __future__ import annotations

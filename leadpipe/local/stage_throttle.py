@@ -1,9 +1,7 @@
-"""API Gateway's stage throttle, locally: one token bucket for the whole stage.
+"""API Gateway's stage throttle, locally: one token bucket for the whole stage
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-request-throttling.html).
 
-API Gateway throttles a stage with a token bucket: `throttle_burst` tokens at most, refilled at
-`throttle_rate_per_second`; a request that finds the bucket empty gets 429 without reaching
-the function. The local API is served by several processes on one socket, so the bucket lives
-in shared memory behind one lock: the stage has one bucket, as in the cloud, not one per process.
+The local API runs in several processes, so the bucket lives in shared memory: one per stage, as in the cloud.
 """
 
 from __future__ import annotations
@@ -17,11 +15,8 @@ _TOKENS, _LAST_REFILL = 0, 1
 
 
 class StageThrottle:
-    """A token bucket shared by every process it is handed to (pickled through `spawn`).
-
-    `clock` must be the same in every process; the default, `time.monotonic`, is system-wide
-    on Linux. Tests inject their own clock.
-    """
+    """A token bucket shared by every process it is handed to (pickled through `spawn`); `clock` must be the same
+    in every process, as `time.monotonic` is on Linux."""
 
     def __init__(
         self, rate_per_second: float, burst: int, clock: Callable[[], float] = time.monotonic, context: Any = None

@@ -129,6 +129,12 @@ def e2e_settings() -> PipelineSettings:
     return settings_from_file("dev").model_copy(update={"visibility_timeout_seconds": 1, "max_receive_count": 2})
 
 
+# AWS's own defaults for an SQS event source, no batching window: a lead is stored as soon as it is received
+# (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html). For pipelines whose tests
+# wait for single leads, not for batches.
+UNBATCHED = {"batch_size": 10, "max_batching_window_seconds": 0}
+
+
 class RunningPipeline:
     def __init__(self, info: RuntimeInfo, pipeline: LocalPipeline) -> None:
         self.info = info
@@ -428,8 +434,11 @@ def other_origin() -> Iterator[OtherOrigin]:
 
 
 @pytest.fixture(scope="session")
-def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin) -> Iterator[RunningPipeline]:
-    """The local pipeline with a Turnstile check: the secret in Secrets Manager (moto, on 127.0.0.1)."""
+def guarded_pipeline(
+    siteverify: SingleUseSiteverify, other_origin: OtherOrigin, postgres_uri: str
+) -> Iterator[RunningPipeline]:
+    """The local pipeline with a Turnstile check: the secret in Secrets Manager (moto, on 127.0.0.1); its table
+    in a schema of its own on the session's PostgreSQL (no second embedded server to start)."""
     secrets_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     secrets_server.start()
     host, port = secrets_server.get_host_and_port()
@@ -443,15 +452,23 @@ def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin)
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     ).create_secret(Name=f"leadpipe/local/turnstile-{uuid.uuid4().hex[:8]}", SecretString=SECRET)["ARN"]
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-captcha-{uuid.uuid4().hex[:8]}"
+    schema = f"browser_captcha_{uuid.uuid4().hex[:8]}"
     captcha = {
         "CAPTCHA_PROVIDER": "turnstile",
         "CAPTCHA_SECRET_ARN": secret_arn,
         "CAPTCHA_VERIFY_URL": siteverify.url,
-        "CAPTCHA_TIMEOUT_SECONDS": "1",
+        # Half the ingest's 5 s (the most it allows): a stand-in slowed by a busy machine must not look down.
+        "CAPTCHA_TIMEOUT_SECONDS": "2.5",
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_url,
+        # The ingest's own setting (default 5 s): a 503's retry comes 1 s later, not 5.
+        "RETRY_AFTER_SECONDS": "1",
     }
     running = start_pipeline(
-        data_dir, e2e_settings(), ingest_environment=captcha, extra_allowed_origins=[other_origin.origin]
+        data_dir,
+        e2e_settings().model_copy(update={**UNBATCHED, "leads_table": f"{schema}.leads"}),
+        database_url=postgres_uri,
+        ingest_environment=captcha,
+        extra_allowed_origins=[other_origin.origin],
     )
     other_origin.source = running.info.landing_page_url
     yield running
@@ -459,6 +476,8 @@ def guarded_pipeline(siteverify: SingleUseSiteverify, other_origin: OtherOrigin)
     secrets_server.stop()
     assert_logs_hold_no_personal_data(data_dir)
     shutil.rmtree(data_dir, ignore_errors=True)
+    with psycopg.connect(postgres_uri, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def record(page: Page, api_url: str) -> tuple[list[Request], list[Response]]:
