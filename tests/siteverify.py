@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+SHUTDOWN_POLL_SECONDS = 0.02
+
 
 class SiteverifyStandIn:
     """Answers each POST with `answer(form)`: an HTTP status and a JSON body (None: no body). Keeps every form in
@@ -41,7 +43,8 @@ class SiteverifyStandIn:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/siteverify"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits for the next one, and every captcha test closes a stand-in.
+        threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True).start()
 
     def answer(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any] | None]:
         raise NotImplementedError

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -69,6 +70,20 @@ class StallingProxy:
                 self._flush(link)
                 if link.client_gone:
                     _quietly(link.server.shutdown, socket.SHUT_WR)
+
+    def wait_for_holding_clients_to_leave(self, timeout: float) -> bool:
+        """Whether, within `timeout`, every client whose bytes are held has been seen to go away. Call it before
+        `release()` once the clients gave up: a client whose going this proxy has not yet read would get its held
+        statements forwarded without the hang-up, and `wait_for_abandoned_sessions` would not wait for them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                links = list(self._links)
+            if all(_client_gone_or_nothing_held(link) for link in links):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     def wait_for_abandoned_sessions(self, timeout: float) -> bool:
         """After `release()`: whether the server has ended every session whose client went away (done with what it
@@ -161,6 +176,11 @@ class StallingProxy:
                     link.client.sendall(data)
                 except OSError:
                     client_open = False  # keep reading: the server must be able to finish what it was sent
+
+
+def _client_gone_or_nothing_held(link: _Link) -> bool:
+    with link.lock:
+        return link.client_gone or not link.held
 
 
 def _quietly(call, *args) -> None:

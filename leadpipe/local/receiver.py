@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
+STOP_POLL_SECONDS = 0.05  # stop() waits for the serve loop's next poll (the standard library's default: 0.5 s)
+
 
 @dataclass(frozen=True)
 class Received:
@@ -57,7 +59,9 @@ class LocalReceiver:
 
         self._echo = echo
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="leadpipe-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(STOP_POLL_SECONDS,), name="leadpipe-receiver", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -9,12 +9,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.ingest import handler as ingest
 from functions.worker import handler as worker
 from tests.conftest import LeadsDatabase
 from tests.events import api_event, sqs_record, without_json_escapes
+from tests.moto_mock import mock_aws
 
 EMAILS = ["Grace.Hopper@Navy.example", "alan@turing.example", "broken@", "mallory@evil.example", "jöhn@exämple.com"]
 PHONE = "+1 202 555 0143"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,12 @@ class SynthesizedStage:
     template: Template
     template_path: Path
     stack: LeadpipeStack  # for logical ids of the constructs (the alarm table)
+    template_text: str = field(repr=False)  # the template as JSON, read once from jsii (each read is a round trip)
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
-        return self.template.to_json()["Resources"]
+        """A fresh copy each time: a test that edits it cannot change what the next one reads."""
+        return json.loads(self.template_text)["Resources"]
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +81,9 @@ def stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SynthesizedSta
         settings = settings_from_file(stage)
         built = synthesize_stack(settings, str(tmp_path_factory.mktemp(stage)))
         path = templates / f"Leadpipe-{stage}.template.json"
-        path.write_text(json.dumps(built.template.to_json(), indent=1))
-        synthesized[stage] = SynthesizedStage(settings, built.template, path, built.stack)
+        text = json.dumps(built.template.to_json(), indent=1)
+        path.write_text(text)
+        synthesized[stage] = SynthesizedStage(settings, built.template, path, built.stack, text)
     return synthesized
 
 

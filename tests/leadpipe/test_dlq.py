@@ -82,9 +82,8 @@ class RefusingOneEntry:
 
 
 def test_local_redrive_deletes_only_what_the_leads_queue_accepted() -> None:
-    from moto import mock_aws
-
     from leadpipe.dlq import move_messages
+    from tests.moto_mock import mock_aws
 
     with mock_aws():
         sqs = boto3.client("sqs")

@@ -14,7 +14,6 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import handler as worker
@@ -23,6 +22,7 @@ from leadpipe.cli import main as leadpipe
 from leadpipe.erasure import erase_from_dead_letters, erase_person
 from tests.conftest import LeadsDatabase
 from tests.events import sqs_event
+from tests.moto_mock import mock_aws
 
 pytestmark = pytest.mark.usefixtures("both_store_paths")  # the COPY-first and the INSERT-only store path
 

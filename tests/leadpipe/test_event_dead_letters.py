@@ -14,11 +14,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra.destinations import EventDestination
 from leadpipe.event_dead_letters import EventsDeadLetterQueue, erase_person_from, peek, purge, redrive
 from tests.conftest import TEST_REGION
+from tests.moto_mock import mock_aws
 
 EVENT = {
     "source": "leadpipe",

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra.config import PipelineSettings, settings_from_file
 from leadpipe.preflight import (
@@ -35,6 +34,7 @@ from leadpipe.preflight import (
     vpc_services,
 )
 from tests.leadpipe.aws_not_in_moto import account_limit, answer
+from tests.moto_mock import mock_aws
 
 STACK = "Leadpipe-dev"
 SECRET_VALUE = {"host": "db.internal", "port": 5432, "username": "leadpipe", "password": "s3cr3t-pw", "dbname": "crm"}

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from leadpipe.spike import SpikeOptions, send_spike, summarise
+from tests.siteverify import SHUTDOWN_POLL_SECONDS
 
 
 class ThrottleOnce(BaseHTTPRequestHandler):
@@ -47,7 +48,7 @@ class ThrottleOnce(BaseHTTPRequestHandler):
 def throttling_api() -> Iterator[str]:
     ThrottleOnce.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), ThrottleOnce)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/leads"
     server.shutdown()

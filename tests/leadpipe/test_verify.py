@@ -32,7 +32,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
-from moto import mock_aws
 
 from functions.contract import parse_envelope
 from functions.ingest import handler as ingest
@@ -50,6 +49,7 @@ from leadpipe.verify import (
 from tests.conftest import FakeLambdaContext, LeadsDatabase
 from tests.events import api_event, sqs_event
 from tests.leadpipe.aws_not_in_moto import answer
+from tests.moto_mock import mock_aws
 
 STACK = "Leadpipe-prod"
 ENDPOINT = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/leads"

@@ -9,10 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.ingest import handler as ingest
 from tests.events import api_event
+from tests.moto_mock import mock_aws
 from tests.siteverify import SiteverifyStandIn
 
 SECRET = "0x4AAAAAAA-test-secret"
@@ -22,6 +22,13 @@ GOOD_TOKEN = "XXXX.DUMMY.TOKEN.XXXX"
 
 
 ALLOWED_ORIGIN = "https://www.example.com"
+
+# The captcha check's timeout where the stand-in answers: generous, so a loaded machine never turns an answer into
+# a timeout (the settings' maximum; the function's timeout leaves SQS half). Tests of a verifier that does not
+# answer in time set SLOW_VERIFIER_TIMEOUT.
+ANSWERING_VERIFIER_TIMEOUT = "10"
+FUNCTION_TIMEOUT = "20"
+SLOW_VERIFIER_TIMEOUT = "0.3"  # the "slow" stand-in answers after 2 s
 
 
 class VerifierStandIn(SiteverifyStandIn):
@@ -67,7 +74,8 @@ def guarded_ingest(
             "CAPTCHA_PROVIDER": "turnstile",
             "CAPTCHA_SECRET_ARN": secret_arn,
             "CAPTCHA_VERIFY_URL": verifier_endpoint.url,
-            "CAPTCHA_TIMEOUT_SECONDS": "0.3",
+            "CAPTCHA_TIMEOUT_SECONDS": ANSWERING_VERIFIER_TIMEOUT,
+            "INGEST_TIMEOUT_SECONDS": FUNCTION_TIMEOUT,
         }.items():
             monkeypatch.setenv(name, value)
         yield queue_url, verifier_endpoint

@@ -12,10 +12,19 @@ from functions.ingest import handler as ingest
 from functions.ingest.captcha import CaptchaOutcome, CaptchaPolicy, CaptchaVerifier
 from functions.ingest.errors import CaptchaInvalid, CaptchaMissing, CaptchaUnavailable
 from tests.events import api_event
-from tests.functions.ingest.conftest import ALLOWED_ORIGIN, GOOD_TOKEN, SECRET, VerifierStandIn, queued
+from tests.functions.ingest.conftest import (
+    ALLOWED_ORIGIN,
+    ANSWERING_VERIFIER_TIMEOUT,
+    GOOD_TOKEN,
+    SECRET,
+    SLOW_VERIFIER_TIMEOUT,
+    VerifierStandIn,
+    queued,
+)
 
 
 def verifier(endpoint: VerifierStandIn, provider: str = "turnstile", **policy: Any) -> CaptchaVerifier:
+    policy.setdefault("timeout_seconds", float(ANSWERING_VERIFIER_TIMEOUT))
     return CaptchaVerifier(CaptchaPolicy(provider=provider, verify_url=endpoint.url, **policy), lambda: SECRET)  # type: ignore[arg-type]
 
 
@@ -62,13 +71,15 @@ def test_an_unreachable_verifier_fails_closed_by_default(verifier_endpoint: Veri
     # When a token is checked with a 0.3 s timeout (the slow stand-in would say "success" after 2 s)
     # Then the lead is refused with a retryable 503
     with pytest.raises(CaptchaUnavailable) as refused:
-        verifier(verifier_endpoint, timeout_seconds=0.3).verify(GOOD_TOKEN)
+        verifier(verifier_endpoint, timeout_seconds=float(SLOW_VERIFIER_TIMEOUT)).verify(GOOD_TOKEN)
     assert refused.value.status == 503
 
 
 def test_fail_open_accepts_the_lead_unverified(verifier_endpoint: VerifierStandIn) -> None:
     verifier_endpoint.mode = "slow"
-    outcome = verifier(verifier_endpoint, timeout_seconds=0.3, fail_open=True).verify(GOOD_TOKEN)
+    outcome = verifier(verifier_endpoint, timeout_seconds=float(SLOW_VERIFIER_TIMEOUT), fail_open=True).verify(
+        GOOD_TOKEN
+    )
     assert outcome is CaptchaOutcome.UNVERIFIED_FAIL_OPEN
 
 
@@ -125,10 +136,11 @@ def test_an_invalid_lead_is_refused_before_its_token_is_spent(
 
 
 def test_an_unreachable_verifier_is_a_503_with_retry_after(
-    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any
+    guarded_ingest: tuple[str, VerifierStandIn], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue_url, endpoint = guarded_ingest
     endpoint.mode = "slow"
+    monkeypatch.setenv("CAPTCHA_TIMEOUT_SECONDS", SLOW_VERIFIER_TIMEOUT)
     status, headers, body = post_form(
         {"email": "jane@example.com", "cf-turnstile-response": GOOD_TOKEN}, lambda_context
     )

@@ -256,8 +256,11 @@ def test_an_unreadable_secret_on_a_fail_open_stage_queues_the_lead_unverified(
     assert '"CaptchaUnverified"' in capsys.readouterr().out
 
 
-def test_the_secret_read_fits_in_the_captcha_time_and_is_not_retried(guarded_ingest) -> None:
+def test_the_secret_read_fits_in_the_captcha_time_and_is_not_retried(
+    guarded_ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given the captcha check's 0.3 s (CAPTCHA_TIMEOUT_SECONDS)
+    monkeypatch.setenv("CAPTCHA_TIMEOUT_SECONDS", "0.3")
     config = ingest.get_captcha_secrets().client.meta.config
     # Then a hanging Secrets Manager costs at most that, once: the form gets a 503, never a Lambda timeout
     assert config.connect_timeout + config.read_timeout <= 0.3 and config.retries["total_max_attempts"] == 1

@@ -11,12 +11,12 @@ import boto3
 import botocore
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from functions.contract import parse_envelope
 from functions.contract.observability import INGEST_SERVICE
 from functions.ingest import handler as ingest
 from tests.events import api_event, emitted_metrics
+from tests.moto_mock import mock_aws
 
 ALLOWED_ORIGIN = "https://www.example.com"
 THANKS = f"{ALLOWED_ORIGIN}/thanks"

@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.ingest import handler as ingest
 from functions.ingest.publisher import SqsLeadPublisher
 from tests.events import api_event, emitted_metrics
+from tests.moto_mock import mock_aws
 
 ALLOWED_ORIGIN = "https://www.example.com"
 INTERNAL_DETAIL = "bug at /var/task/functions/ingest/publisher.py line 7"

@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import probe_handler
@@ -27,6 +26,7 @@ from functions.worker.drain import (
 from functions.worker.migrate import apply_migrations
 from leadpipe.embedded_postgres import EmbeddedPostgres, start_embedded_postgres
 from tests.conftest import REPO_ROOT, TEST_REGION, FakeLambdaContext
+from tests.moto_mock import mock_aws
 
 
 def make_envelope(email: str, **lead_fields: Any) -> LeadEnvelope:

@@ -9,11 +9,11 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
 from psycopg.conninfo import conninfo_to_dict
 
 from functions.worker.credentials import database_conninfo
 from functions.worker.settings import WorkerSettings
+from tests.moto_mock import mock_aws
 
 # The JSON Secrets Manager keeps for an RDS database (AWS's "Amazon RDS database credentials" secret type).
 RDS_SECRET = {

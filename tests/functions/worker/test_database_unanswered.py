@@ -80,6 +80,7 @@ def test_a_stalled_database_path_fails_the_batch_as_unavailable_and_the_rerun_st
     [summary] = worker_summaries(output)
     assert summary["database_unavailable"] is True and summary["store_error"] == "DatabaseNotAnswering"
     # When the path recovers, what it held reaches the database after all, and the server ends that session
+    assert stalling_path.wait_for_holding_clients_to_leave(JOIN_BOUND_SECONDS)
     stalling_path.release()
     assert stalling_path.wait_for_abandoned_sessions(JOIN_BOUND_SECONDS)
     late_rows = leads_db.count_rows() - 1

@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto import mock_aws
 
 from functions.worker.event_publisher import (
     TIME_NEEDED_FOR_PUT_EVENTS_SECONDS,
@@ -22,6 +21,7 @@ from functions.worker.event_publisher import (
     LeadStoredPublisher,
 )
 from tests.conftest import TEST_REGION
+from tests.moto_mock import mock_aws
 
 
 def entries(count: int) -> list[dict[str, Any]]:

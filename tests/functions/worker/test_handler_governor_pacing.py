@@ -9,13 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import handler as worker
 from functions.worker.governor_switch import worker_pause_seconds
 from tests.conftest import TEST_REGION
 from tests.events import sqs_event
+from tests.moto_mock import mock_aws
 
 
 def record(writers: float, cap: int) -> str:

@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto import mock_aws
 
 from functions.worker import event_relay_handler
 from functions.worker import handler as worker
@@ -26,6 +25,7 @@ from leadpipe.erasure import erase_person
 from tests.conftest import TEST_REGION, FakeLambdaContext, LeadsDatabase
 from tests.events import sqs_record
 from tests.functions.worker.conftest import make_envelope
+from tests.moto_mock import mock_aws
 
 BUS = "leadpipe-test-leads"
 

@@ -10,7 +10,6 @@ from uuid import uuid4
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.contract import Lead, LeadEnvelope
 from functions.contract.envelope import Source
@@ -18,6 +17,7 @@ from infra.config import settings_from_file
 from leadpipe.cli import main as leadpipe
 from leadpipe.targets import resolve_target
 from tests.conftest import LeadsDatabase
+from tests.moto_mock import mock_aws
 
 STACK = "Leadpipe-prod"
 # The two outputs `leadpipe --stack` reads, as the real stack declares them.

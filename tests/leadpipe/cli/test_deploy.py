@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from leadpipe.cli import main as leadpipe
 from tests.leadpipe.aws_not_in_moto import account_limit, answer
+from tests.moto_mock import mock_aws
 
 
 def test_preflight_prints_one_line_per_check_and_exits_2_on_a_failure(

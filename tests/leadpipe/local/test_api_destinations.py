@@ -13,12 +13,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from infra.destinations import EventDestination
 from leadpipe.local.api_destinations import LocalApiDestination, RateLimit
 from leadpipe.local.receiver import LocalReceiver
 from tests.conftest import TEST_REGION
+from tests.moto_mock import mock_aws
 
 EVENT = {
     "source": "leadpipe",

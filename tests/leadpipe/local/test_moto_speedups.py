@@ -15,23 +15,33 @@ from leadpipe.local import moto_speedups
 from tests.conftest import REPO_ROOT
 
 
-def run_scenario(*args: str) -> dict:
+def start_scenario(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-    result = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "tests.leadpipe.local.moto_scenario", *args],
         cwd=REPO_ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+
+
+def scenario_results(*started: subprocess.Popen[str]) -> list[dict]:
+    try:
+        outputs = [process.communicate(timeout=120) for process in started]
+    finally:
+        for process in started:
+            process.kill()  # a no-op once it has ended; ends it if a wait gave up
+            process.wait()
+    for process, (_, stderr) in zip(started, outputs, strict=True):
+        assert process.returncode == 0, stderr
+    return [json.loads(stdout) for stdout, _ in outputs]
 
 
 def test_patched_moto_behaves_exactly_like_stock_moto() -> None:
-    # Given the same SQS conversation on stock moto and on the patched one (separate processes)
-    stock, patched = run_scenario(), run_scenario("patched")
+    # Given the same SQS conversation on stock moto and on the patched one (separate processes, side by side)
+    stock, patched = scenario_results(start_scenario(), start_scenario("patched"))
     # Then a client observes the same thing, and the conversation exercised what matters
     assert patched == stock
     assert stock["after_send"] == {"Visible": 25, "NotVisible": 0, "Delayed": 0}

@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
 from leadpipe.local.queue_snapshot import make_visible, restore_queue_snapshot, save_queue_snapshot
+from tests.moto_mock import mock_aws
 
 ATTRIBUTES = {
     "envelope_version": {"DataType": "Number", "StringValue": "1"},

@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from leadpipe.local.sqs_app import (
     delete_messages_directly,
@@ -18,6 +17,7 @@ from leadpipe.local.sqs_app import (
     send_message_directly,
     sqs_wsgi_app,
 )
+from tests.moto_mock import mock_aws
 
 AUTHORIZATION = "AWS4-HMAC-SHA256 Credential=local/20261123/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=x"
 ATTRIBUTES = {"envelope_version": {"DataType": "Number", "StringValue": "1"}}

@@ -28,11 +28,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from leadpipe.local.runtime import local_sqs_client
 from leadpipe.local.sqs_server import LocalSqsServer
 from tests.leadpipe.local.sqs_limits_scenario import observe
+from tests.moto_mock import mock_aws
 
 REFUSED_CHARACTERS = "InvalidMessageContents"
 TOO_LARGE = "InvalidParameterValue"
