@@ -177,7 +177,9 @@ RAW_PHONE = re.compile(
 
 @pytest.fixture(scope="session")
 def local_pipeline(e2e_data_dir: Path) -> Iterator[RunningPipeline]:
-    running = start_pipeline(e2e_data_dir)
+    """The session's pipeline: dev's settings without the batching window (its tests wait for single leads; the
+    window itself is tested in tests/leadpipe/local/test_poller_batching.py and by make run's own test)."""
+    running = start_pipeline(e2e_data_dir, e2e_settings().model_copy(update=UNBATCHED))
     yield running
     accepted = assert_every_202_is_a_row(running)
     print(f"\nevery 202 of the session is a row (or erased by ops): {accepted} checked")
