@@ -67,7 +67,8 @@ class LocalDrainBreaker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.decision: DrainDecision | None = None
+        self.decision: DrainDecision | None = None  # the last decision written to the state file
+        self._noted: DrainDecision | None = None  # the last decision logged and added to `transitions`
         self.since: str | None = None
         self.transitions: list[tuple[str, str]] = []  # (UTC time, state entered), for drills and status
 
@@ -108,17 +109,22 @@ class LocalDrainBreaker:
             if changed:
                 # Recorded only once nothing is being received, so `drain pause` returning means it.
                 self._source.wait_until_idle(IDLE_WAIT_SECONDS)
-        if changed:
-            self._record(decision)
-        if decision.receiving:
-            # Only once recorded: a lead stored after a hold is never seen while the state still says held.
-            self._source.resume()
+        try:
+            if changed:
+                self._record(decision)
+        finally:
+            # After the record, so a lead stored after a hold is never seen while the state still says held;
+            # but even when the record cannot be written: a stale status line must not keep leads from their rows.
+            if decision.receiving:
+                self._source.resume()
         return decision
 
     def _record(self, decision: DrainDecision) -> None:
-        self.since = datetime.now(UTC).isoformat(timespec="milliseconds")
-        self.transitions.append((self.since, decision.state.value))
-        logger.warning("drain %s", decision.state.value)
+        if decision != self._noted:  # once per change, however many ticks a failing write is retried on
+            self.since = datetime.now(UTC).isoformat(timespec="milliseconds")
+            self.transitions.append((self.since, decision.state.value))
+            logger.warning("drain %s", decision.state.value)
+            self._noted = decision
         # The file first: whoever sees the new decision finds `leadpipe status` saying it too.
         write_atomically(self._state_file, json.dumps({**decision.as_dict(), "since": self.since}))
         self.decision = decision

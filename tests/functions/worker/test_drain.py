@@ -21,7 +21,7 @@ from functions.worker.drain import (
     parse_pause_record,
     run_breaker,
 )
-from leadpipe.local.drain_breaker import PAUSE_FILE_NAME, LocalDrainBreaker, read_local_drain_state
+from leadpipe.local.drain_breaker import PAUSE_FILE_NAME, STATE_FILE_NAME, LocalDrainBreaker, read_local_drain_state
 from leadpipe.local.poller import EventSourceSettings, SqsEventSourcePoller
 from tests.conftest import TEST_REGION
 from tests.events import emitted_metrics
@@ -217,6 +217,31 @@ def test_local_breaker_records_a_resume_before_the_source_receives_again(tmp_pat
     # Then by the time the source may receive again, the breaker and its state file both say running:
     # a lead stored after the hold is never seen while `leadpipe status` still says held
     assert seen_at_resume[-1] == ("running", "running")
+
+
+def test_a_state_file_that_cannot_be_written_never_holds_the_drain(tmp_path: Path) -> None:
+    source, answers = FakeSource(), [True]
+    breaker = LocalDrainBreaker(source, lambda: answers[-1], tmp_path, interval_seconds=60)
+    # Given a drain held by the breaker
+    breaker.check_now()
+    answers.append(False)
+    assert breaker.check_now().state is DrainState.HELD_BY_BREAKER
+    # And a data directory where drain.json can no longer be written (a full or read-only disk)
+    (tmp_path / STATE_FILE_NAME).unlink()
+    (tmp_path / STATE_FILE_NAME).mkdir()
+    (tmp_path / STATE_FILE_NAME / "blocker").write_text("x")
+    # When the database answers again, tick after tick
+    answers.append(True)
+    breaker.check_now()
+    breaker.check_now()
+    # Then the poller receives again (the queued leads become rows), and the change is noted once, not per tick
+    assert source.calls[-1] == "resume"
+    assert [state for _, state in breaker.transitions] == ["running", "held_by_breaker", "running"]
+    # And once the file can be written again, the next tick writes it
+    (tmp_path / STATE_FILE_NAME / "blocker").unlink()
+    (tmp_path / STATE_FILE_NAME).rmdir()
+    breaker.check_now()
+    assert read_local_drain_state(tmp_path)["state"] == "running"
 
 
 def test_local_breaker_survives_a_probe_that_raises(tmp_path: Path) -> None:
