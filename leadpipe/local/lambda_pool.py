@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -23,6 +24,8 @@ from typing import Any
 # Each function's own timeout, as the stack hands it to the function (infra/config.py, infra/api.py).
 FUNCTION_TIMEOUT_VARIABLES = ("RETENTION_TIMEOUT_SECONDS", "WORKER_TIMEOUT_SECONDS", "INGEST_TIMEOUT_SECONDS")
 LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3  # what Lambda gives a function that configures no timeout
+TERMINATE_SECONDS = 2  # SIGTERM ends a process at once unless it is trapped
+SHUTDOWN_SECONDS = 10  # the longest `close` waits for the executor's own reaping once every environment has ended
 
 
 def function_timeout_seconds(environ: Mapping[str, str]) -> float:
@@ -147,13 +150,19 @@ class LambdaPool:
     def close(self, grace_seconds: float = 10.0) -> None:
         """Let running invocations finish for `grace_seconds`, then end the environments."""
         processes = self.environments()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        # The executor's own thread reaps the environments too, and until it is done a child it reaped can still
+        # look alive here: shutdown(wait=True) returns once it is done, so it runs beside the grace and the ending.
+        shutdown = threading.Thread(
+            target=self._executor.shutdown, kwargs={"wait": True, "cancel_futures": True}, daemon=True
+        )
+        shutdown.start()
         deadline = time.monotonic() + grace_seconds
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():  # stuck, e.g. on a database that does not answer
                 process.terminate()
-                process.join(5)
-        # The executor's manager thread reaps the same processes; until it is done, a child it reaped
-        # can still look alive here (its exit code is not recorded yet). Once no invocation runs, it ends promptly.
-        self._executor.shutdown(wait=True)
+                process.join(TERMINATE_SECONDS)
+            if process.is_alive():  # a handler that caught SIGTERM: Lambda would not wait either
+                process.kill()
+                process.join(TERMINATE_SECONDS)
+        shutdown.join(SHUTDOWN_SECONDS)

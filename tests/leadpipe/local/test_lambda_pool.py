@@ -6,6 +6,8 @@ import multiprocessing
 import time
 from pathlib import Path
 
+import pytest
+
 from leadpipe.local.lambda_pool import LambdaPool
 
 
@@ -16,14 +18,15 @@ def wait_for_line(log_file: Path, line: str, seconds: float = 60) -> None:
         time.sleep(0.05)
 
 
-def test_close_ends_every_environment_even_one_stuck_in_an_invocation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ignore_sigterm", [False, True], ids=["stuck", "stuck-and-ignoring-sigterm"])
+def test_close_ends_every_environment_even_one_stuck_in_an_invocation(tmp_path: Path, ignore_sigterm: bool) -> None:
     # Given two warm environments, one of them stuck in an invocation that would last ten minutes
     before = set(multiprocessing.active_children())
     log_file = tmp_path / "stuck.log"
     pool = LambdaPool("tests.leadpipe.local.stuck_function.lambda_handler", "stuck", 2, {}, log_file)
     pool.warm_up()
     assert len(pool.environments()) == 2
-    pool.submit({"seconds": 600})
+    pool.submit({"seconds": 600, "ignore_sigterm": ignore_sigterm})
     wait_for_line(log_file, "invocation started")
     # When the pool is closed with a short grace
     pool.close(grace_seconds=0.5)
