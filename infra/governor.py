@@ -16,8 +16,9 @@ NOT_DECIDED = '{"writers": null}'
 class DrainGovernor(Construct):
     """The governor's `record` (an SSM parameter), and the probe's settings and rights to keep it.
 
-    It runs in the drain probe, after the breaker, so the probe's alarms cover it; its only extra right is this
-    parameter. The worker reads the record to pace itself below 2 writers.
+    It runs in the drain probe, after the breaker; the probe logs its errors and carries on, so its own alarm is
+    DrainGovernorSilent. Its only extra right is this parameter. The worker reads the record to pace itself
+    below 2 writers.
     """
 
     def __init__(

@@ -44,8 +44,8 @@ def database_answers(
     """True when the database takes and commits the worker's writes now; False, not a hang, past
     `answer_within_seconds`.
 
-    It commits one real heartbeat row: a read-only, locked, full or commit-stalled database still answers
-    `SELECT 1` and even a rolled-back write, yet would fail every batch.
+    `SELECT 1` is not enough: a read-only, full or commit-stalled database answers it, yet would fail every batch.
+    So it takes the leads table's lock without waiting and commits one real heartbeat row, as a batch would.
     """
     options = {} if connect_timeout_seconds is None else {"connect_timeout": connect_timeout_seconds}
     leads, heartbeat = leads_table_identifier(leads_table), heartbeat_table_identifier(leads_table)

@@ -24,7 +24,7 @@ REASONS_KEPT = 10
 
 @dataclass(frozen=True)
 class GovernorLimits:
-    """The DB owner's terms, as the settings `governor_*` and `max_concurrency` describe them."""
+    """The DB owner's terms, from the settings `governor_*` and `max_concurrency` (a tolerance of 0.5 is 50%)."""
 
     floor: float
     cap: int
