@@ -8,6 +8,12 @@ from typing import Any
 from aws_cdk.assertions import Template
 
 INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
+WORKER_HANDLER = "functions.worker.handler.lambda_handler"
+PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
+MIGRATE_HANDLER = "functions.worker.migrate_handler.lambda_handler"
+RETENTION_HANDLER = "functions.worker.retention_handler.lambda_handler"
+CANARY_HANDLER = "functions.worker.canary_handler.lambda_handler"
+RELAY_HANDLER = "functions.worker.event_relay_handler.lambda_handler"
 
 
 def resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
@@ -22,6 +28,16 @@ def only(template: Template, kind: str, **props: Any) -> tuple[str, dict[str, An
 
 def function_by_handler(template: Template, handler: str) -> tuple[str, dict[str, Any]]:
     return only(template, "AWS::Lambda::Function", Handler=handler)
+
+
+def ssm_parameter(template: Template, description_prefix: str) -> tuple[str, dict[str, Any]]:
+    """The one SSM parameter whose description starts with `description_prefix`."""
+    [found] = [
+        (logical_id, parameter)
+        for logical_id, parameter in resources(template, "AWS::SSM::Parameter").items()
+        if parameter["Properties"]["Description"].startswith(description_prefix)
+    ]
+    return found
 
 
 def ref_id(value: Any) -> str:
@@ -54,9 +70,6 @@ def with_stage(stage: str = "dev", **overrides: Any) -> dict[str, Any]:
     context = copy.deepcopy(BASE)
     context["stages"].setdefault(stage, {}).update(overrides)
     return context
-
-
-PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
 
 
 def references(value: Any) -> set[str]:

@@ -16,11 +16,7 @@ from functions.worker.probe_handler import DRAIN_PROBE_SERVICE
 from infra.config import PipelineSettings
 from infra.monitoring import PipelineMonitoring
 from tests.infra.conftest import SynthesizedStage
-
-INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
-PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
-RETENTION_HANDLER = "functions.worker.retention_handler.lambda_handler"
+from tests.infra.template_queries import INGEST_HANDLER, PROBE_HANDLER, RETENTION_HANDLER, WORKER_HANDLER
 
 
 @dataclass(frozen=True)

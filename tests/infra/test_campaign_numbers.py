@@ -16,9 +16,7 @@ from functions.ingest.settings import IngestSettings
 from infra.config import PipelineSettings
 from tests.events import RecordingQueue, api_event
 from tests.infra.conftest import synthesize
-from tests.infra.template_queries import function_by_handler, only, ref_id
-
-INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
+from tests.infra.template_queries import INGEST_HANDLER, function_by_handler, only, ref_id
 
 
 def dashboard_body(template: Template) -> tuple[dict[str, Any], list[Any]]:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from aws_cdk.assertions import Template
 
 from infra.canary import CANARY_OUTPUT
-from tests.infra.template_queries import actions, function_by_handler, policy_statements_of_role, ref_id
-
-CANARY_HANDLER = "functions.worker.canary_handler.lambda_handler"
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
+from tests.infra.template_queries import (
+    CANARY_HANDLER,
+    WORKER_HANDLER,
+    actions,
+    function_by_handler,
+    policy_statements_of_role,
+    ref_id,
+)
 
 
 def test_the_canary_check_sits_where_the_worker_sits_with_its_database_settings(in_vpc: Template) -> None:

@@ -14,8 +14,8 @@ from aws_cdk.assertions import Template
 import app as app_py
 from infra.config import REPO_ROOT
 from infra.stack import LeadpipeStack
+from tests.infra.template_queries import WORKER_HANDLER
 
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
 REAL_APP = cdk.App
 
 

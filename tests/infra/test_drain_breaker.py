@@ -16,16 +16,16 @@ from infra.imported_secret import secret_resource_arns
 from infra.queue import LeadQueue
 from infra.worker import LeadWorker
 from tests.infra.template_queries import (
+    PROBE_HANDLER,
+    WORKER_HANDLER,
     actions,
     function_by_handler,
     only,
     policy_statements_of_role,
     ref_id,
     resources,
+    ssm_parameter,
 )
-
-PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
 
 
 def probe(template: Template) -> tuple[str, dict[str, Any]]:
@@ -34,12 +34,7 @@ def probe(template: Template) -> tuple[str, dict[str, Any]]:
 
 def pause_record(template: Template) -> tuple[str, dict[str, Any]]:
     """The operator's pause record (the drain governor keeps a record of its own beside it)."""
-    [(logical_id, parameter)] = [
-        (logical_id, parameter)
-        for logical_id, parameter in resources(template, "AWS::SSM::Parameter").items()
-        if parameter["Properties"]["Description"].startswith("Leadpipe drain: the operator's pause")
-    ]
-    return logical_id, parameter
+    return ssm_parameter(template, "Leadpipe drain: the operator's pause")
 
 
 def mapping_id(template: Template) -> str:

@@ -19,6 +19,8 @@ from infra.events import RELAY_MAX_CONCURRENCY
 from leadpipe.cli import leadpipe
 from tests.infra.conftest import synthesize
 from tests.infra.template_queries import (
+    RELAY_HANDLER,
+    WORKER_HANDLER,
     actions,
     function_by_handler,
     only,
@@ -27,8 +29,6 @@ from tests.infra.template_queries import (
     resources,
 )
 
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
-RELAY_HANDLER = "functions.worker.event_relay_handler.lambda_handler"
 OAUTH_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/crm-oauth-AbCdEf"
 
 

@@ -12,25 +12,20 @@ from aws_cdk.assertions import Template
 from infra.config import PipelineSettings, settings_from_file
 from tests.infra.conftest import synthesize
 from tests.infra.template_queries import (
+    PROBE_HANDLER,
+    WORKER_HANDLER,
     actions,
     function_by_handler,
     only,
     policy_statements_of_role,
     ref_id,
     resources,
+    ssm_parameter,
 )
-
-PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
 
 
 def governor_record(template: Template) -> tuple[str, dict[str, Any]]:
-    [(logical_id, parameter)] = [
-        (logical_id, parameter)
-        for logical_id, parameter in resources(template, "AWS::SSM::Parameter").items()
-        if parameter["Properties"]["Description"].startswith("Leadpipe drain governor")
-    ]
-    return logical_id, parameter
+    return ssm_parameter(template, "Leadpipe drain governor")
 
 
 def test_the_governor_may_update_only_the_workers_mapping_and_write_only_its_record(prod: Template) -> None:

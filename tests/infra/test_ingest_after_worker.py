@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Template
 
-from tests.infra.template_queries import INGEST_HANDLER, created_after, function_by_handler
-
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
+from tests.infra.template_queries import INGEST_HANDLER, WORKER_HANDLER, created_after, function_by_handler
 
 
 def test_the_ingest_is_updated_only_after_the_worker_and_the_migrations(prod: Template) -> None:

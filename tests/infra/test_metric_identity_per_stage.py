@@ -24,11 +24,7 @@ import pytest
 from functions.contract.observability import METRICS_NAMESPACE
 from infra.config import REPO_ROOT
 from tests.infra.conftest import SynthesizedStage
-from tests.infra.template_queries import resources
-
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
-PROBE_HANDLER = "functions.worker.probe_handler.lambda_handler"
-INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
+from tests.infra.template_queries import INGEST_HANDLER, PROBE_HANDLER, WORKER_HANDLER, resources
 
 
 def outage_alarm_metric(stage: SynthesizedStage) -> tuple[str, str, frozenset[tuple[str, str]]]:

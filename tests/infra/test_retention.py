@@ -9,15 +9,14 @@ from aws_cdk.assertions import Template
 
 from infra.config import PipelineSettings
 from tests.infra.template_queries import (
+    RETENTION_HANDLER,
+    WORKER_HANDLER,
     actions,
     function_by_handler,
     policy_statements_of_role,
     ref_id,
     resources,
 )
-
-RETENTION_HANDLER = "functions.worker.retention_handler.lambda_handler"
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
 
 
 def retention(template: Template) -> tuple[str, dict[str, Any]]:

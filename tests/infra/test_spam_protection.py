@@ -16,9 +16,9 @@ from aws_cdk.assertions import Template
 from infra.config import PipelineSettings, SettingsError, settings_from_context
 from infra.imported_secret import secret_resource_arns
 from tests.infra.conftest import synthesize
+from tests.infra.template_queries import INGEST_HANDLER
 
 CAPTCHA_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:leadpipe/prod/turnstile-AbCdEf"
-INGEST_HANDLER = "functions.ingest.handler.lambda_handler"
 
 
 def ingest_function(template: Template) -> tuple[str, dict[str, Any]]:

@@ -14,6 +14,8 @@ from infra.imported_secret import SECRET_READ_ACTIONS, secret_resource_arns
 from tests.infra.conftest import PROD_KEY_ARN, SECRET_ARN
 from tests.infra.template_queries import (
     INGEST_HANDLER,
+    MIGRATE_HANDLER,
+    WORKER_HANDLER,
     actions,
     function_by_handler,
     only,
@@ -21,9 +23,6 @@ from tests.infra.template_queries import (
     ref_id,
     resources,
 )
-
-WORKER_HANDLER = "functions.worker.handler.lambda_handler"
-MIGRATE_HANDLER = "functions.worker.migrate_handler.lambda_handler"
 
 
 def queues(template: Template) -> tuple[tuple[str, dict], tuple[str, dict]]:
