@@ -111,7 +111,12 @@ def wait_until_all_stored(pipeline: RunningPipeline, tag: str, expected: int) ->
         )
     except AssertionError as error:
         stored = pipeline.count("email LIKE %s", (f"{tag}-%",))
-        raise AssertionError(f"{error}: {stored} of {expected} stored, {dead_letters(pipeline)} in the DLQ") from None
+        governor, poller = pipeline.pipeline.drain_governor, pipeline.pipeline.poller
+        writers = governor.state.writers if governor else "ungoverned"
+        raise AssertionError(
+            f"{error}: {stored} of {expected} stored, {dead_letters(pipeline)} in the DLQ, "
+            f"drain {drain_state(pipeline)}, writers {writers}, poller {poller.stats.snapshot()}"
+        ) from None
 
 
 def outage_then_recovery(pipeline: RunningPipeline, until: float) -> float:
