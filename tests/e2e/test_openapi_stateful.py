@@ -25,7 +25,7 @@ from tests.e2e.conftest import RunningPipeline
 
 # Each example is a chain of up to 6 calls through the local pipeline: make test tries fewer chains than the
 # profile's count (enough to catch a retry given a second lead_id); make fuzz keeps its profile's.
-CI_CHAINS = 50
+CI_CHAINS = 30
 
 RETRY_LINK = {
     "RetrySameKey": {
