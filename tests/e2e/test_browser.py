@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     start_pipeline,
     unique_email,
     wait_for,
+    with_fast_client,
 )
 
 SAVED_MESSAGE = "We could not reach our server."
@@ -64,6 +65,16 @@ def wait_until_sent_or_saved(page: Page, thanks_url: str, timeout_ms: float = 12
         timeout=timeout_ms,
     )
     return "sent" if page.url == thanks_url else "saved"
+
+
+def open_visitors(contexts: list[BrowserContext], url: str) -> list[Page]:
+    """A page per context (a visitor each) on `url`, loading side by side; returned once every client has started."""
+    pages = [context.new_page() for context in contexts]
+    for page in pages:
+        page.goto(url, wait_until="commit")
+    for page in pages:
+        page.wait_for_function("window.Leadpipe !== undefined")
+    return pages
 
 
 def reopen_until_outbox_empty(page: Page, landing_url: str, timeout_ms: float = 60_000) -> None:
@@ -174,6 +185,7 @@ def test_throttles_and_bare_5xx_bodies_are_retried_with_one_key(
             route.continue_()
 
     page.route(local_pipeline.info.api_url, flaky_api)
+    with_fast_client(page, local_pipeline.info.landing_page_url)
     page.goto(local_pipeline.info.landing_page_url)
     email = unique_email("flaky")
     # When the visitor submits once
@@ -239,7 +251,9 @@ def test_a_saved_lead_is_sent_by_one_tab_when_two_open_at_once(
     pump_until(tabs[0], lambda: held, timeout=10, message="the first tab's resend")
     tabs[1].goto(local_pipeline.info.landing_page_url)
     tabs[1].wait_for_function("window.Leadpipe !== undefined")
-    tabs[1].wait_for_timeout(1_000)  # room for a second send, were the lead not locked by the first tab
+    # And the second tab's try is over: a flush of its own, whose lock request queues behind its first one, returned
+    # (were the lead not locked by the first tab, it would wait on the held route: bounded at 2 s)
+    tabs[1].evaluate("() => Promise.race([window.Leadpipe.flush(), new Promise((done) => setTimeout(done, 2000))])")
     for route in held:
         route.continue_()
     tabs[0].wait_for_function(f"({OUTBOX_JS}).length === 0")
@@ -260,6 +274,7 @@ def test_a_lead_submitted_offline_is_sent_when_the_page_is_opened_again(
     posts = record_posts(context, api_url)
     # Given a page whose API cannot be reached (every request to it fails at the network level)
     context.route(api_url, lambda route: route.abort("internetdisconnected"))
+    with_fast_client(context, local_pipeline.info.landing_page_url)
     page = context.new_page()
     page.goto(local_pipeline.info.landing_page_url)
     email = unique_email("offline")
@@ -329,9 +344,8 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
 
     for context, answered in zip(contexts, per_page, strict=True):
         context.on("response", recorder(answered))
-    pages = [context.new_page() for context in contexts]
-    for page in pages:
-        page.goto(info.landing_page_url)
+        with_fast_client(context, info.landing_page_url)
+    pages = open_visitors(contexts, info.landing_page_url)
     emails = [unique_email("sqs-down") for _ in pages]
     # Given SQS is stopped
     patient_pipeline.pipeline.stop_queue_service()
@@ -373,11 +387,13 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
         context.close()
 
 
-# 10 pages posting at once are twice the burst, so their first wave alone is throttled; 6 leads a page (60:
-# at least 5.5 s at the bucket's rate) keep every page posting, its refused leads retried beside the other
-# pages' next ones, until the last lead is through.
+# 10 pages posting at once are twice the burst, so their first wave alone is throttled; 3 leads a page (30:
+# at least 2.5 s at the bucket's rate) keep every page posting, its refused leads retried beside the other
+# pages' next ones, until the last lead is through. What it proves: every page retries its 429s until each of its
+# leads is in, none twice. No page comes near its 30 s retry budget, so the next visit's resend below is only a
+# fallback (test_retry_after_beyond_the_budget_keeps_the_lead_for_the_next_visit tests that path).
 THROTTLED_PAGES = 10
-THROTTLED_LEADS = 6 * THROTTLED_PAGES
+THROTTLED_LEADS = 3 * THROTTLED_PAGES
 THROTTLE = {"throttle_rate_per_second": 10, "throttle_burst": 5}
 
 
@@ -412,14 +428,14 @@ def test_every_lead_from_concurrent_pages_is_stored_once_through_a_hard_throttle
         context.on(
             "response", lambda response: statuses.append(response.status) if response.url == info.api_url else None
         )
-    pages = [context.new_page() for context in contexts]
+        with_fast_client(context, info.landing_page_url)
+    pages = open_visitors(contexts, info.landing_page_url)
     emails = [unique_email("throttled") for _ in range(THROTTLED_LEADS)]
     per_page = [emails[i::THROTTLED_PAGES] for i in range(THROTTLED_PAGES)]
-    # When 60 visitors submit from 10 pages at once, each page sending its next lead as soon as one is done
+    # When 30 visitors submit from 10 pages at once, each page sending its next lead as soon as one is done
     # (without `_redirect` the form stays on the page, so a lead costs no page load; every page is loaded
     # before the first one sends, so they do post at once)
     for page in pages:
-        page.goto(info.landing_page_url)
         page.evaluate("document.querySelector('#signup-form input[name=_redirect]').remove()")
     for page, its_emails in zip(pages, per_page, strict=True):
         page.evaluate(f"(emails) => {{ ({VISITOR_JS})(emails).then((done) => (window.outcomes = done)); }}", its_emails)
