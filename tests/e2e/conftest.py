@@ -261,7 +261,10 @@ CLIENT_TAG = '<script src="/leadpipe.js"'
 
 
 def with_fast_client(target: Page | BrowserContext, page_url: str) -> None:
-    """Every load of `page_url` in `target` runs leadpipe.js with FAST_CLIENT's waits (its <script> tag's options)."""
+    """Every load of `page_url` in `target` runs leadpipe.js with FAST_CLIENT's waits (its <script> tag's options).
+
+    Only for a page on the API's own origin: Chromium gives a page answered by Playwright no address space, and its
+    Local Network Access then blocks that page's cross-origin requests to 127.0.0.1."""
 
     def rewrite(route: Route) -> None:
         response = route.fetch()
