@@ -67,9 +67,10 @@ def wait_until_sent_or_saved(page: Page, thanks_url: str, timeout_ms: float = 12
     return "sent" if page.url == thanks_url else "saved"
 
 
-def open_visitors(contexts: list[BrowserContext], url: str) -> list[Page]:
-    """A page per context (a visitor each) on `url`, loading side by side; returned once every client has started."""
-    pages = [context.new_page() for context in contexts]
+def open_pages(context: BrowserContext, url: str, count: int) -> list[Page]:
+    """`count` tabs of one browser on `url`, loading side by side; returned once every client has started.
+    (Tabs, not a browser each: they send their own leads alike, and open in a fraction of the time.)"""
+    pages = [context.new_page() for _ in range(count)]
     for page in pages:
         page.goto(url, wait_until="commit")
     for page in pages:
@@ -316,23 +317,34 @@ def own_pipeline(postgres_uri: str, name: str, **settings: Any) -> Iterator[Runn
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture
-def patient_pipeline(postgres_uri: str) -> Iterator[RunningPipeline]:
-    """Visibility 3 s x 5 receives: a short outage must not send anything to the DLQ."""
-    yield from own_pipeline(postgres_uri, "browser", visibility_timeout_seconds=3, max_receive_count=5)
+# API Gateway's token bucket, hard for 10 pages posting at once: 10 requests/s, burst 5.
+THROTTLE = {"throttle_rate_per_second": 10, "throttle_burst": 5}
 
 
-SQS_OUTAGE_PAGES = 8
+@pytest.fixture(scope="module")
+def throttled_pipeline(postgres_uri: str) -> Iterator[RunningPipeline]:
+    """The SQS outage's and the throttle's pipeline (one start for both): the throttle above, and a visibility of
+    3 s x 5 receives, so a short outage sends nothing to the DLQ."""
+    yield from own_pipeline(
+        postgres_uri, "browser-throttled", visibility_timeout_seconds=3, max_receive_count=5, **THROTTLE
+    )
+
+
+# Fewer pages than the throttle's burst, each posting at most once a second (the 503's Retry-After): the outage's
+# answers are never a 429.
+SQS_OUTAGE_PAGES = 4
 
 
 def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
-    browser: Browser, patient_pipeline: RunningPipeline
+    browser: Browser, throttled_pipeline: RunningPipeline
 ) -> None:
-    info = patient_pipeline.info
+    info = throttled_pipeline.info
     thanks_url = info.landing_page_url + "thanks"
-    contexts = [browser.new_context() for _ in range(SQS_OUTAGE_PAGES)]
+    context = browser.new_context()
+    with_fast_client(context, info.landing_page_url)
+    pages = open_pages(context, info.landing_page_url, SQS_OUTAGE_PAGES)
     statuses: list[int] = []
-    per_page: list[list[int]] = [[] for _ in contexts]
+    per_page: list[list[int]] = [[] for _ in pages]
 
     def recorder(answered: list[int]) -> Callable[[Response], None]:
         def record(response: Response) -> None:
@@ -342,31 +354,31 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
 
         return record
 
-    for context, answered in zip(contexts, per_page, strict=True):
-        context.on("response", recorder(answered))
-        with_fast_client(context, info.landing_page_url)
-    pages = open_visitors(contexts, info.landing_page_url)
+    for page, answered in zip(pages, per_page, strict=True):
+        page.on("response", recorder(answered))
     emails = [unique_email("sqs-down") for _ in pages]
     # Given SQS is stopped
-    patient_pipeline.pipeline.stop_queue_service()
+    throttled_pipeline.pipeline.stop_queue_service()
     stopped_at = time.monotonic()
-    # When visitors submit during the stop
-    for page, email in zip(pages, emails, strict=True):
-        submit_lead(page, email)
-    # And the stop lasts until every page has retried into it: its first try and a retry both answered
-    # (well within the client's 30 s retry budget, so no page may have given up yet)
-    pump_until(
-        pages[0],
-        lambda: all(len(answered) >= 2 for answered in per_page),
-        timeout=20,
-        message="every page's first try and a retry answered during the stop",
-    )
-    outage_seconds = time.monotonic() - stopped_at
-    # Then during the stop every answer was a 503 (never a false 202), and no page gave up yet
-    assert statuses and set(statuses) == {503}
-    assert all(page.url == info.landing_page_url for page in pages)
-    # When SQS comes back
-    patient_pipeline.pipeline.start_queue_service()
+    try:
+        # When visitors submit during the stop
+        for page, email in zip(pages, emails, strict=True):
+            submit_lead(page, email)
+        # And the stop lasts until every page has retried into it: its first try and a retry both answered
+        # (well within the client's 30 s retry budget, so no page may have given up yet)
+        pump_until(
+            pages[0],
+            lambda: all(len(answered) >= 2 for answered in per_page),
+            timeout=20,
+            message="every page's first try and a retry answered during the stop",
+        )
+        outage_seconds = time.monotonic() - stopped_at
+        # Then during the stop every answer was a 503 (never a false 202), and no page gave up yet
+        assert statuses and set(statuses) == {503}
+        assert all(page.url == info.landing_page_url for page in pages)
+    finally:
+        # When SQS comes back (the throttle test runs on this pipeline next)
+        throttled_pipeline.pipeline.start_queue_service()
     # Then every page's lead goes through (a page that ran out of retries sends it on its next load)
     outcomes = [wait_until_sent_or_saved(page, thanks_url) for page in pages]
     for page, outcome in zip(pages, outcomes, strict=True):
@@ -374,7 +386,7 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
             reopen_until_outbox_empty(page, info.landing_page_url)
     rows = wait_for(
         lambda: (
-            (found := patient_pipeline.rows("email LIKE %s", ("sqs-down-%",))) and len(found) >= len(emails) and found
+            (found := throttled_pipeline.rows("email LIKE %s", ("sqs-down-%",))) and len(found) >= len(emails) and found
         ),
         timeout=60,
         message="every lead of the outage stored",
@@ -383,8 +395,7 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
     print(
         f"SQS outage {outage_seconds:.1f} s: {len(emails)} leads, {len(statuses)} answers, outcomes {outcomes}, lost 0"
     )
-    for context in contexts:
-        context.close()
+    context.close()
 
 
 # 10 pages posting at once are twice the burst, so their first wave alone is throttled; 3 leads a page (30:
@@ -394,13 +405,6 @@ def test_leads_submitted_while_sqs_is_down_are_stored_after_it(
 # fallback (test_retry_after_beyond_the_budget_keeps_the_lead_for_the_next_visit tests that path).
 THROTTLED_PAGES = 10
 THROTTLED_LEADS = 3 * THROTTLED_PAGES
-THROTTLE = {"throttle_rate_per_second": 10, "throttle_burst": 5}
-
-
-@pytest.fixture
-def throttled_pipeline(postgres_uri: str) -> Iterator[RunningPipeline]:
-    """A stage throttled hard for 10 pages posting at once: 10 requests/s, burst 5 (API Gateway's token bucket)."""
-    yield from own_pipeline(postgres_uri, "browser-throttled", **THROTTLE)
 
 
 # A visitor typing one lead after another into the page's form, waiting for each outcome before the next.
@@ -423,13 +427,10 @@ def test_every_lead_from_concurrent_pages_is_stored_once_through_a_hard_throttle
 ) -> None:
     info = throttled_pipeline.info
     statuses: list[int] = []
-    contexts = [browser.new_context() for _ in range(THROTTLED_PAGES)]
-    for context in contexts:
-        context.on(
-            "response", lambda response: statuses.append(response.status) if response.url == info.api_url else None
-        )
-        with_fast_client(context, info.landing_page_url)
-    pages = open_visitors(contexts, info.landing_page_url)
+    context = browser.new_context()
+    context.on("response", lambda response: statuses.append(response.status) if response.url == info.api_url else None)
+    with_fast_client(context, info.landing_page_url)
+    pages = open_pages(context, info.landing_page_url, THROTTLED_PAGES)
     emails = [unique_email("throttled") for _ in range(THROTTLED_LEADS)]
     per_page = [emails[i::THROTTLED_PAGES] for i in range(THROTTLED_PAGES)]
     # When 30 visitors submit from 10 pages at once, each page sending its next lead as soon as one is done
@@ -464,5 +465,4 @@ def test_every_lead_from_concurrent_pages_is_stored_once_through_a_hard_throttle
         f"{outcomes.count('saved')}, "
         f"lost {len(emails) - len(rows)}"
     )
-    for context in contexts:
-        context.close()
+    context.close()
