@@ -56,7 +56,7 @@ IDEMPOTENCY_KEY_HELP = (
 )
 CAPTCHA_PASS_HELP = (
     "Stages with a captcha: the pass a 503 gave for this lead. While valid it stands in for the captcha token; one "
-    "for another lead, expired or tampered with is ignored."
+    "for another lead, expired, tampered with or over 64 characters is ignored (the lead is not refused for it)."
 )
 CAPTCHA_PASS_ANSWER_HELP = (
     "Only after the captcha passed and the lead could not be queued: send it back on the retry of this same lead "
@@ -109,7 +109,7 @@ def openapi_document(server_url: str = "/") -> dict[str, Any]:
                     "summary": "Submit one lead",
                     "parameters": [
                         _header("Idempotency-Key", IDEMPOTENCY_KEY_HELP, minLength=1, maxLength=255),
-                        _header(PASS_HEADER, CAPTCHA_PASS_HELP, maxLength=64),
+                        _header(PASS_HEADER, CAPTCHA_PASS_HELP),
                     ],
                     "requestBody": {"required": True, "content": _request_bodies(lead)},
                     "responses": _responses(),

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 SQS_MAX_BATCH = 10
+# How long a sweep's receive waits for messages: long polling asks every SQS server, where a short poll may answer
+# "empty" while messages remain. Tests against moto, which answers from one store, may set 0.
+SWEEP_WAIT_SECONDS = 1
 
 
 def peek_messages(sqs: Any, queue_url: str, limit: int, visibility_seconds: int, **receive: Any) -> list[dict]:
@@ -33,12 +36,11 @@ def delete_matching(sqs: Any, queue_url: str, matches: Callable[[str], bool], vi
     keep: list[dict[str, Any]] = []
     deleted = 0
     while True:
-        # Long polling asks every SQS server: a short poll may answer "empty" while messages remain.
         batch = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=SQS_MAX_BATCH,
             VisibilityTimeout=visibility_seconds,
-            WaitTimeSeconds=1,
+            WaitTimeSeconds=SWEEP_WAIT_SECONDS,
         ).get("Messages", [])
         fresh = [m for m in batch if m["MessageId"] not in seen]
         if not fresh:

@@ -35,7 +35,8 @@ hypothesis_settings.register_profile(
     database=DirectoryBasedExampleDatabase(str(REPO_ROOT / ".leadpipe" / "hypothesis")),
     deadline=None,
 )
-hypothesis_settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_VARIABLE, "ci"))
+HYPOTHESIS_PROFILE = os.environ.get(HYPOTHESIS_PROFILE_VARIABLE, "ci")
+hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
 
 
 @pytest.fixture(autouse=True)

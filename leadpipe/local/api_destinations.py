@@ -25,6 +25,7 @@ REQUEST_TIMEOUT_SECONDS = 5  # API destinations' client execution timeout
 RETRIED_STATUSES = frozenset({401, 407, 409, 429})
 LONGEST_BACK_OFF_SECONDS = 60
 RECEIVE_WAIT_SECONDS = 1
+SHORT_POLL_PAUSE_SECONDS = 0.05  # between empty receives when not long polling: no busy loop
 
 
 class RateLimit:
@@ -70,7 +71,12 @@ class LocalApiDestination:
         dead_letter_url: str,
         endpoint: str,
         echo: TextIO | None = None,
+        *,
+        receive_wait_seconds: int = RECEIVE_WAIT_SECONDS,
+        longest_back_off_seconds: int = LONGEST_BACK_OFF_SECONDS,
     ) -> None:
+        """`receive_wait_seconds`: SQS long polling (0 short-polls, so `stop` need not wait out a receive);
+        `longest_back_off_seconds`: the cap on a retry's back-off (2 s, 4 s, ... doubling)."""
         self.destination = destination
         self.endpoint = endpoint
         self.stats = DeliveryStats()
@@ -78,6 +84,8 @@ class LocalApiDestination:
         self._delivery_url = delivery_url
         self._dead_letter_url = dead_letter_url
         self._echo = echo
+        self._receive_wait = receive_wait_seconds
+        self._longest_back_off = longest_back_off_seconds
         self._limit = RateLimit(destination.invocation_rate_per_second)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"leadpipe-destination-{destination.name}", daemon=True)
@@ -91,7 +99,7 @@ class LocalApiDestination:
 
     def stop(self) -> None:
         self.stop_soon()
-        self._thread.join(REQUEST_TIMEOUT_SECONDS + RECEIVE_WAIT_SECONDS + 5)
+        self._thread.join(REQUEST_TIMEOUT_SECONDS + self._receive_wait + 5)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -99,12 +107,14 @@ class LocalApiDestination:
                 messages = self._sqs.receive_message(
                     QueueUrl=self._delivery_url,
                     MaxNumberOfMessages=10,
-                    WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
+                    WaitTimeSeconds=self._receive_wait,
                     AttributeNames=["All"],
                 ).get("Messages", [])
             except Exception:
                 self._stopping.wait(1)
                 continue
+            if not messages and self._receive_wait == 0:
+                self._stopping.wait(SHORT_POLL_PAUSE_SECONDS)
             delivered = []
             for message in messages:
                 if not self._limit.wait(self._stopping):
@@ -146,7 +156,7 @@ class LocalApiDestination:
             self._dead_letter(message, f"HTTP {status}" if status else "NetworkError", error)
             return False
         self.stats.add(retried=1)
-        back_off = min(LONGEST_BACK_OFF_SECONDS, 2**attempts)
+        back_off = min(self._longest_back_off, 2**attempts)
         self._sqs.change_message_visibility(
             QueueUrl=self._delivery_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=back_off
         )

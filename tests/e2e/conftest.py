@@ -20,7 +20,7 @@ import boto3
 import psycopg
 import pytest
 from moto.server import ThreadedMotoServer
-from playwright.sync_api import Browser, Page, Request, Response, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, Route, sync_playwright
 
 from infra.config import PipelineSettings, settings_from_file
 from leadpipe.local.runtime import LocalPipeline, LocalPipelineOptions, RuntimeInfo, local_sqs_client
@@ -254,6 +254,27 @@ PASS_HEADER = "Leadpipe-Captcha-Pass"
 CLIENT_JS = (REPO_ROOT / "leadpipe" / "local" / "landing_page" / "leadpipe.js").read_text()
 
 
+# The client's own waits, shortened for tests that wait on them: a retry's back-off (0.5 s, doubling) and the
+# captcha recheck (1 s) in production (docs/browser-client.md). What happens when does not change, only how soon.
+FAST_CLIENT = 'data-backoff-seconds="0.05" data-recheck-seconds="0.1"'
+CLIENT_TAG = '<script src="/leadpipe.js"'
+
+
+def with_fast_client(target: Page | BrowserContext, page_url: str) -> None:
+    """Every load of `page_url` in `target` runs leadpipe.js with FAST_CLIENT's waits (its <script> tag's options).
+
+    Only for a page on the API's own origin: Chromium gives a page answered by Playwright no address space, and its
+    Local Network Access then blocks that page's cross-origin requests to 127.0.0.1."""
+
+    def rewrite(route: Route) -> None:
+        response = route.fetch()
+        html = response.text()
+        assert CLIENT_TAG in html, f"{page_url} does not load leadpipe.js"
+        route.fulfill(response=response, body=html.replace(CLIENT_TAG, f"{CLIENT_TAG} {FAST_CLIENT}"))
+
+    target.route(page_url, rewrite)
+
+
 PAGE = """<!doctype html><html><body>
 <form id="signup-form" method="post" action="/leads" data-leadpipe data-leadpipe-retry-seconds="2">
   <input type="hidden" name="campaign" value="SUMMERSALE20">
@@ -262,7 +283,7 @@ PAGE = """<!doctype html><html><body>
   <button type="submit">Sign up</button>
   <p id="signup-status" data-leadpipe-status role="status"></p>
 </form>
-<script src="/leadpipe.js" defer></script>
+<script src="/leadpipe.js" CLIENT_OPTIONS defer></script>
 </body></html>"""
 
 
@@ -275,6 +296,7 @@ class CaptchaApi:
     drop_next: int = 0  # the next n POSTs are lost on the network (status 0 in fetch)
     low_score: bool = False  # reCAPTCHA v3: this visitor's every token scores below the threshold
     token_field: str = TOKEN_FIELD  # g-recaptcha-response for reCAPTCHA v3
+    client_options: str = FAST_CLIENT  # the page's <script> tag options for leadpipe.js
     issued: set[str] = field(default_factory=set)
     spent: set[str] = field(default_factory=set)
     passes: dict[str, str] = field(default_factory=dict)  # pass -> the lead_id it was issued for
@@ -295,7 +317,8 @@ class CaptchaApi:
             route.fulfill(status=200, content_type="application/javascript", body=CLIENT_JS)
             return
         if request.method != "POST":
-            route.fulfill(status=200, content_type="text/html", body=PAGE.replace(TOKEN_FIELD, self.token_field))
+            page = PAGE.replace(TOKEN_FIELD, self.token_field).replace("CLIENT_OPTIONS", self.client_options)
+            route.fulfill(status=200, content_type="text/html", body=page)
             return
         if not self.network_up or self.drop_next > 0:
             self.drop_next = max(0, self.drop_next - 1)
@@ -354,6 +377,11 @@ def open_page(browser: Browser, api: CaptchaApi) -> Page:
 
 def widget_gives(page: Page, token: str, field: str = TOKEN_FIELD) -> None:
     page.evaluate("([t, f]) => { document.querySelector('#signup-form').elements[f].value = t; }", [token, field])
+
+
+def give_up_soon(page: Page) -> None:
+    """This visit's form stops retrying after 0.2 s (its retry budget): a lead it cannot send is saved at once."""
+    page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '0.2')")
 
 
 def status_text(page: Page) -> str:

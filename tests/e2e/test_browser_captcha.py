@@ -24,6 +24,7 @@ from tests.e2e.conftest import (
     turnstile_widget_gives,
     unique_email,
     wait_for,
+    with_fast_client,
 )
 
 PASS_HEADER = "leadpipe-captcha-pass"  # as Playwright reports request headers: lower case
@@ -76,6 +77,7 @@ def test_a_saved_lead_whose_token_expired_waits_for_a_fresh_token_then_is_stored
 ) -> None:
     info = guarded_pipeline.info
     context = browser.new_context()
+    with_fast_client(context, info.landing_page_url)
     page = context.new_page()
     posts, answers = record(page, info.api_url)
     # Given a lead saved in this browser on an earlier visit (the API asked for an hour's pause), with no pass

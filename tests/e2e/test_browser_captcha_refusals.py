@@ -12,7 +12,20 @@ import uuid
 
 from playwright.sync_api import Browser, Page, Route
 
-from tests.e2e.conftest import ORIGIN, OUTBOX_JS, CaptchaApi, open_page, pump_until, status_text, submit, widget_gives
+from tests.e2e.conftest import (
+    ORIGIN,
+    OUTBOX_JS,
+    CaptchaApi,
+    give_up_soon,
+    open_page,
+    pump_until,
+    status_text,
+    submit,
+    widget_gives,
+)
+
+# The stand-in's page runs leadpipe.js with FAST_CLIENT's waits: its recheck watcher looks every 0.1 s.
+RECHECK_LOOKS_MS = 1_000  # ten looks of the watcher
 
 DROPPED = "Your earlier sign-up could not be sent. Please fill in the form again."
 MAX_RECHECKS = 3  # leadpipe.js: fresh tokens one lead may try after a captcha_expired
@@ -82,7 +95,7 @@ def test_a_token_that_keeps_expiring_gets_three_fresh_tries_then_a_refusal_the_v
     assert page.evaluate(OUTBOX_JS) == []
     assert [(d["status"], d["error"]["code"]) for d in page.evaluate("window.dropped")] == [(403, "captcha_expired")]
     # And nothing more goes out, however many tokens the widget hands out
-    page.wait_for_timeout(3000)  # the recheck watcher looks once a second
+    page.wait_for_timeout(RECHECK_LOOKS_MS)
     assert len(api.answers) == 1 + MAX_RECHECKS
     page.context.close()
 
@@ -92,8 +105,9 @@ def test_a_saved_lead_refused_for_good_on_the_next_visit_is_not_forgotten_silent
     page = open_page(browser, api)
     record_dropped(page)
     email = f"refused-{uuid.uuid4().hex[:8]}@example.com"
-    # Given a lead saved in this browser while the network was down
+    # Given a lead saved in this browser while the network was down (its retries given up on soon)
     api.network_up = False
+    give_up_soon(page)
     widget_gives(page, api.issue())
     submit(page, email)
     pump_until(page, lambda: status_text(page).startswith("We could not reach"), timeout=20, message="saved")
@@ -116,6 +130,7 @@ def test_a_lead_saved_before_the_widget_added_its_input_goes_out_with_the_next_t
     # Given a widget that had not even added its hidden input (offline, its script never loaded) when the lead was saved
     page.evaluate("document.querySelector('#signup-form').elements['cf-turnstile-response'].remove()")
     api.network_up = False
+    give_up_soon(page)
     submit(page, email)
     pump_until(page, lambda: status_text(page).startswith("We could not reach"), timeout=20, message="saved")
     [saved] = page.evaluate(OUTBOX_JS)

@@ -23,7 +23,17 @@ import uuid
 
 from playwright.sync_api import Browser
 
-from tests.e2e.conftest import ORIGIN, OUTBOX_JS, CaptchaApi, open_page, pump_until, status_text, submit, widget_gives
+from tests.e2e.conftest import (
+    ORIGIN,
+    OUTBOX_JS,
+    CaptchaApi,
+    give_up_soon,
+    open_page,
+    pump_until,
+    status_text,
+    submit,
+    widget_gives,
+)
 
 API_URL = ORIGIN + "/leads"
 
@@ -82,6 +92,7 @@ def test_a_lead_saved_before_the_widget_had_a_token_is_not_silently_dropped(brow
     email = f"offline-{uuid.uuid4().hex[:8]}@example.com"
     # Given the visitor is offline, so the widget has no token yet, and submits: the lead is saved
     api.network_up = False
+    give_up_soon(page)
     submit(page, email)
     pump_until(page, lambda: status_text(page).startswith("We could not reach"), timeout=20, message="saved")
     assert len(page.evaluate(OUTBOX_JS)) == 1
@@ -90,7 +101,7 @@ def test_a_lead_saved_before_the_widget_had_a_token_is_not_silently_dropped(brow
     page.goto(ORIGIN + "/")
     widget_gives(page, api.issue())
     pump_until(page, lambda: api.answers, timeout=20, message="the resend")
-    for _ in range(30):  # the recheck watcher looks once a second: three looks, fewer once the lead is stored
+    for _ in range(30):  # the recheck watcher looks every 0.1 s here (FAST_CLIENT): 30 looks, fewer once stored
         if api.rows_for(email) == 1:
             break
         page.wait_for_timeout(100)
@@ -165,7 +176,7 @@ def test_a_token_refused_for_its_score_is_not_retried_forever(browser: Browser) 
         timeout=20,
         message="a verdict shown, or a third refusal",
     )
-    page.wait_for_timeout(3000)  # the recheck watcher looks once a second: a loop would post again meanwhile
+    page.wait_for_timeout(1000)  # the recheck watcher looks every 0.1 s here (FAST_CLIENT): a loop would post again
     refusals = [a for a in api.answers if a[0] == 403]
     # Then the client gives up on the judged token (a final refusal the visitor sees), it does not loop
     assert len(refusals) <= 2, (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,35 @@ def stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SynthesizedSta
         path.write_text(text)
         synthesized[stage] = SynthesizedStage(settings, built.template, path, built.stack, text)
     return synthesized
+
+
+CFN_LINT_TIMEOUT_SECONDS = 240
+
+
+def cfn_lint_serverless(paths: list[Path]) -> subprocess.CompletedProcess[str]:
+    """cfn-lint (installed beside the interpreter running the tests) with its own rules plus the serverless ones."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("cfn-lint")),
+            "--append-rules",
+            "cfn_lint_serverless.rules",
+            "--format",
+            "parseable",
+            "--regions",
+            "eu-west-1",
+            "--",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CFN_LINT_TIMEOUT_SECONDS,
+    )
+
+
+@pytest.fixture(scope="session")
+def cfn_lint_of_every_stage(stages: dict[str, SynthesizedStage]) -> subprocess.CompletedProcess[str]:
+    """One cfn-lint run over every stage's template, for every test that reads it (each start takes seconds)."""
+    return cfn_lint_serverless([stage.template_path for stage in stages.values()])
 
 
 @pytest.fixture(params=STAGES)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,8 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 
 from infra.config import REPO_ROOT, settings_from_file
-from tests.infra.conftest import SynthesizedStage, synthesize
+from tests.infra.conftest import SynthesizedStage, cfn_lint_serverless, synthesize
 
-CFN_LINT_TIMEOUT_SECONDS = 240
 CHECKOV_TIMEOUT_SECONDS = 300
 # checkov pins an old boto3, so it lives in its own venv (the Makefile builds it); PATH is the fallback.
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -39,25 +37,6 @@ CANARY = {
         }
     }
 }
-
-
-def cfn_lint_serverless(paths: list[Path]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("cfn-lint")),
-            "--append-rules",
-            "cfn_lint_serverless.rules",
-            "--format",
-            "parseable",
-            "--regions",
-            "eu-west-1",
-            "--",
-            *map(str, paths),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=CFN_LINT_TIMEOUT_SECONDS,
-    )
 
 
 def checkov_binary() -> str:
@@ -128,9 +107,11 @@ def test_an_unacknowledged_serverless_finding_stops_synth(monkeypatch: pytest.Mo
     assert "Serverless-LambdaDLQ" in str(stopped.value)
 
 
-def test_cfn_lint_with_the_serverless_rules_finds_nothing_undecided(stages: dict[str, SynthesizedStage]) -> None:
+def test_cfn_lint_with_the_serverless_rules_finds_nothing_undecided(
+    stages: dict[str, SynthesizedStage], cfn_lint_of_every_stage: subprocess.CompletedProcess[str]
+) -> None:
     # Given every stage's template  When cfn-lint runs with the serverless rules (one run for all)
-    result = cfn_lint_serverless([s.template_path for s in stages.values()])
+    result = cfn_lint_of_every_stage
     # Then it reports nothing: no error, warning or serverless finding that is not acknowledged with a reason
     assert result.stdout.strip() == "", result.stdout
     assert result.returncode == 0, result.stderr[-2000:]

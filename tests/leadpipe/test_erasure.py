@@ -17,7 +17,7 @@ import pytest
 
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import handler as worker
-from leadpipe import dlq
+from leadpipe import dlq, queue_sweep
 from leadpipe.cli import main as leadpipe
 from leadpipe.erasure import erase_from_dead_letters, erase_person
 from tests.conftest import LeadsDatabase
@@ -34,6 +34,12 @@ def envelope_of(email: str, received_at: datetime | None = None) -> LeadEnvelope
         source=Source(user_agent="pytest"),
         lead=Lead(email=email, campaign="SPRING"),
     )
+
+
+@pytest.fixture(autouse=True)
+def short_polling_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto answers a short poll from its one store: a sweep's last, empty receive need not wait a second."""
+    monkeypatch.setattr(queue_sweep, "SWEEP_WAIT_SECONDS", 0)
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@
   if (!window.fetch || !window.FormData || !window.URLSearchParams) return; // the plain form works
 
   var OUTBOX = "leadpipe:outbox:"; // one item per unsent lead: tabs never clash
-  var FORM_TYPE = "application/x-www-form-urlencoded";
-  var BASE_DELAY_MS = 500;
-  var MAX_DELAY_MS = 8000;
+  var OPTIONS = (document.currentScript || {}).dataset || {};
+  function positive(value, fallback) { return value > 0 && value < 1e5 ? +value : fallback; }
+  var BACKOFF_MS = positive(OPTIONS.backoffSeconds, 0.5) * 1e3;
+  var RECHECK_MS = positive(OPTIONS.recheckSeconds, 1) * 1e3;
   var REQUEST_TIMEOUT_MS = 10000;
   var DEFAULT_BUDGET_SECONDS = 30; // retries of one attempt; then the next visit
   var PASS = "Leadpipe-Captcha-Pass"; // a 503 after a passed captcha carries it; retries send it
@@ -25,10 +26,10 @@
     dropped: "Your earlier sign-up could not be sent. Please fill in the form again."
   };
 
-  // --- attribution: the first and last visits that brought the visitor, forgotten KEEP_DAYS after the last
+  // --- attribution: the first and last touch, forgotten KEEP_DAYS after the last
   var TOUCHES = "leadpipe:touches";
   var FIELDS = "utm_source utm_medium utm_campaign utm_term utm_content gclid gbraid wbraid fbclid msclkid li_fat_id ttclid".split(" ");
-  var KEEP_DAYS = +((document.currentScript || {}).dataset || {}).attributionDays || 90;
+  var KEEP_DAYS = positive(OPTIONS.attributionDays, 90);
   var URL_OK = /^https?:\/\/[!-~]{1,2000}$/; // never what the API refuses
 
   function touches() {
@@ -158,7 +159,7 @@
   function post(entry) {
     var abort = new AbortController();
     var timer = setTimeout(function () { abort.abort(); }, REQUEST_TIMEOUT_MS);
-    var headers = { "Content-Type": FORM_TYPE, "Idempotency-Key": entry.key };
+    var headers = { "Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": entry.key };
     if (entry.pass) headers[PASS] = entry.pass;
     spend(entry.body, entry.key);
     return fetch(entry.url, {
@@ -203,7 +204,7 @@
         }
         if (!retryable(answer.status)) return answer;
         // Full jitter spreads throttled pages; Retry-After is a floor.
-        var backoff = Math.random() * Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, attempt++));
+        var backoff = Math.random() * BACKOFF_MS * Math.min(16, Math.pow(2, attempt++));
         var wait = retryAfterMs(answer.retryAfter) + backoff;
         if (Date.now() + wait > deadline) return answer;
         if (onRetry) onRetry(answer, wait);
@@ -245,15 +246,10 @@
       clearInterval(watching);
       watching = 0;
       flush();
-    }, 1000);
+    }, RECHECK_MS);
   }
 
   // --- the form
-  function budgetMs(form) {
-    var seconds = Number(form.getAttribute("data-leadpipe-retry-seconds"));
-    return (seconds > 0 ? seconds : DEFAULT_BUDGET_SECONDS) * 1000;
-  }
-
   function message(form, state) {
     return form.getAttribute("data-leadpipe-message-" + state) || MESSAGES[state];
   }
@@ -326,7 +322,8 @@
       var status = statusSlot(form);
       status.textContent = message(form, "sending");
       store(entry);
-      send(entry, Date.now() + budgetMs(form), true, function (answer, wait) {
+      var budget = positive(form.getAttribute("data-leadpipe-retry-seconds"), DEFAULT_BUDGET_SECONDS) * 1e3;
+      send(entry, Date.now() + budget, true, function (answer, wait) {
         emit(form, "retry", { status: answer.status, wait: wait });
       }).catch(function () {
         return { status: 0 }; // the lead is still in the outbox

@@ -162,6 +162,8 @@ def test_a_valid_pass_is_accepted_without_asking_siteverify(guarded_ingest, lamb
         pytest.param("tampered", JANE, KEY, id="tampered"),
         pytest.param("expired", JANE, KEY, id="expired"),
         pytest.param("another-secret", JANE, KEY, id="another-secret"),
+        # docs/openapi.json promises that a pass over 64 characters is ignored, not refused
+        pytest.param("over-64-characters", JANE, KEY, id="over-64-characters"),
     ],
 )
 def test_a_pass_that_does_not_fit_falls_back_to_the_token(
@@ -179,6 +181,7 @@ def test_a_pass_that_does_not_fit_falls_back_to_the_token(
         "tampered": CaptchaPass(SECRET).issue(jane)[:-4] + "AAAA",
         "expired": CaptchaPass(SECRET, now=lambda: time.time() - PASS_LIFETIME_SECONDS - 5).issue(jane),
         "another-secret": CaptchaPass("0x4AAAAAAA-rotated-away").issue(jane),
+        "over-64-characters": CaptchaPass(SECRET).issue(jane) + "=" * 200,
     }[ticket_for]
     # When the lead is posted with it
     status, _, body = post({**posted, "cf-turnstile-response": "spent-token"}, lambda_context, ticket=ticket, key=key)

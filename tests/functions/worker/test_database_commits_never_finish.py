@@ -75,11 +75,11 @@ def test_commits_that_never_finish_fail_the_batch_and_the_probe_holds_the_drain_
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_SECONDS", "1")  # the probe's round-trip limit: 1 s + 2 s
     monkeypatch.setenv("DB_LOCK_TIMEOUT_SECONDS", "1")
-    # When the worker stores a batch while commits cannot finish, in an invocation with 5 s left (deadline: 5 s - 2 s
-    # reserve)
+    # When the worker stores a batch while commits cannot finish, in an invocation with 3.5 s left (deadline: 3.5 s -
+    # 2 s reserve)
     result: list[Any] = []
     batch = [make_envelope(f"waiting{i}@example.com").to_message_body() for i in range(3)]
-    context = ShortLambdaContext(remaining_ms=5_000)
+    context = ShortLambdaContext(remaining_ms=3_500)
     thread = threading.Thread(
         target=lambda: result.append(worker.lambda_handler(sqs_event(batch), context)), daemon=True
     )
@@ -93,8 +93,10 @@ def test_commits_that_never_finish_fail_the_batch_and_the_probe_holds_the_drain_
     [summary] = worker_summaries(output)
     assert summary["store_error"] == "DatabaseNotAnswering"
     # ... and the breaker's probe, run on that DatabaseUnavailable alarm, must hold the drain: every batch would fail
-    # the same way
-    answer = probe_handler.lambda_handler({"detail-type": "CloudWatch Alarm State Change"}, lambda_context)
+    # the same way (its round trip: what an 8.5 s invocation leaves after connect_timeout's 5 s and the 2 s reserve)
+    answer = probe_handler.lambda_handler(
+        {"detail-type": "CloudWatch Alarm State Change"}, ShortLambdaContext(remaining_ms=8_500)
+    )
     assert (answer["state"], deployed_mapping()) == ("held_by_breaker", "Disabled"), (
         "the probe reports a database whose commits never finish as answering: the drain keeps running and "
         "every lead of the outage burns receives into the DLQ"

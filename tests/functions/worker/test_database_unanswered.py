@@ -31,6 +31,8 @@ from tests.stalling_proxy import StallingProxy
 
 # A bound on the wait, not a timing assertion: without a deadline the call would wait until the path recovers.
 JOIN_BOUND_SECONDS = 20
+# The probe's round trip: at most what is left less connect_timeout (5 s) and the 2 s reserve, here 1.5 s.
+PROBE_SHORT_INVOCATION = ShortLambdaContext(remaining_ms=8_500)
 
 
 @pytest.fixture
@@ -54,9 +56,9 @@ def finishes_within_bound(call: Callable[[], Any]) -> tuple[bool, Any]:
 def test_a_stalled_database_path_fails_the_batch_as_unavailable_and_the_rerun_stores_it_once(
     leads_db: LeadsDatabase, stalling_path: StallingProxy, through_proxy: bool, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    # Given a worker whose path to the database forwards the login, in invocations with 5 s left (deadline: 5 s - 2 s
-    # reserve)
-    lambda_context = ShortLambdaContext(remaining_ms=5_000)
+    # Given a worker whose path to the database forwards the login, in invocations with 3.5 s left (deadline: 3.5 s -
+    # 2 s reserve)
+    lambda_context = ShortLambdaContext(remaining_ms=3_500)
     monkeypatch.setenv("DATABASE_URL", stalling_path.uri)
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_SECONDS", "1")
@@ -101,11 +103,11 @@ def test_a_stalled_database_path_fails_the_batch_as_unavailable_and_the_rerun_st
 def test_the_deadline_never_outlasts_the_invocation(
     leads_db: LeadsDatabase, stalling_path: StallingProxy, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    # Given a 60 s statement timeout (a 62 s deadline) but an invocation with 6 s left
+    # Given a 60 s statement timeout (a 62 s deadline) but an invocation with 3.5 s left
     monkeypatch.setenv("DATABASE_URL", stalling_path.uri)
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_SECONDS", "60")
-    context = ShortLambdaContext()
+    context = ShortLambdaContext(remaining_ms=3_500)
     # When the path stalls as the batch is stored (here on the worker's first connection: the login still goes through)
     stalling_path.stall()
     returned, response = finishes_within_bound(
@@ -131,9 +133,9 @@ def test_the_probe_holds_the_drain_when_the_database_path_stalls(
     monkeypatch.setenv("LEADS_TABLE", leads_db.leads_table)
     monkeypatch.setenv("DB_STATEMENT_TIMEOUT_SECONDS", "1")
     stalling_path.stall()
-    # When the probe runs
+    # When the probe runs, in an invocation whose time left caps its round trip below the 1 s + 2 s limit
     returned, answer = finishes_within_bound(
-        lambda: probe_handler.lambda_handler({"detail-type": "Scheduled Event"}, lambda_context)
+        lambda: probe_handler.lambda_handler({"detail-type": "Scheduled Event"}, PROBE_SHORT_INVOCATION)
     )
     # Then it reports the database as not answering instead of hanging: the drain is held and the outage counted
     assert returned, "the probe waited on a database path that answers nothing"
