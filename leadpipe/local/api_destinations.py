@@ -93,8 +93,12 @@ class LocalApiDestination:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop_soon(self) -> None:
+        """Ask the sender to stop after the request it is making, without waiting (`stop` waits)."""
         self._stopping.set()
+
+    def stop(self) -> None:
+        self.stop_soon()
         self._thread.join(REQUEST_TIMEOUT_SECONDS + self._receive_wait + 5)
 
     def _run(self) -> None:

@@ -102,7 +102,7 @@ class LocalDrainGovernor:
         self._database_url = database_url
         self._state_file = data_dir / STATE_FILE_NAME
         self._receiving = drain_receiving
-        self._interval = interval_seconds
+        self.interval_seconds = interval_seconds  # read at every look: a change applies from the next one
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: psycopg.Connection | None = None
@@ -128,13 +128,13 @@ class LocalDrainGovernor:
                 self.decide_once(self._sample_sessions())
             except Exception:  # a broken governor must not stop the drain: the gate keeps its last writers
                 logger.exception("drain governor decision failed")
-                self._stopping.wait(self._interval)
+                self._stopping.wait(self.interval_seconds)
 
     def _sample_sessions(self) -> float | None:
         """The mean of SAMPLES_PER_DECISION looks over one period (None if the database cannot be asked)."""
         seen: list[float] = []
         for _ in range(SAMPLES_PER_DECISION):
-            if self._stopping.wait(self._interval / SAMPLES_PER_DECISION):
+            if self._stopping.wait(self.interval_seconds / SAMPLES_PER_DECISION):
                 break
             try:
                 others = other_active_sessions(self._monitor_connection())

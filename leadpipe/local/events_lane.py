@@ -201,10 +201,11 @@ class LocalEventsLane:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        for sender in self.destinations.values():
-            sender.stop()
-        if self._relay is not None:
-            self._relay.stop()
+        pollers = [*self.destinations.values(), *([self._relay] if self._relay is not None else [])]
+        for poller in pollers:  # all asked first: their long polls end together, not one after another
+            poller.stop_soon()
+        for poller in pollers:
+            poller.stop()
         if self._relay_function is not None:
             self._relay_function.close()
         if self._server is not None:

@@ -112,9 +112,13 @@ class SqsEventSourcePoller:
             thread.start()
             self._threads.append(thread)
 
+    def stop_soon(self) -> None:
+        """Ask every poller to stop after the batch it holds, without waiting (`stop` waits)."""
+        self._stopping.set()
+
     def stop(self) -> None:
         """Let every poller finish the batch it holds, then return."""
-        self._stopping.set()
+        self.stop_soon()
         for thread in self._threads:
             thread.join()
         self._threads.clear()

@@ -324,27 +324,26 @@ class LocalPipeline:
         Returns how many messages were saved to the snapshot (restored on the next start).
         """
         saved = 0
-        if self._ingest:
-            self._ingest.stop()
-        if self.drain_breaker:
-            self.drain_breaker.stop()
-        if self.drain_governor:
-            self.drain_governor.stop()
-        if self.info and self.poller:
-            sqs = local_sqs_client(self.info.sqs_endpoint_url)
-            self._wait_until_drained(sqs, drain_seconds)
-            self.poller.stop()
-            # Failed records wait out their visibility timeout, invisible to the snapshot: end it.
-            make_visible(sqs, self.info.leads_queue_url, self.poller.held_receipt_handles())
-            saved = save_queue_snapshot(
-                sqs,
-                Path(self.info.data_dir) / SNAPSHOT_FILE_NAME,
-                {"leads": self.info.leads_queue_url, "dead_letters": self.info.dead_letter_queue_url},
-            )
-        if self.retention:
-            self.retention.stop()
-        if self._retention:
-            self._retention.close()
+        with ThreadPoolExecutor(max_workers=1) as background:
+            retention_stopped = background.submit(self._stop_retention)  # it owes the drain nothing: ends meanwhile
+            if self._ingest:
+                self._ingest.stop()
+            if self.drain_breaker:
+                self.drain_breaker.stop()
+            if self.drain_governor:
+                self.drain_governor.stop()
+            if self.info and self.poller:
+                sqs = local_sqs_client(self.info.sqs_endpoint_url)
+                self._wait_until_drained(sqs, drain_seconds)
+                self.poller.stop()
+                # Failed records wait out their visibility timeout, invisible to the snapshot: end it.
+                make_visible(sqs, self.info.leads_queue_url, self.poller.held_receipt_handles())
+                saved = save_queue_snapshot(
+                    sqs,
+                    Path(self.info.data_dir) / SNAPSHOT_FILE_NAME,
+                    {"leads": self.info.leads_queue_url, "dead_letters": self.info.dead_letter_queue_url},
+                )
+            retention_stopped.result()
         if self._worker:
             self._worker.close()
         if self.events:
@@ -356,6 +355,12 @@ class LocalPipeline:
         if self.info:
             (Path(self.info.data_dir) / STATE_FILE_NAME).unlink(missing_ok=True)
         return saved
+
+    def _stop_retention(self) -> None:
+        if self.retention:
+            self.retention.stop()
+        if self._retention:
+            self._retention.close()
 
     def _wait_until_drained(self, sqs: Any, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from functions.contract import Lead, LeadEnvelope, Source
@@ -41,16 +42,27 @@ def receiver() -> Iterator[LocalReceiver]:
 
 
 @pytest.fixture
-def crm_at_20_per_second(e2e_data_dir: Path, receiver: LocalReceiver) -> Iterator[RunningPipeline]:
+def crm_at_20_per_second(e2e_data_dir: Path, receiver: LocalReceiver, postgres_uri: str) -> Iterator[RunningPipeline]:
     """dev's settings (its own visibility timeout: a burst is not redelivered for nothing), one CRM at 20/s.
-    One ingest environment: the burst goes straight onto the queue, the API takes no part in it."""
+    One ingest environment: the burst goes straight onto the queue, the API takes no part in it. Its table is in
+    a schema of its own on the session's PostgreSQL: the lane needs no database of its own."""
     crm = EventDestination(name="crm", url="https://crm.example.com/leads", invocation_rate_per_second=RATE)
-    settings = settings_from_file("dev").model_copy(update={"events_enabled": True, "event_destinations": [crm]})
+    schema = f"events_burst_{uuid.uuid4().hex[:8]}"
+    settings = settings_from_file("dev").model_copy(
+        update={"events_enabled": True, "event_destinations": [crm], "leads_table": f"{schema}.leads"}
+    )
     running = start_pipeline(
-        e2e_data_dir / "events-burst", settings, events=True, events_to=receiver.url, ingest_environments=1
+        e2e_data_dir / "events-burst",
+        settings,
+        events=True,
+        events_to=receiver.url,
+        ingest_environments=1,
+        database_url=postgres_uri,
     )
     yield running
     running.pipeline.stop(drain_seconds=0)
+    with psycopg.connect(postgres_uri, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def most_in_any_second(times: list[float]) -> int:

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from leadpipe.cli import main as leadpipe
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import http_request, wait_for
 
@@ -37,7 +38,7 @@ def read_banner(process: subprocess.Popen[str]) -> str:
 
 
 @pytest.mark.slow
-def test_make_run_with_the_prod_stage_stores_a_lead_and_stops_on_ctrl_c() -> None:
+def test_make_run_with_the_prod_stage_stores_a_lead_and_stops_on_ctrl_c(capsys: pytest.CaptureFixture) -> None:
     # Given `make run STAGE=prod`, i.e. `leadpipe run --stage prod`, on a free port with data of its own
     # (under the project, like the e2e runtime's: the embedded PostgreSQL's own user must reach it)
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"run-prod-{uuid.uuid4().hex[:8]}"
@@ -66,13 +67,13 @@ def test_make_run_with_the_prod_stage_stores_a_lead_and_stops_on_ctrl_c() -> Non
         )
         # Then it is accepted and stored in the embedded database (prod's secret ARN is never used locally)
         assert answer.status == 202, answer.body
-        status = [sys.executable, "-m", "leadpipe.cli", "status", "--json", "--data-dir", str(data_dir)]
 
+        # (`leadpipe status` in this process: a new interpreter per look would cost more than the look)
         def stored() -> bool:
-            result = subprocess.run(status, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+            capsys.readouterr()
+            code = leadpipe(["status", "--json", "--data-dir", str(data_dir)])
             return (
-                result.returncode == 0
-                and json.loads(result.stdout)["stored_last_hour_by_campaign"].get("PRODLOCAL") == 1
+                code == 0 and json.loads(capsys.readouterr().out)["stored_last_hour_by_campaign"].get("PRODLOCAL") == 1
             )
 
         wait_for(stored, timeout=60, message="the lead stored by the prod-stage runtime")

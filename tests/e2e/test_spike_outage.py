@@ -11,30 +11,35 @@ import pytest
 from leadpipe.cli import main as leadpipe
 from tests.e2e.conftest import RunningPipeline
 
+RATE = 60  # leads per second, from 4 clients
+OUTAGE_AFTER, OUTAGE_SECONDS = 1, 3  # the database stalls from 1 s to 4 s, while the burst is still being sent
+TOTAL = RATE * (OUTAGE_AFTER + OUTAGE_SECONDS)  # the burst lasts until the database comes back
+SLOWEST_RATE = 10  # leads per second sent on the slowest (busiest) machine seen
+
 
 def test_a_stalled_database_costs_time_never_leads(
     local_pipeline: RunningPipeline, capsys: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
     # Given the running local pipeline, its own embedded PostgreSQL
     report = tmp_path / "outage.png"
-    # When 300 leads are sent at 60/s and the database is stalled from 1 s to 6 s
+    # When 240 leads are sent at 60/s and the database is stalled from 1 s to 4 s
     code = leadpipe(
         [
             "spike",
             "--data-dir",
             local_pipeline.info.data_dir,
             "--total",
-            "300",
+            str(TOTAL),
             "--rate",
-            "60",
+            str(RATE),
             "--concurrency",
             "4",
             "--campaign",
             "e2eoutage",
             "--db-outage-after",
-            "1",
+            str(OUTAGE_AFTER),
             "--db-outage-seconds",
-            "5",
+            str(OUTAGE_SECONDS),
             "--report",
             str(report),
             "--json",
@@ -43,17 +48,17 @@ def test_a_stalled_database_costs_time_never_leads(
     summary = json.loads(capsys.readouterr().out)
     # Then the API accepted every lead, the database away or not
     assert code == 0
-    assert (summary["accepted"], summary["errors"]) == (300, 0)
+    assert (summary["accepted"], summary["errors"]) == (TOTAL, 0)
     start, end = summary["db_outage"]
-    assert end - start >= 5
-    # the queue held what arrived meanwhile (at least 10/s for 5 s on the slowest machine seen)
-    assert summary["max_queued"] >= 50
+    assert end - start >= OUTAGE_SECONDS
+    # the queue held what arrived meanwhile (at least 10/s for the whole stall on the slowest machine seen)
+    assert summary["max_queued"] >= SLOWEST_RATE * OUTAGE_SECONDS
     # and once the database was back, every lead was stored exactly once
     assert (summary["lost"], summary["duplicates"], summary["drained"]) == (0, 0, True)
-    assert local_pipeline.count("campaign = 'E2EOUTAGE'") == 300
+    assert local_pipeline.count("campaign = 'E2EOUTAGE'") == TOTAL
     # While it was stalled nobody could ask it: the samples in the window have no row count
     with report.with_suffix(".csv").open() as handle:
         rows = list(csv.DictReader(handle))
     inside = [r for r in rows if start + 0.5 < float(r["seconds"]) < end - 0.5]
     assert inside and all(r["stored"] == "" for r in inside)
-    assert int(rows[-1]["stored"]) == 300
+    assert int(rows[-1]["stored"]) == TOTAL
