@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,12 @@ from aws_cdk.assertions import Template
 
 from infra.bundling import LAMBDA_PYTHON_VERSION
 from infra.config import REPO_ROOT
-from tests.infra.conftest import SynthesizedStage
+from tests.infra.conftest import SynthesizedStage, cfn_lint_serverless
 
 # cfn-lint ORs one bit per severity into its exit code (2 error, 4 warning, 8 informational);
 # 1 or anything above 15 means cfn-lint itself failed.
 CFN_LINT_ERROR_BIT = 2
 CFN_LINT_FINDING_BITS = 2 | 4 | 8
-CFN_LINT_TIMEOUT_SECONDS = 240
 CDK_SYNTH_TIMEOUT_SECONDS = 600
 
 
@@ -31,24 +29,6 @@ def elf_machine(path: Path) -> int | None:
     """The CPU an ELF file is built for, or None when it is not ELF."""
     header = path.read_bytes()[:20]
     return int.from_bytes(header[18:20], "little") if header[:4] == b"\x7fELF" else None
-
-
-def cfn_lint(template_path: Path) -> subprocess.CompletedProcess[str]:
-    """cfn-lint installed beside the interpreter running the tests, wherever its venv lives."""
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("cfn-lint")),
-            "--format",
-            "parseable",
-            "--regions",
-            "eu-west-1",
-            "--",
-            str(template_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=CFN_LINT_TIMEOUT_SECONDS,
-    )
 
 
 def lint_failed(returncode: int) -> bool:
@@ -74,8 +54,8 @@ def test_cfn_lint_reports_an_error_it_is_shown(tmp_path: Path) -> None:
             {"Resources": {"Q": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 99_999_999}}}}
         )
     )
-    # When cfn-lint checks it  Then the error bit is set and the check fails
-    result = cfn_lint(path)
+    # When cfn-lint checks it, as the session's run checks the stages  Then the error bit is set and the check fails
+    result = cfn_lint_serverless([path])
     assert result.returncode & CFN_LINT_ERROR_BIT, result.stdout
     assert lint_failed(result.returncode)
 
