@@ -64,8 +64,9 @@ def test_the_script_tags_back_off_and_recheck_interval_are_honoured(browser: Bro
     context.close()
 
 
-# None: no attribute; "0": not positive; "soon": not a number; "1e9": not below 100000
-@pytest.mark.parametrize("value", [None, "0", "soon", "1e9"])
+# None: no attribute; "0": not positive; "soon": not a number; "1e9": not below 100000; "0.01": under the floors
+# (0.05 s and 0.1 s), where a failing API would get a tight loop of retries and rechecks
+@pytest.mark.parametrize("value", [None, "0", "soon", "1e9", "0.01"])
 def test_a_missing_or_unusable_value_leaves_the_default(browser: Browser, value: str | None) -> None:
     options = "" if value is None else f'data-backoff-seconds="{value}" data-recheck-seconds="{value}"'
     api = CaptchaApi(client_options=options)

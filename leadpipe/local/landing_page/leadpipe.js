@@ -6,9 +6,9 @@
 
   var OUTBOX = "leadpipe:outbox:"; // one item per unsent lead: tabs never clash
   var OPTIONS = (document.currentScript || {}).dataset || {};
-  function positive(value, fallback) { return value > 0 && value < 1e5 ? +value : fallback; }
-  var BACKOFF_MS = positive(OPTIONS.backoffSeconds, 0.5) * 1e3;
-  var RECHECK_MS = positive(OPTIONS.recheckSeconds, 1) * 1e3;
+  function positive(value, fallback, min) { return value > 0 && !(value < min) && value < 1e5 ? +value : fallback; }
+  var BACKOFF_MS = positive(OPTIONS.backoffSeconds, 0.5, 0.05) * 1e3;
+  var RECHECK_MS = positive(OPTIONS.recheckSeconds, 1, 0.1) * 1e3;
   var REQUEST_TIMEOUT_MS = 10000;
   var DEFAULT_BUDGET_SECONDS = 30; // retries of one attempt; then the next visit
   var PASS = "Leadpipe-Captcha-Pass"; // a 503 after a passed captcha carries it; retries send it
