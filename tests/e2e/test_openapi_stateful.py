@@ -21,7 +21,7 @@ from schemathesis.generation.stateful import run_state_machine_as_test
 
 from leadpipe.openapi import openapi_document
 from tests.conftest import HYPOTHESIS_PROFILE
-from tests.e2e.conftest import RunningPipeline
+from tests.e2e.conftest import RunningPipeline, record_accepted
 
 # Each example is a chain of up to 6 calls through the local pipeline: make test tries fewer chains than the
 # profile's count (enough to catch a retry given a second lead_id); make fuzz keeps its profile's.
@@ -63,6 +63,7 @@ def map_body(context: Any, body: Any) -> Any:
 @pytest.mark.timeout(900)  # a failure is shrunk by replaying HTTP scenarios: slow on a busy machine
 def test_retries_with_the_same_key_get_the_same_lead_id(local_pipeline: RunningPipeline) -> None:
     base_url = local_pipeline.info.landing_page_url.rstrip("/")
+    honeypot = local_pipeline.pipeline.settings.honeypot_field
 
     class RetryingClient(schema.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
@@ -83,6 +84,8 @@ def test_retries_with_the_same_key_get_the_same_lead_id(local_pipeline: RunningP
             if response.status_code == 202 and key is not None:
                 # The same key with another lead rightly gets its own id (docs/openapi.json): a retry is both again.
                 lead_id = response.json()["lead_id"]
+                if not str(case.body.get(honeypot) or "").strip():  # a filled honeypot's 202 is never stored
+                    record_accepted(local_pipeline.info.api_url, lead_id, json.dumps(case.body))
                 submission = (key, json.dumps(case.body, sort_keys=True))
                 assert self.first_lead_id.setdefault(submission, lead_id) == lead_id, (
                     f"a retry with key {key!r} and the same lead got a second lead_id"
