@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -158,6 +159,16 @@ class RunningPipeline:
 
     def queue_attribute(self, url: str, name: str) -> int:
         return int(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[name])["Attributes"][name])
+
+
+@contextmanager
+def leads_table_of_its_own(postgres_uri: str, name: str) -> Iterator[str]:
+    """`<schema>.leads` in a new schema on the session's PostgreSQL, dropped afterwards: a pipeline with settings of
+    its own keeps its table there instead of starting an embedded server of its own."""
+    schema = f"{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+    yield f"{schema}.leads"
+    with psycopg.connect(postgres_uri, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def start_pipeline(data_dir: Path, settings: PipelineSettings | None = None, **options: Any) -> RunningPipeline:
@@ -487,7 +498,6 @@ def guarded_pipeline(
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     ).create_secret(Name=f"leadpipe/local/turnstile-{uuid.uuid4().hex[:8]}", SecretString=SECRET)["ARN"]
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"browser-captcha-{uuid.uuid4().hex[:8]}"
-    schema = f"browser_captcha_{uuid.uuid4().hex[:8]}"
     captcha = {
         "CAPTCHA_PROVIDER": "turnstile",
         "CAPTCHA_SECRET_ARN": secret_arn,
@@ -498,21 +508,20 @@ def guarded_pipeline(
         # The ingest's own setting (default 5 s): a 503's retry comes 1 s later, not 5.
         "RETRY_AFTER_SECONDS": "1",
     }
-    running = start_pipeline(
-        data_dir,
-        e2e_settings().model_copy(update={**UNBATCHED, "leads_table": f"{schema}.leads"}),
-        database_url=postgres_uri,
-        ingest_environment=captcha,
-        extra_allowed_origins=[other_origin.origin],
-    )
-    other_origin.source = running.info.landing_page_url
-    yield running
-    running.pipeline.stop(drain_seconds=5)
+    with leads_table_of_its_own(postgres_uri, "browser-captcha") as leads_table:
+        running = start_pipeline(
+            data_dir,
+            e2e_settings().model_copy(update={**UNBATCHED, "leads_table": leads_table}),
+            database_url=postgres_uri,
+            ingest_environment=captcha,
+            extra_allowed_origins=[other_origin.origin],
+        )
+        other_origin.source = running.info.landing_page_url
+        yield running
+        running.pipeline.stop(drain_seconds=5)
     secrets_server.stop()
     assert_logs_hold_no_personal_data(data_dir)
     shutil.rmtree(data_dir, ignore_errors=True)
-    with psycopg.connect(postgres_uri, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def record(page: Page, api_url: str) -> tuple[list[Request], list[Response]]:

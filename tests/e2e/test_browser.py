@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
-import psycopg
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, Route
 
@@ -25,6 +24,7 @@ from tests.e2e.conftest import (
     assert_logs_hold_no_personal_data,
     e2e_settings,
     http_request,
+    leads_table_of_its_own,
     outbox,
     pump_until,
     start_pipeline,
@@ -301,20 +301,18 @@ def own_pipeline(postgres_uri: str, name: str, **settings: Any) -> Iterator[Runn
     """A pipeline with settings of its own, its table in a schema of its own on the session's PostgreSQL
     (no second embedded server to start)."""
     data_dir = REPO_ROOT / ".leadpipe" / "pytest" / f"{name}-{uuid.uuid4().hex[:8]}"
-    schema = f"{name.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
-    running = start_pipeline(
-        data_dir,
-        e2e_settings().model_copy(update={**UNBATCHED, **settings, "leads_table": f"{schema}.leads"}),
-        database_url=postgres_uri,
-        # The ingest's own setting (default 5 s): a 503's retry comes 1 s later, not 5.
-        ingest_environment={"RETRY_AFTER_SECONDS": "1"},
-    )
-    yield running
-    running.pipeline.stop(drain_seconds=5)
+    with leads_table_of_its_own(postgres_uri, name) as leads_table:
+        running = start_pipeline(
+            data_dir,
+            e2e_settings().model_copy(update={**UNBATCHED, **settings, "leads_table": leads_table}),
+            database_url=postgres_uri,
+            # The ingest's own setting (default 5 s): a 503's retry comes 1 s later, not 5.
+            ingest_environment={"RETRY_AFTER_SECONDS": "1"},
+        )
+        yield running
+        running.pipeline.stop(drain_seconds=5)
     assert_logs_hold_no_personal_data(data_dir)
     shutil.rmtree(data_dir, ignore_errors=True)
-    with psycopg.connect(postgres_uri, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 # API Gateway's token bucket, hard for 10 pages posting at once: 10 requests/s, burst 5.

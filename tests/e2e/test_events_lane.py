@@ -19,14 +19,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from functions.contract import Lead, LeadEnvelope, Source
 from infra.config import settings_from_file
 from infra.destinations import EventDestination
 from leadpipe.local.receiver import LocalReceiver
-from tests.e2e.conftest import RunningPipeline, start_pipeline, wait_for
+from tests.e2e.conftest import RunningPipeline, leads_table_of_its_own, start_pipeline, wait_for
 
 RATE = 20
 BURST = int(os.environ.get("LEADPIPE_EVENTS_BURST_LEADS", "100"))
@@ -47,22 +46,20 @@ def crm_at_20_per_second(e2e_data_dir: Path, receiver: LocalReceiver, postgres_u
     One ingest environment: the burst goes straight onto the queue, the API takes no part in it. Its table is in
     a schema of its own on the session's PostgreSQL: the lane needs no database of its own."""
     crm = EventDestination(name="crm", url="https://crm.example.com/leads", invocation_rate_per_second=RATE)
-    schema = f"events_burst_{uuid.uuid4().hex[:8]}"
-    settings = settings_from_file("dev").model_copy(
-        update={"events_enabled": True, "event_destinations": [crm], "leads_table": f"{schema}.leads"}
-    )
-    running = start_pipeline(
-        e2e_data_dir / "events-burst",
-        settings,
-        events=True,
-        events_to=receiver.url,
-        ingest_environments=1,
-        database_url=postgres_uri,
-    )
-    yield running
-    running.pipeline.stop(drain_seconds=0)
-    with psycopg.connect(postgres_uri, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with leads_table_of_its_own(postgres_uri, "events-burst") as leads_table:
+        settings = settings_from_file("dev").model_copy(
+            update={"events_enabled": True, "event_destinations": [crm], "leads_table": leads_table}
+        )
+        running = start_pipeline(
+            e2e_data_dir / "events-burst",
+            settings,
+            events=True,
+            events_to=receiver.url,
+            ingest_environments=1,
+            database_url=postgres_uri,
+        )
+        yield running
+        running.pipeline.stop(drain_seconds=0)
 
 
 def most_in_any_second(times: list[float]) -> int:

@@ -14,10 +14,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.e2e.conftest import RunningPipeline, e2e_settings, http_request, start_pipeline, wait_for
+from tests.e2e.conftest import (
+    RunningPipeline,
+    e2e_settings,
+    http_request,
+    leads_table_of_its_own,
+    start_pipeline,
+    wait_for,
+)
 
 RATE_PER_SECOND, BURST = 0.5, 4
 
@@ -25,19 +31,13 @@ RATE_PER_SECOND, BURST = 0.5, 4
 @pytest.fixture(scope="module")
 def throttled_pipeline(e2e_data_dir: Path, postgres_uri: str) -> Iterator[RunningPipeline]:
     """Its table in a schema of its own on the session's PostgreSQL: the throttle needs no database of its own."""
-    schema = f"throttled_{uuid.uuid4().hex[:8]}"
-    settings = e2e_settings().model_copy(
-        update={
-            "throttle_rate_per_second": RATE_PER_SECOND,
-            "throttle_burst": BURST,
-            "leads_table": f"{schema}.leads",
-        }
-    )
-    running = start_pipeline(e2e_data_dir / "throttled", settings, database_url=postgres_uri)
-    yield running
-    running.pipeline.stop(drain_seconds=5)
-    with psycopg.connect(postgres_uri, autocommit=True) as connection:
-        connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with leads_table_of_its_own(postgres_uri, "throttled") as leads_table:
+        settings = e2e_settings().model_copy(
+            update={"throttle_rate_per_second": RATE_PER_SECOND, "throttle_burst": BURST, "leads_table": leads_table}
+        )
+        running = start_pipeline(e2e_data_dir / "throttled", settings, database_url=postgres_uri)
+        yield running
+        running.pipeline.stop(drain_seconds=5)
 
 
 def test_the_stage_bucket_is_shared_by_every_process(throttled_pipeline: RunningPipeline) -> None:
