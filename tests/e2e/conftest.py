@@ -383,8 +383,11 @@ class CaptchaApi:
         route.fulfill(status=status, content_type="application/json", headers=headers or {}, body=json.dumps(payload))
 
 
-def open_page(browser: Browser, api: CaptchaApi) -> Page:
+def open_page(browser: Browser, api: CaptchaApi, init_script: str | None = None) -> Page:
+    """A tab of a new browser on the stand-in's page; `init_script` runs before the page's own scripts."""
     context = browser.new_context()
+    if init_script is not None:
+        context.add_init_script(init_script)
     context.route(f"{ORIGIN}/**", api.handle)
     page = context.new_page()
     page.goto(ORIGIN + "/")
@@ -395,9 +398,19 @@ def widget_gives(page: Page, token: str, field: str = TOKEN_FIELD) -> None:
     page.evaluate("([t, f]) => { document.querySelector('#signup-form').elements[f].value = t; }", [token, field])
 
 
+def set_retry_budget(page: Page, seconds: float | None) -> None:
+    """This visit's form retries a lead for `seconds` (`data-leadpipe-retry-seconds`; None: the client's default)."""
+    if seconds is None:
+        page.evaluate("document.querySelector('#signup-form').removeAttribute('data-leadpipe-retry-seconds')")
+    else:
+        page.evaluate(
+            "(s) => document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', s)", str(seconds)
+        )
+
+
 def give_up_soon(page: Page) -> None:
     """This visit's form stops retrying after 0.2 s (its retry budget): a lead it cannot send is saved at once."""
-    page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '0.2')")
+    set_retry_budget(page, 0.2)
 
 
 def status_text(page: Page) -> str:

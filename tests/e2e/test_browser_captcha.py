@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     outbox,
     pump_until,
     record,
+    set_retry_budget,
     turnstile_widget_gives,
     unique_email,
     wait_for,
@@ -42,7 +43,7 @@ def test_a_503_after_the_captcha_passed_is_retried_with_the_pass_and_stored_once
     page = browser.new_context().new_page()
     posts, answers = record(page, info.api_url)
     page.goto(other_origin.origin + "/" if cross_origin else info.landing_page_url)
-    page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '120')")
+    set_retry_budget(page, 120)
     token = siteverify.issue()
     turnstile_widget_gives(page, token)
     email = unique_email("captcha-503")

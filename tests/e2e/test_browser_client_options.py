@@ -12,9 +12,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
-from tests.e2e.conftest import ORIGIN, CaptchaApi, pump_until, submit, widget_gives
+from tests.e2e.conftest import CaptchaApi, open_page, pump_until, set_retry_budget, submit, widget_gives
 
 # What the page sees of the client's waits: every leadpipe:retry's `wait` (public) and every interval it sets up.
 # Math.random is pinned to 0.5, so a back-off step of s milliseconds is a wait of exactly s / 2.
@@ -34,20 +34,21 @@ DEFAULT_BACKOFF_MS = 500
 DEFAULT_RECHECK_MS = 1000
 
 
-def test_the_script_tags_back_off_and_recheck_interval_are_honoured(browser: Browser) -> None:
-    api = CaptchaApi(client_options='data-backoff-seconds="0.05" data-recheck-seconds="0.1"')
-    context = browser.new_context()
-    context.add_init_script(OBSERVE)
-    context.route(f"{ORIGIN}/**", api.handle)
-    page = context.new_page()
-    page.goto(ORIGIN + "/")
-    page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '10')")
-    email = f"options-{uuid.uuid4().hex[:8]}@example.com"
-    # Given a token already spent, and the network down
+def offline_with_a_spent_token(page: Page, api: CaptchaApi) -> None:
+    """The widget holds a token already spent, and the network is down: the client retries, then rechecks."""
     spent = api.issue()
     api.spent.add(spent)
     widget_gives(page, spent)
     api.network_up = False
+
+
+def test_the_script_tags_back_off_and_recheck_interval_are_honoured(browser: Browser) -> None:
+    api = CaptchaApi(client_options='data-backoff-seconds="0.05" data-recheck-seconds="0.1"')
+    page = open_page(browser, api, OBSERVE)
+    set_retry_budget(page, 10)
+    email = f"options-{uuid.uuid4().hex[:8]}@example.com"
+    # Given a token already spent, and the network down
+    offline_with_a_spent_token(page, api)
     # When the visitor submits and the client retries six times
     submit(page, email)
     waits = pump_until(page, lambda: (w := page.evaluate("window.waits")) and len(w) >= 6 and w, 20, "six retries")
@@ -61,7 +62,7 @@ def test_the_script_tags_back_off_and_recheck_interval_are_honoured(browser: Bro
     # And once the widget has one, the lead goes out with it and is stored once
     widget_gives(page, api.issue())
     pump_until(page, lambda: api.rows_for(email) == 1, 20, "the lead stored")
-    context.close()
+    page.context.close()
 
 
 # None: no attribute; "0": not positive; "soon": not a number; "1e9": not below 100000; "0.01": under the floors
@@ -70,16 +71,9 @@ def test_the_script_tags_back_off_and_recheck_interval_are_honoured(browser: Bro
 def test_a_missing_or_unusable_value_leaves_the_default(browser: Browser, value: str | None) -> None:
     options = "" if value is None else f'data-backoff-seconds="{value}" data-recheck-seconds="{value}"'
     api = CaptchaApi(client_options=options)
-    context = browser.new_context()
-    context.add_init_script(OBSERVE)
-    context.route(f"{ORIGIN}/**", api.handle)
-    page = context.new_page()
-    page.goto(ORIGIN + "/")
+    page = open_page(browser, api, OBSERVE)
     # Given a token already spent, and the network down
-    spent = api.issue()
-    api.spent.add(spent)
-    widget_gives(page, spent)
-    api.network_up = False
+    offline_with_a_spent_token(page, api)
     # When the visitor submits and the first try fails
     submit(page, f"default-{uuid.uuid4().hex[:8]}@example.com")
     waits = pump_until(page, lambda: page.evaluate("window.waits"), 20, "a retry")
@@ -90,4 +84,4 @@ def test_a_missing_or_unusable_value_leaves_the_default(browser: Browser, value:
     intervals = pump_until(page, lambda: page.evaluate("window.intervals"), 20, "the recheck watcher")
     # Then the lead looks for a fresh token once a second
     assert intervals == [DEFAULT_RECHECK_MS]
-    context.close()
+    page.context.close()

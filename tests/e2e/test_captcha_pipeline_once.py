@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     SingleUseSiteverify,
     pump_until,
     record,
+    set_retry_budget,
     turnstile_widget_gives,
     unique_email,
     wait_for,
@@ -41,7 +42,7 @@ def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
     page = context.new_page()
     posts, answers = record(page, info.api_url)
     page.goto(info.landing_page_url)
-    page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '1')")
+    set_retry_budget(page, 1)
     turnstile_widget_gives(page, siteverify.issue())
     email = unique_email("redteam-twice")
     # Given the token verified but SQS was down: 503 (with a captcha pass); the lead is saved in the browser
@@ -56,7 +57,7 @@ def test_the_same_signup_clicked_again_after_a_token_refresh_is_two_rows(
         guarded_pipeline.pipeline.start_queue_service()
     assert 503 in [answer.status for answer in answers]
     # The 1 s budget only made the outage's lead saved at once; from here the form retries as long as by default
-    page.evaluate("document.querySelector('#signup-form').removeAttribute('data-leadpipe-retry-seconds')")
+    set_retry_budget(page, None)
     # And the widget refreshed its token meanwhile
     turnstile_widget_gives(page, siteverify.issue())
     # When the visitor clicks "Sign up" again on the unchanged form, and later opens the page again
@@ -97,7 +98,7 @@ def test_a_saved_lead_keeps_the_captcha_pass_its_last_503_carried(
     page = context.new_page()
     posts, answers = record(page, info.api_url)
     page.goto(info.landing_page_url)
-    page.evaluate("document.querySelector('#signup-form').setAttribute('data-leadpipe-retry-seconds', '1')")
+    set_retry_budget(page, 1)
     turnstile_widget_gives(page, siteverify.issue())
     guarded_pipeline.pipeline.stop_queue_service()
     try:
