@@ -17,14 +17,15 @@ import pytest
 
 from functions.contract import Lead, LeadEnvelope, Source
 from functions.worker import handler as worker
-from leadpipe import dlq, queue_sweep
+from leadpipe import dlq
 from leadpipe.cli import main as leadpipe
 from leadpipe.erasure import erase_from_dead_letters, erase_person
 from tests.conftest import LeadsDatabase
 from tests.events import sqs_event
 from tests.moto_mock import mock_aws
 
-pytestmark = pytest.mark.usefixtures("both_store_paths")  # the COPY-first and the INSERT-only store path
+# The COPY-first and the INSERT-only store path; sweeps that short-poll moto
+pytestmark = pytest.mark.usefixtures("both_store_paths", "short_polling_sweeps")
 
 
 def envelope_of(email: str, received_at: datetime | None = None) -> LeadEnvelope:
@@ -34,12 +35,6 @@ def envelope_of(email: str, received_at: datetime | None = None) -> LeadEnvelope
         source=Source(user_agent="pytest"),
         lead=Lead(email=email, campaign="SPRING"),
     )
-
-
-@pytest.fixture(autouse=True)
-def short_polling_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto answers a short poll from its one store: a sweep's last, empty receive need not wait a second."""
-    monkeypatch.setattr(queue_sweep, "SWEEP_WAIT_SECONDS", 0)
 
 
 @pytest.fixture

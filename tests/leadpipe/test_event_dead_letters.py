@@ -16,7 +16,6 @@ import boto3
 import pytest
 
 from infra.destinations import EventDestination
-from leadpipe import queue_sweep
 from leadpipe.event_dead_letters import EventsDeadLetterQueue, erase_person_from, peek, purge, redrive
 from tests.conftest import TEST_REGION
 from tests.moto_mock import mock_aws
@@ -28,10 +27,7 @@ EVENT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def short_polling_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto answers a short poll from its one store: a sweep's last, empty receive need not wait a second."""
-    monkeypatch.setattr(queue_sweep, "SWEEP_WAIT_SECONDS", 0)
+pytestmark = pytest.mark.usefixtures("short_polling_sweeps")
 
 
 @pytest.fixture
