@@ -68,7 +68,7 @@ class LocalDrainBreaker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.decision: DrainDecision | None = None  # the last decision written to the state file
-        self._noted: DrainDecision | None = None  # the last decision logged and added to `transitions`
+        self._noted: DrainDecision | None = None  # the last decision applied, logged and added to `transitions`
         self.since: str | None = None
         self.transitions: list[tuple[str, str]] = []  # (UTC time, state entered), for drills and status
 
@@ -103,7 +103,8 @@ class LocalDrainBreaker:
         pause = parse_pause_record(self._pause_file.read_text(encoding="utf-8") if self._pause_file.is_file() else None)
         # A paused drain needs no probe: nothing would change until the operator resumes.
         decision = decide(database_answers=pause is not None or self._probe(), pause=pause)
-        changed = self.decision is None or decision != self.decision
+        # A change from what was last applied, or one the state file does not say yet (its write failed)
+        changed = decision != self._noted or self.decision is None or decision != self.decision
         if not decision.receiving:
             self._source.pause()
             if changed:
@@ -120,7 +121,7 @@ class LocalDrainBreaker:
         return decision
 
     def _record(self, decision: DrainDecision) -> None:
-        if decision != self._noted:  # once per change, however many ticks a failing write is retried on
+        if decision != self._noted:  # once per change applied, however many ticks a failing write is retried on
             self.since = datetime.now(UTC).isoformat(timespec="milliseconds")
             self.transitions.append((self.since, decision.state.value))
             logger.warning("drain %s", decision.state.value)

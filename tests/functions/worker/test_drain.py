@@ -212,11 +212,12 @@ def test_local_breaker_records_a_resume_before_the_source_receives_again(tmp_pat
     # Given a drain held by the breaker
     breaker.check_now()
     assert breaker.check_now().state is DrainState.HELD_BY_BREAKER
+    seen_at_resume.clear()
     # When the database answers again
     breaker.check_now()
-    # Then by the time the source may receive again, the breaker and its state file both say running:
+    # Then the source may receive again once, and only once the breaker and its state file both say running:
     # a lead stored after the hold is never seen while `leadpipe status` still says held
-    assert seen_at_resume[-1] == ("running", "running")
+    assert seen_at_resume == [("running", "running")]
 
 
 def test_a_state_file_that_cannot_be_written_never_holds_the_drain(tmp_path: Path) -> None:
@@ -242,6 +243,27 @@ def test_a_state_file_that_cannot_be_written_never_holds_the_drain(tmp_path: Pat
     (tmp_path / STATE_FILE_NAME).rmdir()
     breaker.check_now()
     assert read_local_drain_state(tmp_path)["state"] == "running"
+
+
+def test_a_second_outage_after_an_unwritten_hold_is_noted_again(tmp_path: Path) -> None:
+    source, answers = FakeSource(), [True]
+    breaker = LocalDrainBreaker(source, lambda: answers[-1], tmp_path, interval_seconds=60)
+    breaker.check_now()
+    # Given a hold whose drain.json could not be written (a full disk for a moment)
+    (tmp_path / STATE_FILE_NAME).unlink()
+    (tmp_path / STATE_FILE_NAME).mkdir()
+    answers.append(False)
+    breaker.check_now()
+    (tmp_path / STATE_FILE_NAME).rmdir()
+    # When the database answers again, then goes away a second time
+    answers.append(True)
+    breaker.check_now()
+    answers.append(False)
+    breaker.check_now()
+    # Then each change is noted, the second outage too, and the state file says held since the second one
+    assert [state for _, state in breaker.transitions] == ["running", "held_by_breaker", "running", "held_by_breaker"]
+    state = read_local_drain_state(tmp_path)
+    assert (state["state"], state["since"]) == ("held_by_breaker", breaker.transitions[-1][0])
 
 
 def test_local_breaker_survives_a_probe_that_raises(tmp_path: Path) -> None:
